@@ -1,0 +1,51 @@
+import { bytesEqual } from "@custos/utils";
+import { Packr } from "msgpackr";
+import { DecodeError } from "./errors.js";
+
+/**
+ * The one msgpack configuration of the chain. Structures are arrays of integers, bigints,
+ * byte strings, strings, booleans and null. 64-bit quantities (heights, times, money) are always
+ * bigint, which msgpackr writes as int64 (0xd3) below 2^63; every other integer is a JS number
+ * below 2^32, written in its shortest form. Maps decode as `Map` (never plain objects, so no
+ * key can reach a prototype) and 64-bit integers decode as bigint, so decode -> encode
+ * reproduces the bytes exactly for everything this codec writes.
+ */
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: false,
+  int64AsType: "bigint",
+});
+
+/** Encodes into fresh bytes (msgpackr's own result may be a view of a buffer it reuses). */
+export function encode(value: unknown): Uint8Array {
+  return new Uint8Array(packr.pack(value));
+}
+
+/**
+ * Decodes exactly one msgpack value filling all of `bytes`. Anything else (truncated data,
+ * trailing bytes, over `maxBytes`) is a DecodeError naming `structure`.
+ */
+export function decode(bytes: Uint8Array, structure: string, maxBytes: number): unknown {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new DecodeError("DECODE_WRONG_TYPE", structure, "", "expected bytes");
+  }
+  if (bytes.byteLength > maxBytes) {
+    throw new DecodeError("DECODE_TOO_LARGE", structure, "", `${bytes.byteLength} bytes, limit ${maxBytes}`);
+  }
+  if (bytes.byteLength === 0) throw new DecodeError("DECODE_MALFORMED", structure, "", "empty input");
+  try {
+    return packr.unpack(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  } catch (err) {
+    throw new DecodeError("DECODE_MALFORMED", structure, "", `not valid msgpack (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Refuses input whose canonical re-encoding differs: one value, one byte string. Hashes and
+ * signatures cover exact bytes, and this keeps two encodings of one value from ever coexisting.
+ */
+export function assertCanonical(original: Uint8Array, reencoded: Uint8Array, structure: string): void {
+  if (!bytesEqual(original, reencoded)) {
+    throw new DecodeError("DECODE_NON_CANONICAL", structure, "", "not in canonical encoding");
+  }
+}

@@ -1,0 +1,255 @@
+import { createRequire } from "node:module";
+import { bigIntToBytes, fromHex, toHex } from "@custos/utils";
+import { describe, expect, it } from "vitest";
+import {
+  compressPublicKey,
+  JsSm2Backend,
+  SM2_N,
+  SM2_P,
+  SM2_STANDARD_EXAMPLE,
+  type Sm2Backend,
+  selectSm2,
+  sm2Digest,
+  sm2Za,
+  uncompressPublicKey,
+} from "../../src/index.js";
+import { allBackends, nativeBackend, seededBytes } from "../helpers.js";
+
+// sm-crypto, the original library, as an independent reference (CommonJS).
+const smCrypto = createRequire(import.meta.url)("sm-crypto").sm2 as {
+  doSignature(msg: number[], priv: string, o: { hash: boolean; der: boolean }): string;
+  doVerifySignature(msg: number[], sig: string, pub: string, o: { hash: boolean; der: boolean }): boolean;
+};
+
+const ex = SM2_STANDARD_EXAMPLE;
+const enc = (s: string) => new TextEncoder().encode(s);
+const backends = allBackends();
+
+describe("SM2 standard example (GB/T 32918.5, recommended curve)", () => {
+  it("derives Z_A and e of the standard", () => {
+    const xy = fromHex(ex.publicKey).subarray(1);
+    expect(toHex(sm2Za(xy))).toBe(ex.za);
+    expect(toHex(sm2Digest(xy, enc(ex.message)))).toBe(ex.e);
+  });
+
+  for (const b of backends) {
+    it(`${b.name}: reproduces the public key and accepts the standard signature`, () => {
+      expect(toHex(b.publicKey(fromHex(ex.privateKey)))).toBe(ex.publicKey);
+      const pub = fromHex(ex.publicKey);
+      expect(b.verify(pub, enc(ex.message), fromHex(ex.signature))).toBe(true);
+      expect(b.verify(compressPublicKey(pub), enc(ex.message), fromHex(ex.signature))).toBe(true);
+      expect(b.verify(pub, enc("message digesT"), fromHex(ex.signature))).toBe(false);
+    });
+  }
+
+  it("reports which backend is active and why", () => {
+    const sel = selectSm2();
+    const forced = process.env.CUSTOS_SM2_BACKEND;
+    if (forced === "js" || forced === "native") expect(sel.backend.name).toBe(forced);
+    if (process.env.CI && forced !== "js") expect(sel.backend.name).toBe("native");
+    expect(sel.reason.length).toBeGreaterThan(0);
+  });
+});
+
+type Signer = { name: string; sign(priv: Uint8Array, msg: Uint8Array): Uint8Array };
+type Verifier = { name: string; verify(pub65: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean };
+
+const smCryptoSigner: Signer = {
+  name: "sm-crypto",
+  sign: (priv, msg) =>
+    fromHex(smCrypto.doSignature(Array.from(msg), toHex(priv), { hash: true, der: false })),
+};
+const smCryptoVerifier: Verifier = {
+  name: "sm-crypto",
+  verify: (pub, msg, sig) =>
+    smCrypto.doVerifySignature(Array.from(msg), toHex(sig), toHex(pub), { hash: true, der: false }),
+};
+
+describe("cross-verification of 1,000 random signatures", () => {
+  it("every signature made by one of native / JS / sm-crypto verifies with all three", () => {
+    const signers: Signer[] = [...backends, smCryptoSigner];
+    const verifiers: Verifier[] = [...backends, smCryptoVerifier];
+    const js = new JsSm2Backend();
+    const rnd = seededBytes(2026);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 1000; i++) {
+      let priv = rnd(32);
+      while ((priv[0] as number) === 0xff) priv = rnd(32); // keep d < n - 1
+      const msg = rnd(i % 97);
+      const signer = signers[i % signers.length] as Signer;
+      const sig = signer.sign(priv, msg);
+      const pub = js.publicKey(priv);
+      for (const v of verifiers) {
+        const ok = v.verify(pub, msg, sig);
+        if (!ok) throw new Error(`case ${i}: ${v.name} rejected a signature by ${signer.name}`);
+        const key = `${signer.name}->${v.name}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      // and a one-bit change is rejected by every verifier
+      if (i % 10 === 0) {
+        const bad = sig.slice();
+        bad[i % 64] = (bad[i % 64] as number) ^ 0x80;
+        for (const v of verifiers)
+          expect(v.verify(pub, msg, bad), `${v.name} accepted a corrupted sig`).toBe(false);
+      }
+    }
+    for (const s of signers)
+      for (const v of verifiers) expect(counts.get(`${s.name}->${v.name}`)).toBeGreaterThan(300);
+  }, 240_000); // sm-crypto does ~50 ops/s
+});
+
+describe("native fast path against OpenSSL's own multiplication", () => {
+  const native = nativeBackend();
+  it.skipIf(native === null)("agrees on 3,000 valid, corrupted and random signatures", () => {
+    const n = native as NonNullable<typeof native>;
+    const rnd = seededBytes(99);
+    let valid = 0;
+    for (let i = 0; i < 3000; i++) {
+      const priv = rnd(32);
+      priv[0] = (priv[0] as number) & 0x7f;
+      const msg = rnd(i % 50);
+      const pub = i % 2 ? n.publicKey(priv) : compressPublicKey(n.publicKey(priv));
+      let sig = n.sign(priv, msg);
+      if (i % 3 === 1) sig[(i * 7) % 64] = (sig[(i * 7) % 64] as number) ^ (1 << (i % 8));
+      if (i % 3 === 2) sig = rnd(64);
+      const fast = n.verify(pub, msg, sig);
+      expect(fast).toBe(n.verifyReference(pub, msg, sig));
+      if (fast) valid++;
+    }
+    expect(valid).toBe(1000);
+  });
+
+  it.skipIf(native === null)("agrees at the edges of the scalar range", () => {
+    const n = native as NonNullable<typeof native>;
+    const priv = fromHex("0000000000000000000000000000000000000000000000000000000000000001");
+    const pub = n.publicKey(priv);
+    const msg = enc("edge");
+    for (const r of [1n, 2n, SM2_N - 1n, SM2_N - 2n, 1n << 255n]) {
+      for (const s of [1n, 2n, SM2_N - 1n, SM2_N - 3n, (1n << 128n) + 7n]) {
+        const sig = new Uint8Array([...bigIntToBytes(r, 32), ...bigIntToBytes(s, 32)]);
+        expect(n.verify(pub, msg, sig)).toBe(n.verifyReference(pub, msg, sig));
+      }
+    }
+  });
+});
+
+/** Every kind of malformed input a verifier must reject without throwing. */
+function malformedCases(): { name: string; pub: unknown; msg: unknown; sig: unknown }[] {
+  const pub = fromHex(ex.publicKey);
+  const msg = enc(ex.message);
+  const sig = fromHex(ex.signature);
+  const rs = (r: bigint, s: bigint) => new Uint8Array([...bigIntToBytes(r, 32), ...bigIntToBytes(s, 32)]);
+  const r = BigInt(`0x${ex.signature.slice(0, 64)}`);
+  const offCurve = pub.slice();
+  offCurve[64] = (offCurve[64] as number) ^ 1;
+  // an x with no square root mod p: x = 3 has none for SM2's b (checked by the test below)
+  const noRoot = new Uint8Array(33);
+  noRoot[0] = 2;
+  noRoot[32] = 3;
+  const xTooBig = new Uint8Array([2, ...bigIntToBytes(SM2_P, 32)]);
+  const hybrid = pub.slice();
+  hybrid[0] = 6;
+  const cases = [
+    { name: "empty signature", pub, msg, sig: new Uint8Array() },
+    { name: "63-byte signature", pub, msg, sig: sig.subarray(0, 63) },
+    { name: "65-byte signature", pub, msg, sig: new Uint8Array([...sig, 0]) },
+    { name: "DER signature", pub, msg, sig: new Uint8Array(72) },
+    { name: "r = 0", pub, msg, sig: rs(0n, 5n) },
+    { name: "s = 0", pub, msg, sig: rs(r, 0n) },
+    { name: "r = n", pub, msg, sig: rs(SM2_N, 5n) },
+    { name: "s = n", pub, msg, sig: rs(r, SM2_N) },
+    { name: "r, s = 2^256 - 1", pub, msg, sig: rs((1n << 256n) - 1n, (1n << 256n) - 1n) },
+    { name: "r + s = n", pub, msg, sig: rs(r, SM2_N - r) },
+    { name: "all-zero signature", pub, msg, sig: new Uint8Array(64) },
+    { name: "empty key", pub: new Uint8Array(), msg, sig },
+    { name: "point at infinity (00)", pub: new Uint8Array([0]), msg, sig },
+    { name: "32-byte key", pub: pub.subarray(1, 33), msg, sig },
+    { name: "64-byte key (no prefix)", pub: pub.subarray(1), msg, sig },
+    { name: "66-byte key", pub: new Uint8Array([...pub, 0]), msg, sig },
+    { name: "uncompressed prefix on 33 bytes", pub: new Uint8Array([4, ...pub.subarray(1, 33)]), msg, sig },
+    { name: "compressed prefix on 65 bytes", pub: new Uint8Array([2, ...pub.subarray(1)]), msg, sig },
+    { name: "hybrid prefix 06", pub: hybrid, msg, sig },
+    { name: "prefix 05", pub: new Uint8Array([5, ...pub.subarray(1, 33)]), msg, sig },
+    { name: "off-curve uncompressed key", pub: offCurve, msg, sig },
+    { name: "compressed x without a square root", pub: noRoot, msg, sig },
+    { name: "compressed x = p", pub: xTooBig, msg, sig },
+    { name: "all-zero 65-byte key", pub: new Uint8Array(65), msg, sig },
+    { name: "key as hex string", pub: ex.publicKey, msg, sig },
+    { name: "signature as hex string", pub, msg, sig: ex.signature },
+    { name: "message as string", pub, msg: ex.message, sig },
+    { name: "null everything", pub: null, msg: null, sig: null },
+    { name: "number arrays", pub: Array.from(pub), msg: Array.from(msg), sig: Array.from(sig) },
+  ];
+  return cases;
+}
+
+describe("malformed input never verifies and never throws", () => {
+  it("the no-square-root fixture really has no root", () => {
+    // x = 3: x^3 + ax + b must be a non-residue, else the fixture tests nothing.
+    const rhs =
+      (27n + 3n * (SM2_P - 3n) + 0x28e9fa9e9d9f5e344d5a9e4bcf6509a7f39789f515ab8f92ddbcbd414d940e93n) % SM2_P;
+    let acc = 1n;
+    let b = rhs;
+    let e = (SM2_P - 1n) / 2n;
+    while (e > 0n) {
+      if (e & 1n) acc = (acc * b) % SM2_P;
+      b = (b * b) % SM2_P;
+      e >>= 1n;
+    }
+    expect(acc).toBe(SM2_P - 1n); // Euler's criterion: -1 means no square root
+  });
+
+  const cases = malformedCases();
+  const verifiers: (Sm2Backend | { name: string; verify: typeof nativeRef })[] = [...backends];
+  const native = nativeBackend();
+  const nativeRef = (p: Uint8Array, m: Uint8Array, s: Uint8Array) =>
+    (native as NonNullable<typeof native>).verifyReference(p, m, s);
+  if (native) verifiers.push({ name: "native-reference", verify: nativeRef });
+  for (const v of verifiers) {
+    it(`${v.name}: rejects ${cases.length} malformed inputs`, () => {
+      for (const c of cases) {
+        let result: unknown;
+        expect(() => {
+          result = v.verify(c.pub as Uint8Array, c.msg as Uint8Array, c.sig as Uint8Array);
+        }, c.name).not.toThrow();
+        expect(result, c.name).toBe(false);
+      }
+    });
+  }
+
+  it("a valid case among them does verify (the fixtures are not all broken)", () => {
+    for (const b of backends) {
+      expect(b.verify(fromHex(ex.publicKey), enc(ex.message), fromHex(ex.signature))).toBe(true);
+    }
+  });
+});
+
+describe("private keys", () => {
+  for (const b of backends) {
+    it(`${b.name}: refuses keys outside [1, n-2]`, () => {
+      for (const d of [0n, SM2_N - 1n, SM2_N, (1n << 256n) - 1n]) {
+        const priv = bigIntToBytes(d, 32);
+        expect(() => b.sign(priv, enc("m")), d.toString(16)).toThrow(
+          expect.objectContaining({ code: "SM2_INVALID_PRIVATE_KEY" }),
+        );
+        expect(() => b.publicKey(priv)).toThrow(expect.objectContaining({ code: "SM2_INVALID_PRIVATE_KEY" }));
+      }
+      expect(() => b.sign(new Uint8Array(31).fill(1), enc("m"))).toThrow(
+        expect.objectContaining({ code: "SM2_INVALID_PRIVATE_KEY" }),
+      );
+      const edge = bigIntToBytes(SM2_N - 2n, 32);
+      const sig = b.sign(edge, enc("m"));
+      expect(b.verify(b.publicKey(edge), enc("m"), sig)).toBe(true);
+    });
+  }
+
+  it("compressed and uncompressed keys convert both ways", () => {
+    const pub = fromHex(ex.publicKey);
+    const c = compressPublicKey(pub);
+    expect(toHex(c)).toBe(`03${ex.publicKey.slice(2, 66)}`); // y of the example is odd
+    expect(toHex(uncompressPublicKey(c))).toBe(ex.publicKey);
+    expect(() => compressPublicKey(new Uint8Array(65))).toThrow(
+      expect.objectContaining({ code: "INVALID_PUBLIC_KEY" }),
+    );
+  });
+});

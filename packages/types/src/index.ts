@@ -1,0 +1,5 @@
+export * from "./block.js";
+export * from "./certificate.js";
+export * from "./limits.js";
+export * from "./receipt.js";
+export * from "./tx.js";

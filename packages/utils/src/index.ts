@@ -1,0 +1,4 @@
+export * from "./bytes.js";
+export * from "./errors.js";
+export * from "./logger.js";
+export * from "./sleep.js";

@@ -1,0 +1,28 @@
+import { defaultServerConditions } from "vite";
+import { defineConfig } from "vitest/config";
+
+// Workspace packages export "custos-source" -> src/index.ts, so tests run against the
+// TypeScript sources of every package without a build step in between.
+const conditions = ["custos-source", ...defaultServerConditions];
+
+const project = (name: string, root: string, extra: Record<string, unknown> = {}) => ({
+  extends: true as const,
+  test: { name, root, include: ["test/**/*.test.ts"], ...extra },
+});
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions } },
+  test: {
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    projects: [
+      project("utils", "packages/utils"),
+      project("logger", "packages/logger"),
+      project("crypto", "packages/crypto"),
+      project("codec", "packages/codec"),
+      project("types", "packages/types"),
+      project("cli", "cli"),
+    ],
+  },
+});
