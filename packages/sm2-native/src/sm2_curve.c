@@ -190,6 +190,19 @@ static void jp_dbl(jpoint *r, const jpoint *a) {
   fe_sub(r->y, t1, gamma);
 }
 
+/* The common end of add-2007-bl and madd-2007-bl: X3 = rr^2 - J - 2V, Y3 = rr (V - X3) - 2 S1 J. */
+static void add_finish(jpoint *r, const fe rr, const fe j, const fe v, const fe s1j) {
+  fe t, twice;
+  fe_sqr(t, rr);
+  fe_sub(t, t, j);
+  fe_sub(t, t, v);
+  fe_sub(r->x, t, v);
+  fe_sub(t, v, r->x);
+  fe_mul(t, rr, t);
+  fe_add(twice, s1j, s1j);
+  fe_sub(r->y, t, twice);
+}
+
 /* add-2007-bl, with every special case handled exactly. r may alias a. */
 static void jp_add(jpoint *r, const jpoint *a, const jpoint *b) {
   if (jp_is_inf(a)) {
@@ -226,15 +239,8 @@ static void jp_add(jpoint *r, const jpoint *a, const jpoint *b) {
   fe_sub(t, t, z1z1);
   fe_sub(t, t, z2z2);
   fe_mul(r->z, t, h);
-  fe_sqr(t, rr);
-  fe_sub(t, t, j);
-  fe_sub(t, t, v);
-  fe_sub(r->x, t, v);
-  fe_sub(t, v, r->x);
-  fe_mul(t, rr, t);
   fe_mul(s1, s1, j);
-  fe_add(s1, s1, s1);
-  fe_sub(r->y, t, s1);
+  add_finish(r, rr, j, v, s1);
 }
 
 /* madd-2007-bl: r = a + (bx, by, 1). r may alias a. */
@@ -268,14 +274,7 @@ static void jp_add_affine(jpoint *r, const jpoint *a, const fe bx, const fe by) 
   fe_sub(t, t, z1z1);
   fe_sub(r->z, t, hh);
   fe_mul(s2, a->y, j); /* Y1 * J, before Y is overwritten */
-  fe_sqr(t, rr);
-  fe_sub(t, t, j);
-  fe_sub(t, t, v);
-  fe_sub(r->x, t, v);
-  fe_sub(t, v, r->x);
-  fe_mul(t, rr, t);
-  fe_add(s2, s2, s2);
-  fe_sub(r->y, t, s2);
+  add_finish(r, rr, j, v, s2);
 }
 
 /* Width-w NAF of a 256-bit scalar (big-endian bytes). Returns the number of digits (<= 257). */

@@ -54,3 +54,31 @@ describe("keys and addresses", () => {
     );
   });
 });
+
+describe("backend selection", () => {
+  it("logs the chosen backend once, however often it is asked", async () => {
+    const { selectSm2 } = await import("../../src/index.js");
+    const lines: [string, Record<string, unknown> | undefined][] = [];
+    const logger = {
+      trace() {},
+      debug() {},
+      info(msg: string, fields?: Record<string, unknown>) {
+        lines.push([msg, fields]);
+      },
+      warn() {},
+      error() {},
+      child() {
+        return logger;
+      },
+    };
+    const first = selectSm2({ logger });
+    const second = selectSm2({ logger });
+    expect(second.backend).toBe(first.backend);
+    expect(lines).toEqual([
+      [
+        "sm2 backend selected",
+        { backend: first.backend.name, requested: first.requested, reason: first.reason },
+      ],
+    ]);
+  });
+});
