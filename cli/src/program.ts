@@ -1,5 +1,6 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
+import { registerChainCommands } from "./commands/chain.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerKeyCommands } from "./commands/keys.js";
 
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerKeyCommands(program);
+  registerChainCommands(program);
   registerDoctor(program);
   return program;
 }

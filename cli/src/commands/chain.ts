@@ -1,0 +1,318 @@
+import { CustosClient, formatFen, parseYuan, type ReceiptView, Wallet } from "@custos/client";
+import { loadKeystoreFile, parseAddress } from "@custos/crypto";
+import { CustosNode, initHome } from "@custos/node";
+import { CustosError } from "@custos/utils";
+import type { Command } from "commander";
+import { output, readPassword, UsageError } from "../io.js";
+
+const DEFAULT_RPC = process.env.CUSTOS_RPC ?? "http://127.0.0.1:8545";
+
+interface RpcOpts {
+  rpc: string;
+  json?: boolean;
+  apiKey?: string;
+}
+
+function client(o: RpcOpts): CustosClient {
+  const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
+  return new CustosClient(o.rpc, key ? { apiKey: key } : {});
+}
+
+const rpcOption = (c: Command) =>
+  c
+    .option("--rpc <url>", "node RPC URL (or CUSTOS_RPC)", DEFAULT_RPC)
+    .option("--api-key <key>", "RPC API key (or CUSTOS_API_KEY)")
+    .option("--json", "print one JSON document");
+
+interface SignOpts extends RpcOpts {
+  key: string;
+  passwordFile?: string;
+  wait: boolean;
+  timeout: string;
+}
+
+const signOption = (c: Command) =>
+  rpcOption(c)
+    .requiredOption("--key <file>", "keystore of the sender")
+    .option("--password-file <file>", "file holding the keystore password (else CUSTOS_PASSWORD)")
+    .option("--no-wait", "return once the pool has accepted the transaction")
+    .option("--timeout <seconds>", "how long to wait for the receipt", "60");
+
+async function wallet(o: SignOpts): Promise<Wallet> {
+  return new Wallet(client(o), await loadKeystoreFile(o.key, await readPassword(o)));
+}
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError("--timeout takes a positive number of seconds");
+  return n * 1000;
+}
+
+/** Sends, waits, prints; a failed transaction exits non-zero with its error code. */
+async function sendAndReport(
+  o: SignOpts,
+  w: Wallet,
+  call: Parameters<Wallet["send"]>[0],
+  human: (r: ReceiptView) => string,
+) {
+  const r = await w.send(call, { wait: o.wait, timeoutMs: seconds(o.timeout) });
+  if (!r.receipt) {
+    output(!!o.json, { hash: r.hash, status: "pending" }, `accepted: ${r.hash}`);
+    return;
+  }
+  const doc = { hash: r.hash, blockHeight: r.view?.blockHeight, ...r.receipt };
+  output(
+    !!o.json,
+    doc,
+    r.receipt.success
+      ? `${human(r.receipt)}\ntx ${r.hash} in block ${r.view?.blockHeight}`
+      : `tx ${r.hash} failed`,
+  );
+  if (!r.receipt.success) {
+    throw new CustosError(
+      r.receipt.errorCode ?? "TX_FAILED",
+      `transaction failed: ${r.receipt.errorMessage ?? r.receipt.errorCode}`,
+    );
+  }
+}
+
+function address(v: string, flag: string): string {
+  try {
+    return parseAddress(v);
+  } catch {
+    throw new UsageError(`${flag} must be an address (0x + 40 hex digits)`);
+  }
+}
+
+function amount(v: string): bigint {
+  try {
+    return parseYuan(v);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+export function registerChainCommands(program: Command): void {
+  program
+    .command("init")
+    .description(
+      "create a node home: node key and config; --dev adds a one-validator genesis with demo members",
+    )
+    .requiredOption("--home <dir>", "node home directory")
+    .option("--dev", "development chain: genesis, demo members, dev-password and dev-accounts.json")
+    .option("--chain-id <id>", "chain id", "custos-dev")
+    .option("--rpc-listen <host:port>", "RPC address written to config.json", "127.0.0.1:8545")
+    .option("--password-file <file>", "node key password (not needed with --dev)")
+    .option("--json", "print one JSON document")
+    .action(
+      async (o: {
+        home: string;
+        dev?: boolean;
+        chainId: string;
+        rpcListen: string;
+        passwordFile?: string;
+        json?: boolean;
+      }) => {
+        const password =
+          o.dev && o.passwordFile === undefined && process.env.CUSTOS_PASSWORD === undefined
+            ? undefined
+            : await readPassword(o, true);
+        const r = await initHome({
+          home: o.home,
+          dev: !!o.dev,
+          chainId: o.chainId,
+          rpcListen: o.rpcListen,
+          ...(password ? { password } : {}),
+        });
+        const lines = [`home:      ${r.home}`, `chain:     ${r.chainId}`, `node key:  ${r.nodeAddress}`];
+        if (r.accounts)
+          lines.push(
+            `accounts:  ${r.accounts.length} demo members in ${r.home}/dev-accounts.json`,
+            `start:     custos node start --home ${r.home}`,
+          );
+        else
+          lines.push(
+            "next:      put a genesis.json in the home (custos genesis, with the network issue), then custos node start",
+          );
+        output(!!o.json, r as unknown as Record<string, unknown>, lines.join("\n"));
+      },
+    );
+
+  const node = program.command("node").description("run a node");
+  node
+    .command("start")
+    .description("run a node in the foreground until SIGINT/SIGTERM; prints its RPC URL")
+    .requiredOption("--home <dir>", "node home directory")
+    .option("--rpc-listen <host:port>", "RPC listen address (overrides config.json)")
+    .option("--p2p-listen <multiaddr>", "libp2p listen address")
+    .option("--observer", "run as a read-only observer")
+    .option(
+      "--password-file <file>",
+      "node key password (else config nodeKey.passwordFile, else CUSTOS_PASSWORD)",
+    )
+    .option("--json", "print the RPC URL as one JSON document")
+    .action(
+      async (o: {
+        home: string;
+        rpcListen?: string;
+        p2pListen?: string;
+        observer?: boolean;
+        passwordFile?: string;
+        json?: boolean;
+      }) => {
+        if (o.p2pListen !== undefined || o.observer) {
+          throw new CustosError(
+            "NOT_AVAILABLE_YET",
+            "--p2p-listen and --observer need the libp2p network, which this build does not have yet",
+          );
+        }
+        const password = o.passwordFile ? await readPassword(o) : undefined;
+        const n = await CustosNode.start({
+          home: o.home,
+          ...(o.rpcListen ? { rpcListen: o.rpcListen } : {}),
+          ...(password ? { password } : {}),
+        });
+        output(
+          !!o.json,
+          { rpc: n.rpcUrl, chainId: n.genesis.chainId, height: n.ledger.head.height },
+          `rpc: ${n.rpcUrl}`,
+        );
+        await new Promise<void>((resolve, reject) => {
+          const stop = () => {
+            process.off("SIGINT", stop);
+            process.off("SIGTERM", stop);
+            n.stop().then(resolve, reject);
+          };
+          process.on("SIGINT", stop);
+          process.on("SIGTERM", stop);
+          n.onFatal((err) => {
+            n.stop().finally(() => reject(new CustosError("NODE_FATAL", `the node stopped: ${err.message}`)));
+          });
+        });
+      },
+    );
+
+  rpcOption(
+    program.command("status").description("a node's chain id, height, latest hash, role, view, peers"),
+  ).action(async (o: RpcOpts) => {
+    const s = await client(o).status();
+    output(
+      !!o.json,
+      s as unknown as Record<string, unknown>,
+      `chain ${s.chainId} height ${s.height} ${s.latestHash}\nrole ${s.role}, view ${s.view}, peers ${s.peers}, pool ${s.pool.size} tx`,
+    );
+  });
+
+  const block = program.command("block").description("blocks");
+  rpcOption(
+    block
+      .command("get")
+      .description("a block by height, hash or 'latest', with its commit certificate")
+      .argument("<ref>", "HEIGHT | HASH | latest"),
+  ).action(async (ref: string, o: RpcOpts) => {
+    const r = /^[0-9]+$/.test(ref) ? Number(ref) : ref;
+    const b = await client(o).getBlock(r);
+    output(
+      !!o.json,
+      b,
+      `block ${b.height} ${b.hash}\nprev ${b.prevHash}\nstate ${b.stateRoot}\ntxs ${b.txCount}, certified by ${(b.certificate as { signatures?: unknown[] } | null)?.signatures?.length ?? 0} validator(s)`,
+    );
+  });
+
+  const tx = program.command("tx").description("transactions");
+  rpcOption(
+    tx.command("get").description("a transaction with its receipt and inclusion proofs").argument("<hash>"),
+  ).action(async (hash: string, o: RpcOpts) => {
+    const v = await client(o).getTx(hash);
+    output(
+      !!o.json,
+      v as unknown as Record<string, unknown>,
+      v.status === "pending"
+        ? `${hash} pending`
+        : `${hash} in block ${v.blockHeight}: ${v.receipt?.success ? "success" : `failed ${v.receipt?.errorCode}`}`,
+    );
+  });
+  rpcOption(
+    tx
+      .command("wait")
+      .description("wait until a transaction commits; non-zero exit when it failed")
+      .argument("<hash>"),
+  )
+    .option("--timeout <seconds>", "how long to wait", "60")
+    .action(async (hash: string, o: RpcOpts & { timeout: string }) => {
+      const v = await client(o).waitForTx(hash, { timeoutMs: seconds(o.timeout) });
+      output(
+        !!o.json,
+        v as unknown as Record<string, unknown>,
+        `${hash} in block ${v.blockHeight}: ${v.receipt?.success ? "success" : `failed ${v.receipt?.errorCode}`}`,
+      );
+      if (!v.receipt?.success)
+        throw new CustosError(
+          v.receipt?.errorCode ?? "TX_FAILED",
+          `transaction failed: ${v.receipt?.errorMessage}`,
+        );
+    });
+
+  const ecny = program
+    .command("ecny")
+    .description("the digital-RMB (e-CNY) ledger; amounts in yuan, e.g. 12.34");
+  signOption(ecny.command("issue").description("issue e-CNY on a recharge (operator)"))
+    .requiredOption("--to <address>", "receiving account")
+    .requiredOption("--amount <yuan>", "amount in yuan")
+    .requiredOption("--recharge-id <id>", "idempotency key of the recharge: a repeated id is refused")
+    .action(async (o: SignOpts & { to: string; amount: string; rechargeId: string }) => {
+      const amt = amount(o.amount);
+      const to = address(o.to, "--to");
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to: "ecny", method: "issue", args: [to, amt, o.rechargeId] },
+        () => `issued ${formatFen(amt)} yuan to ${to}`,
+      );
+    });
+  signOption(ecny.command("transfer").description("transfer e-CNY from the key's account"))
+    .requiredOption("--to <address>", "receiving account")
+    .requiredOption("--amount <yuan>", "amount in yuan")
+    .action(async (o: SignOpts & { to: string; amount: string }) => {
+      const amt = amount(o.amount);
+      const to = address(o.to, "--to");
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to: "ecny", method: "transfer", args: [to, amt] },
+        () => `transferred ${formatFen(amt)} yuan to ${to}`,
+      );
+    });
+  signOption(ecny.command("freeze").description("freeze an account (regulator)").argument("<address>"))
+    .requiredOption("--reason <text>", "why (recorded on chain)")
+    .action(async (addr: string, o: SignOpts & { reason: string }) => {
+      const a = address(addr, "ADDRESS");
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to: "ecny", method: "freeze", args: [a, o.reason] },
+        () => `froze ${a}`,
+      );
+    });
+  signOption(
+    ecny.command("unfreeze").description("unfreeze an account (regulator)").argument("<address>"),
+  ).action(async (addr: string, o: SignOpts) => {
+    const a = address(addr, "ADDRESS");
+    await sendAndReport(
+      o,
+      await wallet(o),
+      { to: "ecny", method: "unfreeze", args: [a] },
+      () => `unfroze ${a}`,
+    );
+  });
+  rpcOption(ecny.command("balance").description("an account's e-CNY balance").argument("<address>")).action(
+    async (addr: string, o: RpcOpts) => {
+      const b = await client(o).ecnyBalance(address(addr, "ADDRESS"));
+      output(
+        !!o.json,
+        b,
+        `${b.address}: ${formatFen(BigInt(b.balance))} yuan${b.frozen ? ` (frozen: ${b.frozen})` : ""}`,
+      );
+    },
+  );
+}

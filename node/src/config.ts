@@ -1,0 +1,124 @@
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { CustosError } from "@custos/utils";
+import type { ApiKey } from "./rpc/server.js";
+import { DEFAULT_POOL_OPTIONS, type TxPoolOptions } from "./txpool/txpool.js";
+
+/** HOME/config.json: how this node runs (what the chain is lives in genesis.json). */
+export interface NodeConfig {
+  rpc: {
+    listen: string;
+    maxBodyBytes: number;
+    rateLimit: number;
+    apiKeys?: ApiKey[];
+    tls?: { certFile: string; keyFile: string };
+  };
+  pool: TxPoolOptions;
+  nodeKey: { file: string; passwordFile?: string };
+  log: { level: "trace" | "debug" | "info" | "warn" | "error"; maxFileBytes: number; keepFiles: number };
+}
+
+export const DEFAULT_CONFIG: NodeConfig = {
+  rpc: { listen: "127.0.0.1:8545", maxBodyBytes: 1024 * 1024, rateLimit: 0 },
+  pool: DEFAULT_POOL_OPTIONS,
+  nodeKey: { file: "keys/node.json" },
+  log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10 },
+};
+
+export const homePaths = (home: string) => ({
+  config: join(home, "config.json"),
+  genesis: join(home, "genesis.json"),
+  ledger: join(home, "data", "ledger"),
+  logs: join(home, "logs"),
+});
+
+function bad(field: string, why: string): CustosError {
+  return new CustosError("CONFIG_INVALID", `config.json ${field}: ${why}`, { field });
+}
+
+export function parseListen(v: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : -1;
+  if (!m || port > 65535) throw bad("rpc.listen", `expected HOST:PORT, got ${JSON.stringify(v)}`);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ""), port };
+}
+
+function posInt(v: unknown, field: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0)
+    throw bad(field, "expected a non-negative integer");
+  return v;
+}
+
+/** Reads and validates HOME/config.json; missing fields take their defaults. */
+export async function loadConfig(home: string): Promise<NodeConfig> {
+  let raw: Record<string, unknown> = {};
+  try {
+    raw = JSON.parse(await readFile(homePaths(home).config, "utf8"));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      throw bad("", `unreadable or not JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw bad("", "expected an object");
+  const rpc = (raw.rpc ?? {}) as Record<string, unknown>;
+  const pool = (raw.pool ?? {}) as Record<string, unknown>;
+  const key = (raw.nodeKey ?? {}) as Record<string, unknown>;
+  const log = (raw.log ?? {}) as Record<string, unknown>;
+  const listen = typeof rpc.listen === "string" ? rpc.listen : DEFAULT_CONFIG.rpc.listen;
+  parseListen(listen);
+  let apiKeys: ApiKey[] | undefined;
+  if (rpc.apiKeys !== undefined) {
+    if (!Array.isArray(rpc.apiKeys)) throw bad("rpc.apiKeys", "expected an array");
+    apiKeys = rpc.apiKeys.map((k, i) => {
+      const o = k as Record<string, unknown>;
+      const scopes = o.scopes;
+      if (typeof o.key !== "string" || o.key.length < 16)
+        throw bad(`rpc.apiKeys[${i}].key`, "expected a string of 16+ characters");
+      if (!Array.isArray(scopes) || scopes.some((s) => s !== "read" && s !== "write" && s !== "admin")) {
+        throw bad(`rpc.apiKeys[${i}].scopes`, 'expected an array of "read", "write", "admin"');
+      }
+      return { key: o.key, scopes, ...(typeof o.name === "string" ? { name: o.name } : {}) } as ApiKey;
+    });
+  }
+  const tlsIn = rpc.tls as Record<string, unknown> | undefined;
+  if (tlsIn !== undefined && (typeof tlsIn.certFile !== "string" || typeof tlsIn.keyFile !== "string")) {
+    throw bad("rpc.tls", "expected {certFile, keyFile}");
+  }
+  const level = log.level ?? DEFAULT_CONFIG.log.level;
+  if (!["trace", "debug", "info", "warn", "error"].includes(level as string))
+    throw bad("log.level", "expected trace|debug|info|warn|error");
+  return {
+    rpc: {
+      listen,
+      maxBodyBytes: posInt(rpc.maxBodyBytes, "rpc.maxBodyBytes", DEFAULT_CONFIG.rpc.maxBodyBytes),
+      rateLimit: posInt(rpc.rateLimit, "rpc.rateLimit", DEFAULT_CONFIG.rpc.rateLimit),
+      ...(apiKeys ? { apiKeys } : {}),
+      ...(tlsIn
+        ? {
+            tls: {
+              certFile: resolve(home, tlsIn.certFile as string),
+              keyFile: resolve(home, tlsIn.keyFile as string),
+            },
+          }
+        : {}),
+    },
+    pool: {
+      maxTxs: posInt(pool.maxTxs, "pool.maxTxs", DEFAULT_POOL_OPTIONS.maxTxs),
+      maxBytes: posInt(pool.maxBytes, "pool.maxBytes", DEFAULT_POOL_OPTIONS.maxBytes),
+      maxPerSender: posInt(pool.maxPerSender, "pool.maxPerSender", DEFAULT_POOL_OPTIONS.maxPerSender),
+      maxTxBytes: Math.min(
+        posInt(pool.maxTxBytes, "pool.maxTxBytes", DEFAULT_POOL_OPTIONS.maxTxBytes),
+        64 * 1024,
+      ),
+    },
+    nodeKey: {
+      file: resolve(home, typeof key.file === "string" ? key.file : DEFAULT_CONFIG.nodeKey.file),
+      ...(typeof key.passwordFile === "string" ? { passwordFile: resolve(home, key.passwordFile) } : {}),
+    },
+    log: {
+      level: level as NodeConfig["log"]["level"],
+      maxFileBytes: posInt(log.maxFileBytes, "log.maxFileBytes", DEFAULT_CONFIG.log.maxFileBytes),
+      keepFiles: posInt(log.keepFiles, "log.keepFiles", DEFAULT_CONFIG.log.keepFiles),
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import { encode } from "@custos/codec";
+import { type Genesis, RECEIPT_VERSION, type Receipt, type SignedTx } from "@custos/types";
+import { isCustosError, type Logger } from "@custos/utils";
+import { Overlay, type StateReader, type WriteSet } from "../state/overlay.js";
+import {
+  type CallEnv,
+  ContractContext,
+  ContractError,
+  decodeArgs,
+  type SystemContract,
+} from "../system/contract.js";
+import { ecnyContract } from "../system/ecny.js";
+import { membersContract, readMember } from "../system/members.js";
+import { senderAddress } from "./senders.js";
+
+export interface BlockEnv {
+  height: number;
+  timestamp: number;
+}
+
+export interface BlockResult {
+  receipts: Receipt[];
+  writes: WriteSet;
+}
+
+/**
+ * Runs a block's transactions in order against an overlay of the state. Each tx runs on its own
+ * overlay: success merges it into the block's, failure drops it and the receipt carries the
+ * error's stable code. Deterministic: the same block on the same state gives the same receipts
+ * and writes on every node.
+ */
+export class Executor {
+  private readonly contracts = new Map<string, SystemContract>();
+
+  constructor(
+    private readonly genesis: Genesis,
+    private readonly log: Logger,
+    contracts: SystemContract[] = [membersContract, ecnyContract],
+  ) {
+    for (const c of contracts) this.contracts.set(c.name, c);
+  }
+
+  async executeBlock(txs: readonly SignedTx[], env: BlockEnv, base: StateReader): Promise<BlockResult> {
+    const block = new Overlay(base);
+    const receipts: Receipt[] = [];
+    for (const stx of txs) receipts.push(await this.executeTx(stx, env, block));
+    return { receipts, writes: block.writes };
+  }
+
+  private async executeTx(stx: SignedTx, env: BlockEnv, block: Overlay): Promise<Receipt> {
+    const { tx } = stx;
+    const txOverlay = new Overlay(block);
+    const callEnv: CallEnv = {
+      height: env.height,
+      timestamp: env.timestamp,
+      txHash: stx.hash,
+      sender: senderAddress(tx.sender),
+      value: tx.value,
+      genesis: this.genesis,
+    };
+    const ctx = new ContractContext(tx.to, txOverlay, callEnv);
+    try {
+      if ((await readMember(block, callEnv.sender)) === undefined) {
+        throw new ContractError("TX_SENDER_NOT_MEMBER", `${callEnv.sender} is not a member of this chain`);
+      }
+      const method = this.method(tx.to, tx.method, "methods");
+      if (tx.value !== 0n) {
+        throw new ContractError("VALUE_NOT_ACCEPTED", `${tx.to}.${tx.method} takes no attached value`);
+      }
+      const output = await method(ctx, decodeArgs(tx.args, `${tx.to}.${tx.method}`));
+      txOverlay.mergeInto(block);
+      return this.receipt(stx, true, ctx, encode(output ?? null), null);
+    } catch (err) {
+      if (!isCustosError(err)) {
+        this.log.error("system contract threw", { to: tx.to, method: tx.method, error: String(err) });
+      }
+      return this.receipt(stx, false, ctx, new Uint8Array(), err);
+    }
+  }
+
+  /** A read-only call against `state`; throws the contract's error. */
+  async query(
+    state: StateReader,
+    to: string,
+    method: string,
+    args: Uint8Array,
+    env: BlockEnv,
+  ): Promise<unknown> {
+    const fn = this.method(to, method, "queries");
+    const ctx = new ContractContext(
+      to,
+      state,
+      {
+        height: env.height,
+        timestamp: env.timestamp,
+        txHash: new Uint8Array(32),
+        sender: "0x0000000000000000000000000000000000000000",
+        value: 0n,
+        genesis: this.genesis,
+      },
+      true,
+    );
+    return fn(ctx, decodeArgs(args, `${to}.${method}`));
+  }
+
+  private method(to: string, method: string, kind: "methods" | "queries") {
+    const contract = this.contracts.get(to);
+    if (contract === undefined) throw new ContractError("CONTRACT_NOT_FOUND", `no contract named ${to}`);
+    const fn = Object.hasOwn(contract[kind], method) ? contract[kind][method] : undefined;
+    if (fn === undefined) {
+      const known = Object.keys(contract[kind]).join(", ") || "none";
+      throw new ContractError(
+        "METHOD_NOT_FOUND",
+        `${to} has no ${kind === "queries" ? "query" : "method"} ${method} (${known})`,
+      );
+    }
+    return fn;
+  }
+
+  private receipt(
+    stx: SignedTx,
+    success: boolean,
+    ctx: ContractContext,
+    output: Uint8Array,
+    err: unknown,
+  ): Receipt {
+    const code = isCustosError(err) ? (err as { code: string }).code : "EXECUTION_FAILED";
+    const message =
+      err instanceof Error ? err.message.slice(0, 1024) : err === null ? null : String(err).slice(0, 1024);
+    return {
+      version: RECEIPT_VERSION,
+      txHash: stx.hash,
+      success,
+      gasUsed: ctx.gasUsed,
+      output,
+      events: success ? ctx.events : [],
+      errorCode: success ? null : /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : "EXECUTION_FAILED",
+      errorMessage: success ? null : message,
+    };
+  }
+}

@@ -1,0 +1,8 @@
+export { type CommittedBlock, SoloSealer } from "./chain/soloSealer.js";
+export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
+export { Executor } from "./execution/executor.js";
+export { type DevAccount, type InitOptions, type InitResult, initHome } from "./init.js";
+export { Ledger } from "./ledger/ledger.js";
+export { CustosNode, type StartOptions } from "./node.js";
+export { RpcCode } from "./rpc/errors.js";
+export { TxPool } from "./txpool/txpool.js";

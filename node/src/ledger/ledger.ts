@@ -1,0 +1,198 @@
+import { decode, encode, fieldAt, readArray, readBytes, readSafeU64, readUint } from "@custos/codec";
+import {
+  type Block,
+  type CommitCertificate,
+  decodeBlock,
+  decodeCertificate,
+  encodeCertificate,
+  encodeGenesis,
+  type Genesis,
+  genesisHeader,
+  type Header,
+  makeBlock,
+} from "@custos/types";
+import { bytesEqual, CustosError, type Logger, toHex } from "@custos/utils";
+import { Level } from "level";
+import { nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
+import { Bucket, heightKey, META_GENESIS, META_HEAD, prefixed } from "./keys.js";
+
+export interface ChainHead {
+  height: number;
+  hash: Uint8Array;
+  header: Header;
+}
+
+export interface TxPosition {
+  height: number;
+  index: number;
+}
+
+/** Everything one committed block changes, written in one atomic, fsync'd batch. */
+export interface BlockCommit {
+  block: Block;
+  /** The exact encoded block. */
+  blockBytes: Uint8Array;
+  receipts: Uint8Array[];
+  writes: WriteSet;
+  certificate: CommitCertificate;
+}
+
+const ZERO32 = new Uint8Array(32);
+
+/**
+ * The chain on LevelDB. A block, its certificate, its receipts, its tx index entries, its state
+ * writes and the new head are one batch written with fsync: after a crash the ledger holds
+ * every committed block whole and nothing of a block that was not.
+ */
+export class Ledger implements StateReader {
+  private constructor(
+    private readonly db: Level<Uint8Array, Uint8Array>,
+    private headState: ChainHead,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Opens (creating on first use) the ledger under `dir` for `genesis`. A ledger made from a
+   * different genesis is refused with GENESIS_MISMATCH.
+   */
+  static async open(dir: string, genesis: Genesis, genesisWrites: WriteSet, log: Logger): Promise<Ledger> {
+    const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    try {
+      await db.open();
+    } catch (cause) {
+      throw new CustosError("LEDGER_OPEN_FAILED", `cannot open the ledger at ${dir}`, { dir }, { cause });
+    }
+    const genesisBytes = encodeGenesis(genesis);
+    const stored = await db.get(META_GENESIS);
+    if (stored === undefined) {
+      const stateRoot = nextStateRoot(ZERO32, genesisWrites);
+      const { block, bytes } = makeBlock(genesisHeader(genesis, stateRoot), []);
+      const batch = db.batch();
+      batch.put(META_GENESIS, genesisBytes);
+      batch.put(heightKey(Bucket.block, 0), bytes);
+      batch.put(prefixed(Bucket.blockHash, block.hash), encode(0n));
+      batch.put(heightKey(Bucket.receipts, 0), encode([]));
+      for (const w of genesisWrites.values()) {
+        if (w.value === null) batch.del(w.key);
+        else batch.put(w.key, w.value);
+      }
+      batch.put(META_HEAD, encode([0n, block.hash]));
+      await batch.write({ sync: true });
+      log.info("ledger created", { chainId: genesis.chainId, genesisHash: toHex(block.hash) });
+    } else if (!bytesEqual(stored, genesisBytes)) {
+      await db.close();
+      throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
+    }
+    const head = await Ledger.readHead(db);
+    log.info("ledger opened", { height: head.height, hash: toHex(head.hash) });
+    return new Ledger(db, head, log);
+  }
+
+  private static async readHead(db: Level<Uint8Array, Uint8Array>): Promise<ChainHead> {
+    const raw = await db.get(META_HEAD);
+    if (raw === undefined) throw new CustosError("LEDGER_CORRUPT", "the ledger has no head record");
+    const a = readArray(decode(raw, "Head", 1024), fieldAt("Head", ""), 2);
+    const height = readSafeU64(a[0], fieldAt("Head", "height"));
+    const hash = readBytes(a[1], fieldAt("Head", "hash"), 32);
+    const blockBytes = await db.get(heightKey(Bucket.block, height));
+    if (blockBytes === undefined)
+      throw new CustosError("LEDGER_CORRUPT", `the head block ${height} is missing`);
+    const block = decodeBlock(blockBytes);
+    if (!bytesEqual(block.hash, hash))
+      throw new CustosError("LEDGER_CORRUPT", `the head block ${height} has another hash`);
+    return { height, hash, header: block.header };
+  }
+
+  get head(): ChainHead {
+    return this.headState;
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.db.get(key);
+  }
+
+  async getBlockBytes(height: number): Promise<Uint8Array | undefined> {
+    if (!Number.isSafeInteger(height) || height < 0 || height > this.headState.height) return undefined;
+    return this.db.get(heightKey(Bucket.block, height));
+  }
+
+  async getBlock(height: number): Promise<Block | undefined> {
+    const bytes = await this.getBlockBytes(height);
+    return bytes === undefined ? undefined : decodeBlock(bytes);
+  }
+
+  async heightOf(hash: Uint8Array): Promise<number | undefined> {
+    const raw = await this.db.get(prefixed(Bucket.blockHash, hash));
+    return raw === undefined
+      ? undefined
+      : readSafeU64(decode(raw, "HeightRef", 16), fieldAt("HeightRef", ""));
+  }
+
+  async getCertificate(height: number): Promise<CommitCertificate | undefined> {
+    const raw = await this.db.get(heightKey(Bucket.certificate, height));
+    return raw === undefined ? undefined : decodeCertificate(raw);
+  }
+
+  async getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.db.get(heightKey(Bucket.certificate, height));
+  }
+
+  async txPosition(hash: Uint8Array): Promise<TxPosition | undefined> {
+    const raw = await this.db.get(prefixed(Bucket.txIndex, hash));
+    if (raw === undefined) return undefined;
+    const a = readArray(decode(raw, "TxPosition", 32), fieldAt("TxPosition", ""), 2);
+    return {
+      height: readSafeU64(a[0], fieldAt("TxPosition", "height")),
+      index: readUint(a[1], fieldAt("TxPosition", "index")),
+    };
+  }
+
+  async getReceipts(height: number): Promise<Uint8Array[] | undefined> {
+    const raw = await this.db.get(heightKey(Bucket.receipts, height));
+    if (raw === undefined) return undefined;
+    return readArray(decode(raw, "Receipts", 64 * 1024 * 1024), fieldAt("Receipts", "")).map((r, i) =>
+      readBytes(r, fieldAt("Receipts", `[${i}]`)),
+    );
+  }
+
+  /** Appends the next block. Throws LEDGER_NOT_NEXT unless it extends the head. */
+  async commit(c: BlockCommit): Promise<void> {
+    const h = c.block.header;
+    if (h.height !== this.headState.height + 1 || !bytesEqual(h.prevHash, this.headState.hash)) {
+      throw new CustosError(
+        "LEDGER_NOT_NEXT",
+        `block ${h.height} does not extend the head ${this.headState.height}`,
+      );
+    }
+    const batch = this.db.batch();
+    batch.put(heightKey(Bucket.block, h.height), c.blockBytes);
+    batch.put(prefixed(Bucket.blockHash, c.block.hash), encode(BigInt(h.height)));
+    batch.put(heightKey(Bucket.certificate, h.height), encodeCertificate(c.certificate));
+    batch.put(heightKey(Bucket.receipts, h.height), encode(c.receipts));
+    c.block.txs.forEach((tx, index) => {
+      batch.put(prefixed(Bucket.txIndex, tx.hash), encode([BigInt(h.height), index]));
+    });
+    for (const w of c.writes.values()) {
+      if (w.value === null) batch.del(w.key);
+      else batch.put(w.key, w.value);
+    }
+    batch.put(META_HEAD, encode([BigInt(h.height), c.block.hash]));
+    try {
+      await batch.write({ sync: true });
+    } catch (cause) {
+      // A failed write to the ledger is not recoverable here: the caller stops the node.
+      this.log.error("ledger write failed", { height: h.height, error: String(cause) });
+      throw new CustosError(
+        "LEDGER_WRITE_FAILED",
+        `writing block ${h.height} failed`,
+        { height: h.height },
+        { cause },
+      );
+    }
+    this.headState = { height: h.height, hash: c.block.hash, header: h };
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

@@ -1,0 +1,177 @@
+import { readFile } from "node:fs/promises";
+import { loadKeystoreFile, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
+import { type Genesis, parseGenesis } from "@custos/types";
+import { CustosError, errorMessage, type Logger } from "@custos/utils";
+import { type CommittedBlock, SoloSealer } from "./chain/soloSealer.js";
+import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
+import { Executor } from "./execution/executor.js";
+import { senderAddress } from "./execution/senders.js";
+import { Ledger } from "./ledger/ledger.js";
+import { openLogs } from "./logs.js";
+import { rpcMethods } from "./rpc/methods.js";
+import { RpcServer } from "./rpc/server.js";
+import type { WriteSet } from "./state/overlay.js";
+import { genesisMemberWrites, readMember } from "./system/members.js";
+import { TxPool } from "./txpool/txpool.js";
+
+export interface StartOptions {
+  home: string;
+  /** Overrides config.json's rpc.listen (port 0 picks a free port). */
+  rpcListen?: string;
+  /** The node key's password; else config nodeKey.passwordFile, else CUSTOS_PASSWORD. */
+  password?: string;
+}
+
+async function readGenesis(path: string): Promise<Genesis> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, "utf8"));
+  } catch (cause) {
+    throw new CustosError("GENESIS_INVALID", `cannot read ${path} as JSON`, {}, { cause });
+  }
+  return parseGenesis(json);
+}
+
+async function nodeKey(config: NodeConfig, password?: string): Promise<Sm2KeyPair> {
+  let pw = password;
+  if (pw === undefined && config.nodeKey.passwordFile) {
+    pw = (await readFile(config.nodeKey.passwordFile, "utf8")).replace(/\r?\n$/, "");
+  }
+  pw ??= process.env.CUSTOS_PASSWORD;
+  if (pw === undefined) {
+    throw new CustosError(
+      "NO_PASSWORD",
+      "the node key needs its password: --password-file FILE or CUSTOS_PASSWORD",
+    );
+  }
+  return loadKeystoreFile(config.nodeKey.file, pw);
+}
+
+/**
+ * A running node: ledger, pool, executor, block producer and RPC, started in that order and
+ * stopped in reverse. A lost ledger write stops block production and is reported through
+ * `onFatal`; the CLI then exits non-zero.
+ */
+export class CustosNode {
+  private fatalHandlers: ((err: Error) => void)[] = [];
+
+  private constructor(
+    readonly genesis: Genesis,
+    readonly rpcUrl: string,
+    readonly ledger: Ledger,
+    private readonly sealer: SoloSealer,
+    private readonly rpc: RpcServer,
+    private readonly verifier: VerifierPool,
+    readonly log: Logger,
+  ) {
+    sealer.on("sealer:failed", (err) => {
+      for (const fn of this.fatalHandlers) fn(err);
+    });
+  }
+
+  static async start(o: StartOptions): Promise<CustosNode> {
+    const config = await loadConfig(o.home);
+    const paths = homePaths(o.home);
+    const genesis = await readGenesis(paths.genesis);
+    const { log, ops } = openLogs(
+      paths.logs,
+      config.log.level,
+      config.log.maxFileBytes,
+      config.log.keepFiles,
+    );
+    selectSm2({ logger: log.child({ module: "crypto" }) });
+    const key = await nodeKey(config, o.password);
+    const writes: WriteSet = new Map();
+    genesisMemberWrites(genesis, writes);
+    const ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
+    const verifier = new VerifierPool();
+    try {
+      const pool = new TxPool(
+        config.pool,
+        {
+          chainId: genesis.chainId,
+          blockLimitWindow: genesis.blockLimitWindow,
+          headHeight: () => ledger.head.height,
+          isCommitted: async (hash) => (await ledger.txPosition(hash)) !== undefined,
+          isMember: async (address) => (await readMember(ledger, address)) !== undefined,
+        },
+        verifier,
+        log.child({ module: "txpool" }),
+      );
+      const executor = new Executor(genesis, log.child({ module: "executor" }));
+      const sealer = new SoloSealer(genesis, ledger, executor, pool, key, log.child({ module: "sealer" }));
+      const methods = rpcMethods({
+        genesis,
+        ledger,
+        pool,
+        executor,
+        role: "validator",
+        pendingTx: (h) => pool.get(h),
+      });
+      // the operations log: every write request, accepted or refused, with its sender
+      const send = methods.custos_sendTx as (typeof methods)[string];
+      methods.custos_sendTx = {
+        scope: send.scope,
+        fn: async (params) => {
+          try {
+            const result = (await send.fn(params)) as { hash: string };
+            ops.info("tx accepted", { hash: result.hash, ...(await txSummary(pool, result.hash)) });
+            return result;
+          } catch (err) {
+            ops.info("tx refused", {
+              code: (err as { code?: string }).code ?? "INTERNAL",
+              reason: errorMessage(err),
+            });
+            throw err;
+          }
+        },
+      };
+      const listen = parseListen(o.rpcListen ?? config.rpc.listen);
+      const rpc = new RpcServer(
+        {
+          ...listen,
+          maxBodyBytes: config.rpc.maxBodyBytes,
+          maxBatch: 100,
+          rateLimit: config.rpc.rateLimit,
+          ...(config.rpc.apiKeys ? { apiKeys: config.rpc.apiKeys } : {}),
+          ...(config.rpc.tls ? { tls: config.rpc.tls } : {}),
+        },
+        methods,
+        log.child({ module: "rpc" }),
+      );
+      const url = await rpc.start();
+      sealer.on("block:committed", (c: CommittedBlock) => rpc.publish(c));
+      sealer.start();
+      log.info("node started", {
+        chainId: genesis.chainId,
+        height: ledger.head.height,
+        rpc: url,
+        validator: key.address,
+      });
+      return new CustosNode(genesis, url, ledger, sealer, rpc, verifier, log);
+    } catch (err) {
+      await verifier.close();
+      await ledger.close();
+      throw err;
+    }
+  }
+
+  onFatal(fn: (err: Error) => void): void {
+    this.fatalHandlers.push(fn);
+  }
+
+  /** Stops in reverse order of start: RPC, block production, verifier, ledger. */
+  async stop(): Promise<void> {
+    await this.rpc.close();
+    await this.sealer.stop();
+    await this.verifier.close();
+    await this.ledger.close();
+    this.log.info("node stopped", { height: this.ledger.head.height });
+  }
+}
+
+async function txSummary(pool: TxPool, hash: string): Promise<Record<string, unknown>> {
+  const stx = pool.get(Buffer.from(hash.slice(2), "hex"));
+  if (!stx) return {};
+  return { from: senderAddress(stx.tx.sender), to: stx.tx.to, method: stx.tx.method };
+}

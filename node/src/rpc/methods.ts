@@ -1,0 +1,180 @@
+import { encode, merkleProof } from "@custos/codec";
+import { selectSm2 } from "@custos/crypto";
+import { decodeReceipt, type Genesis, type SignedTx } from "@custos/types";
+import { CustosError, fromHex } from "@custos/utils";
+import type { Executor } from "../execution/executor.js";
+import type { Ledger } from "../ledger/ledger.js";
+import type { TxPool } from "../txpool/txpool.js";
+import { invalidParams } from "./errors.js";
+import { blockJson, hex, jsonValue, proofJson, receiptJson, txJson } from "./views.js";
+
+export interface RpcContext {
+  genesis: Genesis;
+  ledger: Ledger;
+  pool: TxPool;
+  executor: Executor;
+  role: "validator" | "observer";
+  pendingTx(hash: Uint8Array): SignedTx | undefined;
+}
+
+export type RpcMethod = (params: unknown[]) => Promise<unknown>;
+
+/** Which API-key scope a method needs. */
+export type Scope = "read" | "write" | "admin";
+
+export interface MethodSpec {
+  scope: Scope;
+  fn: RpcMethod;
+}
+
+const HASH_RE = /^0x[0-9a-fA-F]{64}$/;
+
+function hashParam(v: unknown, name: string): Uint8Array {
+  if (typeof v !== "string" || !HASH_RE.test(v))
+    throw invalidParams(`${name} must be a 0x-prefixed 32-byte hex hash`);
+  return fromHex(v);
+}
+
+function hexParam(v: unknown, name: string, maxBytes: number): Uint8Array {
+  if (typeof v !== "string" || !/^0x([0-9a-fA-F]{2})*$/.test(v))
+    throw invalidParams(`${name} must be 0x-prefixed hex`);
+  if ((v.length - 2) / 2 > maxBytes)
+    throw new CustosError("TX_TOO_LARGE", `${name} is over ${maxBytes} bytes`);
+  return fromHex(v);
+}
+
+function stringParam(v: unknown, name: string, max = 64): string {
+  if (typeof v !== "string" || v.length === 0 || v.length > max)
+    throw invalidParams(`${name} must be a string of 1 to ${max} characters`);
+  return v;
+}
+
+export function rpcMethods(c: RpcContext): Record<string, MethodSpec> {
+  const { ledger, pool, executor, genesis } = c;
+
+  const blockAt = async (height: number) => {
+    const block = await ledger.getBlock(height);
+    if (block === undefined)
+      throw new CustosError(
+        "BLOCK_NOT_FOUND",
+        `no block at height ${height} (head is ${ledger.head.height})`,
+      );
+    return { block, cert: await ledger.getCertificate(height) };
+  };
+
+  return {
+    custos_status: {
+      scope: "read",
+      fn: async () => {
+        const head = ledger.head;
+        return {
+          chainId: genesis.chainId,
+          height: head.height,
+          latestHash: hex(head.hash),
+          latestTimestamp: head.header.timestamp,
+          role: c.role,
+          view: 0,
+          peers: 0,
+          validators: genesis.consensus.validators.length,
+          blockLimitWindow: genesis.blockLimitWindow,
+          pool: { size: pool.size, bytes: pool.bytes },
+          sm2Backend: selectSm2().backend.name,
+        };
+      },
+    },
+
+    custos_getBlock: {
+      scope: "read",
+      fn: async ([ref]) => {
+        let height: number;
+        if (typeof ref === "number" && Number.isSafeInteger(ref) && ref >= 0) height = ref;
+        else if (ref === "latest") height = ledger.head.height;
+        else if (typeof ref === "string" && HASH_RE.test(ref)) {
+          const h = await ledger.heightOf(fromHex(ref));
+          if (h === undefined) throw new CustosError("BLOCK_NOT_FOUND", `no block with hash ${ref}`);
+          height = h;
+        } else throw invalidParams('the block is a height (integer >= 0), "latest", or a 0x block hash');
+        const { block, cert } = await blockAt(height);
+        return blockJson(block, cert);
+      },
+    },
+
+    custos_getTx: {
+      scope: "read",
+      fn: async ([h]) => {
+        const hash = hashParam(h, "tx hash");
+        const pos = await ledger.txPosition(hash);
+        if (pos === undefined) {
+          const pending = c.pendingTx(hash);
+          if (pending) return { status: "pending", tx: txJson(pending) };
+          throw new CustosError("TX_NOT_FOUND", `no transaction ${h} is committed or pending`);
+        }
+        const { block } = await blockAt(pos.height);
+        const receipts = (await ledger.getReceipts(pos.height)) ?? [];
+        const stx = block.txs[pos.index] as SignedTx;
+        return {
+          status: "committed",
+          blockHeight: pos.height,
+          blockHash: hex(block.hash),
+          index: pos.index,
+          tx: txJson(stx),
+          receipt: receiptJson(decodeReceipt(receipts[pos.index] as Uint8Array)),
+          txProof: proofJson(
+            merkleProof(
+              block.txs.map((t) => t.hash),
+              pos.index,
+            ),
+            block.header.txRoot,
+          ),
+          receiptProof: proofJson(merkleProof(receipts, pos.index), block.header.receiptRoot),
+        };
+      },
+    },
+
+    custos_sendTx: {
+      scope: "write",
+      fn: async ([raw]) => {
+        const stx = await pool.add(hexParam(raw, "the signed transaction", 1024 * 1024));
+        return { hash: hex(stx.hash) };
+      },
+    },
+
+    custos_call: {
+      scope: "read",
+      fn: async ([to, method, args]) => {
+        const argBytes =
+          args === undefined || args === null ? new Uint8Array() : hexParam(args, "args", 64 * 1024);
+        const head = ledger.head;
+        const result = await executor.query(
+          ledger,
+          stringParam(to, "to", 42),
+          stringParam(method, "method"),
+          argBytes,
+          {
+            height: head.height,
+            timestamp: head.header.timestamp,
+          },
+        );
+        return jsonValue(result);
+      },
+    },
+
+    ecny_balance: {
+      scope: "read",
+      fn: async ([address]) => {
+        const head = ledger.head;
+        const r = await executor.query(
+          ledger,
+          "ecny",
+          "balance",
+          encode([stringParam(address, "address", 42)]),
+          {
+            height: head.height,
+            timestamp: head.header.timestamp,
+          },
+        );
+        return jsonValue(r);
+      },
+    },
+  };
+}

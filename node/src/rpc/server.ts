@@ -1,0 +1,345 @@
+import { readFileSync } from "node:fs";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { CustosError, type Logger } from "@custos/utils";
+import { type WebSocket, WebSocketServer } from "ws";
+import type { CommittedBlock } from "../chain/soloSealer.js";
+import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
+import type { MethodSpec, Scope } from "./methods.js";
+import { blockJson, eventJson, hex } from "./views.js";
+
+export interface ApiKey {
+  key: string;
+  scopes: Scope[];
+  name?: string;
+}
+
+export interface RpcServerOptions {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  maxBatch: number;
+  /** When set, every request needs `Authorization: Bearer <key>` (or `x-api-key`). */
+  apiKeys?: ApiKey[];
+  /** Requests per second per client (API key, else remote address); burst = 2x. 0 = unlimited. */
+  rateLimit: number;
+  tls?: { certFile: string; keyFile: string };
+}
+
+interface Request {
+  jsonrpc: "2.0";
+  method: string;
+  params?: unknown;
+  id?: string | number | null;
+}
+
+type Response = { jsonrpc: "2.0"; id: string | number | null } & (
+  | { result: unknown }
+  | { error: RpcErrorObject }
+);
+
+const err = (id: Response["id"], code: number, dataCode: string, message: string): Response => ({
+  jsonrpc: "2.0",
+  id,
+  error: { code, message, data: { code: dataCode } },
+});
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+interface Client {
+  id: string;
+  scopes: Set<Scope>;
+}
+
+interface Subscription {
+  kind: "newBlocks" | "events";
+  emitter?: string;
+  name?: string;
+}
+
+/**
+ * JSON-RPC 2.0 over HTTP(S) POST and WebSocket (same methods, plus subscriptions on the
+ * socket). Requests are untrusted: size-limited, parsed, shape-checked, authorised by scope and
+ * rate-limited before a method runs; a bad request is answered with an error and costs the node
+ * nothing else.
+ */
+export class RpcServer {
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly sockets = new Map<WebSocket, Map<string, Subscription>>();
+  private nextSub = 1;
+
+  constructor(
+    private readonly opts: RpcServerOptions,
+    private readonly methods: Record<string, MethodSpec>,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<string> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      this.handleHttp(req, res).catch((e) => {
+        this.log.error("rpc handler failed", { error: String(e) });
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    };
+    this.server = this.opts.tls
+      ? createHttpsServer(
+          { cert: readFileSync(this.opts.tls.certFile), key: readFileSync(this.opts.tls.keyFile) },
+          handler,
+        )
+      : createHttpServer(handler);
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxBodyBytes });
+    this.server.on("upgrade", (req, socket, head) => {
+      const client = this.authenticate(req);
+      if (client instanceof CustosError) {
+        socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
+        return;
+      }
+      this.wss?.handleUpgrade(req, socket, head, (ws) => this.handleSocket(ws, client));
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server?.once("error", reject);
+      this.server?.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    const addr = this.server.address() as AddressInfo;
+    const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+    return `${this.opts.tls ? "https" : "http"}://${host}:${addr.port}`;
+  }
+
+  /** Pushes a committed block to subscribers. */
+  publish(c: CommittedBlock): void {
+    if (this.sockets.size === 0) return;
+    const blockView = blockJson(c.block, c.certificate);
+    for (const [ws, subs] of this.sockets) {
+      for (const [id, sub] of subs) {
+        if (sub.kind === "newBlocks") this.notify(ws, id, blockView);
+        else {
+          c.receipts.forEach((r, i) => {
+            for (const e of r.events) {
+              if ((sub.emitter && e.emitter !== sub.emitter) || (sub.name && e.name !== sub.name)) continue;
+              this.notify(ws, id, {
+                blockHeight: c.block.header.height,
+                txHash: hex((c.block.txs[i] as { hash: Uint8Array }).hash),
+                ...eventJson(e),
+              });
+            }
+          });
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.sockets.keys()) ws.terminate();
+    this.sockets.clear();
+    this.wss?.close();
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private notify(ws: WebSocket, subscription: string, result: unknown): void {
+    if (ws.readyState === ws.OPEN) {
+      ws.send(
+        JSON.stringify({ jsonrpc: "2.0", method: "custos_subscription", params: { subscription, result } }),
+      );
+    }
+  }
+
+  private authenticate(req: IncomingMessage): Client | CustosError {
+    const keys = this.opts.apiKeys;
+    const remote = req.socket.remoteAddress ?? "unknown";
+    if (!keys || keys.length === 0) return { id: remote, scopes: new Set<Scope>(["read", "write", "admin"]) };
+    const auth = req.headers.authorization;
+    const presented = auth?.startsWith("Bearer ")
+      ? auth.slice(7).trim()
+      : (req.headers["x-api-key"] as string | undefined);
+    const match = presented ? keys.find((k) => k.key === presented) : undefined;
+    if (!match)
+      return new CustosError("UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)");
+    return { id: `key:${match.name ?? match.key.slice(0, 6)}`, scopes: new Set(match.scopes) };
+  }
+
+  private allow(client: Client): boolean {
+    const rate = this.opts.rateLimit;
+    if (rate <= 0) return true;
+    const now = Date.now();
+    const b = this.buckets.get(client.id) ?? { tokens: rate * 2, at: now };
+    b.tokens = Math.min(rate * 2, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    this.buckets.set(client.id, b);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    };
+    if (req.method === "GET" && req.url === "/health") return send(200, { ok: true });
+    if (req.method !== "POST")
+      return send(
+        405,
+        err(null, RpcCode.invalidRequest, "METHOD_NOT_ALLOWED", "use POST with a JSON-RPC 2.0 body"),
+      );
+    const client = this.authenticate(req);
+    if (client instanceof CustosError)
+      return send(401, err(null, RpcCode.unauthorized, client.code, client.message));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).byteLength;
+      if (size > this.opts.maxBodyBytes) {
+        send(
+          413,
+          err(
+            null,
+            RpcCode.tooLarge,
+            "REQUEST_TOO_LARGE",
+            `request body over ${this.opts.maxBodyBytes} bytes`,
+          ),
+        );
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk as Buffer);
+    }
+    const out = await this.handleText(Buffer.concat(chunks).toString("utf8"), client);
+    if (out === undefined) res.writeHead(204).end();
+    else send(200, out);
+  }
+
+  private async handleText(
+    text: string,
+    client: Client,
+    ws?: WebSocket,
+  ): Promise<Response | Response[] | undefined> {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return err(null, RpcCode.parseError, "PARSE_ERROR", "the request is not valid JSON");
+    }
+    if (Array.isArray(body)) {
+      if (body.length === 0) return err(null, RpcCode.invalidRequest, "INVALID_REQUEST", "an empty batch");
+      if (body.length > this.opts.maxBatch) {
+        return err(
+          null,
+          RpcCode.invalidRequest,
+          "BATCH_TOO_LARGE",
+          `a batch holds at most ${this.opts.maxBatch} requests`,
+        );
+      }
+      const results = await Promise.all(body.map((r) => this.handleOne(r, client, ws)));
+      const replies = results.filter((r): r is Response => r !== undefined);
+      return replies.length > 0 ? replies : undefined;
+    }
+    return this.handleOne(body, client, ws);
+  }
+
+  private async handleOne(raw: unknown, client: Client, ws?: WebSocket): Promise<Response | undefined> {
+    const r = raw as Request;
+    const idOk =
+      r !== null &&
+      typeof r === "object" &&
+      (r.id === undefined || r.id === null || typeof r.id === "string" || typeof r.id === "number");
+    const id = idOk && r.id !== undefined ? (r.id as Response["id"]) : null;
+    if (!idOk || r.jsonrpc !== "2.0" || typeof r.method !== "string") {
+      return err(
+        id,
+        RpcCode.invalidRequest,
+        "INVALID_REQUEST",
+        'a request is {"jsonrpc":"2.0","method":string,"params"?:array,"id"?}',
+      );
+    }
+    const isNotification = r.id === undefined;
+    if (r.params !== undefined && !Array.isArray(r.params)) {
+      return err(id, RpcCode.invalidParams, "INVALID_PARAMS", "params must be an array");
+    }
+    if (!this.allow(client))
+      return err(id, RpcCode.rateLimited, "RATE_LIMITED", "too many requests; slow down and retry");
+    const params = (r.params as unknown[] | undefined) ?? [];
+    try {
+      let result: unknown;
+      if (r.method === "custos_subscribe" || r.method === "custos_unsubscribe") {
+        if (!ws)
+          throw new CustosError(
+            "SUBSCRIPTIONS_NEED_WEBSOCKET",
+            "subscriptions are available over WebSocket only",
+          );
+        result = r.method === "custos_subscribe" ? this.subscribe(ws, params) : this.unsubscribe(ws, params);
+      } else {
+        const spec = Object.hasOwn(this.methods, r.method) ? this.methods[r.method] : undefined;
+        if (!spec)
+          return err(id, RpcCode.methodNotFound, "METHOD_NOT_FOUND", `no method ${r.method.slice(0, 64)}`);
+        if (!client.scopes.has(spec.scope)) {
+          return err(id, RpcCode.forbidden, "FORBIDDEN", `${r.method} needs the ${spec.scope} scope`);
+        }
+        result = await spec.fn(params);
+      }
+      return isNotification ? undefined : { jsonrpc: "2.0", id, result };
+    } catch (e) {
+      return isNotification ? undefined : { jsonrpc: "2.0", id, error: toRpcError(e) };
+    }
+  }
+
+  private subscribe(ws: WebSocket, params: unknown[]): string {
+    const [kind, filter] = params;
+    if (kind !== "newBlocks" && kind !== "events") {
+      throw new CustosError(
+        "INVALID_PARAMS",
+        'subscribe to "newBlocks" or "events" (with an optional {emitter, name} filter)',
+      );
+    }
+    const f = (filter ?? {}) as { emitter?: unknown; name?: unknown };
+    if (
+      typeof f !== "object" ||
+      (f.emitter !== undefined && typeof f.emitter !== "string") ||
+      (f.name !== undefined && typeof f.name !== "string")
+    ) {
+      throw new CustosError("INVALID_PARAMS", "the events filter is {emitter?: string, name?: string}");
+    }
+    const subs = this.sockets.get(ws) as Map<string, Subscription>;
+    if (subs.size >= 32)
+      throw new CustosError("TOO_MANY_SUBSCRIPTIONS", "at most 32 subscriptions per connection");
+    const id = `0x${(this.nextSub++).toString(16)}`;
+    subs.set(id, {
+      kind,
+      ...(f.emitter ? { emitter: f.emitter as string } : {}),
+      ...(f.name ? { name: f.name as string } : {}),
+    });
+    return id;
+  }
+
+  private unsubscribe(ws: WebSocket, params: unknown[]): boolean {
+    return this.sockets.get(ws)?.delete(String(params[0])) ?? false;
+  }
+
+  private handleSocket(ws: WebSocket, client: Client): void {
+    this.sockets.set(ws, new Map());
+    ws.on("message", (data) => {
+      this.handleText(String(data), client, ws)
+        .then((out) => {
+          if (out !== undefined && ws.readyState === ws.OPEN) ws.send(JSON.stringify(out));
+        })
+        .catch((e) => this.log.warn("websocket request failed", { error: String(e) }));
+    });
+    ws.on("close", () => this.sockets.delete(ws));
+    ws.on("error", () => ws.terminate());
+  }
+}

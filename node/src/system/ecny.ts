@@ -1,0 +1,167 @@
+import { decode, encode, fieldAt, readString, readU64 } from "@custos/codec";
+import { type Address, parseAddress } from "@custos/crypto";
+import { toHex } from "@custos/utils";
+import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
+import { memberOf, requireRole } from "./members.js";
+
+export const ECNY = "ecny";
+
+const DAY_MS = 86_400_000;
+/** Daily limits reset at midnight China Standard Time (UTC+8). */
+const CST_OFFSET_MS = 8 * 3_600_000;
+const RECHARGE_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+
+const balanceKey = (a: Address) => `b:${a}`;
+const frozenKey = (a: Address) => `f:${a}`;
+const rechargeKey = (id: string) => `r:${id}`;
+const spentKey = (a: Address, day: number) => `d:${a}:${day}`;
+const SUPPLY = "supply";
+
+function address(v: unknown, where: string, field: string): Address {
+  return parseArgs(where, () => parseAddress(readString(v, fieldAt(where, field), { max: 42 })));
+}
+
+function amount(v: unknown, where: string): bigint {
+  const a = parseArgs(where, () => readU64(v, fieldAt(where, "amount")));
+  if (a === 0n) throw new ContractError("INVALID_AMOUNT", `${where}: the amount must be at least 1 fen`);
+  return a;
+}
+
+async function frozenReason(ctx: ContractContext, a: Address): Promise<string | undefined> {
+  const raw = await ctx.get(frozenKey(a));
+  return raw === undefined ? undefined : ((decode(raw, "Frozen", 1024) as unknown[])[0] as string);
+}
+
+async function requireNotFrozen(ctx: ContractContext, a: Address, who: string): Promise<void> {
+  const reason = await frozenReason(ctx, a);
+  if (reason !== undefined) {
+    throw new ContractError(
+      "ECNY_ACCOUNT_FROZEN",
+      `the ${who} account ${a} is frozen by the regulator: ${reason}`,
+      {
+        address: a,
+      },
+    );
+  }
+}
+
+/**
+ * The digital-RMB (e-CNY) ledger, amounts in fen. The operator issues on recharge, once per
+ * recharge id; members transfer within their wallet tier's single and daily limits; the
+ * regulator freezes and unfreezes accounts; a transfer at or above the genesis threshold also
+ * emits LargeTransaction.
+ */
+export const ecnyContract: SystemContract = {
+  name: ECNY,
+  methods: {
+    /** issue(to, amount, rechargeId): operator only; a repeated recharge id is refused. */
+    issue: async (ctx, args) => {
+      const W = "ecny.issue";
+      await requireRole(ctx, "operator", "issuing e-CNY");
+      const to = address(args[0], W, "to");
+      const amt = amount(args[1], W);
+      const rechargeId = parseArgs(W, () =>
+        readString(args[2], fieldAt(W, "rechargeId"), { max: 64, pattern: RECHARGE_ID_RE }),
+      );
+      const prior = await ctx.get(rechargeKey(rechargeId));
+      if (prior !== undefined) {
+        throw new ContractError(
+          "ECNY_DUPLICATE_RECHARGE",
+          `recharge ${rechargeId} was already issued in tx ${toHex(prior)}`,
+          {
+            rechargeId,
+          },
+        );
+      }
+      await requireNotFrozen(ctx, to, "receiving");
+      const balance = (await ctx.getAmount(balanceKey(to))) + amt;
+      ctx.setAmount(balanceKey(to), balance);
+      ctx.setAmount(SUPPLY, (await ctx.getAmount(SUPPLY)) + amt);
+      ctx.set(rechargeKey(rechargeId), ctx.env.txHash);
+      ctx.emit("Issued", [to, amt, rechargeId]);
+      return [balance];
+    },
+
+    /** transfer(to, amount) from the sender, within its tier's limits. */
+    transfer: async (ctx, args) => {
+      const W = "ecny.transfer";
+      const from = ctx.env.sender;
+      const to = address(args[0], W, "to");
+      const amt = amount(args[1], W);
+      if (to === from) throw new ContractError("INVALID_ARGUMENTS", `${W}: cannot transfer to oneself`);
+      await requireNotFrozen(ctx, from, "sending");
+      await requireNotFrozen(ctx, to, "receiving");
+      const sender = await memberOf(ctx, from);
+      const limits = ctx.env.genesis.ecny.tiers[sender?.ecnyTier ?? 4];
+      if (amt > limits.singleLimit) {
+        throw new ContractError(
+          "ECNY_SINGLE_LIMIT_EXCEEDED",
+          `${amt} fen exceeds the single-payment limit of ${limits.singleLimit} fen for tier ${sender?.ecnyTier ?? 4}`,
+        );
+      }
+      const day = Math.floor((ctx.env.timestamp + CST_OFFSET_MS) / DAY_MS);
+      const spent = await ctx.getAmount(spentKey(from, day));
+      if (spent + amt > limits.dailyLimit) {
+        throw new ContractError(
+          "ECNY_DAILY_LIMIT_EXCEEDED",
+          `${amt} fen would bring today's payments to ${spent + amt} fen, over the daily limit of ${limits.dailyLimit} fen`,
+        );
+      }
+      const fromBalance = await ctx.getAmount(balanceKey(from));
+      if (fromBalance < amt) {
+        throw new ContractError(
+          "ECNY_INSUFFICIENT_BALANCE",
+          `balance ${fromBalance} fen is less than ${amt} fen`,
+          {
+            balance: fromBalance.toString(),
+          },
+        );
+      }
+      ctx.setAmount(balanceKey(from), fromBalance - amt);
+      ctx.setAmount(balanceKey(to), (await ctx.getAmount(balanceKey(to))) + amt);
+      ctx.setAmount(spentKey(from, day), spent + amt);
+      ctx.emit("Transfer", [from, to, amt]);
+      if (amt >= ctx.env.genesis.ecny.largeTxThreshold) ctx.emit("LargeTransaction", [from, to, amt]);
+      return [fromBalance - amt];
+    },
+
+    /** freeze(account, reason): regulator only. */
+    freeze: async (ctx, args) => {
+      const W = "ecny.freeze";
+      await requireRole(ctx, "regulator", "freezing an account");
+      const target = address(args[0], W, "account");
+      const reason = parseArgs(W, () => readString(args[1], fieldAt(W, "reason"), { max: 256 }));
+      if (reason.length === 0) throw new ContractError("INVALID_ARGUMENTS", `${W}: a freeze needs a reason`);
+      if ((await frozenReason(ctx, target)) !== undefined) {
+        throw new ContractError("ECNY_ALREADY_FROZEN", `${target} is already frozen`);
+      }
+      ctx.set(frozenKey(target), encode([reason, BigInt(ctx.env.height)]));
+      ctx.emit("Frozen", [target, reason]);
+      return null;
+    },
+
+    /** unfreeze(account): regulator only. */
+    unfreeze: async (ctx, args) => {
+      const W = "ecny.unfreeze";
+      await requireRole(ctx, "regulator", "unfreezing an account");
+      const target = address(args[0], W, "account");
+      if ((await frozenReason(ctx, target)) === undefined) {
+        throw new ContractError("ECNY_NOT_FROZEN", `${target} is not frozen`);
+      }
+      ctx.delete(frozenKey(target));
+      ctx.emit("Unfrozen", [target]);
+      return null;
+    },
+  },
+  queries: {
+    balance: async (ctx, args) => {
+      const a = address(args[0], "ecny.balance", "account");
+      return {
+        address: a,
+        balance: await ctx.getAmount(balanceKey(a)),
+        frozen: (await frozenReason(ctx, a)) ?? null,
+      };
+    },
+    supply: async (ctx) => ({ supply: await ctx.getAmount(SUPPLY) }),
+  },
+};

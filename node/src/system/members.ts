@@ -1,0 +1,98 @@
+import { decode, encode, fieldAt, readArray, readBytes, readString, readUint } from "@custos/codec";
+import { type Address, parseAddress } from "@custos/crypto";
+import type { EcnyTier, Genesis, Role } from "@custos/types";
+import { toHex } from "@custos/utils";
+import { stateKey } from "../ledger/keys.js";
+import type { StateReader, WriteSet } from "../state/overlay.js";
+import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
+
+export const MEMBERS = "members";
+
+export interface Member {
+  address: Address;
+  name: string;
+  roles: Role[];
+  ecnyTier: EcnyTier;
+  publicKey: Uint8Array;
+}
+
+function memberKey(address: Address): string {
+  return `m:${address}`;
+}
+
+export function encodeMember(m: Member): Uint8Array {
+  return encode([m.name, m.roles, m.ecnyTier, m.publicKey]);
+}
+
+export function decodeMember(address: Address, raw: Uint8Array): Member {
+  const S = "Member";
+  const a = readArray(decode(raw, S, 4096), fieldAt(S, ""), 4);
+  return {
+    address,
+    name: readString(a[0], fieldAt(S, "name"), { max: 64 }),
+    roles: readArray(a[1], fieldAt(S, "roles")).map(
+      (r) => readString(r, fieldAt(S, "roles"), { max: 32 }) as Role,
+    ),
+    ecnyTier: readUint(a[2], fieldAt(S, "ecnyTier"), 4) as EcnyTier,
+    publicKey: readBytes(a[3], fieldAt(S, "publicKey"), 33),
+  };
+}
+
+/** The member registry as genesis writes it. */
+export function genesisMemberWrites(genesis: Genesis, writes: WriteSet): void {
+  for (const m of genesis.members) {
+    const key = stateKey(MEMBERS, memberKey(m.address));
+    writes.set(toHex(key), { key, value: encodeMember(m) });
+  }
+}
+
+export async function readMember(state: StateReader, address: Address): Promise<Member | undefined> {
+  const raw = await state.get(stateKey(MEMBERS, memberKey(address)));
+  return raw === undefined ? undefined : decodeMember(address, raw);
+}
+
+export async function memberOf(ctx: ContractContext, address: Address): Promise<Member | undefined> {
+  const raw = await ctx.getOf(MEMBERS, memberKey(address));
+  return raw === undefined ? undefined : decodeMember(address, raw);
+}
+
+/** Throws NOT_AUTHORIZED unless the sender holds `role`. */
+export async function requireRole(ctx: ContractContext, role: Role, action: string): Promise<Member> {
+  const m = await memberOf(ctx, ctx.env.sender);
+  if (m === undefined || !m.roles.includes(role)) {
+    throw new ContractError(
+      "NOT_AUTHORIZED",
+      `${action} needs the ${role} role; ${ctx.env.sender} does not have it`,
+      {
+        role,
+      },
+    );
+  }
+  return m;
+}
+
+export function memberJson(m: Member): Record<string, unknown> {
+  return {
+    address: m.address,
+    name: m.name,
+    roles: m.roles,
+    ecnyTier: m.ecnyTier,
+    publicKey: toHex(m.publicKey),
+  };
+}
+
+/** Members and roles come from genesis; changing them by proposal arrives with governance (issue 6). */
+export const membersContract: SystemContract = {
+  name: MEMBERS,
+  methods: {},
+  queries: {
+    get: async (ctx, args) => {
+      const address = parseArgs("members.get", () =>
+        parseAddress(readString(args[0], fieldAt("members.get", "address"), { max: 42 })),
+      );
+      const m = await memberOf(ctx, address);
+      if (m === undefined) throw new ContractError("MEMBER_NOT_FOUND", `${address} is not a member`);
+      return memberJson(m);
+    },
+  },
+};

@@ -1,0 +1,206 @@
+import { DecodeError } from "@custos/codec";
+import type { Address, VerifierPool } from "@custos/crypto";
+import { decodeSignedTx, type SignedTx } from "@custos/types";
+import { CustosError, type Logger, toHex } from "@custos/utils";
+import { senderAddress } from "../execution/senders.js";
+
+export interface TxPoolOptions {
+  /** Most transactions held. */
+  maxTxs: number;
+  /** Most bytes held. */
+  maxBytes: number;
+  /** Most pending transactions of one sender. */
+  maxPerSender: number;
+  /** Largest transaction admitted (never above the wire limit). */
+  maxTxBytes: number;
+}
+
+export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
+  maxTxs: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxPerSender: 10_000,
+  maxTxBytes: 16 * 1024,
+};
+
+/** What admission needs from the chain. */
+export interface PoolChainView {
+  chainId: string;
+  blockLimitWindow: number;
+  headHeight(): number;
+  isCommitted(hash: Uint8Array): Promise<boolean>;
+  isMember(address: Address): Promise<boolean>;
+}
+
+interface Entry {
+  tx: SignedTx;
+  sender: Address;
+}
+
+/**
+ * Retryable admission errors: the client should wait and send the same bytes again.
+ * Everything else is final for those bytes.
+ */
+export const RETRYABLE_POOL_ERRORS = new Set(["TX_POOL_FULL", "TX_SENDER_QUOTA"]);
+
+/**
+ * Pending transactions in arrival order. Admission checks size, encoding, chain id, the
+ * blockLimit window, duplicates (pending or committed), membership, capacity and the signature
+ * (on the verifier pool); a transaction in the pool has been verified and is not verified again
+ * when its block executes.
+ */
+export class TxPool {
+  private readonly pending = new Map<string, Entry>();
+  private readonly inFlight = new Set<string>();
+  private readonly perSender = new Map<Address, number>();
+  private totalBytes = 0;
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    private readonly opts: TxPoolOptions,
+    private readonly chain: PoolChainView,
+    private readonly verifier: VerifierPool,
+    private readonly log: Logger,
+  ) {}
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  get(hash: Uint8Array): SignedTx | undefined {
+    return this.pending.get(toHex(hash))?.tx;
+  }
+
+  /** Called whenever a transaction is admitted. */
+  onAdded(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  async add(bytes: Uint8Array): Promise<SignedTx> {
+    if (bytes.byteLength > this.opts.maxTxBytes) {
+      throw new CustosError(
+        "TX_TOO_LARGE",
+        `transaction is ${bytes.byteLength} bytes, the limit is ${this.opts.maxTxBytes}`,
+      );
+    }
+    let stx: SignedTx;
+    try {
+      stx = decodeSignedTx(bytes);
+    } catch (err) {
+      if (err instanceof DecodeError)
+        throw new CustosError("TX_MALFORMED", `malformed transaction: ${err.message}`, err.meta);
+      throw err;
+    }
+    const { tx } = stx;
+    if (tx.chainId !== this.chain.chainId) {
+      throw new CustosError(
+        "TX_WRONG_CHAIN",
+        `transaction is for chain ${tx.chainId}, this is ${this.chain.chainId}`,
+      );
+    }
+    const height = this.chain.headHeight();
+    if (tx.blockLimit <= height) {
+      throw new CustosError(
+        "TX_BLOCK_LIMIT_EXPIRED",
+        `blockLimit ${tx.blockLimit} has passed (height ${height}); rebuild with a fresh blockLimit`,
+        {
+          blockLimit: tx.blockLimit,
+          height,
+        },
+      );
+    }
+    if (tx.blockLimit > height + this.chain.blockLimitWindow) {
+      throw new CustosError(
+        "TX_BLOCK_LIMIT_TOO_FAR",
+        `blockLimit ${tx.blockLimit} is more than ${this.chain.blockLimitWindow} blocks ahead of height ${height}`,
+        { blockLimit: tx.blockLimit, height },
+      );
+    }
+    const id = toHex(stx.hash);
+    if (this.pending.has(id) || this.inFlight.has(id)) {
+      throw new CustosError("TX_DUPLICATE", `transaction ${id} is already pending`);
+    }
+    this.inFlight.add(id);
+    try {
+      if (await this.chain.isCommitted(stx.hash)) {
+        throw new CustosError(
+          "TX_ALREADY_COMMITTED",
+          `transaction ${id} was already committed; a signed transaction runs once`,
+        );
+      }
+      let sender: Address;
+      try {
+        sender = senderAddress(tx.sender);
+      } catch {
+        throw new CustosError("TX_BAD_SIGNATURE", "the sender's public key is not a point on the SM2 curve");
+      }
+      if (!(await this.chain.isMember(sender))) {
+        throw new CustosError("TX_SENDER_NOT_MEMBER", `${sender} is not a member of this chain`);
+      }
+      if (this.pending.size >= this.opts.maxTxs || this.totalBytes + bytes.byteLength > this.opts.maxBytes) {
+        throw new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", {
+          retryable: true,
+        });
+      }
+      if ((this.perSender.get(sender) ?? 0) >= this.opts.maxPerSender) {
+        throw new CustosError(
+          "TX_SENDER_QUOTA",
+          `${sender} has ${this.opts.maxPerSender} transactions pending; retry shortly`,
+          {
+            retryable: true,
+          },
+        );
+      }
+      if (!(await this.verifier.verify(tx.sender, stx.body, stx.signature))) {
+        throw new CustosError(
+          "TX_BAD_SIGNATURE",
+          "the signature does not verify for the sender's key over the body",
+        );
+      }
+      this.pending.set(id, { tx: stx, sender });
+      this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
+      this.totalBytes += bytes.byteLength;
+    } finally {
+      this.inFlight.delete(id);
+    }
+    for (const fn of this.listeners) fn();
+    return stx;
+  }
+
+  /**
+   * Up to `max` transactions valid for a block at `height`, in arrival order. Transactions whose
+   * blockLimit no longer admits them are dropped here.
+   */
+  take(max: number, height: number): SignedTx[] {
+    const out: SignedTx[] = [];
+    const expired: string[] = [];
+    for (const [id, e] of this.pending) {
+      if (e.tx.tx.blockLimit < height) {
+        expired.push(id);
+        continue;
+      }
+      out.push(e.tx);
+      if (out.length >= max) break;
+    }
+    for (const id of expired) this.removeId(id);
+    if (expired.length > 0) this.log.debug("expired transactions dropped", { count: expired.length, height });
+    return out;
+  }
+
+  remove(txs: readonly SignedTx[]): void {
+    for (const t of txs) this.removeId(toHex(t.hash));
+  }
+
+  private removeId(id: string): void {
+    const e = this.pending.get(id);
+    if (e === undefined) return;
+    this.pending.delete(id);
+    this.totalBytes -= e.tx.bytes.byteLength;
+    const n = (this.perSender.get(e.sender) ?? 1) - 1;
+    if (n <= 0) this.perSender.delete(e.sender);
+    else this.perSender.set(e.sender, n);
+  }
+}

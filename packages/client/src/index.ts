@@ -1,0 +1,3 @@
+export * from "./amount.js";
+export * from "./client.js";
+export * from "./wallet.js";

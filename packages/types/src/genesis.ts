@@ -1,0 +1,230 @@
+import { encode, merkleRoot } from "@custos/codec";
+import { addressFromPublicKey, sm3 } from "@custos/crypto";
+import { CustosError, fromHex, toHex } from "@custos/utils";
+import { encodeHeader, HEADER_VERSION, type Header } from "./block.js";
+import { CHAIN_ID_RE, LIMITS } from "./limits.js";
+
+export const ROLES = [
+  "committee",
+  "regulator",
+  "operator",
+  "institution",
+  "merchant",
+  "consumer",
+  "auditor",
+] as const;
+export type Role = (typeof ROLES)[number];
+
+/** e-CNY wallet tiers (数字人民币钱包 levels 1-4): per-transaction and per-day limits in fen. */
+export const ECNY_TIERS = [1, 2, 3, 4] as const;
+export type EcnyTier = (typeof ECNY_TIERS)[number];
+
+export interface TierLimits {
+  singleLimit: bigint;
+  dailyLimit: bigint;
+}
+
+export interface GenesisMember {
+  name: string;
+  address: string;
+  /** 33-byte compressed SM2 key. */
+  publicKey: Uint8Array;
+  roles: Role[];
+  ecnyTier: EcnyTier;
+}
+
+export interface GenesisValidator {
+  name: string;
+  publicKey: Uint8Array;
+}
+
+export interface Genesis {
+  chainId: string;
+  /** Milliseconds since the epoch: the timestamp of block 0. */
+  timestamp: number;
+  /** A tx is valid while height < blockLimit <= height + blockLimitWindow. */
+  blockLimitWindow: number;
+  consensus: { validators: GenesisValidator[]; minBlockIntervalMs: number; maxBlockTxs: number };
+  members: GenesisMember[];
+  ecny: { tiers: Record<EcnyTier, TierLimits>; largeTxThreshold: bigint };
+}
+
+function bad(field: string, why: string): CustosError {
+  return new CustosError("GENESIS_INVALID", `genesis.${field}: ${why}`, { field });
+}
+
+const obj = (v: unknown, f: string): Record<string, unknown> => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad(f, "expected an object");
+  return v as Record<string, unknown>;
+};
+const int = (v: unknown, f: string, min: number, max: number): number => {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw bad(f, `expected an integer in [${min}, ${max}]`);
+  }
+  return v;
+};
+const str = (v: unknown, f: string, re: RegExp): string => {
+  if (typeof v !== "string" || !re.test(v)) throw bad(f, `expected a string matching ${re}`);
+  return v;
+};
+const fen = (v: unknown, f: string): bigint => {
+  if (typeof v !== "string" || !/^(0|[1-9][0-9]{0,18})$/.test(v))
+    throw bad(f, "expected an amount in fen as a decimal string");
+  return BigInt(v);
+};
+const pubKey = (v: unknown, f: string): Uint8Array => {
+  if (typeof v !== "string" || !/^0[23][0-9a-f]{64}$/.test(v))
+    throw bad(f, "expected a 33-byte compressed public key in hex");
+  const key = fromHex(v);
+  try {
+    addressFromPublicKey(key);
+  } catch {
+    throw bad(f, "not a point on the SM2 curve");
+  }
+  return key;
+};
+const arr = (v: unknown, f: string, min: number, max: number): unknown[] => {
+  if (!Array.isArray(v) || v.length < min || v.length > max)
+    throw bad(f, `expected an array of ${min} to ${max} items`);
+  return v;
+};
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Validates a genesis file's JSON (untrusted) into a Genesis. Throws GENESIS_INVALID naming the field. */
+export function parseGenesis(json: unknown): Genesis {
+  const g = obj(json, "(root)");
+  const consensus = obj(g.consensus, "consensus");
+  const validators = arr(consensus.validators, "consensus.validators", 1, LIMITS.maxValidators).map(
+    (v, i) => {
+      const o = obj(v, `consensus.validators[${i}]`);
+      return {
+        name: str(o.name, `consensus.validators[${i}].name`, NAME_RE),
+        publicKey: pubKey(o.publicKey, `consensus.validators[${i}].publicKey`),
+      };
+    },
+  );
+  const seen = new Set<string>();
+  const members = arr(g.members, "members", 1, 100_000).map((m, i) => {
+    const f = `members[${i}]`;
+    const o = obj(m, f);
+    const publicKey = pubKey(o.publicKey, `${f}.publicKey`);
+    const address = addressFromPublicKey(publicKey);
+    if (o.address !== undefined && o.address !== address)
+      throw bad(`${f}.address`, `does not match the public key (${address})`);
+    if (seen.has(address)) throw bad(f, `duplicate member ${address}`);
+    seen.add(address);
+    const roles = arr(o.roles, `${f}.roles`, 1, ROLES.length).map((r) => {
+      if (!ROLES.includes(r as Role))
+        throw bad(`${f}.roles`, `unknown role ${JSON.stringify(r)}; roles are ${ROLES.join(", ")}`);
+      return r as Role;
+    });
+    return {
+      name: str(o.name, `${f}.name`, NAME_RE),
+      address,
+      publicKey,
+      roles,
+      ecnyTier: int(o.ecnyTier ?? 2, `${f}.ecnyTier`, 1, 4) as EcnyTier,
+    };
+  });
+  const ecny = obj(g.ecny, "ecny");
+  const tiersIn = obj(ecny.tiers, "ecny.tiers");
+  const tiers = {} as Record<EcnyTier, TierLimits>;
+  for (const t of ECNY_TIERS) {
+    const o = obj(tiersIn[String(t)], `ecny.tiers.${t}`);
+    tiers[t] = {
+      singleLimit: fen(o.singleLimit, `ecny.tiers.${t}.singleLimit`),
+      dailyLimit: fen(o.dailyLimit, `ecny.tiers.${t}.dailyLimit`),
+    };
+  }
+  return {
+    chainId: str(g.chainId, "chainId", CHAIN_ID_RE),
+    timestamp: int(g.timestamp, "timestamp", 0, Number.MAX_SAFE_INTEGER),
+    blockLimitWindow: int(g.blockLimitWindow, "blockLimitWindow", 1, 100_000),
+    consensus: {
+      validators,
+      minBlockIntervalMs: int(consensus.minBlockIntervalMs, "consensus.minBlockIntervalMs", 0, 60_000),
+      maxBlockTxs: int(consensus.maxBlockTxs, "consensus.maxBlockTxs", 1, LIMITS.maxTxsPerBlock),
+    },
+    members,
+    ecny: { tiers, largeTxThreshold: fen(ecny.largeTxThreshold, "ecny.largeTxThreshold") },
+  };
+}
+
+/** The JSON form of a genesis (bytes as hex, amounts as decimal strings). */
+export function genesisToJson(g: Genesis): Record<string, unknown> {
+  return {
+    chainId: g.chainId,
+    timestamp: g.timestamp,
+    blockLimitWindow: g.blockLimitWindow,
+    consensus: {
+      validators: g.consensus.validators.map((v) => ({ name: v.name, publicKey: toHex(v.publicKey) })),
+      minBlockIntervalMs: g.consensus.minBlockIntervalMs,
+      maxBlockTxs: g.consensus.maxBlockTxs,
+    },
+    members: g.members.map((m) => ({
+      name: m.name,
+      address: m.address,
+      publicKey: toHex(m.publicKey),
+      roles: m.roles,
+      ecnyTier: m.ecnyTier,
+    })),
+    ecny: {
+      tiers: Object.fromEntries(
+        ECNY_TIERS.map((t) => [
+          t,
+          {
+            singleLimit: g.ecny.tiers[t].singleLimit.toString(),
+            dailyLimit: g.ecny.tiers[t].dailyLimit.toString(),
+          },
+        ]),
+      ),
+      largeTxThreshold: g.ecny.largeTxThreshold.toString(),
+    },
+  };
+}
+
+/** Canonical bytes of the genesis: what every node must agree on. */
+export function encodeGenesis(g: Genesis): Uint8Array {
+  return encode([
+    1,
+    g.chainId,
+    BigInt(g.timestamp),
+    g.blockLimitWindow,
+    g.consensus.validators.map((v) => [v.name, v.publicKey]),
+    g.consensus.minBlockIntervalMs,
+    g.consensus.maxBlockTxs,
+    g.members.map((m) => [m.name, m.publicKey, m.roles, m.ecnyTier]),
+    ECNY_TIERS.map((t) => [g.ecny.tiers[t].singleLimit, g.ecny.tiers[t].dailyLimit]),
+    g.ecny.largeTxThreshold,
+  ]);
+}
+
+export function validatorSetHash(validators: readonly Uint8Array[]): Uint8Array {
+  return sm3(encode(validators.map((v) => v)));
+}
+
+/**
+ * Block 0. Its stateRoot chains from 32 zero bytes over the genesis write set (the same rule as
+ * every block), and prevHash is SM3 of the canonical genesis, so two different genesis files
+ * never share a chain.
+ */
+export function genesisHeader(g: Genesis, genesisStateRoot: Uint8Array): Header {
+  return {
+    version: HEADER_VERSION,
+    chainId: g.chainId,
+    height: 0,
+    prevHash: sm3(encodeGenesis(g)),
+    timestamp: g.timestamp,
+    proposer: 0,
+    view: 0,
+    txRoot: merkleRoot([]),
+    receiptRoot: merkleRoot([]),
+    stateRoot: genesisStateRoot,
+    validatorSetHash: validatorSetHash(g.consensus.validators.map((v) => v.publicKey)),
+  };
+}
+
+export function genesisBlockHeaderBytes(g: Genesis, genesisStateRoot: Uint8Array): Uint8Array {
+  return encodeHeader(genesisHeader(g, genesisStateRoot));
+}
