@@ -22,6 +22,8 @@ export default defineConfig({
       project("crypto", "packages/crypto"),
       project("codec", "packages/codec"),
       project("types", "packages/types"),
+      project("client", "packages/client"),
+      project("node", "node"),
       project("cli", "cli"),
     ],
   },

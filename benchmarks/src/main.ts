@@ -1,8 +1,30 @@
 // `npm run bench -- <name> [--json] [--runs N] [--ms N]`; `npm run bench:crypto`.
 import { runCryptoBench } from "./crypto.js";
+import { runSingleNodeBench } from "./singleNode.js";
 
-const BENCHMARKS: Record<string, (o: { runs: number; ms: number; json: boolean }) => Promise<unknown>> = {
+type Opts = { runs: number; ms: number; json: boolean; args: string[] };
+
+function list(args: string[], name: string, fallback: number[]): number[] {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = String(args[i + 1])
+    .split(",")
+    .map(Number);
+  if (v.some((n) => !Number.isFinite(n) || n <= 0))
+    throw new Error(`${name} takes positive numbers, comma-separated`);
+  return v;
+}
+
+const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
   crypto: runCryptoBench,
+  "single-node": (o) =>
+    runSingleNodeBench({
+      ...o,
+      runs: flag(o.args, "--runs", 3),
+      rates: list(o.args, "--rates", [1000, 2000, 2500]),
+      seconds: flag(o.args, "--seconds", 10),
+      batch: flag(o.args, "--batch", 1),
+    }),
 };
 
 function flag(args: string[], name: string, fallback: number): number {
@@ -18,12 +40,17 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N]`,
     );
     process.exitCode = 2;
     return;
   }
-  await run({ runs: flag(args, "--runs", 5), ms: flag(args, "--ms", 1000), json: args.includes("--json") });
+  await run({
+    runs: flag(args, "--runs", 5),
+    ms: flag(args, "--ms", 1000),
+    json: args.includes("--json"),
+    args,
+  });
 }
 
 main().catch((err) => {

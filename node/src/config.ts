@@ -15,14 +15,19 @@ export interface NodeConfig {
   };
   pool: TxPoolOptions;
   nodeKey: { file: string; passwordFile?: string };
-  log: { level: "trace" | "debug" | "info" | "warn" | "error"; maxFileBytes: number; keepFiles: number };
+  log: {
+    level: "trace" | "debug" | "info" | "warn" | "error";
+    maxFileBytes: number;
+    keepFiles: number;
+    retentionDays: number;
+  };
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
   rpc: { listen: "127.0.0.1:8545", maxBodyBytes: 1024 * 1024, rateLimit: 0 },
   pool: DEFAULT_POOL_OPTIONS,
   nodeKey: { file: "keys/node.json" },
-  log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10 },
+  log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
 };
 
 export const homePaths = (home: string) => ({
@@ -119,6 +124,7 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       level: level as NodeConfig["log"]["level"],
       maxFileBytes: posInt(log.maxFileBytes, "log.maxFileBytes", DEFAULT_CONFIG.log.maxFileBytes),
       keepFiles: posInt(log.keepFiles, "log.keepFiles", DEFAULT_CONFIG.log.keepFiles),
+      retentionDays: posInt(log.retentionDays, "log.retentionDays", DEFAULT_CONFIG.log.retentionDays),
     },
   };
 }

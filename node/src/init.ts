@@ -1,7 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { access, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { encryptKeystore, generateKeyPair, type Sm2KeyPair, writeKeystoreFile } from "@custos/crypto";
+import {
+  encryptKeystore,
+  encryptP2pKeystore,
+  generateKeyPair,
+  generateP2pKey,
+  type Sm2KeyPair,
+  writeKeystoreFile,
+} from "@custos/crypto";
 import { type EcnyTier, type Genesis, genesisToJson, parseGenesis, type Role } from "@custos/types";
 import { CustosError } from "@custos/utils";
 import { homePaths } from "./config.js";
@@ -29,6 +36,8 @@ export interface InitResult {
   chainId: string;
   nodeAddress: string;
   nodePublicKey: string;
+  /** libp2p peer id of the node's Ed25519 network key (HOME/keys/p2p.json). */
+  peerId: string;
   genesisFile: string;
   passwordFile?: string;
   accounts?: DevAccount[];
@@ -104,9 +113,12 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
 
   const node = generateKeyPair();
   await writeKeystoreFile(nodeKeyFile, await encryptKeystore(node.privateKey, password, kdf));
+  const p2p = generateP2pKey();
+  await writeKeystoreFile(join(o.home, "keys", "p2p.json"), await encryptP2pKeystore(p2p, password, kdf));
   const config: Record<string, unknown> = {
     rpc: { listen: o.rpcListen ?? "127.0.0.1:8545" },
     nodeKey: { file: "keys/node.json", ...(passwordFile ? { passwordFile: "dev-password" } : {}) },
+    p2pKey: { file: "keys/p2p.json" },
   };
   await writePrivate(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   const result: InitResult = {
@@ -114,6 +126,7 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
     chainId: o.chainId ?? "custos-dev",
     nodeAddress: node.address,
     nodePublicKey: Buffer.from(node.publicKey).toString("hex"),
+    peerId: p2p.peerId,
     genesisFile: paths.genesis,
     ...(passwordFile ? { passwordFile } : {}),
   };

@@ -8,6 +8,7 @@ import { Executor } from "./execution/executor.js";
 import { senderAddress } from "./execution/senders.js";
 import { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
+import { Metrics } from "./metrics.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import type { WriteSet } from "./state/overlay.js";
@@ -63,6 +64,7 @@ export class CustosNode {
     private readonly rpc: RpcServer,
     private readonly verifier: VerifierPool,
     readonly log: Logger,
+    private readonly closeLogs: () => void,
   ) {
     sealer.on("sealer:failed", (err) => {
       for (const fn of this.fatalHandlers) fn(err);
@@ -73,17 +75,20 @@ export class CustosNode {
     const config = await loadConfig(o.home);
     const paths = homePaths(o.home);
     const genesis = await readGenesis(paths.genesis);
-    const { log, ops } = openLogs(
-      paths.logs,
-      config.log.level,
-      config.log.maxFileBytes,
-      config.log.keepFiles,
-    );
-    selectSm2({ logger: log.child({ module: "crypto" }) });
-    const key = await nodeKey(config, o.password);
-    const writes: WriteSet = new Map();
-    genesisMemberWrites(genesis, writes);
-    const ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
+    const logs = openLogs(paths.logs, config.log);
+    const { log, ops } = logs;
+    let key: Sm2KeyPair;
+    let ledger: Ledger;
+    try {
+      selectSm2({ logger: log.child({ module: "crypto" }) });
+      key = await nodeKey(config, o.password);
+      const writes: WriteSet = new Map();
+      genesisMemberWrites(genesis, writes);
+      ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
+    } catch (err) {
+      logs.close();
+      throw err;
+    }
     const verifier = new VerifierPool();
     try {
       const pool = new TxPool(
@@ -92,13 +97,18 @@ export class CustosNode {
           chainId: genesis.chainId,
           blockLimitWindow: genesis.blockLimitWindow,
           headHeight: () => ledger.head.height,
-          isCommitted: async (hash) => (await ledger.txPosition(hash)) !== undefined,
+          // a tx within its blockLimit window can only have been committed in the last window blocks
+          isCommitted: async (hash) => ledger.isRecentlyCommitted(hash),
           isMember: async (address) => (await readMember(ledger, address)) !== undefined,
         },
         verifier,
         log.child({ module: "txpool" }),
       );
       const executor = new Executor(genesis, log.child({ module: "executor" }));
+      const metrics = new Metrics(
+        { height: () => ledger.head.height, poolSize: () => pool.size, poolBytes: () => pool.bytes },
+        paths.ledger,
+      );
       const sealer = new SoloSealer(genesis, ledger, executor, pool, key, log.child({ module: "sealer" }));
       const methods = rpcMethods({
         genesis,
@@ -118,6 +128,7 @@ export class CustosNode {
             ops.info("tx accepted", { hash: result.hash, ...(await txSummary(pool, result.hash)) });
             return result;
           } catch (err) {
+            metrics.txRejected((err as { code?: string }).code ?? "INTERNAL");
             ops.info("tx refused", {
               code: (err as { code?: string }).code ?? "INTERNAL",
               reason: errorMessage(err),
@@ -133,6 +144,7 @@ export class CustosNode {
           maxBodyBytes: config.rpc.maxBodyBytes,
           maxBatch: 100,
           rateLimit: config.rpc.rateLimit,
+          metrics,
           ...(config.rpc.apiKeys ? { apiKeys: config.rpc.apiKeys } : {}),
           ...(config.rpc.tls ? { tls: config.rpc.tls } : {}),
         },
@@ -140,7 +152,14 @@ export class CustosNode {
         log.child({ module: "rpc" }),
       );
       const url = await rpc.start();
-      sealer.on("block:committed", (c: CommittedBlock) => rpc.publish(c));
+      sealer.on("block:committed", (c: CommittedBlock) => {
+        metrics.blockCommitted(
+          c.block.txs.length,
+          c.receipts.filter((r) => !r.success).length,
+          c.block.header.timestamp,
+        );
+        rpc.publish(c);
+      });
       sealer.start();
       log.info("node started", {
         chainId: genesis.chainId,
@@ -148,10 +167,11 @@ export class CustosNode {
         rpc: url,
         validator: key.address,
       });
-      return new CustosNode(genesis, url, ledger, sealer, rpc, verifier, log);
+      return new CustosNode(genesis, url, ledger, sealer, rpc, verifier, log, logs.close);
     } catch (err) {
       await verifier.close();
       await ledger.close();
+      logs.close();
       throw err;
     }
   }
@@ -167,6 +187,7 @@ export class CustosNode {
     await this.verifier.close();
     await this.ledger.close();
     this.log.info("node stopped", { height: this.ledger.head.height });
+    this.closeLogs();
   }
 }
 

@@ -45,17 +45,35 @@ const ZERO32 = new Uint8Array(32);
  * every committed block whole and nothing of a block that was not.
  */
 export class Ledger implements StateReader {
+  /**
+   * State entries read or written, by hex key (null = absent). The node is the ledger's only
+   * writer, so a commit brings the cache up to date; a read that raced a commit is not cached.
+   */
+  private readonly cache = new Map<string, Uint8Array | null>();
+  private generation = 0;
+  /** Tx hashes of the last `window` blocks: the only blocks a valid tx could be replayed into. */
+  private readonly recent = new Map<string, number>();
+  private readonly recentByHeight = new Map<number, string[]>();
+
   private constructor(
     private readonly db: Level<Uint8Array, Uint8Array>,
     private headState: ChainHead,
     private readonly log: Logger,
+    private readonly window: number,
+    private readonly cacheEntries: number,
   ) {}
 
   /**
    * Opens (creating on first use) the ledger under `dir` for `genesis`. A ledger made from a
    * different genesis is refused with GENESIS_MISMATCH.
    */
-  static async open(dir: string, genesis: Genesis, genesisWrites: WriteSet, log: Logger): Promise<Ledger> {
+  static async open(
+    dir: string,
+    genesis: Genesis,
+    genesisWrites: WriteSet,
+    log: Logger,
+    cacheEntries = 500_000,
+  ): Promise<Ledger> {
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
     try {
       await db.open();
@@ -84,8 +102,17 @@ export class Ledger implements StateReader {
       throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
     }
     const head = await Ledger.readHead(db);
+    const ledger = new Ledger(db, head, log, genesis.blockLimitWindow, cacheEntries);
+    for (let h = Math.max(1, head.height - genesis.blockLimitWindow + 1); h <= head.height; h++) {
+      const block = await ledger.getBlock(h);
+      if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
+      ledger.remember(
+        h,
+        block.txs.map((t) => toHex(t.hash)),
+      );
+    }
     log.info("ledger opened", { height: head.height, hash: toHex(head.hash) });
-    return new Ledger(db, head, log);
+    return ledger;
   }
 
   private static async readHead(db: Level<Uint8Array, Uint8Array>): Promise<ChainHead> {
@@ -107,8 +134,37 @@ export class Ledger implements StateReader {
     return this.headState;
   }
 
+  /** State (or any) entry, through the cache. */
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.db.get(key);
+    const id = toHex(key);
+    const cached = this.cache.get(id);
+    if (cached !== undefined) return cached ?? undefined;
+    const generation = this.generation;
+    const value = await this.db.get(key);
+    if (generation === this.generation) this.cachePut(id, value ?? null);
+    return value;
+  }
+
+  /** Whether a tx with this hash is in one of the last `blockLimitWindow` blocks. */
+  isRecentlyCommitted(hash: Uint8Array): boolean {
+    return this.recent.has(toHex(hash));
+  }
+
+  private cachePut(id: string, value: Uint8Array | null): void {
+    if (this.cache.size >= this.cacheEntries && !this.cache.has(id)) {
+      this.cache.delete(this.cache.keys().next().value as string);
+    }
+    this.cache.set(id, value);
+  }
+
+  private remember(height: number, hashes: string[]): void {
+    this.recentByHeight.set(height, hashes);
+    for (const h of hashes) this.recent.set(h, height);
+    const old = this.recentByHeight.get(height - this.window);
+    if (old) {
+      for (const h of old) this.recent.delete(h);
+      this.recentByHeight.delete(height - this.window);
+    }
   }
 
   async getBlockBytes(height: number): Promise<Uint8Array | undefined> {
@@ -189,6 +245,12 @@ export class Ledger implements StateReader {
         { cause },
       );
     }
+    this.generation++;
+    for (const [id, w] of c.writes) this.cachePut(id, w.value);
+    this.remember(
+      h.height,
+      c.block.txs.map((t) => toHex(t.hash)),
+    );
     this.headState = { height: h.height, hash: c.block.hash, header: h };
   }
 

@@ -30,6 +30,8 @@ export interface RpcServerOptions {
   /** Requests per second per client (API key, else remote address); burst = 2x. 0 = unlimited. */
   rateLimit: number;
   tls?: { certFile: string; keyFile: string };
+  /** Serves GET /metrics (read scope when API keys are set). */
+  metrics?: { render(): Promise<string>; rpcRequest(method: string): void };
 }
 
 interface Request {
@@ -99,6 +101,8 @@ export class RpcServer {
         )
       : createHttpServer(handler);
     this.server.headersTimeout = 10_000;
+    // clients (the SDK, load balancers) keep connections open between bursts
+    this.server.keepAliveTimeout = 30_000;
     this.server.requestTimeout = 30_000;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxBodyBytes });
     this.server.on("upgrade", (req, socket, head) => {
@@ -192,6 +196,15 @@ export class RpcServer {
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     };
     if (req.method === "GET" && req.url === "/health") return send(200, { ok: true });
+    if (req.method === "GET" && req.url === "/metrics" && this.opts.metrics) {
+      const who = this.authenticate(req);
+      if (who instanceof CustosError || !who.scopes.has("read"))
+        return send(401, err(null, RpcCode.unauthorized, "UNAUTHORIZED", "metrics need the read scope"));
+      res
+        .writeHead(200, { "content-type": "text/plain; version=0.0.4" })
+        .end(await this.opts.metrics.render());
+      return;
+    }
     if (req.method !== "POST")
       return send(
         405,

@@ -1,3 +1,4 @@
 export * from "./amount.js";
 export * from "./client.js";
+export * from "./subscribe.js";
 export * from "./wallet.js";

@@ -1,6 +1,7 @@
 export * from "./address.js";
 export * from "./keys.js";
 export * from "./keystore.js";
+export * from "./p2pKey.js";
 export * from "./sm2/backend.js";
 export * from "./sm2/curve.js";
 export * from "./sm2/select.js";

@@ -57,24 +57,57 @@ export async function encryptKeystore(
     throw new CustosError("INVALID_ARGUMENT", `iterations must be in [${MIN_ITERATIONS}, ${MAX_ITERATIONS}]`);
   }
   const pair = keyPairFromPrivateKey(privateKey);
-  const salt = new Uint8Array(randomBytes(32));
-  const iv = new Uint8Array(randomBytes(16));
-  const { encKey, macKey } = await deriveKeys(password, salt, iterations);
-  const ciphertext = sm4CbcEncrypt(encKey, iv, pair.privateKey);
   return {
     version: 1,
     kind: "custos-sm2-keystore",
     address: pair.address,
     publicKey: toHex(pair.publicKey),
-    crypto: {
-      cipher: "sm4-cbc",
-      iv: toHex(iv),
-      ciphertext: toHex(ciphertext),
-      kdf: "pbkdf2-hmac-sm3",
-      kdfParams: { iterations, salt: toHex(salt), keyLength: 32 },
-      mac: toHex(hmacSm3(macKey, iv, ciphertext)),
-    },
+    crypto: await sealSecret(pair.privateKey, password, iterations),
   };
+}
+
+export type SealedSecret = KeystoreFile["crypto"];
+
+/** SM4-CBC under PBKDF2-HMAC-SM3(password), HMAC-SM3 over iv || ciphertext. */
+export async function sealSecret(
+  secret: Uint8Array,
+  password: string,
+  iterations: number,
+): Promise<SealedSecret> {
+  const salt = new Uint8Array(randomBytes(32));
+  const iv = new Uint8Array(randomBytes(16));
+  const { encKey, macKey } = await deriveKeys(password, salt, iterations);
+  const ciphertext = sm4CbcEncrypt(encKey, iv, secret);
+  return {
+    cipher: "sm4-cbc",
+    iv: toHex(iv),
+    ciphertext: toHex(ciphertext),
+    kdf: "pbkdf2-hmac-sm3",
+    kdfParams: { iterations, salt: toHex(salt), keyLength: 32 },
+    mac: toHex(hmacSm3(macKey, iv, ciphertext)),
+  };
+}
+
+/**
+ * Opens a sealed secret whose shape was checked by `parseSealedSecret`. KEYSTORE_BAD_PASSWORD
+ * when the MAC does not match (wrong password).
+ */
+export async function openSecret(c: SealedSecret, password: string, owner: string): Promise<Uint8Array> {
+  const iv = fromHex(c.iv);
+  const ciphertext = fromHex(c.ciphertext);
+  const { encKey, macKey } = await deriveKeys(
+    String(password),
+    fromHex(c.kdfParams.salt),
+    c.kdfParams.iterations,
+  );
+  if (!timingSafeEqual(hmacSm3(macKey, iv, ciphertext), fromHex(c.mac))) {
+    throw new CustosError("KEYSTORE_BAD_PASSWORD", `wrong password for keystore of ${owner}`, { owner });
+  }
+  try {
+    return sm4CbcDecrypt(encKey, iv, ciphertext);
+  } catch (cause) {
+    throw new CustosError("KEYSTORE_CORRUPT", "keystore does not decrypt", {}, { cause });
+  }
 }
 
 function hexField(v: unknown, name: string, bytes?: number): Uint8Array {
@@ -97,13 +130,20 @@ export function parseKeystore(json: unknown): KeystoreFile {
   if (o.version !== 1) throw invalid(`unsupported version ${JSON.stringify(o.version)}`);
   if (!isAddress(o.address)) throw invalid("address");
   hexField(o.publicKey, "publicKey", 33);
-  const c = o.crypto as Record<string, unknown>;
+  parseSealedSecret(o.crypto, 32);
+  return o as unknown as KeystoreFile;
+}
+
+/** Checks the shape of an untrusted sealed secret whose plaintext is `plainBytes` long (padded). */
+export function parseSealedSecret(json: unknown, plainBytes: number): SealedSecret {
+  const c = json as Record<string, unknown>;
   if (typeof c !== "object" || c === null) throw invalid("crypto");
   if (c.cipher !== "sm4-cbc") throw invalid(`unsupported cipher ${JSON.stringify(c.cipher)}`);
   if (c.kdf !== "pbkdf2-hmac-sm3") throw invalid(`unsupported kdf ${JSON.stringify(c.kdf)}`);
   hexField(c.iv, "crypto.iv", 16);
   const ct = hexField(c.ciphertext, "crypto.ciphertext");
-  if (ct.byteLength !== 48) throw invalid("crypto.ciphertext must be 48 bytes");
+  const padded = (Math.floor(plainBytes / 16) + 1) * 16;
+  if (ct.byteLength !== padded) throw invalid(`crypto.ciphertext must be ${padded} bytes`);
   hexField(c.mac, "crypto.mac", 32);
   const p = c.kdfParams as Record<string, unknown>;
   if (typeof p !== "object" || p === null) throw invalid("crypto.kdfParams");
@@ -113,7 +153,7 @@ export function parseKeystore(json: unknown): KeystoreFile {
   }
   if (p.keyLength !== 32) throw invalid("crypto.kdfParams.keyLength must be 32");
   hexField(p.salt, "crypto.kdfParams.salt");
-  return o as unknown as KeystoreFile;
+  return c as unknown as SealedSecret;
 }
 
 /**
@@ -122,22 +162,10 @@ export function parseKeystore(json: unknown): KeystoreFile {
  */
 export async function decryptKeystore(json: unknown, password: string): Promise<Sm2KeyPair> {
   const ks = parseKeystore(json);
-  const iv = fromHex(ks.crypto.iv);
-  const ciphertext = fromHex(ks.crypto.ciphertext);
-  const { encKey, macKey } = await deriveKeys(
-    String(password),
-    fromHex(ks.crypto.kdfParams.salt),
-    ks.crypto.kdfParams.iterations,
-  );
-  const mac = hmacSm3(macKey, iv, ciphertext);
-  if (!timingSafeEqual(mac, fromHex(ks.crypto.mac))) {
-    throw new CustosError("KEYSTORE_BAD_PASSWORD", `wrong password for keystore of ${ks.address}`, {
-      address: ks.address,
-    });
-  }
+  const secret = await openSecret(ks.crypto, password, ks.address);
   let pair: Sm2KeyPair;
   try {
-    pair = keyPairFromPrivateKey(sm4CbcDecrypt(encKey, iv, ciphertext));
+    pair = keyPairFromPrivateKey(secret);
   } catch (cause) {
     throw new CustosError("KEYSTORE_CORRUPT", "keystore decrypts to no valid private key", {}, { cause });
   }
@@ -176,7 +204,7 @@ export async function loadKeystoreFile(path: string, password: string): Promise<
  */
 export async function writeKeystoreFile(
   path: string,
-  ks: KeystoreFile,
+  ks: object,
   opts: { overwrite?: boolean } = {},
 ): Promise<void> {
   let fh: Awaited<ReturnType<typeof open>>;

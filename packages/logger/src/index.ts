@@ -1,1 +1,6 @@
 export { createLogger, type LoggerOptions, type LogLevel } from "./pinoLogger.js";
+export {
+  createRotatingFileLogger,
+  type RotatingFileLogger,
+  type RotatingFileOptions,
+} from "./rotatingFile.js";

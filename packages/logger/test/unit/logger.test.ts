@@ -41,3 +41,37 @@ describe("pino logger", () => {
     expect(typeof line?.time).toBe("string");
   });
 });
+
+describe("rotating file logger", () => {
+  it("rotates by size while running, keeps N files and writes on to a fresh file", async () => {
+    const { mkdtemp, readFile, readdir, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { createRotatingFileLogger } = await import("../../src/index.js");
+    const dir = await mkdtemp(join(tmpdir(), "custos-log-"));
+    try {
+      const file = join(dir, "node.log");
+      const r = createRotatingFileLogger(file, {
+        level: "info",
+        maxBytes: 2000,
+        keep: 2,
+        retentionDays: 30,
+        checkIntervalMs: 20,
+      });
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 40; i++) r.logger.info("line", { round, i, pad: "x".repeat(40) });
+        await new Promise((res) => setTimeout(res, 80));
+      }
+      r.logger.info("last line", { final: true });
+      r.close();
+      const names = (await readdir(dir)).sort();
+      expect(names).toEqual(["node.log", "node.log.1", "node.log.2"]);
+      const current = await readFile(file, "utf8");
+      expect(current).toContain('"final":true');
+      for (const line of (await readFile(`${file}.1`, "utf8")).trim().split("\n"))
+        expect(() => JSON.parse(line)).not.toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,131 @@
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+
+const INTERVAL_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30];
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries: import("node:fs").Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await dirBytes(p);
+    else if (e.isFile()) total += (await stat(p).catch(() => ({ size: 0 }))).size;
+  }
+  return total;
+}
+
+/**
+ * The node's metrics in the Prometheus text format (version 0.0.4). Counters only grow;
+ * gauges are read when scraped.
+ */
+export class Metrics {
+  blocksCommitted = 0;
+  txsCommitted = 0;
+  txsFailed = 0;
+  private readonly rejected = new Map<string, number>();
+  private readonly rpcRequests = new Map<string, number>();
+  private readonly intervalCounts = INTERVAL_BUCKETS.map(() => 0);
+  private intervalSum = 0;
+  private intervalCount = 0;
+  private lastBlockAt: number | undefined;
+
+  constructor(
+    private readonly gauges: { height: () => number; poolSize: () => number; poolBytes: () => number },
+    private readonly ledgerDir: string,
+  ) {}
+
+  blockCommitted(txs: number, failed: number, timestamp: number): void {
+    this.blocksCommitted++;
+    this.txsCommitted += txs;
+    this.txsFailed += failed;
+    if (this.lastBlockAt !== undefined) {
+      const s = Math.max(0, timestamp - this.lastBlockAt) / 1000;
+      this.intervalSum += s;
+      this.intervalCount++;
+      INTERVAL_BUCKETS.forEach((b, i) => {
+        if (s <= b) this.intervalCounts[i] = (this.intervalCounts[i] as number) + 1;
+      });
+    }
+    this.lastBlockAt = timestamp;
+  }
+
+  txRejected(code: string): void {
+    this.rejected.set(code, (this.rejected.get(code) ?? 0) + 1);
+  }
+
+  rpcRequest(method: string): void {
+    this.rpcRequests.set(method, (this.rpcRequests.get(method) ?? 0) + 1);
+  }
+
+  async render(): Promise<string> {
+    const out: string[] = [];
+    const metric = (name: string, type: string, help: string, lines: string[]) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
+    };
+    const one = (name: string, type: string, help: string, value: number) =>
+      metric(name, type, help, [`${name} ${value}`]);
+    one("custos_block_height", "gauge", "Height of the latest committed block.", this.gauges.height());
+    one("custos_blocks_committed_total", "counter", "Blocks committed since start.", this.blocksCommitted);
+    one(
+      "custos_txs_committed_total",
+      "counter",
+      "Transactions committed since start (successful or failed).",
+      this.txsCommitted,
+    );
+    one(
+      "custos_txs_failed_total",
+      "counter",
+      "Committed transactions whose receipt is a failure.",
+      this.txsFailed,
+    );
+    one("custos_txpool_size", "gauge", "Transactions waiting in the pool.", this.gauges.poolSize());
+    one(
+      "custos_txpool_bytes",
+      "gauge",
+      "Bytes of transactions waiting in the pool.",
+      this.gauges.poolBytes(),
+    );
+    metric(
+      "custos_tx_rejected_total",
+      "counter",
+      "Transactions refused at admission, by error code.",
+      [...this.rejected].map(([code, n]) => `custos_tx_rejected_total{code="${code}"} ${n}`),
+    );
+    metric("custos_block_interval_seconds", "histogram", "Time between consecutive committed blocks.", [
+      ...INTERVAL_BUCKETS.map(
+        (b, i) => `custos_block_interval_seconds_bucket{le="${b}"} ${this.intervalCounts[i]}`,
+      ),
+      `custos_block_interval_seconds_bucket{le="+Inf"} ${this.intervalCount}`,
+      `custos_block_interval_seconds_sum ${this.intervalSum}`,
+      `custos_block_interval_seconds_count ${this.intervalCount}`,
+    ]);
+    metric(
+      "custos_rpc_requests_total",
+      "counter",
+      "JSON-RPC requests by method.",
+      [...this.rpcRequests].map(([m, n]) => `custos_rpc_requests_total{method="${m}"} ${n}`),
+    );
+    const cpu = process.cpuUsage();
+    const mem = process.memoryUsage();
+    one(
+      "process_cpu_seconds_total",
+      "counter",
+      "User and system CPU time of the node process.",
+      (cpu.user + cpu.system) / 1e6,
+    );
+    one("process_resident_memory_bytes", "gauge", "Resident memory of the node process.", mem.rss);
+    one("nodejs_heap_used_bytes", "gauge", "V8 heap in use.", mem.heapUsed);
+    one(
+      "custos_ledger_disk_bytes",
+      "gauge",
+      "Bytes used by the ledger's LevelDB files.",
+      await dirBytes(this.ledgerDir),
+    );
+    return `${out.join("\n")}\n`;
+  }
+}

@@ -1,0 +1,136 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CustosClient, Wallet } from "@custos/client";
+import { loadKeystoreFile } from "@custos/crypto";
+import { afterAll, describe, expect, it } from "vitest";
+import { initHome } from "../../src/index.js";
+import { tempDir } from "../helpers.js";
+
+/** The real `custos` command, as an operator runs it: its own process, killed with SIGKILL. */
+const BIN = fileURLToPath(new URL("../../../cli/bin/custos.js", import.meta.url));
+const procs: ChildProcess[] = [];
+afterAll(() => {
+  for (const p of procs) p.kill("SIGKILL");
+});
+
+async function startNode(home: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(
+    process.execPath,
+    [BIN, "node", "start", "--home", home, "--rpc-listen", "127.0.0.1:0", "--json"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  procs.push(proc);
+  let out = "";
+  let errText = "";
+  proc.stderr?.on("data", (d) => {
+    errText += String(d);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node did not start: ${errText}`)), 20_000);
+    proc.stdout?.on("data", (d) => {
+      out += String(d);
+      const m = /"rpc":\s*"([^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] as string);
+      }
+    });
+    proc.once("exit", (code) => reject(new Error(`node exited with ${code}: ${errText}`)));
+  });
+  return { proc, url };
+}
+
+function exited(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
+  return new Promise((res) => proc.once("exit", (code) => res(code)));
+}
+
+describe("durability", () => {
+  it("after kill -9 under load, every returned receipt is still there, blocks are whole, height continues", async () => {
+    const t = await tempDir("custos-durable-");
+    try {
+      const r = await initHome({ home: t.dir, dev: true, kdfIterations: 1000 });
+      const password = (await readFile(join(t.dir, "dev-password"), "utf8")).trim();
+      const account = (name: string) =>
+        r.accounts?.find((a) => a.name === name) as { keyFile: string; address: string };
+      const operator = await loadKeystoreFile(account("operator").keyFile, password);
+      const target = account("merchant-1").address;
+
+      const first = await startNode(t.dir);
+      const client = new CustosClient(first.url, { timeoutMs: 5_000 });
+      const wallet = new Wallet(client, operator);
+      const confirmed: { hash: string; height: number }[] = [];
+      let killed = false;
+      let seq = 0;
+      const worker = async () => {
+        while (!killed) {
+          const id = `rc-${seq++}`;
+          try {
+            const res = await wallet.send(
+              { to: "ecny", method: "issue", args: [target, 1n, id] },
+              { timeoutMs: 5_000 },
+            );
+            if (!killed && res.receipt?.success)
+              confirmed.push({ hash: res.hash, height: res.view?.blockHeight as number });
+          } catch {
+            // the node is gone; whatever was not confirmed is not claimed
+          }
+        }
+      };
+      const workers = Array.from({ length: 16 }, worker);
+      // bounded load: until 150 receipts are back or 10 s pass, then SIGKILL mid-flight
+      const deadline = Date.now() + 10_000;
+      while (confirmed.length < 150 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+      first.proc.kill("SIGKILL");
+      killed = true;
+      const snapshot = [...confirmed];
+      await Promise.allSettled(workers);
+      await exited(first.proc);
+      expect(snapshot.length).toBeGreaterThan(20);
+
+      const second = await startNode(t.dir);
+      const c2 = new CustosClient(second.url);
+      const status = await c2.status();
+      expect(status.height).toBeGreaterThanOrEqual(Math.max(...snapshot.map((s) => s.height)));
+      for (const s of snapshot) {
+        const v = await c2.getTx(s.hash);
+        expect(v.status).toBe("committed");
+        expect(v.blockHeight).toBe(s.height);
+        expect(v.receipt?.success).toBe(true);
+      }
+      // every block whole: decodes, certificate present, one receipt per tx; state matches blocks
+      let committedTxs = 0;
+      let prev: string | undefined;
+      for (let h = 0; h <= status.height; h++) {
+        const b = (await c2.getBlock(h)) as {
+          hash: string;
+          prevHash: string;
+          txCount: number;
+          certificate: { signatures: unknown[] } | null;
+        };
+        if (prev) expect(b.prevHash).toBe(prev);
+        if (h > 0) expect(b.certificate?.signatures.length).toBe(1);
+        prev = b.hash;
+        committedTxs += b.txCount;
+      }
+      expect((await c2.ecnyBalance(target)).balance).toBe(String(committedTxs));
+      // the chain goes on from where it was
+      const more = await new Wallet(c2, operator).send({
+        to: "ecny",
+        method: "issue",
+        args: [target, 1n, "after-restart"],
+      });
+      expect(more.view?.blockHeight).toBe(status.height + 1);
+      expect((await c2.getBlock(status.height + 1)).prevHash).toBe(prev);
+      second.proc.kill("SIGTERM");
+      const code = await exited(second.proc);
+      expect(code).toBe(0);
+    } finally {
+      await t.cleanup();
+    }
+  }, 90_000);
+});

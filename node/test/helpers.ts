@@ -1,0 +1,80 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encode } from "@custos/codec";
+import { generateKeyPair, type Sm2KeyPair } from "@custos/crypto";
+import { type Genesis, parseGenesis, type Role, type SignedTx, signTx } from "@custos/types";
+import { toHex } from "@custos/utils";
+import { DEV_TIERS } from "../src/init.js";
+
+export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface TestChain {
+  genesis: Genesis;
+  validator: Sm2KeyPair;
+  keys: Record<string, Sm2KeyPair>;
+}
+
+/** A one-validator genesis with members of each role; consumer-3 is tier 4. */
+export function testChain(): TestChain {
+  const validator = generateKeyPair();
+  const members: [string, Role, number][] = [
+    ["operator", "operator", 1],
+    ["regulator", "regulator", 1],
+    ["merchant", "merchant", 1],
+    ["consumer-1", "consumer", 2],
+    ["consumer-3", "consumer", 4],
+  ];
+  const keys: Record<string, Sm2KeyPair> = { outsider: generateKeyPair() };
+  for (const [name] of members) keys[name] = generateKeyPair();
+  const genesis = parseGenesis({
+    chainId: "custos-test",
+    timestamp: 1_795_000_000_000,
+    blockLimitWindow: 600,
+    consensus: {
+      validators: [{ name: "v0", publicKey: toHex(validator.publicKey) }],
+      minBlockIntervalMs: 0,
+      maxBlockTxs: 1000,
+    },
+    members: members.map(([name, role, tier]) => ({
+      name,
+      publicKey: toHex((keys[name] as Sm2KeyPair).publicKey),
+      roles: [role],
+      ecnyTier: tier,
+    })),
+    ecny: { tiers: DEV_TIERS, largeTxThreshold: "5000000" },
+  });
+  return { genesis, validator, keys };
+}
+
+let nonce = 0;
+export function tx(
+  chain: TestChain,
+  from: string,
+  method: string,
+  args: unknown[],
+  over: { blockLimit?: number; to?: string } = {},
+): SignedTx {
+  const n = new Uint8Array(16);
+  new DataView(n.buffer).setUint32(0, ++nonce);
+  new DataView(n.buffer).setUint32(4, Math.floor(Math.random() * 2 ** 32));
+  const key = chain.keys[from] as Sm2KeyPair;
+  return signTx(
+    {
+      version: 1,
+      chainId: chain.genesis.chainId,
+      nonce: n,
+      blockLimit: over.blockLimit ?? 100,
+      sender: key.publicKey,
+      to: over.to ?? "ecny",
+      method,
+      args: encode(args),
+      value: 0n,
+      memo: null,
+    },
+    key.privateKey,
+  );
+}
