@@ -1,16 +1,8 @@
-import { sm2Sign } from "@custos/crypto";
-import {
-  CERT_VERSION,
-  commitVoteBytes,
-  computeReceiptRoot,
-  computeTxRoot,
-  encodeReceipt,
-  makeBlock,
-} from "@custos/types";
 import { nullLogger } from "@custos/utils";
+import { buildBlock, soloCertificate } from "../src/chain/blockBuilder.js";
 import { Executor } from "../src/execution/executor.js";
 import { Ledger } from "../src/ledger/ledger.js";
-import { nextStateRoot, type WriteSet } from "../src/state/overlay.js";
+import type { WriteSet } from "../src/state/overlay.js";
 import { genesisMemberWrites } from "../src/system/members.js";
 import type { TestChain, tx } from "./helpers.js";
 
@@ -23,48 +15,20 @@ export async function openLedger(dir: string, chain: TestChain): Promise<Ledger>
 /** Builds, executes and commits one block the way the sealer does. */
 export async function commitBlock(ledger: Ledger, chain: TestChain, txs: ReturnType<typeof tx>[]) {
   const head = ledger.head;
-  const height = head.height + 1;
-  const timestamp = head.header.timestamp + 1000;
-  const result = await new Executor(chain.genesis, nullLogger).executeBlock(
-    txs,
-    { height, timestamp },
-    ledger,
-  );
-  const receipts = result.receipts.map(encodeReceipt);
-  const { block, bytes } = makeBlock(
-    {
-      ...head.header,
-      height,
-      prevHash: head.hash,
-      timestamp,
-      txRoot: computeTxRoot(txs),
-      receiptRoot: computeReceiptRoot(receipts),
-      stateRoot: nextStateRoot(head.header.stateRoot, result.writes),
-    },
-    txs,
-  );
-  const certificate = {
-    version: CERT_VERSION,
-    chainId: chain.genesis.chainId,
-    height,
+  const built = await buildBlock(chain.genesis.chainId, head, txs, {
+    timestamp: head.header.timestamp + 1000,
+    proposer: 0,
     view: 0,
-    blockHash: block.hash,
-    signatures: [
-      {
-        validator: 0,
-        signature: sm2Sign(
-          chain.validator.privateKey,
-          commitVoteBytes(chain.genesis.chainId, height, 0, block.hash),
-        ),
-      },
-    ],
-  } as const;
-  await ledger.commit({
-    block,
-    blockBytes: bytes,
-    receipts,
-    writes: result.writes,
-    certificate: { ...certificate, signatures: [...certificate.signatures] },
+    executor: new Executor(chain.genesis, nullLogger),
+    state: ledger,
   });
-  return { block, result };
+  const certificate = soloCertificate(chain.genesis.chainId, built.block, chain.validator);
+  await ledger.commit({
+    block: built.block,
+    blockBytes: built.bytes,
+    receipts: built.receiptBytes,
+    writes: built.writes,
+    certificate,
+  });
+  return { block: built.block, result: { receipts: built.receipts, writes: built.writes } };
 }

@@ -1,24 +1,11 @@
 import { EventEmitter } from "node:events";
 import type { Sm2KeyPair } from "@custos/crypto";
-import { sm2Sign } from "@custos/crypto";
-import {
-  type Block,
-  CERT_VERSION,
-  type CommitCertificate,
-  commitVoteBytes,
-  computeReceiptRoot,
-  computeTxRoot,
-  encodeReceipt,
-  type Genesis,
-  HEADER_VERSION,
-  makeBlock,
-  type Receipt,
-} from "@custos/types";
+import type { Block, CommitCertificate, Genesis, Receipt } from "@custos/types";
 import { bytesEqual, errorMessage, type Logger, toHex } from "@custos/utils";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
-import { nextStateRoot } from "../state/overlay.js";
 import type { TxPool } from "../txpool/txpool.js";
+import { buildBlock, soloCertificate } from "./blockBuilder.js";
 
 export interface CommittedBlock {
   block: Block;
@@ -102,49 +89,24 @@ export class SoloSealer extends EventEmitter<SealerEvents> {
     if (txs.length === 0) return;
     this.lastSealAt = Date.now();
     const timestamp = Math.max(Date.now(), head.header.timestamp + 1);
-    const result = await this.executor.executeBlock(txs, { height, timestamp }, this.ledger);
-    const receiptBytes = result.receipts.map(encodeReceipt);
-    const { block, bytes } = makeBlock(
-      {
-        version: HEADER_VERSION,
-        chainId: this.genesis.chainId,
-        height,
-        prevHash: head.hash,
-        timestamp,
-        proposer: 0,
-        view: 0,
-        txRoot: computeTxRoot(txs),
-        receiptRoot: computeReceiptRoot(receiptBytes),
-        stateRoot: nextStateRoot(head.header.stateRoot, result.writes),
-        validatorSetHash: head.header.validatorSetHash,
-      },
-      txs,
-    );
-    const certificate: CommitCertificate = {
-      version: CERT_VERSION,
-      chainId: this.genesis.chainId,
-      height,
+    const built = await buildBlock(this.genesis.chainId, head, txs, {
+      timestamp,
+      proposer: 0,
       view: 0,
-      blockHash: block.hash,
-      signatures: [
-        {
-          validator: 0,
-          signature: sm2Sign(
-            this.key.privateKey,
-            commitVoteBytes(this.genesis.chainId, height, 0, block.hash),
-          ),
-        },
-      ],
-    };
+      executor: this.executor,
+      state: this.ledger,
+    });
+    const { block } = built;
+    const certificate = soloCertificate(this.genesis.chainId, block, this.key);
     await this.ledger.commit({
       block,
-      blockBytes: bytes,
-      receipts: receiptBytes,
-      writes: result.writes,
+      blockBytes: built.bytes,
+      receipts: built.receiptBytes,
+      writes: built.writes,
       certificate,
     });
     this.pool.remove(txs);
     this.log.info("block committed", { height, txs: txs.length, hash: toHex(block.hash) });
-    this.emit("block:committed", { block, receipts: result.receipts, certificate });
+    this.emit("block:committed", { block, receipts: built.receipts, certificate });
   }
 }

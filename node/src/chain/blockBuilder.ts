@@ -1,0 +1,76 @@
+import { type Sm2KeyPair, sm2Sign } from "@custos/crypto";
+import {
+  type Block,
+  CERT_VERSION,
+  type CommitCertificate,
+  commitVoteBytes,
+  computeReceiptRoot,
+  computeTxRoot,
+  encodeReceipt,
+  HEADER_VERSION,
+  makeBlock,
+  type Receipt,
+  type SignedTx,
+} from "@custos/types";
+import type { Executor } from "../execution/executor.js";
+import type { ChainHead } from "../ledger/ledger.js";
+import { nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
+
+export interface BuiltBlock {
+  block: Block;
+  bytes: Uint8Array;
+  receipts: Receipt[];
+  receiptBytes: Uint8Array[];
+  writes: WriteSet;
+}
+
+/**
+ * Executes `txs` on top of `head` and builds the block that carries the results: txRoot,
+ * receiptRoot and the chained stateRoot in its header (execute-before-vote: a validator that
+ * executes the same txs on the same state gets the same header).
+ */
+export async function buildBlock(
+  chainId: string,
+  head: ChainHead,
+  txs: SignedTx[],
+  o: { timestamp: number; proposer: number; view: number; executor: Executor; state: StateReader },
+): Promise<BuiltBlock> {
+  const height = head.height + 1;
+  const result = await o.executor.executeBlock(txs, { height, timestamp: o.timestamp }, o.state);
+  const receiptBytes = result.receipts.map(encodeReceipt);
+  const { block, bytes } = makeBlock(
+    {
+      version: HEADER_VERSION,
+      chainId,
+      height,
+      prevHash: head.hash,
+      timestamp: o.timestamp,
+      proposer: o.proposer,
+      view: o.view,
+      txRoot: computeTxRoot(txs),
+      receiptRoot: computeReceiptRoot(receiptBytes),
+      stateRoot: nextStateRoot(head.header.stateRoot, result.writes),
+      validatorSetHash: head.header.validatorSetHash,
+    },
+    txs,
+  );
+  return { block, bytes, receipts: result.receipts, receiptBytes, writes: result.writes };
+}
+
+/** The certificate of a one-validator chain: validator 0's commit vote. */
+export function soloCertificate(chainId: string, block: Block, key: Sm2KeyPair): CommitCertificate {
+  const { height, view } = block.header;
+  return {
+    version: CERT_VERSION,
+    chainId,
+    height,
+    view,
+    blockHash: block.hash,
+    signatures: [
+      {
+        validator: 0,
+        signature: sm2Sign(key.privateKey, commitVoteBytes(chainId, height, view, block.hash)),
+      },
+    ],
+  };
+}
