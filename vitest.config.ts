@@ -15,6 +15,8 @@ export default defineConfig({
   ssr: { resolve: { conditions } },
   test: {
     testTimeout: 30_000,
+    // vitest leaves one core idle by default; the machines have two and the suite needs both
+    maxWorkers: 2,
     hookTimeout: 60_000,
     projects: [
       project("utils", "packages/utils"),
@@ -23,6 +25,7 @@ export default defineConfig({
       project("codec", "packages/codec"),
       project("types", "packages/types"),
       project("client", "packages/client"),
+      project("consensus", "consensus"),
       project("node", "node"),
       project("cli", "cli"),
     ],

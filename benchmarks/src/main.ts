@@ -1,4 +1,5 @@
 // `npm run bench -- <name> [--json] [--runs N] [--ms N]`; `npm run bench:crypto`.
+import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
 
@@ -17,6 +18,7 @@ function list(args: string[], name: string, fallback: number[]): number[] {
 
 const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
   crypto: runCryptoBench,
+  consensus: (o) => runConsensusBench({ ...o, runs: flag(o.args, "--runs", 3) }),
   "single-node": (o) =>
     runSingleNodeBench({
       ...o,

@@ -1,5 +1,6 @@
 export { type CommittedBlock, SoloSealer } from "./chain/soloSealer.js";
 export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
+export { FileWal } from "./consensus/fileWal.js";
 export { Executor } from "./execution/executor.js";
 export { type DevAccount, type InitOptions, type InitResult, initHome } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
