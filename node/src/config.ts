@@ -14,6 +14,8 @@ export interface NodeConfig {
     tls?: { certFile: string; keyFile: string };
   };
   pool: TxPoolOptions;
+  /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
+  consensus: { baseTimeoutMs: number; maxTimeoutMs: number };
   nodeKey: { file: string; passwordFile?: string };
   log: {
     level: "trace" | "debug" | "info" | "warn" | "error";
@@ -26,6 +28,7 @@ export interface NodeConfig {
 export const DEFAULT_CONFIG: NodeConfig = {
   rpc: { listen: "127.0.0.1:8545", maxBodyBytes: 1024 * 1024, rateLimit: 0 },
   pool: DEFAULT_POOL_OPTIONS,
+  consensus: { baseTimeoutMs: 1000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
 };
@@ -69,6 +72,7 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
   const pool = (raw.pool ?? {}) as Record<string, unknown>;
   const key = (raw.nodeKey ?? {}) as Record<string, unknown>;
   const log = (raw.log ?? {}) as Record<string, unknown>;
+  const cons = (raw.consensus ?? {}) as Record<string, unknown>;
   const listen = typeof rpc.listen === "string" ? rpc.listen : DEFAULT_CONFIG.rpc.listen;
   parseListen(listen);
   let apiKeys: ApiKey[] | undefined;
@@ -114,6 +118,16 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       maxTxBytes: Math.min(
         posInt(pool.maxTxBytes, "pool.maxTxBytes", DEFAULT_POOL_OPTIONS.maxTxBytes),
         64 * 1024,
+      ),
+    },
+    consensus: {
+      baseTimeoutMs: Math.max(
+        10,
+        posInt(cons.baseTimeoutMs, "consensus.baseTimeoutMs", DEFAULT_CONFIG.consensus.baseTimeoutMs),
+      ),
+      maxTimeoutMs: Math.max(
+        10,
+        posInt(cons.maxTimeoutMs, "consensus.maxTimeoutMs", DEFAULT_CONFIG.consensus.maxTimeoutMs),
       ),
     },
     nodeKey: {

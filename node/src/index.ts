@@ -1,4 +1,4 @@
-export { type CommittedBlock, SoloSealer } from "./chain/soloSealer.js";
+export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
 export { FileWal } from "./consensus/fileWal.js";
 export { Executor } from "./execution/executor.js";

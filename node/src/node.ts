@@ -1,9 +1,11 @@
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { loadKeystoreFile, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
 import { type Genesis, parseGenesis } from "@custos/types";
 import { CustosError, errorMessage, type Logger } from "@custos/utils";
-import { type CommittedBlock, SoloSealer } from "./chain/soloSealer.js";
+import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
+import { FileWal } from "./consensus/fileWal.js";
 import { Executor } from "./execution/executor.js";
 import { senderAddress } from "./execution/senders.js";
 import { Ledger } from "./ledger/ledger.js";
@@ -60,13 +62,13 @@ export class CustosNode {
     readonly genesis: Genesis,
     readonly rpcUrl: string,
     readonly ledger: Ledger,
-    private readonly sealer: SoloSealer,
+    private readonly sealer: PbftDriver,
     private readonly rpc: RpcServer,
     private readonly verifier: VerifierPool,
     readonly log: Logger,
     private readonly closeLogs: () => void,
   ) {
-    sealer.on("sealer:failed", (err) => {
+    sealer.on("chain:failed", (err) => {
       for (const fn of this.fatalHandlers) fn(err);
     });
   }
@@ -109,7 +111,18 @@ export class CustosNode {
         { height: () => ledger.head.height, poolSize: () => pool.size, poolBytes: () => pool.bytes },
         paths.ledger,
       );
-      const sealer = new SoloSealer(genesis, ledger, executor, pool, key, log.child({ module: "sealer" }));
+      const wal = await FileWal.open(join(paths.ledger, "..", "consensus.wal"), log.child({ module: "wal" }));
+      const sealer = new PbftDriver(
+        genesis,
+        ledger,
+        executor,
+        pool,
+        verifier,
+        wal,
+        key,
+        config.consensus,
+        log.child({ module: "consensus" }),
+      );
       const methods = rpcMethods({
         genesis,
         ledger,

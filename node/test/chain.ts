@@ -1,5 +1,7 @@
+import { type Sm2KeyPair, sm2Sign } from "@custos/crypto";
+import { type Block, CERT_VERSION, type CommitCertificate, commitVoteBytes } from "@custos/types";
 import { nullLogger } from "@custos/utils";
-import { buildBlock, soloCertificate } from "../src/chain/blockBuilder.js";
+import { buildBlock } from "../src/chain/blockBuilder.js";
 import { Executor } from "../src/execution/executor.js";
 import { Ledger } from "../src/ledger/ledger.js";
 import type { WriteSet } from "../src/state/overlay.js";
@@ -31,4 +33,22 @@ export async function commitBlock(ledger: Ledger, chain: TestChain, txs: ReturnT
     certificate,
   });
   return { block: built.block, result: { receipts: built.receipts, writes: built.writes } };
+}
+
+/** The certificate of a one-validator chain: validator 0's commit vote. */
+function soloCertificate(chainId: string, block: Block, key: Sm2KeyPair): CommitCertificate {
+  const { height, view } = block.header;
+  return {
+    version: CERT_VERSION,
+    chainId,
+    height,
+    view,
+    blockHash: block.hash,
+    signatures: [
+      {
+        validator: 0,
+        signature: sm2Sign(key.privateKey, commitVoteBytes(chainId, height, view, block.hash)),
+      },
+    ],
+  };
 }

@@ -1,9 +1,6 @@
 import { type Sm2KeyPair, sm2Sign } from "@custos/crypto";
 import {
   type Block,
-  CERT_VERSION,
-  type CommitCertificate,
-  commitVoteBytes,
   computeReceiptRoot,
   computeTxRoot,
   encodeReceipt,
@@ -55,22 +52,4 @@ export async function buildBlock(
     txs,
   );
   return { block, bytes, receipts: result.receipts, receiptBytes, writes: result.writes };
-}
-
-/** The certificate of a one-validator chain: validator 0's commit vote. */
-export function soloCertificate(chainId: string, block: Block, key: Sm2KeyPair): CommitCertificate {
-  const { height, view } = block.header;
-  return {
-    version: CERT_VERSION,
-    chainId,
-    height,
-    view,
-    blockHash: block.hash,
-    signatures: [
-      {
-        validator: 0,
-        signature: sm2Sign(key.privateKey, commitVoteBytes(chainId, height, view, block.hash)),
-      },
-    ],
-  };
 }

@@ -9,7 +9,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { CustosError, type Logger } from "@custos/utils";
 import { type WebSocket, WebSocketServer } from "ws";
-import type { CommittedBlock } from "../chain/soloSealer.js";
+import type { CommittedBlock } from "../chain/pbftDriver.js";
 import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
 import type { MethodSpec, Scope } from "./methods.js";
 import { blockJson, eventJson, hex } from "./views.js";

@@ -1,0 +1,279 @@
+import { EventEmitter } from "node:events";
+import { type Effect, type Input, PbftEngine, sm2ConsensusCrypto } from "@custos/consensus";
+import type { Sm2KeyPair, VerifierPool } from "@custos/crypto";
+import {
+  type Block,
+  type CommitCertificate,
+  decodeBlock,
+  type Genesis,
+  LIMITS,
+  type Receipt,
+} from "@custos/types";
+import { bytesEqual, errorMessage, type Logger, toHex } from "@custos/utils";
+import type { FileWal } from "../consensus/fileWal.js";
+import type { Executor } from "../execution/executor.js";
+import type { Ledger } from "../ledger/ledger.js";
+import type { TxPool } from "../txpool/txpool.js";
+import { type BuiltBlock, buildBlock } from "./blockBuilder.js";
+
+export interface CommittedBlock {
+  block: Block;
+  receipts: Receipt[];
+  certificate: CommitCertificate;
+}
+
+export interface ChainEvents {
+  "block:committed": [CommittedBlock];
+  /** An unrecoverable local fault (ledger or WAL write): block production has stopped. */
+  "chain:failed": [Error];
+}
+
+export interface PbftDriverOptions {
+  baseTimeoutMs: number;
+  maxTimeoutMs: number;
+}
+
+/**
+ * Hosts the PBFT engine inside the node: carries out its effects in order, one input at a time.
+ * Persist goes to the disk WAL (fdatasync) before anything after it; a proposal is built from
+ * the pool after the minimum block interval; a block proposed by another replica is executed and
+ * is valid only if re-executing it reproduces its header exactly (roots included); a decision is
+ * written to the ledger with its certificate of commit signatures. Messages to other validators
+ * go through `transport`, which the network provides (issue 5); a one-validator chain has no one
+ * to send to.
+ */
+export class PbftDriver extends EventEmitter<ChainEvents> {
+  private readonly engine: PbftEngine;
+  private readonly validators: Uint8Array[];
+  private readonly built = new Map<string, BuiltBlock>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private queue: Promise<void> = Promise.resolve();
+  private stopped = true;
+  private lastProposalAt = 0;
+  transport: ((e: Extract<Effect, { type: "broadcast" | "send" }>) => void) | undefined;
+
+  constructor(
+    private readonly genesis: Genesis,
+    private readonly ledger: Ledger,
+    private readonly executor: Executor,
+    private readonly pool: TxPool,
+    private readonly verifier: VerifierPool,
+    private readonly wal: FileWal,
+    key: Sm2KeyPair,
+    opts: PbftDriverOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.validators = genesis.consensus.validators.map((v) => v.publicKey);
+    const self = this.validators.findIndex((pk) => bytesEqual(pk, key.publicKey));
+    if (self < 0) throw new Error("this node's key is not a validator of the genesis");
+    this.engine = new PbftEngine(
+      {
+        chainId: genesis.chainId,
+        self,
+        baseTimeoutMs: opts.baseTimeoutMs,
+        maxTimeoutMs: opts.maxTimeoutMs,
+        maxViewAhead: 64,
+        maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
+        keepDecisions: 16,
+      },
+      sm2ConsensusCrypto({ privateKey: key.privateKey, validators: () => this.validators }),
+    );
+    pool.onAdded(() => this.input({ type: "work" }));
+  }
+
+  start(): void {
+    this.stopped = false;
+    const records = this.wal.readAll();
+    this.input({
+      type: "start",
+      height: this.ledger.head.height + 1,
+      validators: this.validators.length,
+      wal: records,
+    });
+    if (this.pool.size > 0) this.input({ type: "work" });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.queue;
+  }
+
+  /** A message from a peer (the network hands them in here). */
+  receive(bytes: Uint8Array, from?: number): void {
+    this.input({ type: "message", bytes, ...(from === undefined ? {} : { from }) });
+  }
+
+  private input(i: Input): void {
+    this.queue = this.queue
+      .then(() => this.run(i))
+      .catch((err: Error) => {
+        if (this.stopped) return;
+        this.stopped = true;
+        this.log.error("consensus stopped after a local fault", { error: errorMessage(err) });
+        this.emit("chain:failed", err);
+      });
+  }
+
+  private async run(i: Input): Promise<void> {
+    if (this.stopped) return;
+    for (const e of this.engine.step(i)) await this.effect(e);
+  }
+
+  private later(delayMs: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopped) fn();
+    }, delayMs);
+    this.timers.add(t);
+  }
+
+  private async effect(e: Effect): Promise<void> {
+    switch (e.type) {
+      case "persist":
+        await this.wal.append(e.record);
+        return;
+      case "broadcast":
+      case "send":
+        this.transport?.(e);
+        return;
+      case "setTimer":
+        this.later(e.delayMs, () =>
+          this.input({ type: "timer", height: e.height, view: e.view, kind: e.kind }),
+        );
+        return;
+      case "requestProposal": {
+        const wait = Math.max(
+          0,
+          this.lastProposalAt + this.genesis.consensus.minBlockIntervalMs - Date.now(),
+        );
+        this.later(wait, () => {
+          this.queue = this.queue
+            .then(() => this.propose(e.height, e.view))
+            .catch((err: Error) => {
+              this.stopped = true;
+              this.emit("chain:failed", err);
+            });
+        });
+        return;
+      }
+      case "execute":
+        await this.run({
+          type: "executed",
+          height: e.height,
+          blockHash: e.blockHash,
+          valid: await this.verifyProposal(e.block, e.blockHash),
+        });
+        return;
+      case "commit":
+        await this.commit(e);
+        return;
+      case "invalid":
+        this.log.warn("invalid consensus input", { from: e.from, reason: e.reason });
+        return;
+    }
+  }
+
+  private async propose(height: number, view: number): Promise<void> {
+    if (this.stopped || height !== this.ledger.head.height + 1) return;
+    const txs = this.pool.take(this.genesis.consensus.maxBlockTxs, height);
+    if (txs.length === 0) return; // no empty blocks; new work asks again after a view change
+    this.lastProposalAt = Date.now();
+    const head = this.ledger.head;
+    const built = await buildBlock(this.genesis.chainId, head, txs, {
+      timestamp: Math.max(Date.now(), head.header.timestamp + 1),
+      proposer: this.engine.leaderOf(height, view),
+      view,
+      executor: this.executor,
+      state: this.ledger,
+    });
+    this.built.set(toHex(built.block.hash), built);
+    await this.run({ type: "proposal", height, view, block: built.bytes });
+  }
+
+  /**
+   * Execute-before-vote for a block this node did not build: it must extend our head, its
+   * transactions must be validly signed, unexpired and not committed before, and executing them
+   * must reproduce the header exactly.
+   */
+  private async verifyProposal(bytes: Uint8Array, hash: Uint8Array): Promise<boolean> {
+    const mine = this.built.get(toHex(hash));
+    if (mine) return true;
+    try {
+      const b = decodeBlock(bytes);
+      const head = this.ledger.head;
+      const h = b.header;
+      if (
+        h.chainId !== this.genesis.chainId ||
+        h.height !== head.height + 1 ||
+        !bytesEqual(h.prevHash, head.hash)
+      )
+        return false;
+      if (h.timestamp <= head.header.timestamp) return false;
+      const seen = new Set<string>();
+      for (const t of b.txs) {
+        const id = toHex(t.hash);
+        if (seen.has(id) || this.ledger.isRecentlyCommitted(t.hash)) return false;
+        seen.add(id);
+        if (
+          t.tx.chainId !== this.genesis.chainId ||
+          t.tx.blockLimit < h.height ||
+          t.tx.blockLimit > head.height + this.genesis.blockLimitWindow
+        )
+          return false;
+      }
+      const unverified = b.txs.filter((t) => this.pool.get(t.hash) === undefined);
+      const sigs = await this.verifier.verifyBatch(
+        unverified.map((t) => ({ publicKey: t.tx.sender, message: t.body, signature: t.signature })),
+      );
+      if (sigs.some((ok) => !ok)) return false;
+      const rebuilt = await buildBlock(this.genesis.chainId, head, b.txs, {
+        timestamp: h.timestamp,
+        proposer: h.proposer,
+        view: h.view,
+        executor: this.executor,
+        state: this.ledger,
+      });
+      if (!bytesEqual(rebuilt.block.hash, hash)) return false;
+      this.built.set(toHex(hash), rebuilt);
+      return true;
+    } catch (err) {
+      this.log.warn("proposal rejected", { error: errorMessage(err) });
+      return false;
+    }
+  }
+
+  private async commit(e: Extract<Effect, { type: "commit" }>): Promise<void> {
+    const built = this.built.get(toHex(e.blockHash));
+    if (!built) throw new Error(`decided block ${toHex(e.blockHash)} was never executed here`);
+    const certificate: CommitCertificate = {
+      version: 1,
+      chainId: this.genesis.chainId,
+      height: e.height,
+      view: e.view,
+      blockHash: e.blockHash,
+      signatures: e.signatures.map(([validator, signature]) => ({ validator, signature })),
+    };
+    await this.ledger.commit({
+      block: built.block,
+      blockBytes: built.bytes,
+      receipts: built.receiptBytes,
+      writes: built.writes,
+      certificate,
+    });
+    this.pool.remove(built.block.txs);
+    this.built.clear();
+    await this.wal.compact([]);
+    this.log.info("block committed", {
+      height: e.height,
+      view: e.view,
+      txs: built.block.txs.length,
+      hash: toHex(e.blockHash),
+    });
+    this.emit("block:committed", { block: built.block, receipts: built.receipts, certificate });
+    await this.run({ type: "committed", height: e.height, validators: this.validators.length });
+    if (this.pool.size > 0) await this.run({ type: "work" });
+  }
+}
