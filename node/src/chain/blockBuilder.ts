@@ -1,4 +1,3 @@
-import { type Sm2KeyPair, sm2Sign } from "@custos/crypto";
 import {
   type Block,
   computeReceiptRoot,
