@@ -1,0 +1,103 @@
+import { generateP2pKey } from "@custos/crypto";
+import { nullLogger } from "@custos/utils";
+import { afterAll, describe, expect, it } from "vitest";
+import { CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
+
+const keys = [generateP2pKey(), generateP2pKey(), generateP2pKey()];
+const nets: P2pNetwork[] = [];
+afterAll(async () => {
+  await Promise.all(nets.map((n) => n.stop()));
+});
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(pred: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+}
+
+describe("libp2p between permissioned nodes", () => {
+  it("members exchange framed messages; an outsider is refused; an oversized frame costs the sender its connection", async () => {
+    const MAX = 1024;
+    // a and b know each other; c knows them but nobody lists c
+    const [pa, pb] = [await freePort(), await freePort()];
+    const peers = [
+      { index: 0, peerId: keys[0]?.peerId as string, addrs: [`/ip4/127.0.0.1/tcp/${pa}`] },
+      { index: 1, peerId: keys[1]?.peerId as string, addrs: [`/ip4/127.0.0.1/tcp/${pb}`] },
+    ];
+    const a = new P2pNetwork(
+      {
+        seed: keys[0]?.seed as Uint8Array,
+        listen: [peers[0]?.addrs[0] as string],
+        peers,
+        maxMessageBytes: MAX,
+        redialMs: 100,
+      },
+      nullLogger,
+    );
+    const b = new P2pNetwork(
+      {
+        seed: keys[1]?.seed as Uint8Array,
+        listen: [peers[1]?.addrs[0] as string],
+        peers,
+        maxMessageBytes: MAX,
+        redialMs: 100,
+      },
+      nullLogger,
+    );
+    const c = new P2pNetwork(
+      {
+        seed: keys[2]?.seed as Uint8Array,
+        listen: ["/ip4/127.0.0.1/tcp/0"],
+        peers: [...peers, { index: 2, peerId: keys[2]?.peerId as string, addrs: [] }],
+        maxMessageBytes: MAX,
+        redialMs: 100,
+      },
+      nullLogger,
+    );
+    nets.push(a, b, c);
+    const atB: [number, string][] = [];
+    b.onMessage((from, bytes) => atB.push([from, new TextDecoder().decode(bytes)]));
+    await Promise.all([a.start(), b.start(), c.start()]);
+    expect(a.peerId).toBe(keys[0]?.peerId);
+    await until(() => a.connected === 1 && b.connected === 1);
+    for (let i = 0; i < 20; i++) a.broadcast(new TextEncoder().encode(`prepare ${i}`));
+    await until(() => atB.length === 20);
+    expect(atB).toEqual(Array.from({ length: 20 }, (_, i) => [0, `prepare ${i}`]));
+    // c dials both and sends; the gaters close its connections before anything arrives
+    for (let i = 0; i < 5; i++) {
+      c.broadcast(new TextEncoder().encode("from an outsider"));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(atB.filter(([, m]) => m === "from an outsider")).toEqual([]);
+    expect(b.connected).toBe(1);
+    // a frame announcing more than the limit: b hangs up on a
+    type Conn = {
+      status: string;
+      remotePeer: { toString(): string };
+      newStream(p: string): Promise<{ send(b: Uint8Array): boolean }>;
+    };
+    const node = (a as unknown as { node: { getConnections(): Conn[] } }).node;
+    const conn = node.getConnections().find((x) => x.remotePeer.toString() === keys[1]?.peerId);
+    const raw = await conn?.newStream(CONSENSUS_PROTOCOL);
+    const frame = new Uint8Array(8);
+    new DataView(frame.buffer).setUint32(0, MAX + 1);
+    raw?.send(frame);
+    await until(() => conn?.status !== "open", 3000);
+    expect(conn?.status).not.toBe("open"); // that connection is gone (b closed it)
+    // and the redialler brings the members back together
+    await until(() => b.connected === 1);
+    a.broadcast(new TextEncoder().encode("after reconnect"));
+    await until(() => atB.some(([, m]) => m === "after reconnect"));
+    expect(atB.at(-1)).toEqual([0, "after reconnect"]);
+  }, 60_000);
+});
