@@ -180,7 +180,7 @@ export class P2pNetwork {
     new DataView(frame.buffer).setUint32(0, bytes.byteLength);
     frame.set(bytes, 4);
     let stream = this.outbound.get(p.peerId);
-    if (!stream || stream.writeStatus !== "writable") {
+    if (stream?.writeStatus !== "writable") {
       const conn = this.node
         ?.getConnections()
         .find((c) => c.remotePeer.toString() === p.peerId && c.status === "open");
