@@ -122,6 +122,7 @@ export class PbftEngine {
   private resends = 0;
   private readonly decisions = new Map<number, Decision>();
   private readonly answered = new Set<string>();
+  private readonly statusSent = new Set<string>();
   private future: { bytes: Uint8Array; from: number | undefined }[] = [];
   private futureDecisions = new Map<number, Envelope>();
   private out: Effect[] = [];
@@ -378,10 +379,33 @@ export class PbftEngine {
       return;
     }
     if (b.height < this.height) {
-      if (b.kind !== "decision") this.answerLagging(env.sender, b.height, b.view);
+      if (
+        b.kind !== "decision" &&
+        env.sender < this.n &&
+        this.crypto.verify(b.height, env.sender, env.bodyBytes, env.signature)
+      ) {
+        this.answerLagging(env.sender, b.height, b.view);
+      }
       return;
     }
     if (b.height > this.height) {
+      // a peer is ahead: tell it where we are (once per peer and height) and it sends the decisions we lack
+      const ask = `${env.sender}/${this.height}`;
+      if (
+        b.height > this.height + 1 &&
+        !this.statusSent.has(ask) &&
+        env.sender < this.n &&
+        env.sender !== this.opts.self
+      ) {
+        this.statusSent.add(ask);
+        const status = this.sign({
+          kind: "status",
+          chainId: this.opts.chainId,
+          height: this.height,
+          view: this.view,
+        });
+        this.out.push({ type: "send", to: env.sender, bytes: status.bytes });
+      }
       if (b.kind === "decision") {
         if (b.height <= this.height + this.opts.keepDecisions && this.verifyDecision(env))
           this.futureDecisions.set(b.height, env);
@@ -441,6 +465,8 @@ export class PbftEngine {
       case "decision":
         this.onDecision(b);
         return;
+      case "status":
+        return; // answered (if it lags) before it got here
     }
   }
 

@@ -20,7 +20,7 @@ import { CERT_VERSION, commitVoteBytes } from "@custos/types";
  * another. The Commit body is exactly `commitVoteBytes`, so a quorum of Commit signatures is the
  * block's CommitCertificate.
  */
-export type Kind = "preprepare" | "prepare" | "commit" | "viewchange" | "newview" | "decision";
+export type Kind = "preprepare" | "prepare" | "commit" | "viewchange" | "newview" | "decision" | "status";
 
 const TAG: Record<Kind, string> = {
   preprepare: "custos/preprepare",
@@ -29,6 +29,7 @@ const TAG: Record<Kind, string> = {
   viewchange: "custos/viewchange",
   newview: "custos/newview",
   decision: "custos/decision",
+  status: "custos/status",
 };
 const KIND_OF = new Map(Object.entries(TAG).map(([k, t]) => [t, k as Kind]));
 
@@ -65,6 +66,13 @@ export type Body =
       block: Uint8Array;
     }
   | {
+      /** "I am at this height": sent to a peer seen further ahead, which answers with decisions. */
+      kind: "status";
+      chainId: string;
+      height: number;
+      view: number;
+    }
+  | {
       /** A committed block with its commit signatures: how a lagging replica catches up. */
       kind: "decision";
       chainId: string;
@@ -92,6 +100,8 @@ export function encodeBody(b: Body): Uint8Array {
       return encode([...head, b.blockHash, b.block]);
     case "prepare":
       return encode([...head, b.blockHash]);
+    case "status":
+      return encode([...head, null]);
     case "commit":
       return commitVoteBytes(b.chainId, b.height, b.view, b.blockHash);
     case "viewchange":
@@ -149,6 +159,11 @@ export function decodeBody(bytes: Uint8Array, maxBytes: number): Body {
     case "commit":
       len(6);
       body = { kind, ...base, blockHash: hash(a[5]) };
+      break;
+    case "status":
+      len(6);
+      if (a[5] !== null) throw new DecodeError("DECODE_WRONG_TYPE", S, "status", "expected null");
+      body = { kind, ...base };
       break;
     case "viewchange":
       len(6);

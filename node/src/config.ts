@@ -17,6 +17,8 @@ export interface NodeConfig {
   /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
   consensus: { baseTimeoutMs: number; maxTimeoutMs: number };
   nodeKey: { file: string; passwordFile?: string };
+  /** The libp2p identity (Ed25519), encrypted with the node key's password. */
+  p2pKey: { file: string };
   log: {
     level: "trace" | "debug" | "info" | "warn" | "error";
     maxFileBytes: number;
@@ -30,6 +32,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   pool: DEFAULT_POOL_OPTIONS,
   consensus: { baseTimeoutMs: 1000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
+  p2pKey: { file: "keys/p2p.json" },
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
 };
 
@@ -73,6 +76,7 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
   const key = (raw.nodeKey ?? {}) as Record<string, unknown>;
   const log = (raw.log ?? {}) as Record<string, unknown>;
   const cons = (raw.consensus ?? {}) as Record<string, unknown>;
+  const p2pKey = (raw.p2pKey ?? {}) as Record<string, unknown>;
   const listen = typeof rpc.listen === "string" ? rpc.listen : DEFAULT_CONFIG.rpc.listen;
   parseListen(listen);
   let apiKeys: ApiKey[] | undefined;
@@ -133,6 +137,9 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
     nodeKey: {
       file: resolve(home, typeof key.file === "string" ? key.file : DEFAULT_CONFIG.nodeKey.file),
       ...(typeof key.passwordFile === "string" ? { passwordFile: resolve(home, key.passwordFile) } : {}),
+    },
+    p2pKey: {
+      file: resolve(home, typeof p2pKey.file === "string" ? p2pKey.file : DEFAULT_CONFIG.p2pKey.file),
     },
     log: {
       level: level as NodeConfig["log"]["level"],

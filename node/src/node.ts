@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { loadKeystoreFile, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
-import { type Genesis, parseGenesis } from "@custos/types";
-import { CustosError, errorMessage, type Logger } from "@custos/utils";
+import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
+import { type Genesis, LIMITS, parseGenesis } from "@custos/types";
+import { bytesEqual, CustosError, errorMessage, type Logger } from "@custos/utils";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { FileWal } from "./consensus/fileWal.js";
@@ -11,6 +11,7 @@ import { senderAddress } from "./execution/senders.js";
 import { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
+import { Channel, P2pNetwork } from "./p2p/network.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import type { WriteSet } from "./state/overlay.js";
@@ -21,6 +22,8 @@ export interface StartOptions {
   home: string;
   /** Overrides config.json's rpc.listen (port 0 picks a free port). */
   rpcListen?: string;
+  /** Overrides the libp2p listen address genesis gives this validator. */
+  p2pListen?: string;
   /** The node key's password; else config nodeKey.passwordFile, else CUSTOS_PASSWORD. */
   password?: string;
 }
@@ -35,7 +38,10 @@ async function readGenesis(path: string): Promise<Genesis> {
   return parseGenesis(json);
 }
 
-async function nodeKey(config: NodeConfig, password?: string): Promise<Sm2KeyPair> {
+async function nodeKey(
+  config: NodeConfig,
+  password?: string,
+): Promise<{ key: Sm2KeyPair; password: string }> {
   let pw = password;
   if (pw === undefined && config.nodeKey.passwordFile) {
     pw = (await readFile(config.nodeKey.passwordFile, "utf8")).replace(/\r?\n$/, "");
@@ -47,7 +53,55 @@ async function nodeKey(config: NodeConfig, password?: string): Promise<Sm2KeyPai
       "the node key needs its password: --password-file FILE or CUSTOS_PASSWORD",
     );
   }
-  return loadKeystoreFile(config.nodeKey.file, pw);
+  return { key: await loadKeystoreFile(config.nodeKey.file, pw), password: pw };
+}
+
+/**
+ * The network of a multi-validator chain: this node's libp2p key must be the one genesis binds
+ * to its validator key; only the genesis validators may connect.
+ */
+async function openNetwork(
+  genesis: Genesis,
+  config: NodeConfig,
+  key: Sm2KeyPair,
+  password: string,
+  p2pListen: string | undefined,
+  driver: PbftDriver,
+  pool: TxPool,
+  log: Logger,
+): Promise<P2pNetwork> {
+  const validators = genesis.consensus.validators;
+  const self = validators.findIndex((v) => bytesEqual(v.publicKey, key.publicKey));
+  const me = validators[self];
+  const p2p = await loadP2pKeystore(config.p2pKey.file, password);
+  if (!me || me.peerId !== p2p.peerId) {
+    throw new CustosError(
+      "P2P_KEY_MISMATCH",
+      `this node's libp2p key ${p2p.peerId} is not the one genesis binds to its validator key (${me?.peerId ?? "none"})`,
+    );
+  }
+  const net = new P2pNetwork(
+    {
+      seed: p2p.seed,
+      listen: p2pListen ? [p2pListen] : me.p2p,
+      peers: validators.map((v, index) => ({ index, peerId: v.peerId, addrs: v.p2p })),
+      maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
+    },
+    log,
+  );
+  net.onMessage((channel, from, bytes) => {
+    if (channel === Channel.consensus) driver.receive(bytes, from);
+    else pool.add(bytes).catch(() => {}); // a forwarded tx: admitted here too, or refused for its own reason
+  });
+  driver.transport = (e) =>
+    e.type === "broadcast"
+      ? net.broadcast(Channel.consensus, e.bytes)
+      : net.send(Channel.consensus, e.to, e.bytes);
+  driver.onInvalid = (peer) => {
+    net.disconnect(peer).catch(() => {});
+  };
+  await net.start();
+  return net;
 }
 
 /**
@@ -67,6 +121,7 @@ export class CustosNode {
     private readonly verifier: VerifierPool,
     readonly log: Logger,
     private readonly closeLogs: () => void,
+    readonly network?: P2pNetwork,
   ) {
     sealer.on("chain:failed", (err) => {
       for (const fn of this.fatalHandlers) fn(err);
@@ -80,10 +135,11 @@ export class CustosNode {
     const logs = openLogs(paths.logs, config.log);
     const { log, ops } = logs;
     let key: Sm2KeyPair;
+    let password: string;
     let ledger: Ledger;
     try {
       selectSm2({ logger: log.child({ module: "crypto" }) });
-      key = await nodeKey(config, o.password);
+      ({ key, password } = await nodeKey(config, o.password));
       const writes: WriteSet = new Map();
       genesisMemberWrites(genesis, writes);
       ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
@@ -139,6 +195,9 @@ export class CustosNode {
           try {
             const result = (await send.fn(params)) as { hash: string };
             ops.info("tx accepted", { hash: result.hash, ...(await txSummary(pool, result.hash)) });
+            // forwarded to the other validators: whoever leads the next view proposes it
+            const stx = pool.get(Buffer.from(result.hash.slice(2), "hex"));
+            if (stx) network?.broadcast(Channel.tx, stx.bytes);
             return result;
           } catch (err) {
             metrics.txRejected((err as { code?: string }).code ?? "INTERNAL");
@@ -150,6 +209,19 @@ export class CustosNode {
           }
         },
       };
+      const network =
+        genesis.consensus.validators.length > 1
+          ? await openNetwork(
+              genesis,
+              config,
+              key,
+              password,
+              o.p2pListen,
+              sealer,
+              pool,
+              log.child({ module: "p2p" }),
+            )
+          : undefined;
       const listen = parseListen(o.rpcListen ?? config.rpc.listen);
       const rpc = new RpcServer(
         {
@@ -180,7 +252,7 @@ export class CustosNode {
         rpc: url,
         validator: key.address,
       });
-      return new CustosNode(genesis, url, ledger, sealer, rpc, verifier, log, logs.close);
+      return new CustosNode(genesis, url, ledger, sealer, rpc, verifier, log, logs.close, network);
     } catch (err) {
       await verifier.close();
       await ledger.close();
@@ -196,6 +268,7 @@ export class CustosNode {
   /** Stops in reverse order of start: RPC, block production, verifier, ledger. */
   async stop(): Promise<void> {
     await this.rpc.close();
+    await this.network?.stop();
     await this.sealer.stop();
     await this.verifier.close();
     await this.ledger.close();

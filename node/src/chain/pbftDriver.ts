@@ -51,6 +51,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private stopped = true;
   private lastProposalAt = 0;
   transport: ((e: Extract<Effect, { type: "broadcast" | "send" }>) => void) | undefined;
+  /** Told about a peer that sent something invalid (the network disconnects it). */
+  onInvalid: ((peer: number, reason: string) => void) | undefined;
 
   constructor(
     private readonly genesis: Genesis,
@@ -172,6 +174,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         return;
       case "invalid":
         this.log.warn("invalid consensus input", { from: e.from, reason: e.reason });
+        if (e.from !== undefined) this.onInvalid?.(e.from, e.reason);
         return;
     }
   }

@@ -13,6 +13,10 @@ import { createLibp2p, type Libp2p } from "libp2p";
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
 
+/** What a frame carries: consensus messages, or signed transactions forwarded to the validators. */
+export const Channel = { consensus: 1, tx: 2 } as const;
+export type ChannelId = (typeof Channel)[keyof typeof Channel];
+
 export interface NetworkPeer {
   /** Index of the peer in the validator set (or a stable index for observers). */
   index: number;
@@ -54,7 +58,7 @@ export class P2pNetwork {
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
-  private handler: (from: number, bytes: Uint8Array) => void = () => {};
+  private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
 
   constructor(
     private readonly opts: NetworkOptions,
@@ -63,7 +67,7 @@ export class P2pNetwork {
     for (const p of opts.peers) this.byId.set(p.peerId, p);
   }
 
-  onMessage(fn: (from: number, bytes: Uint8Array) => void): void {
+  onMessage(fn: (channel: ChannelId, from: number, bytes: Uint8Array) => void): void {
     this.handler = fn;
   }
 
@@ -140,9 +144,15 @@ export class P2pNetwork {
           return;
         }
         if (buf.length < 4 + len) break;
-        const msg = buf.slice(4, 4 + len);
+        const channel = buf[4];
+        const msg = buf.slice(5, 4 + len);
         buf = buf.slice(4 + len);
-        this.handler(peer.index, msg);
+        if (len < 1 || (channel !== Channel.consensus && channel !== Channel.tx)) {
+          this.log.warn("peer sent a frame on an unknown channel; disconnecting", { peer: peer.index });
+          await connection.close();
+          return;
+        }
+        this.handler(channel, peer.index, msg);
       }
     }
   }
@@ -156,29 +166,31 @@ export class P2pNetwork {
     this.outbound.delete(p.peerId);
   }
 
-  send(index: number, bytes: Uint8Array): void {
+  send(channel: ChannelId, index: number, bytes: Uint8Array): void {
     const p = this.opts.peers.find((x) => x.index === index && x.peerId !== this.peerId);
     if (!p) return;
     const next = (this.chains.get(p.peerId) ?? Promise.resolve())
-      .then(() => this.sendTo(p, bytes))
+      .then(() => this.sendTo(p, channel, bytes))
       .catch(async () => {
         this.outbound.delete(p.peerId); // the stream broke: once more on a fresh one
-        await this.sendTo(p, bytes);
+        await this.sendTo(p, channel, bytes);
       })
       .catch((err) => this.log.debug("send failed", { peer: index, error: errorMessage(err) }));
     this.chains.set(p.peerId, next);
   }
 
-  broadcast(bytes: Uint8Array): void {
-    for (const p of this.opts.peers) if (p.peerId !== this.peerId) this.send(p.index, bytes);
+  broadcast(channel: ChannelId, bytes: Uint8Array): void {
+    for (const p of this.opts.peers) if (p.peerId !== this.peerId) this.send(channel, p.index, bytes);
   }
 
-  private async sendTo(p: NetworkPeer, bytes: Uint8Array): Promise<void> {
-    if (bytes.byteLength > this.opts.maxMessageBytes)
+  private async sendTo(p: NetworkPeer, channel: ChannelId, bytes: Uint8Array): Promise<void> {
+    if (bytes.byteLength + 1 > this.opts.maxMessageBytes) {
       throw new CustosError("MESSAGE_TOO_LARGE", "message over the limit");
-    const frame = new Uint8Array(4 + bytes.byteLength);
-    new DataView(frame.buffer).setUint32(0, bytes.byteLength);
-    frame.set(bytes, 4);
+    }
+    const frame = new Uint8Array(5 + bytes.byteLength);
+    new DataView(frame.buffer).setUint32(0, bytes.byteLength + 1);
+    frame[4] = channel;
+    frame.set(bytes, 5);
     let stream = this.outbound.get(p.peerId);
     if (stream?.writeStatus !== "writable") {
       const conn = this.node

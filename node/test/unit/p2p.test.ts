@@ -1,7 +1,7 @@
 import { generateP2pKey } from "@custos/crypto";
 import { nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
-import { CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
+import { Channel, CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
 
 const keys = [generateP2pKey(), generateP2pKey(), generateP2pKey()];
 const nets: P2pNetwork[] = [];
@@ -66,16 +66,16 @@ describe("libp2p between permissioned nodes", () => {
     );
     nets.push(a, b, c);
     const atB: [number, string][] = [];
-    b.onMessage((from, bytes) => atB.push([from, new TextDecoder().decode(bytes)]));
+    b.onMessage((_channel, from, bytes) => atB.push([from, new TextDecoder().decode(bytes)]));
     await Promise.all([a.start(), b.start(), c.start()]);
     expect(a.peerId).toBe(keys[0]?.peerId);
     await until(() => a.connected === 1 && b.connected === 1);
-    for (let i = 0; i < 20; i++) a.broadcast(new TextEncoder().encode(`prepare ${i}`));
+    for (let i = 0; i < 20; i++) a.broadcast(Channel.consensus, new TextEncoder().encode(`prepare ${i}`));
     await until(() => atB.length === 20);
     expect(atB).toEqual(Array.from({ length: 20 }, (_, i) => [0, `prepare ${i}`]));
     // c dials both and sends; the gaters close its connections before anything arrives
     for (let i = 0; i < 5; i++) {
-      c.broadcast(new TextEncoder().encode("from an outsider"));
+      c.broadcast(Channel.consensus, new TextEncoder().encode("from an outsider"));
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(atB.filter(([, m]) => m === "from an outsider")).toEqual([]);
@@ -96,7 +96,7 @@ describe("libp2p between permissioned nodes", () => {
     expect(conn?.status).not.toBe("open"); // that connection is gone (b closed it)
     // and the redialler brings the members back together
     await until(() => b.connected === 1);
-    a.broadcast(new TextEncoder().encode("after reconnect"));
+    a.broadcast(Channel.tx, new TextEncoder().encode("after reconnect"));
     await until(() => atB.some(([, m]) => m === "after reconnect"));
     expect(atB.at(-1)).toEqual([0, "after reconnect"]);
   }, 60_000);

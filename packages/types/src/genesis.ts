@@ -36,6 +36,10 @@ export interface GenesisMember {
 export interface GenesisValidator {
   name: string;
   publicKey: Uint8Array;
+  /** libp2p peer id bound to this validator's SM2 key ("" on a one-validator chain). */
+  peerId: string;
+  /** Where peers dial it, multiaddrs without /p2p (e.g. /ip4/10.0.0.5/tcp/30300). */
+  p2p: string[];
 }
 
 export interface Genesis {
@@ -90,6 +94,9 @@ const arr = (v: unknown, f: string, min: number, max: number): unknown[] => {
 };
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** An Ed25519 libp2p peer id (identity multihash, base58btc). */
+const PEER_ID_RE = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/;
+const MULTIADDR_RE = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/\s]{1,253}\/tcp\/\d{1,5}$/;
 
 /** Validates a genesis file's JSON (untrusted) into a Genesis. Throws GENESIS_INVALID naming the field. */
 export function parseGenesis(json: unknown): Genesis {
@@ -97,13 +104,32 @@ export function parseGenesis(json: unknown): Genesis {
   const consensus = obj(g.consensus, "consensus");
   const validators = arr(consensus.validators, "consensus.validators", 1, LIMITS.maxValidators).map(
     (v, i) => {
-      const o = obj(v, `consensus.validators[${i}]`);
+      const f = `consensus.validators[${i}]`;
+      const o = obj(v, f);
+      const p2p =
+        o.p2p === undefined
+          ? []
+          : arr(o.p2p, `${f}.p2p`, 0, 8).map((a, k) => str(a, `${f}.p2p[${k}]`, MULTIADDR_RE));
       return {
-        name: str(o.name, `consensus.validators[${i}].name`, NAME_RE),
-        publicKey: pubKey(o.publicKey, `consensus.validators[${i}].publicKey`),
+        name: str(o.name, `${f}.name`, NAME_RE),
+        publicKey: pubKey(o.publicKey, `${f}.publicKey`),
+        peerId: o.peerId === undefined ? "" : str(o.peerId, `${f}.peerId`, PEER_ID_RE),
+        p2p,
       };
     },
   );
+  if (validators.length > 1) {
+    const ids = new Set<string>();
+    validators.forEach((v, i) => {
+      if (!v.peerId)
+        throw bad(
+          `consensus.validators[${i}].peerId`,
+          "every validator of a multi-validator chain needs its libp2p peer id",
+        );
+      if (ids.has(v.peerId)) throw bad(`consensus.validators[${i}].peerId`, "duplicate peer id");
+      ids.add(v.peerId);
+    });
+  }
   const seen = new Set<string>();
   const members = arr(g.members, "members", 1, 100_000).map((m, i) => {
     const f = `members[${i}]`;
@@ -158,7 +184,12 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
     timestamp: g.timestamp,
     blockLimitWindow: g.blockLimitWindow,
     consensus: {
-      validators: g.consensus.validators.map((v) => ({ name: v.name, publicKey: toHex(v.publicKey) })),
+      validators: g.consensus.validators.map((v) => ({
+        name: v.name,
+        publicKey: toHex(v.publicKey),
+        ...(v.peerId ? { peerId: v.peerId } : {}),
+        ...(v.p2p.length ? { p2p: v.p2p } : {}),
+      })),
       minBlockIntervalMs: g.consensus.minBlockIntervalMs,
       maxBlockTxs: g.consensus.maxBlockTxs,
     },
@@ -191,7 +222,7 @@ export function encodeGenesis(g: Genesis): Uint8Array {
     g.chainId,
     BigInt(g.timestamp),
     g.blockLimitWindow,
-    g.consensus.validators.map((v) => [v.name, v.publicKey]),
+    g.consensus.validators.map((v) => [v.name, v.publicKey, v.peerId, v.p2p]),
     g.consensus.minBlockIntervalMs,
     g.consensus.maxBlockTxs,
     g.members.map((m) => [m.name, m.publicKey, m.roles, m.ecnyTier]),
