@@ -144,7 +144,10 @@ export function registerChainCommands(program: Command): void {
     .description("run a node in the foreground until SIGINT/SIGTERM; prints its RPC URL")
     .requiredOption("--home <dir>", "node home directory")
     .option("--rpc-listen <host:port>", "RPC listen address (overrides config.json)")
-    .option("--p2p-listen <multiaddr>", "libp2p listen address")
+    .option(
+      "--p2p-listen <multiaddr>",
+      "libp2p listen address (default: this validator's address in genesis)",
+    )
     .option("--observer", "run as a read-only observer")
     .option(
       "--password-file <file>",
@@ -160,16 +163,17 @@ export function registerChainCommands(program: Command): void {
         passwordFile?: string;
         json?: boolean;
       }) => {
-        if (o.p2pListen !== undefined || o.observer) {
+        if (o.observer) {
           throw new CustosError(
             "NOT_AVAILABLE_YET",
-            "--p2p-listen and --observer need the libp2p network, which this build does not have yet",
+            "observer nodes (block sync without voting) are not built yet",
           );
         }
         const password = o.passwordFile ? await readPassword(o) : undefined;
         const n = await CustosNode.start({
           home: o.home,
           ...(o.rpcListen ? { rpcListen: o.rpcListen } : {}),
+          ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
           ...(password ? { password } : {}),
         });
         output(
