@@ -124,7 +124,13 @@ export function registerChainCommands(program: Command): void {
           rpcListen: o.rpcListen,
           ...(password ? { password } : {}),
         });
-        const lines = [`home:      ${r.home}`, `chain:     ${r.chainId}`, `node key:  ${r.nodeAddress}`];
+        const lines = [
+          `home:       ${r.home}`,
+          `chain:      ${r.chainId}`,
+          `node key:   ${r.nodeAddress}`,
+          `public key: ${r.nodePublicKey}`,
+          `peer id:    ${r.peerId}`,
+        ];
         if (r.accounts)
           lines.push(
             `accounts:  ${r.accounts.length} demo members in ${r.home}/dev-accounts.json`,
