@@ -2,6 +2,7 @@ import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
 import { registerChainCommands } from "./commands/chain.js";
 import { registerDoctor } from "./commands/doctor.js";
+import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
 
 export function buildProgram(): Command {
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerKeyCommands(program);
   registerChainCommands(program);
+  registerGenesisCommand(program);
   registerDoctor(program);
   return program;
 }

@@ -1,0 +1,84 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { sm3 } from "@custos/crypto";
+import { encodeGenesis, parseGenesis } from "@custos/types";
+import { toHex } from "@custos/utils";
+import { afterAll, describe, expect, it } from "vitest";
+
+const BIN = fileURLToPath(new URL("../../bin/custos.js", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "custos-genesis-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const custos = (args: string[]) =>
+  spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: "utf8" });
+
+describe("custos genesis", () => {
+  it("assembles a genesis from what members share (public keys, peer ids, addresses)", () => {
+    writeFileSync(join(dir, "pw"), "secret\n");
+    const members = ["a", "b"].map((h) =>
+      JSON.parse(custos(["init", "--home", h, "--password-file", "pw", "--json"]).stdout),
+    );
+    const op = JSON.parse(
+      custos(["keygen", "--out", "op.json", "--password-file", "pw", "--kdf-iterations", "1000", "--json"])
+        .stdout,
+    );
+    const args = [
+      "genesis",
+      "--out",
+      "genesis.json",
+      "--chain-id",
+      "consortium-1",
+      "--json",
+      ...members.flatMap((m, i) => [
+        "--validator",
+        `v${i},${m.nodePublicKey},${m.peerId},/ip4/10.0.0.${i + 1}/tcp/30300`,
+      ]),
+      "--member",
+      `operator,${op.publicKey},operator,1`,
+    ];
+    const r = custos(args);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const g = parseGenesis(JSON.parse(readFileSync(join(dir, "genesis.json"), "utf8")));
+    expect(doc).toMatchObject({
+      chainId: "consortium-1",
+      validators: 2,
+      members: 1,
+      genesisHash: toHex(sm3(encodeGenesis(g))),
+    });
+    expect(g.consensus.validators.map((v) => v.peerId)).toEqual(members.map((m) => m.peerId));
+    expect(g.members[0]?.address).toBe(op.address);
+    // never overwritten; bad input is one line with its code
+    expect(custos(args).stderr).toMatch(/FILE_NOT_WRITABLE/);
+    const noPeer = custos([
+      "genesis",
+      "--out",
+      "g2.json",
+      "--chain-id",
+      "c",
+      "--validator",
+      "x,y",
+      "--member",
+      `o,${op.publicKey},operator`,
+    ]);
+    expect(noPeer.status).toBe(2);
+    const badPeer = custos([
+      "genesis",
+      "--out",
+      "g3.json",
+      "--chain-id",
+      "c",
+      "--validator",
+      `v0,${members[0].nodePublicKey},12D3KooWnope,/ip4/1.2.3.4/tcp/1`,
+      "--validator",
+      `v1,${members[1].nodePublicKey},${members[1].peerId},/ip4/1.2.3.5/tcp/1`,
+      "--member",
+      `o,${op.publicKey},operator`,
+    ]);
+    expect(badPeer.status).toBe(1);
+    expect(badPeer.stderr).toMatch(/genesis\.consensus\.validators\[0\]\.peerId.*GENESIS_INVALID/);
+  });
+});
