@@ -107,6 +107,8 @@ export class PbftEngine {
   private decided = false;
   private inViewChange = false;
   private readonly proposals = new Map<number, Proposal>();
+  /** Every block of this height seen in a proposal, a re-proposal or a decision, by hash. */
+  private readonly blocks = new Map<string, Uint8Array>();
   private readonly execution = new Map<string, boolean | "pending">();
   private readonly prepares = new Map<string, Map<number, Uint8Array>>();
   private readonly commits = new Map<string, Map<number, Uint8Array>>();
@@ -218,8 +220,16 @@ export class PbftEngine {
     this.inViewChange = false;
     this.hasWork = false;
     this.prepared = null;
-    for (const m of [this.proposals, this.execution, this.prepares, this.commits, this.viewChanges])
+    for (const m of [
+      this.proposals,
+      this.blocks,
+      this.execution,
+      this.prepares,
+      this.commits,
+      this.viewChanges,
+    ]) {
       m.clear();
+    }
     this.timers.clear();
     this.ownByView.clear();
     this.requested.clear();
@@ -481,6 +491,7 @@ export class PbftEngine {
       return;
     }
     this.proposals.set(view, p);
+    this.blocks.set(toHex(p.blockHash), p.block);
     this.armTimer();
     const h = toHex(p.blockHash);
     const state = this.execution.get(h);
@@ -521,7 +532,7 @@ export class PbftEngine {
     const prepares = this.prepares.get(k);
     if (p && executedOk && bytesEqual(p.blockHash, blockHash) && prepares && prepares.size >= this.quorum) {
       if (!this.prepared || this.prepared.view < view) {
-        this.prepared = { view, blockHash, block: p.block, prepares: sortedSigs(prepares, this.quorum) };
+        this.prepared = { view, blockHash, block: p.block, prepares: sortedSigs(prepares) };
       }
       const id = `commit/${this.height}/${view}`;
       if (view === this.view && !this.inViewChange && !this.signed.has(id)) {
@@ -537,15 +548,13 @@ export class PbftEngine {
           view,
           blockHash,
           block,
-          commits: sortedSigs(commits, this.quorum),
+          commits: sortedSigs(commits),
         });
     }
   }
 
   private blockFor(blockHash: Uint8Array): Uint8Array | undefined {
-    for (const p of this.proposals.values()) if (bytesEqual(p.blockHash, blockHash)) return p.block;
-    if (this.prepared && bytesEqual(this.prepared.blockHash, blockHash)) return this.prepared.block;
-    return undefined;
+    return this.blocks.get(toHex(blockHash));
   }
 
   private decide(d: Decision): void {
@@ -716,8 +725,7 @@ export class PbftEngine {
     const m = this.commits.get(k) ?? new Map<number, Uint8Array>();
     for (const [v, s] of b.commits) m.set(v, s);
     this.commits.set(k, m);
-    if (!this.proposals.has(-1 - b.view))
-      this.proposals.set(-1 - b.view, { blockHash: b.blockHash, block: b.block });
+    this.blocks.set(toHex(b.blockHash), b.block);
     const h = toHex(b.blockHash);
     if (this.execution.get(h) === undefined) {
       this.execution.set(h, "pending");
@@ -759,6 +767,6 @@ export class PbftEngine {
   }
 }
 
-function sortedSigs(m: Map<number, Uint8Array>, count: number): Signatures {
-  return [...m.entries()].sort((a, b) => a[0] - b[0]).slice(0, Math.max(count, m.size)) as Signatures;
+function sortedSigs(m: Map<number, Uint8Array>): Signatures {
+  return [...m.entries()].sort((a, b) => a[0] - b[0]) as Signatures;
 }

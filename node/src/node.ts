@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
 import { type Genesis, LIMITS, parseGenesis } from "@custos/types";
-import { bytesEqual, CustosError, errorMessage, type Logger } from "@custos/utils";
+import { bytesEqual, CustosError, errorMessage, fromHex, type Logger } from "@custos/utils";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { FileWal } from "./consensus/fileWal.js";
@@ -194,9 +194,12 @@ export class CustosNode {
         fn: async (params) => {
           try {
             const result = (await send.fn(params)) as { hash: string };
-            ops.info("tx accepted", { hash: result.hash, ...(await txSummary(pool, result.hash)) });
+            const stx = pool.get(fromHex(result.hash));
+            ops.info("tx accepted", {
+              hash: result.hash,
+              ...(stx ? { from: senderAddress(stx.tx.sender), to: stx.tx.to, method: stx.tx.method } : {}),
+            });
             // forwarded to the other validators: whoever leads the next view proposes it
-            const stx = pool.get(Buffer.from(result.hash.slice(2), "hex"));
             if (stx) network?.broadcast(Channel.tx, stx.bytes);
             return result;
           } catch (err) {
@@ -275,10 +278,4 @@ export class CustosNode {
     this.log.info("node stopped", { height: this.ledger.head.height });
     this.closeLogs();
   }
-}
-
-async function txSummary(pool: TxPool, hash: string): Promise<Record<string, unknown>> {
-  const stx = pool.get(Buffer.from(hash.slice(2), "hex"));
-  if (!stx) return {};
-  return { from: senderAddress(stx.tx.sender), to: stx.tx.to, method: stx.tx.method };
 }

@@ -189,10 +189,6 @@ export class Ledger implements StateReader {
     return raw === undefined ? undefined : decodeCertificate(raw);
   }
 
-  async getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
-    return this.db.get(heightKey(Bucket.certificate, height));
-  }
-
   async txPosition(hash: Uint8Array): Promise<TxPosition | undefined> {
     const raw = await this.db.get(prefixed(Bucket.txIndex, hash));
     if (raw === undefined) return undefined;

@@ -37,12 +37,6 @@ interface Entry {
 }
 
 /**
- * Retryable admission errors: the client should wait and send the same bytes again.
- * Everything else is final for those bytes.
- */
-export const RETRYABLE_POOL_ERRORS = new Set(["TX_POOL_FULL", "TX_SENDER_QUOTA"]);
-
-/**
  * Pending transactions in arrival order. Admission checks size, encoding, chain id, the
  * blockLimit window, duplicates (pending or committed), membership, capacity and the signature
  * (on the verifier pool); a transaction in the pool has been verified and is not verified again

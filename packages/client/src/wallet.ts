@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { encode } from "@custos/codec";
 import type { Sm2KeyPair } from "@custos/crypto";
 import { type SignedTx, signTx, TX_VERSION } from "@custos/types";
-import { sleep, toHex } from "@custos/utils";
+import { sleep } from "@custos/utils";
 import type { CustosClient, ReceiptView, TxView } from "./client.js";
 
 export interface Call {
@@ -78,8 +78,4 @@ export class Wallet {
       }
     }
   }
-}
-
-export function txHashHex(stx: SignedTx): string {
-  return `0x${toHex(stx.hash)}`;
 }
