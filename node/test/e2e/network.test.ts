@@ -1,5 +1,4 @@
 import { readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { CustosClient, Wallet } from "@custos/client";
 import { generateKeyPair } from "@custos/crypto";
@@ -7,27 +6,9 @@ import { toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { CustosNode, initHome } from "../../src/index.js";
 import { DEV_TIERS } from "../../src/init.js";
-import { tempDir } from "../helpers.js";
+import { freePort, tempDir, until } from "../helpers.js";
 
 const PASSWORD = "network test password";
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(pred: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const nodes: (CustosNode | undefined)[] = [];
 const cleanups: (() => Promise<void>)[] = [];

@@ -2,28 +2,13 @@ import { generateP2pKey } from "@custos/crypto";
 import { nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { Channel, CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
+import { freePort, until } from "../helpers.js";
 
 const keys = [generateP2pKey(), generateP2pKey(), generateP2pKey()];
 const nets: P2pNetwork[] = [];
 afterAll(async () => {
   await Promise.all(nets.map((n) => n.stop()));
 });
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-}
 
 describe("libp2p between permissioned nodes", () => {
   it("members exchange framed messages; an outsider is refused; an oversized frame costs the sender its connection", async () => {
@@ -34,36 +19,23 @@ describe("libp2p between permissioned nodes", () => {
       { index: 0, peerId: keys[0]?.peerId as string, addrs: [`/ip4/127.0.0.1/tcp/${pa}`] },
       { index: 1, peerId: keys[1]?.peerId as string, addrs: [`/ip4/127.0.0.1/tcp/${pb}`] },
     ];
-    const a = new P2pNetwork(
-      {
-        seed: keys[0]?.seed as Uint8Array,
-        listen: [peers[0]?.addrs[0] as string],
-        peers,
-        maxMessageBytes: MAX,
-        redialMs: 100,
-      },
-      nullLogger,
-    );
-    const b = new P2pNetwork(
-      {
-        seed: keys[1]?.seed as Uint8Array,
-        listen: [peers[1]?.addrs[0] as string],
-        peers,
-        maxMessageBytes: MAX,
-        redialMs: 100,
-      },
-      nullLogger,
-    );
-    const c = new P2pNetwork(
-      {
-        seed: keys[2]?.seed as Uint8Array,
-        listen: ["/ip4/127.0.0.1/tcp/0"],
-        peers: [...peers, { index: 2, peerId: keys[2]?.peerId as string, addrs: [] }],
-        maxMessageBytes: MAX,
-        redialMs: 100,
-      },
-      nullLogger,
-    );
+    const net = (i: number, listen: string, list: typeof peers) =>
+      new P2pNetwork(
+        {
+          seed: keys[i]?.seed as Uint8Array,
+          listen: [listen],
+          peers: list,
+          maxMessageBytes: MAX,
+          redialMs: 100,
+        },
+        nullLogger,
+      );
+    const a = net(0, peers[0]?.addrs[0] as string, peers);
+    const b = net(1, peers[1]?.addrs[0] as string, peers);
+    const c = net(2, "/ip4/127.0.0.1/tcp/0", [
+      ...peers,
+      { index: 2, peerId: keys[2]?.peerId as string, addrs: [] },
+    ]);
     nets.push(a, b, c);
     const atB: [number, string][] = [];
     b.onMessage((_channel, from, bytes) => atB.push([from, new TextDecoder().decode(bytes)]));
