@@ -58,6 +58,8 @@ export class P2pNetwork {
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
+  /** Peers hung up on for sending invalid data, since start. */
+  peersDisconnected = 0;
   private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
 
   constructor(
@@ -161,6 +163,7 @@ export class P2pNetwork {
   async disconnect(index: number): Promise<void> {
     const p = this.opts.peers.find((x) => x.index === index);
     if (!p) return;
+    this.peersDisconnected++;
     for (const c of this.node?.getConnections() ?? [])
       if (c.remotePeer.toString() === p.peerId) await c.close();
     this.outbound.delete(p.peerId);

@@ -6,6 +6,7 @@ import { toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { CustosNode, initHome } from "../../src/index.js";
 import { DEV_TIERS } from "../../src/init.js";
+import { Channel } from "../../src/p2p/network.js";
 import { freePort, tempDir, until } from "../helpers.js";
 
 const PASSWORD = "network test password";
@@ -96,6 +97,16 @@ describe("four validators over libp2p", () => {
     };
     expect(cert.certificate.signatures.length).toBeGreaterThanOrEqual(3);
 
+    // a validator that sends garbage on the consensus channel is disconnected, and the chain goes on
+    nodes[0]?.network?.send(Channel.consensus, 2, new Uint8Array([0x93, 1, 2, 3]));
+    await until(() => (nodes[2]?.network?.peersDisconnected ?? 0) >= 1, 5000);
+    expect(nodes[2]?.network?.peersDisconnected).toBeGreaterThanOrEqual(1);
+    await until(() => nodes.every((n) => (n?.network?.connected ?? 0) === 3)); // the redialler reconnects
+    expect(
+      (await op(2).send({ to: "ecny", method: "issue", args: [merchant.address, 1n, "rc-after-garbage"] }))
+        .receipt?.success,
+    ).toBe(true);
+
     // one validator stops: three of four still commit
     await nodes[1]?.stop();
     nodes[1] = undefined;
@@ -126,6 +137,6 @@ describe("four validators over libp2p", () => {
     const h3 = (await (clients[0] as CustosClient).status()).height;
     await until(async () => (await (clients[1] as CustosClient).status()).height >= h3, 30_000);
     expect(await hashesAgree(h3, [0, 1, 2, 3])).toBe(true);
-    expect((await (clients[1] as CustosClient).ecnyBalance(merchant.address)).balance).toBe("255");
+    expect((await (clients[1] as CustosClient).ecnyBalance(merchant.address)).balance).toBe("256");
   }, 120_000);
 });
