@@ -237,8 +237,12 @@ export class PbftEngine {
     for (const k of this.signed.keys()) if (!k.includes(`/${height}/`)) this.signed.delete(k);
   }
 
+  /**
+   * The ledger now ends at `height`: decided here, or fetched by block sync with its commit
+   * certificate (then possibly several heights ahead of the engine). Consensus goes on above it.
+   */
   private onCommitted(height: number, validators: number): void {
-    if (height !== this.height) return;
+    if (height < this.height) return;
     this.resetHeight(height + 1, validators);
     const pending = this.future;
     this.future = [];

@@ -1,9 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { decode, encode, fieldAt, readArray, readBytes } from "@custos/codec";
 import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
-import { type Genesis, LIMITS, parseGenesis } from "@custos/types";
+import { encodeCertificate, type Genesis, LIMITS, parseGenesis } from "@custos/types";
 import { bytesEqual, CustosError, errorMessage, fromHex, type Logger } from "@custos/utils";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
+import { BlockSync, type ChainWriter, topics } from "./chain/sync.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { FileWal } from "./consensus/fileWal.js";
 import { Executor } from "./execution/executor.js";
@@ -11,7 +13,7 @@ import { senderAddress } from "./execution/senders.js";
 import { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
-import { Channel, P2pNetwork } from "./p2p/network.js";
+import { Channel, type GossipVerdict, type NetworkPeer, P2pNetwork } from "./p2p/network.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import type { WriteSet } from "./state/overlay.js";
@@ -26,6 +28,8 @@ export interface StartOptions {
   p2pListen?: string;
   /** The node key's password; else config nodeKey.passwordFile, else CUSTOS_PASSWORD. */
   password?: string;
+  /** Run as an observer: sync and verify, never vote, refuse writes. */
+  observer?: boolean;
 }
 
 async function readGenesis(path: string): Promise<Genesis> {
@@ -56,76 +60,173 @@ async function nodeKey(
   return { key: await loadKeystoreFile(config.nodeKey.file, pw), password: pw };
 }
 
+/** Codes a pool gives a gossiped tx that only a faulty or malicious sender could have caused. */
+const SENDER_FAULT = new Set(["TX_MALFORMED", "TX_BAD_SIGNATURE", "TX_TOO_LARGE", "TX_WRONG_CHAIN"]);
+const MAX_GOSSIP_TXS = 1024;
+
 /**
- * The network of a multi-validator chain: this node's libp2p key must be the one genesis binds
- * to its validator key; only the genesis validators may connect.
+ * Signed transactions accepted over RPC go to the other nodes in batches on the txs topic: one
+ * gossip message per `flushMs` or per MAX_GOSSIP_TXS transactions.
+ */
+class TxGossip {
+  private pending: Uint8Array[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly publish: (data: Uint8Array) => void,
+    private readonly flushMs = 10,
+  ) {}
+
+  add(tx: Uint8Array): void {
+    this.pending.push(tx);
+    if (this.pending.length >= MAX_GOSSIP_TXS) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.publish(encode(batch));
+  }
+
+  /** A batch from a peer: every tx goes to the pool; one a sender could only have forged rejects it all. */
+  static async receive(pool: TxPool, data: Uint8Array): Promise<GossipVerdict> {
+    let txs: Uint8Array[];
+    try {
+      const S = "TxBatch";
+      txs = readArray(decode(data, S, LIMITS.maxBlockBytes), fieldAt(S, ""), {
+        min: 1,
+        max: MAX_GOSSIP_TXS,
+      }).map((t, i) => readBytes(t, fieldAt(S, `[${i}]`), { max: 1024 * 1024 }));
+    } catch {
+      return "reject";
+    }
+    const results = await Promise.allSettled(txs.map((t) => pool.add(t)));
+    let added = 0;
+    for (const r of results) {
+      if (r.status === "fulfilled") added++;
+      else if (SENDER_FAULT.has((r.reason as { code?: string }).code ?? "")) return "reject";
+    }
+    return added > 0 ? "accept" : "ignore";
+  }
+}
+
+/** Consensus steps aside for nobody on an observer: sync is the only writer, one range at a time. */
+class SerialWriter implements ChainWriter {
+  private queue: Promise<unknown> = Promise.resolve();
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}
+
+type Role = "validator" | "observer";
+
+/** This node's place in genesis: a validator (by SM2 key) or an observer (by SM2 key). */
+function roleOf(genesis: Genesis, key: Sm2KeyPair, observer: boolean): { role: Role; self: number } {
+  const v = genesis.consensus.validators.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
+  const o = genesis.observers.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
+  if (observer) {
+    if (v >= 0)
+      throw new CustosError(
+        "ROLE_MISMATCH",
+        "this node's key is a validator's; --observer is for a key listed under genesis observers",
+      );
+    if (o < 0)
+      throw new CustosError(
+        "NOT_IN_GENESIS",
+        `this node's key ${key.address} is not among the genesis observers; add it with custos genesis --observer`,
+      );
+    return { role: "observer", self: genesis.consensus.validators.length + o };
+  }
+  if (v < 0)
+    throw new CustosError(
+      "NOT_IN_GENESIS",
+      o >= 0
+        ? "this node's key is an observer's: start it with --observer"
+        : `this node's key ${key.address} is not a validator of this genesis`,
+    );
+  return { role: "validator", self: v };
+}
+
+/**
+ * The network of a multi-node chain: this node's libp2p key must be the one genesis binds to its
+ * SM2 key; only the genesis validators and observers may connect.
  */
 async function openNetwork(
   genesis: Genesis,
   config: NodeConfig,
-  key: Sm2KeyPair,
+  self: number,
   password: string,
   p2pListen: string | undefined,
-  driver: PbftDriver,
-  pool: TxPool,
   log: Logger,
 ): Promise<P2pNetwork> {
-  const validators = genesis.consensus.validators;
-  const self = validators.findIndex((v) => bytesEqual(v.publicKey, key.publicKey));
-  const me = validators[self];
+  const peers: NetworkPeer[] = [
+    ...genesis.consensus.validators.map((v, index) => ({
+      index,
+      peerId: v.peerId,
+      addrs: v.p2p,
+      role: "validator" as const,
+    })),
+    ...genesis.observers.map((o, k) => ({
+      index: genesis.consensus.validators.length + k,
+      peerId: o.peerId,
+      addrs: o.p2p,
+      role: "observer" as const,
+    })),
+  ];
+  const me = peers[self] as NetworkPeer;
   const p2p = await loadP2pKeystore(config.p2pKey.file, password);
-  if (!me || me.peerId !== p2p.peerId) {
+  if (me.peerId !== p2p.peerId) {
     throw new CustosError(
       "P2P_KEY_MISMATCH",
-      `this node's libp2p key ${p2p.peerId} is not the one genesis binds to its validator key (${me?.peerId ?? "none"})`,
+      `this node's libp2p key ${p2p.peerId} is not the one genesis binds to its SM2 key (${me.peerId || "none"})`,
     );
   }
-  const net = new P2pNetwork(
-    {
-      seed: p2p.seed,
-      listen: p2pListen ? [p2pListen] : me.p2p,
-      peers: validators.map((v, index) => ({ index, peerId: v.peerId, addrs: v.p2p })),
-      maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
-    },
+  const listen = p2pListen ? [p2pListen] : me.addrs;
+  if (listen.length === 0)
+    throw new CustosError(
+      "CONFIG_INVALID",
+      "no libp2p listen address: give --p2p-listen or p2p addresses in genesis",
+    );
+  return new P2pNetwork(
+    { seed: p2p.seed, listen, peers, maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024 },
     log,
   );
-  net.onMessage((channel, from, bytes) => {
-    if (channel === Channel.consensus) driver.receive(bytes, from);
-    else pool.add(bytes).catch(() => {}); // a forwarded tx: admitted here too, or refused for its own reason
-  });
-  driver.transport = (e) =>
-    e.type === "broadcast"
-      ? net.broadcast(Channel.consensus, e.bytes)
-      : net.send(Channel.consensus, e.to, e.bytes);
-  driver.onInvalid = (peer) => {
-    net.disconnect(peer).catch(() => {});
-  };
-  await net.start();
-  return net;
 }
 
 /**
- * A running node: ledger, pool, executor, block producer and RPC, started in that order and
- * stopped in reverse. A lost ledger write stops block production and is reported through
- * `onFatal`; the CLI then exits non-zero.
+ * A running node: ledger, pool, executor, consensus (validators) or nothing but sync
+ * (observers), block sync, network and RPC, started in that order and stopped in reverse. A lost
+ * ledger write stops block production and is reported through `onFatal`; the CLI then exits
+ * non-zero.
  */
 export class CustosNode {
   private fatalHandlers: ((err: Error) => void)[] = [];
+  private fatal: Error | undefined;
 
   private constructor(
     readonly genesis: Genesis,
+    readonly role: Role,
     readonly rpcUrl: string,
     readonly ledger: Ledger,
-    private readonly sealer: PbftDriver,
+    private readonly driver: PbftDriver | undefined,
+    readonly sync: BlockSync,
     private readonly rpc: RpcServer,
     private readonly verifier: VerifierPool,
     readonly log: Logger,
     private readonly closeLogs: () => void,
     readonly network?: P2pNetwork,
-  ) {
-    sealer.on("chain:failed", (err) => {
-      for (const fn of this.fatalHandlers) fn(err);
-    });
+  ) {}
+
+  private fail(err: Error): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    for (const fn of this.fatalHandlers) fn(err);
   }
 
   static async start(o: StartOptions): Promise<CustosNode> {
@@ -137,9 +238,12 @@ export class CustosNode {
     let key: Sm2KeyPair;
     let password: string;
     let ledger: Ledger;
+    let role: Role;
+    let self: number;
     try {
       selectSm2({ logger: log.child({ module: "crypto" }) });
       ({ key, password } = await nodeKey(config, o.password));
+      ({ role, self } = roleOf(genesis, key, o.observer ?? false));
       const writes: WriteSet = new Map();
       genesisMemberWrites(genesis, writes);
       ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
@@ -148,6 +252,7 @@ export class CustosNode {
       throw err;
     }
     const verifier = new VerifierPool();
+    let network: P2pNetwork | undefined;
     try {
       const pool = new TxPool(
         config.pool,
@@ -167,25 +272,71 @@ export class CustosNode {
         { height: () => ledger.head.height, poolSize: () => pool.size, poolBytes: () => pool.bytes },
         paths.ledger,
       );
-      const wal = await FileWal.open(join(paths.ledger, "..", "consensus.wal"), log.child({ module: "wal" }));
-      const sealer = new PbftDriver(
+      const driver =
+        role === "validator"
+          ? new PbftDriver(
+              genesis,
+              ledger,
+              executor,
+              pool,
+              verifier,
+              await FileWal.open(join(paths.ledger, "..", "consensus.wal"), log.child({ module: "wal" })),
+              key,
+              config.consensus,
+              log.child({ module: "consensus" }),
+            )
+          : undefined;
+      const multiNode = genesis.consensus.validators.length > 1 || genesis.observers.length > 0;
+      if (multiNode) {
+        network = await openNetwork(
+          genesis,
+          config,
+          self,
+          password,
+          o.p2pListen,
+          log.child({ module: "p2p" }),
+        );
+      }
+      const net = network;
+      const gossip = net ? new TxGossip((data) => net.publish(topics(genesis.chainId).txs, data)) : undefined;
+      let rpcRef: RpcServer | undefined;
+      const nodeRef: { current?: CustosNode } = {};
+      const committed = (c: CommittedBlock, announce: boolean) => {
+        metrics.blockCommitted(
+          c.block.txs.length,
+          c.receipts.filter((r) => !r.success).length,
+          c.block.header.timestamp,
+        );
+        if (!announce) pool.remove(c.block.txs); // consensus removes its own
+        rpcRef?.publish(c);
+        if (announce) net?.publish(topics(genesis.chainId).blocks, encodeCertificate(c.certificate));
+      };
+      const sync = new BlockSync({
         genesis,
         ledger,
         executor,
-        pool,
         verifier,
-        wal,
-        key,
-        config.consensus,
-        log.child({ module: "consensus" }),
-      );
+        writer: driver ?? new SerialWriter(),
+        log: log.child({ module: "sync" }),
+        // a validator lets consensus fill small gaps (decisions from its peers) before it syncs
+        lagBlocks: role === "validator" ? 2 : 1,
+        graceMs: role === "validator" ? 1500 : 0,
+        onApplied: (c) => committed(c, false),
+        onFatal: (err) => nodeRef.current?.fail(err),
+      });
       const methods = rpcMethods({
         genesis,
         ledger,
         pool,
         executor,
-        role: "validator",
+        role,
         pendingTx: (h) => pool.get(h),
+        live: () => ({
+          view: driver?.view ?? 0,
+          peers: net?.connected ?? 0,
+          syncing: sync.syncing,
+          syncTarget: sync.target,
+        }),
       });
       // the operations log: every write request, accepted or refused, with its sender
       const send = methods.custos_sendTx as (typeof methods)[string];
@@ -199,8 +350,8 @@ export class CustosNode {
               hash: result.hash,
               ...(stx ? { from: senderAddress(stx.tx.sender), to: stx.tx.to, method: stx.tx.method } : {}),
             });
-            // forwarded to the other validators: whoever leads the next view proposes it
-            if (stx) network?.broadcast(Channel.tx, stx.bytes);
+            // gossiped to the other validators: whoever leads the next view proposes it
+            if (stx) gossip?.add(stx.bytes);
             return result;
           } catch (err) {
             metrics.txRejected((err as { code?: string }).code ?? "INTERNAL");
@@ -212,19 +363,6 @@ export class CustosNode {
           }
         },
       };
-      const network =
-        genesis.consensus.validators.length > 1
-          ? await openNetwork(
-              genesis,
-              config,
-              key,
-              password,
-              o.p2pListen,
-              sealer,
-              pool,
-              log.child({ module: "p2p" }),
-            )
-          : undefined;
       const listen = parseListen(o.rpcListen ?? config.rpc.listen);
       const rpc = new RpcServer(
         {
@@ -239,24 +377,54 @@ export class CustosNode {
         methods,
         log.child({ module: "rpc" }),
       );
+      rpcRef = rpc;
+      if (net) {
+        const t = topics(genesis.chainId);
+        net.onGossip(t.blocks, (from, data) => sync.onAnnouncement(from, data));
+        if (driver) {
+          net.onGossip(t.txs, (_from, data) => TxGossip.receive(pool, data));
+          net.onMessage((_channel, from, bytes) => driver.receive(bytes, from));
+          driver.transport = (e) =>
+            e.type === "broadcast"
+              ? net.broadcast(Channel.consensus, e.bytes)
+              : net.send(Channel.consensus, e.to, e.bytes);
+          driver.onInvalid = (peer) => {
+            net.disconnect(peer).catch(() => {});
+          };
+        }
+        net.onRequest((from, request) => sync.serve(from, request));
+      }
       const url = await rpc.start();
-      sealer.on("block:committed", (c: CommittedBlock) => {
-        metrics.blockCommitted(
-          c.block.txs.length,
-          c.receipts.filter((r) => !r.success).length,
-          c.block.header.timestamp,
-        );
-        rpc.publish(c);
-      });
-      sealer.start();
+      driver?.on("block:committed", (c: CommittedBlock) => committed(c, true));
+      driver?.on("chain:failed", (err) => nodeRef.current?.fail(err));
+      await net?.start();
+      driver?.start();
+      if (net) sync.start(net);
       log.info("node started", {
         chainId: genesis.chainId,
+        role,
         height: ledger.head.height,
         rpc: url,
-        validator: key.address,
+        address: key.address,
+        ...(net ? { p2p: net.addresses } : {}),
       });
-      return new CustosNode(genesis, url, ledger, sealer, rpc, verifier, log, logs.close, network);
+      const node = new CustosNode(
+        genesis,
+        role,
+        url,
+        ledger,
+        driver,
+        sync,
+        rpc,
+        verifier,
+        log,
+        logs.close,
+        net,
+      );
+      nodeRef.current = node;
+      return node;
     } catch (err) {
+      await network?.stop().catch(() => {});
       await verifier.close();
       await ledger.close();
       logs.close();
@@ -266,13 +434,15 @@ export class CustosNode {
 
   onFatal(fn: (err: Error) => void): void {
     this.fatalHandlers.push(fn);
+    if (this.fatal) fn(this.fatal);
   }
 
-  /** Stops in reverse order of start: RPC, block production, verifier, ledger. */
+  /** Stops in reverse order of start: RPC, network, sync, block production, verifier, ledger. */
   async stop(): Promise<void> {
     await this.rpc.close();
     await this.network?.stop();
-    await this.sealer.stop();
+    await this.sync.stop();
+    await this.driver?.stop();
     await this.verifier.close();
     await this.ledger.close();
     this.log.info("node stopped", { height: this.ledger.head.height });

@@ -154,7 +154,7 @@ export function registerChainCommands(program: Command): void {
       "--p2p-listen <multiaddr>",
       "libp2p listen address (default: this validator's address in genesis)",
     )
-    .option("--observer", "run as a read-only observer")
+    .option("--observer", "run as a read-only observer (its key must be a genesis observer's)")
     .option(
       "--password-file <file>",
       "node key password (else config nodeKey.passwordFile, else CUSTOS_PASSWORD)",
@@ -169,22 +169,23 @@ export function registerChainCommands(program: Command): void {
         passwordFile?: string;
         json?: boolean;
       }) => {
-        if (o.observer) {
-          throw new CustosError(
-            "NOT_AVAILABLE_YET",
-            "observer nodes (block sync without voting) are not built yet",
-          );
-        }
         const password = o.passwordFile ? await readPassword(o) : undefined;
         const n = await CustosNode.start({
           home: o.home,
           ...(o.rpcListen ? { rpcListen: o.rpcListen } : {}),
           ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
           ...(password ? { password } : {}),
+          ...(o.observer ? { observer: true } : {}),
         });
         output(
           !!o.json,
-          { rpc: n.rpcUrl, chainId: n.genesis.chainId, height: n.ledger.head.height },
+          {
+            rpc: n.rpcUrl,
+            chainId: n.genesis.chainId,
+            role: n.role,
+            height: n.ledger.head.height,
+            p2p: n.network?.addresses ?? [],
+          },
           `rpc: ${n.rpcUrl}`,
         );
         await new Promise<void>((resolve, reject) => {

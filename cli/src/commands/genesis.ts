@@ -17,6 +17,15 @@ function parseValidator(v: string) {
   return { name, publicKey, peerId, p2p };
 }
 
+function parseObserver(v: string) {
+  // name,publicKey,peerId[,multiaddr...]: an observer may have no address others dial
+  const [name, publicKey, peerId, ...p2p] = v.split(",");
+  if (!name || !publicKey || !peerId) {
+    throw new UsageError(`--observer takes name,publicKey,peerId[,multiaddr] (got ${JSON.stringify(v)})`);
+  }
+  return { name, publicKey, peerId, p2p };
+}
+
 function parseMember(v: string) {
   // name,publicKey,role[+role...][,tier]
   const [name, publicKey, roles, tier] = v.split(",");
@@ -34,10 +43,16 @@ export function registerGenesisCommand(program: Command): void {
     .requiredOption("--out <file>", "genesis file to write (never overwritten)")
     .option(
       "--from <file>",
-      "a JSON spec: {chainId, validators:[{name, publicKey, peerId, p2p}], members:[{name, publicKey, roles, ecnyTier}], ...}",
+      "a JSON spec: {chainId, validators:[{name, publicKey, peerId, p2p}], observers:[...], members:[{name, publicKey, roles, ecnyTier}], ...}",
     )
     .option("--chain-id <id>", "chain id")
     .option("--validator <spec>", "name,publicKey,peerId,multiaddr (repeat per validator)", collect, [])
+    .option(
+      "--observer <spec>",
+      "name,publicKey,peerId[,multiaddr] of a read-only observer node (repeat per observer)",
+      collect,
+      [],
+    )
     .option("--member <spec>", "name,publicKey,role[+role][,tier] (repeat per member)", collect, [])
     .option("--block-interval <ms>", "minimum block interval", "100")
     .option("--max-block-txs <n>", "transactions per block at most", "5000")
@@ -55,6 +70,7 @@ export function registerGenesisCommand(program: Command): void {
       }
       const validators = (o.validator as string[]).map(parseValidator);
       const members = (o.member as string[]).map(parseMember);
+      const observers = (o.observer as string[]).map(parseObserver);
       const int = (v: unknown) => Number(v);
       const genesis = parseGenesis({
         chainId: o.chainId ?? spec.chainId,
@@ -68,6 +84,7 @@ export function registerGenesisCommand(program: Command): void {
             (spec.consensus as { minBlockIntervalMs?: number })?.minBlockIntervalMs ?? int(o.blockInterval),
           maxBlockTxs: (spec.consensus as { maxBlockTxs?: number })?.maxBlockTxs ?? int(o.maxBlockTxs),
         },
+        observers: observers.length ? observers : spec.observers,
         members: members.length ? members : spec.members,
         ecny: spec.ecny ?? { tiers: DEV_TIERS, largeTxThreshold: o.largeTxThreshold },
       });
@@ -90,6 +107,7 @@ export function registerGenesisCommand(program: Command): void {
           chainId: genesis.chainId,
           genesisHash: hash,
           validators: genesis.consensus.validators.length,
+          observers: genesis.observers.length,
           members: genesis.members.length,
         },
         `genesis ${o.out}: chain ${genesis.chainId}, ${genesis.consensus.validators.length} validators, ${genesis.members.length} members\ngenesis hash ${hash} (every member should see the same)`,

@@ -15,6 +15,7 @@ import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
 import { type BuiltBlock, buildBlock } from "./blockBuilder.js";
+import { blockRuleViolation } from "./blockRules.js";
 
 export interface CommittedBlock {
   block: Block;
@@ -84,6 +85,11 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     pool.onAdded(() => this.input({ type: "work" }));
   }
 
+  /** The view consensus is in at the current height. */
+  get view(): number {
+    return this.engine.state.view;
+  }
+
   start(): void {
     this.stopped = false;
     const records = this.wal.readAll();
@@ -101,6 +107,30 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.queue;
+  }
+
+  /**
+   * Runs `fn` (block sync writing certified blocks) between two consensus steps, so that only
+   * one writer touches the ledger at a time; afterwards consensus goes on above the new head.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      const before = this.ledger.head.height;
+      const result = await fn();
+      const after = this.ledger.head.height;
+      if (after > before && !this.stopped) {
+        this.built.clear();
+        await this.wal.compact([]);
+        await this.run({ type: "committed", height: after, validators: this.validators.length });
+        if (this.pool.size > 0) await this.run({ type: "work" });
+      }
+      return result;
+    });
+    this.queue = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
   }
 
   /** A message from a peer (the network hands them in here). */
@@ -208,24 +238,10 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       const b = decodeBlock(bytes);
       const head = this.ledger.head;
       const h = b.header;
-      if (
-        h.chainId !== this.genesis.chainId ||
-        h.height !== head.height + 1 ||
-        !bytesEqual(h.prevHash, head.hash)
-      )
+      const why = blockRuleViolation(this.genesis, head, b, (t) => this.ledger.isRecentlyCommitted(t));
+      if (why) {
+        this.log.warn("proposal rejected", { height: h.height, reason: why });
         return false;
-      if (h.timestamp <= head.header.timestamp) return false;
-      const seen = new Set<string>();
-      for (const t of b.txs) {
-        const id = toHex(t.hash);
-        if (seen.has(id) || this.ledger.isRecentlyCommitted(t.hash)) return false;
-        seen.add(id);
-        if (
-          t.tx.chainId !== this.genesis.chainId ||
-          t.tx.blockLimit < h.height ||
-          t.tx.blockLimit > head.height + this.genesis.blockLimitWindow
-        )
-          return false;
       }
       const unverified = b.txs.filter((t) => this.pool.get(t.hash) === undefined);
       const sigs = await this.verifier.verifyBatch(
@@ -249,6 +265,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   }
 
   private async commit(e: Extract<Effect, { type: "commit" }>): Promise<void> {
+    if (e.height <= this.ledger.head.height) return; // block sync stored it first
     const built = this.built.get(toHex(e.blockHash));
     if (!built) throw new Error(`decided block ${toHex(e.blockHash)} was never executed here`);
     const certificate: CommitCertificate = {

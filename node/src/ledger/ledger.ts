@@ -184,6 +184,10 @@ export class Ledger implements StateReader {
       : readSafeU64(decode(raw, "HeightRef", 16), fieldAt("HeightRef", ""));
   }
 
+  async getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.db.get(heightKey(Bucket.certificate, height));
+  }
+
   async getCertificate(height: number): Promise<CommitCertificate | undefined> {
     const raw = await this.db.get(heightKey(Bucket.certificate, height));
     return raw === undefined ? undefined : decodeCertificate(raw);

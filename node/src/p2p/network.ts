@@ -1,9 +1,10 @@
 import "./withResolvers.js";
-import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { CustosError, errorMessage, type Logger } from "@custos/utils";
 import { privateKeyFromRaw } from "@libp2p/crypto/keys";
+import { type GossipSub, gossipsub, StrictNoSign, TopicValidatorResult } from "@libp2p/gossipsub";
 import { identify } from "@libp2p/identify";
 import type { Connection, PeerId, Stream } from "@libp2p/interface";
 import { ping } from "@libp2p/ping";
@@ -12,17 +13,19 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
+export const SYNC_PROTOCOL = "/custos/sync/1.0.0";
 
-/** What a frame carries: consensus messages, or signed transactions forwarded to the validators. */
-export const Channel = { consensus: 1, tx: 2 } as const;
+/** What a consensus-stream frame carries. One channel today; the byte leaves room for more. */
+export const Channel = { consensus: 1 } as const;
 export type ChannelId = (typeof Channel)[keyof typeof Channel];
 
 export interface NetworkPeer {
-  /** Index of the peer in the validator set (or a stable index for observers). */
+  /** Validators: their index in the validator set. Observers: validator count + their index. */
   index: number;
   peerId: string;
   /** Where to dial it: multiaddrs without the /p2p part. */
   addrs: string[];
+  role: "validator" | "observer";
 }
 
 export interface NetworkOptions {
@@ -35,6 +38,12 @@ export interface NetworkOptions {
   redialMs?: number;
 }
 
+/** What a gossip validator decides: deliver and relay, drop quietly, or drop and hang up. */
+export type GossipVerdict = "accept" | "ignore" | "reject";
+export type GossipHandler = (from: NetworkPeer, data: Uint8Array) => Promise<GossipVerdict> | GossipVerdict;
+/** Answers one sync request with frames; throws a CustosError for a bad request. */
+export type RequestHandler = (from: NetworkPeer, request: Uint8Array) => AsyncIterable<Uint8Array>;
+
 function libp2pKey(seed: Uint8Array) {
   const priv = createPrivateKey({
     key: { kty: "OKP", crv: "Ed25519", d: Buffer.from(seed).toString("base64url"), x: "" },
@@ -44,19 +53,56 @@ function libp2pKey(seed: Uint8Array) {
   return privateKeyFromRaw(new Uint8Array([...seed, ...Buffer.from(x, "base64url")]));
 }
 
+function chunkBytes(chunk: unknown): Uint8Array {
+  return chunk instanceof Uint8Array ? chunk : (chunk as { subarray(): Uint8Array }).subarray();
+}
+
+function frameOf(bytes: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(4 + bytes.byteLength);
+  new DataView(frame.buffer).setUint32(0, bytes.byteLength);
+  frame.set(bytes, 4);
+  return frame;
+}
+
+/** Frames of [u32 big-endian length][bytes] from a stream; a length over `max` throws. */
+async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenerator<Uint8Array> {
+  let buf = new Uint8Array(0);
+  for await (const chunk of stream) {
+    const bytes = chunkBytes(chunk);
+    const joined = new Uint8Array(buf.length + bytes.length);
+    joined.set(buf);
+    joined.set(bytes, buf.length);
+    buf = joined;
+    while (buf.length >= 4) {
+      const len = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
+      if (len > max) throw new CustosError("MESSAGE_TOO_LARGE", `a frame of ${len} bytes (limit ${max})`);
+      if (buf.length < 4 + len) break;
+      yield buf.slice(4, 4 + len);
+      buf = buf.slice(4 + len);
+    }
+  }
+  if (buf.length > 0) throw new CustosError("MESSAGE_TRUNCATED", "the stream ended inside a frame");
+}
+
 /**
- * Consensus messages between permissioned nodes over libp2p (TCP, noise, yamux, identify,
- * ping). The connection gater refuses any peer id not in `peers`. Each message is a frame of a
- * 4-byte big-endian length and the bytes; a frame over `maxMessageBytes` closes the sender's
- * connection. Streams are opened lazily per peer and reopened after a failure; peers that are
- * not connected are dialled again every `redialMs`.
+ * The permissioned network over libp2p (TCP, noise, yamux, identify, ping, gossipsub). The
+ * connection gater refuses any peer id not in `peers`. Three ways to talk:
+ * - consensus: one long-lived stream per peer of [u32 length][channel byte][message] frames,
+ *   between validators only;
+ * - gossip (gossipsub, unsigned messages with content ids): transactions and block
+ *   announcements, relayed only after the topic's handler accepted them;
+ * - requests (block sync): a fresh stream per request, the answer is a run of frames.
+ * A frame over `maxMessageBytes`, a frame on an unknown channel, a consensus frame from an
+ * observer or a gossip message a handler rejects costs the sender its connection.
  */
 export class P2pNetwork {
-  private node: Libp2p | undefined;
+  private node: Libp2p<{ pubsub: GossipSub }> | undefined;
   private readonly byId = new Map<string, NetworkPeer>();
   private readonly outbound = new Map<string, Stream>();
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
+  private readonly topics = new Map<string, GossipHandler>();
+  private requestHandler: RequestHandler | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Peers hung up on for sending invalid data, since start. */
   peersDisconnected = 0;
@@ -73,6 +119,16 @@ export class P2pNetwork {
     this.handler = fn;
   }
 
+  /** Subscribes to a gossip topic (before or after start). */
+  onGossip(topic: string, fn: GossipHandler): void {
+    this.topics.set(topic, fn);
+    if (this.node) this.subscribe(topic);
+  }
+
+  onRequest(fn: RequestHandler): void {
+    this.requestHandler = fn;
+  }
+
   get peerId(): string {
     return this.node?.peerId.toString() ?? "";
   }
@@ -83,7 +139,16 @@ export class P2pNetwork {
 
   /** Allowed peers currently connected. */
   get connected(): number {
-    return new Set(this.node?.getConnections().map((c) => c.remotePeer.toString()) ?? []).size;
+    return this.connectedPeers().length;
+  }
+
+  connectedPeers(): NetworkPeer[] {
+    const ids = new Set(this.node?.getConnections().map((c) => c.remotePeer.toString()) ?? []);
+    return this.opts.peers.filter((p) => ids.has(p.peerId));
+  }
+
+  peer(index: number): NetworkPeer | undefined {
+    return this.opts.peers.find((p) => p.index === index);
   }
 
   async start(): Promise<void> {
@@ -94,7 +159,21 @@ export class P2pNetwork {
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
-      services: { identify: identify(), ping: ping() },
+      services: {
+        identify: identify(),
+        ping: ping(),
+        pubsub: gossipsub({
+          // Custos messages authenticate themselves (SM2-signed txs, commit certificates), so
+          // gossip carries them unsigned and names them by content
+          globalSignaturePolicy: StrictNoSign,
+          msgIdFn: (m) => createHash("sha256").update(m.data).digest(),
+          allowPublishToZeroTopicPeers: true,
+          ignoreDuplicatePublishError: true,
+          asyncValidation: false,
+          maxInboundDataLength: this.opts.maxMessageBytes,
+          heartbeatInterval: 500,
+        } as Parameters<typeof gossipsub>[0]),
+      },
       connectionGater: {
         denyDialPeer: async (p) => !allowed(p),
         denyInboundEncryptedConnection: async (p) => !allowed(p),
@@ -102,11 +181,50 @@ export class P2pNetwork {
       },
     });
     await this.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => {
-      this.readFrames(stream, connection).catch((err) =>
-        this.log.debug("consensus stream ended", { error: errorMessage(err) }),
+      this.readConsensus(stream, connection).catch(async (err) => {
+        const peer = this.byId.get(connection.remotePeer.toString());
+        if (err instanceof CustosError && peer) await this.hangUp(peer, err.message);
+        else this.log.debug("consensus stream ended", { error: errorMessage(err) });
+      });
+    });
+    await this.node.handle(SYNC_PROTOCOL, (stream, connection) => {
+      this.answer(stream, connection).catch((err) =>
+        this.log.debug("sync request ended", { error: errorMessage(err) }),
       );
     });
+    this.node.services.pubsub.addEventListener("message", () => {}); // delivery happens in the validators
+    for (const topic of this.topics.keys()) this.subscribe(topic);
     this.redial();
+  }
+
+  private subscribe(topic: string): void {
+    const pubsub = this.node?.services.pubsub;
+    if (!pubsub || pubsub.getTopics().includes(topic)) return;
+    pubsub.topicValidators.set(topic, async (peerId, msg) => {
+      const peer = this.byId.get(peerId.toString());
+      const fn = this.topics.get(topic);
+      if (!peer || !fn) return TopicValidatorResult.Reject;
+      let verdict: GossipVerdict;
+      try {
+        verdict = await fn(peer, msg.data);
+      } catch (err) {
+        this.log.warn("gossip handler failed", { topic, error: errorMessage(err) });
+        verdict = "ignore";
+      }
+      if (verdict === "reject") {
+        void this.hangUp(peer, `invalid message on ${topic}`);
+        return TopicValidatorResult.Reject;
+      }
+      return verdict === "accept" ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+    });
+    pubsub.subscribe(topic);
+  }
+
+  /** Publishes on a gossip topic; nobody listening yet is not an error. */
+  publish(topic: string, data: Uint8Array): void {
+    this.node?.services.pubsub
+      .publish(topic, data)
+      .catch((err) => this.log.debug("publish failed", { topic, error: errorMessage(err) }));
   }
 
   private redial(): void {
@@ -124,49 +242,91 @@ export class P2pNetwork {
     return this.node?.getConnections().some((c) => c.remotePeer.toString() === peerId) ?? false;
   }
 
-  private async readFrames(stream: Stream, connection: Connection): Promise<void> {
+  private async readConsensus(stream: Stream, connection: Connection): Promise<void> {
     const peer = this.byId.get(connection.remotePeer.toString());
     if (!peer) {
       await connection.close();
       return;
     }
-    let buf = new Uint8Array(0);
-    for await (const chunk of stream) {
-      const bytes =
-        "subarray" in chunk && !(chunk instanceof Uint8Array) ? chunk.subarray() : (chunk as Uint8Array);
-      const joined = new Uint8Array(buf.length + bytes.length);
-      joined.set(buf);
-      joined.set(bytes, buf.length);
-      buf = joined;
-      while (buf.length >= 4) {
-        const len = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
-        if (len > this.opts.maxMessageBytes) {
-          this.log.warn("peer sent an oversized message; disconnecting", { peer: peer.index, bytes: len });
-          await connection.close();
-          return;
-        }
-        if (buf.length < 4 + len) break;
-        const channel = buf[4];
-        const msg = buf.slice(5, 4 + len);
-        buf = buf.slice(4 + len);
-        if (len < 1 || (channel !== Channel.consensus && channel !== Channel.tx)) {
-          this.log.warn("peer sent a frame on an unknown channel; disconnecting", { peer: peer.index });
-          await connection.close();
-          return;
-        }
-        this.handler(channel, peer.index, msg);
-      }
+    for await (const frame of frames(stream, this.opts.maxMessageBytes)) {
+      if (frame.length < 1 || frame[0] !== Channel.consensus)
+        throw new CustosError("P2P_BAD_FRAME", "a frame on an unknown channel");
+      if (peer.role !== "validator")
+        throw new CustosError("P2P_NOT_VALIDATOR", "a consensus message from a non-validator");
+      this.handler(Channel.consensus, peer.index, frame.subarray(1));
     }
+  }
+
+  private async answer(stream: Stream, connection: Connection): Promise<void> {
+    const peer = this.byId.get(connection.remotePeer.toString());
+    if (!peer || !this.requestHandler) {
+      stream.abort(new Error("no handler"));
+      return;
+    }
+    let request: Uint8Array | undefined;
+    try {
+      // the asker closes its side after one request frame
+      for await (const f of frames(stream, 4096)) {
+        if (request) throw new CustosError("SYNC_BAD_REQUEST", "more than one request on a stream");
+        request = f;
+      }
+      if (!request) throw new CustosError("SYNC_BAD_REQUEST", "no request");
+      for await (const reply of this.requestHandler(peer, request)) {
+        if (!stream.send(frameOf(reply))) await stream.onDrain();
+      }
+      await stream.close();
+    } catch (err) {
+      if (err instanceof CustosError && err.code !== "SYNC_UNAVAILABLE") await this.hangUp(peer, err.message);
+      else stream.abort(err as Error);
+    }
+  }
+
+  /**
+   * Sends one request to a peer and collects the answer's frames (at most `maxFrames`, each at
+   * most maxMessageBytes). Rejects when the peer is not connected, times out or breaks the framing.
+   */
+  async request(
+    index: number,
+    request: Uint8Array,
+    maxFrames: number,
+    timeoutMs = 30_000,
+  ): Promise<Uint8Array[]> {
+    const p = this.peer(index);
+    const conn = this.node
+      ?.getConnections()
+      .find((c) => c.remotePeer.toString() === p?.peerId && c.status === "open");
+    if (!p || !conn) throw new CustosError("SYNC_UNAVAILABLE", `peer ${index} is not connected`);
+    const signal = AbortSignal.timeout(timeoutMs);
+    const stream = await conn.newStream(SYNC_PROTOCOL, { signal });
+    const abort = () => stream.abort(new Error("sync request timed out"));
+    signal.addEventListener("abort", abort);
+    try {
+      stream.send(frameOf(request));
+      await stream.close();
+      const out: Uint8Array[] = [];
+      for await (const f of frames(stream, this.opts.maxMessageBytes)) {
+        out.push(f);
+        if (out.length > maxFrames) throw new CustosError("SYNC_BAD_REPLY", "more frames than asked for");
+      }
+      return out;
+    } finally {
+      signal.removeEventListener("abort", abort);
+    }
+  }
+
+  private async hangUp(peer: NetworkPeer, reason: string): Promise<void> {
+    this.log.warn("peer sent invalid data; disconnecting", { peer: peer.index, reason });
+    await this.disconnect(peer.index);
   }
 
   /** Hangs up on a peer (it sent invalid data). */
   async disconnect(index: number): Promise<void> {
-    const p = this.opts.peers.find((x) => x.index === index);
+    const p = this.peer(index);
     if (!p) return;
     this.peersDisconnected++;
-    for (const c of this.node?.getConnections() ?? [])
-      if (c.remotePeer.toString() === p.peerId) await c.close();
     this.outbound.delete(p.peerId);
+    for (const c of this.node?.getConnections() ?? [])
+      if (c.remotePeer.toString() === p.peerId) await c.close().catch(() => {});
   }
 
   send(channel: ChannelId, index: number, bytes: Uint8Array): void {
@@ -182,18 +342,19 @@ export class P2pNetwork {
     this.chains.set(p.peerId, next);
   }
 
+  /** Sends to every validator but this node. */
   broadcast(channel: ChannelId, bytes: Uint8Array): void {
-    for (const p of this.opts.peers) if (p.peerId !== this.peerId) this.send(channel, p.index, bytes);
+    for (const p of this.opts.peers)
+      if (p.role === "validator" && p.peerId !== this.peerId) this.send(channel, p.index, bytes);
   }
 
   private async sendTo(p: NetworkPeer, channel: ChannelId, bytes: Uint8Array): Promise<void> {
     if (bytes.byteLength + 1 > this.opts.maxMessageBytes) {
       throw new CustosError("MESSAGE_TOO_LARGE", "message over the limit");
     }
-    const frame = new Uint8Array(5 + bytes.byteLength);
-    new DataView(frame.buffer).setUint32(0, bytes.byteLength + 1);
-    frame[4] = channel;
-    frame.set(bytes, 5);
+    const body = new Uint8Array(1 + bytes.byteLength);
+    body[0] = channel;
+    body.set(bytes, 1);
     let stream = this.outbound.get(p.peerId);
     if (stream?.writeStatus !== "writable") {
       const conn = this.node
@@ -203,7 +364,7 @@ export class P2pNetwork {
       stream = await conn.newStream(CONSENSUS_PROTOCOL);
       this.outbound.set(p.peerId, stream);
     }
-    if (!stream.send(frame)) await stream.onDrain();
+    if (!stream.send(frameOf(body))) await stream.onDrain();
   }
 
   async stop(): Promise<void> {

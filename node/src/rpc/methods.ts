@@ -15,6 +15,8 @@ export interface RpcContext {
   executor: Executor;
   role: "validator" | "observer";
   pendingTx(hash: Uint8Array): SignedTx | undefined;
+  /** What changes while the node runs: consensus view, connected peers, block sync. */
+  live?(): { view: number; peers: number; syncing: boolean; syncTarget: number };
 }
 
 export type RpcMethod = (params: unknown[]) => Promise<unknown>;
@@ -49,7 +51,26 @@ function stringParam(v: unknown, name: string, max = 64): string {
   return v;
 }
 
+/** An observer serves every read and refuses everything else, saying where writes go. */
 export function rpcMethods(c: RpcContext): Record<string, MethodSpec> {
+  const all = allMethods(c);
+  if (c.role !== "observer") return all;
+  for (const [name, m] of Object.entries(all)) {
+    if (m.scope === "read") continue;
+    all[name] = {
+      scope: m.scope,
+      fn: async () => {
+        throw new CustosError(
+          "OBSERVER_READ_ONLY",
+          `${name} is refused: this node is an observer and serves reads only; send writes to a validator's RPC`,
+        );
+      },
+    };
+  }
+  return all;
+}
+
+function allMethods(c: RpcContext): Record<string, MethodSpec> {
   const { ledger, pool, executor, genesis } = c;
 
   const blockAt = async (height: number) => {
@@ -73,8 +94,10 @@ export function rpcMethods(c: RpcContext): Record<string, MethodSpec> {
           latestHash: hex(head.hash),
           latestTimestamp: head.header.timestamp,
           role: c.role,
-          view: 0,
-          peers: 0,
+          view: c.live?.().view ?? 0,
+          peers: c.live?.().peers ?? 0,
+          syncing: c.live?.().syncing ?? false,
+          syncTarget: c.live?.().syncTarget ?? head.height,
           validators: genesis.consensus.validators.length,
           blockLimitWindow: genesis.blockLimitWindow,
           pool: { size: pool.size, bytes: pool.bytes },

@@ -15,14 +15,14 @@ const nodes: (CustosNode | undefined)[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
   for (const n of nodes) await n?.stop().catch(() => {});
-  for (const c of cleanups) await c();
+  if (!process.env.KEEP_TMP) for (const c of cleanups) await c();
 });
 
-describe("four validators over libp2p", () => {
-  it("commit the same blocks, keep going without one of them, and let it catch up", async () => {
+describe("four validators and an observer over libp2p", () => {
+  it("commit the same blocks, keep going without one of them, let it sync back; the observer syncs from zero and refuses writes", async () => {
     const homes: string[] = [];
     const inits = [];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 5; i++) {
       const t = await tempDir(`custos-net${i}-`);
       cleanups.push(t.cleanup);
       homes.push(t.dir);
@@ -32,7 +32,7 @@ describe("four validators over libp2p", () => {
       cfg.consensus = { baseTimeoutMs: 300, maxTimeoutMs: 2400 };
       await writeFile(cfgPath, JSON.stringify(cfg));
     }
-    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const operator = generateKeyPair();
     const consumer = generateKeyPair();
     const merchant = generateKeyPair();
@@ -41,7 +41,7 @@ describe("four validators over libp2p", () => {
       timestamp: Date.now(),
       blockLimitWindow: 600,
       consensus: {
-        validators: inits.map((r, i) => ({
+        validators: inits.slice(0, 4).map((r, i) => ({
           name: `validator-${i}`,
           publicKey: r.nodePublicKey,
           peerId: r.peerId,
@@ -50,6 +50,14 @@ describe("four validators over libp2p", () => {
         minBlockIntervalMs: 50,
         maxBlockTxs: 1000,
       },
+      observers: [
+        {
+          name: "auditor-node",
+          publicKey: inits[4]?.nodePublicKey,
+          peerId: inits[4]?.peerId,
+          p2p: [`/ip4/127.0.0.1/tcp/${ports[4]}`],
+        },
+      ],
       members: [
         { name: "operator", publicKey: toHex(operator.publicKey), roles: ["operator"], ecnyTier: 1 },
         { name: "consumer", publicKey: toHex(consumer.publicKey), roles: ["consumer"], ecnyTier: 1 },
@@ -65,6 +73,8 @@ describe("four validators over libp2p", () => {
         password: PASSWORD,
       });
     await until(() => nodes.every((n) => (n?.network?.connected ?? 0) === 3));
+    const observerHome = homes[4] as string;
+    homes.length = 4;
     const clients = nodes.map((n) => new CustosClient(n?.rpcUrl as string));
     const hashesAgree = async (upTo: number, who: number[]) => {
       for (let h = 1; h <= upTo; h++) {
@@ -107,10 +117,10 @@ describe("four validators over libp2p", () => {
         .receipt?.success,
     ).toBe(true);
 
-    // one validator stops: three of four still commit
+    // one validator stops: three of four still commit, more blocks than consensus keeps decisions for
     await nodes[1]?.stop();
     nodes[1] = undefined;
-    for (let k = 0; k < 4; k++) {
+    for (let k = 0; k < 20; k++) {
       const r = await op(k === 0 ? 0 : 3).send(
         { to: "ecny", method: "issue", args: [merchant.address, 1n, `rc-without-1-${k}`] },
         { timeoutMs: 30_000 },
@@ -118,7 +128,7 @@ describe("four validators over libp2p", () => {
       expect(r.receipt?.success).toBe(true);
     }
     const h2 = (await (clients[0] as CustosClient).status()).height;
-    expect(h2).toBeGreaterThan(height + 3);
+    expect(h2).toBeGreaterThan(height + 19);
     await until(async () =>
       (await Promise.all([0, 2, 3].map((i) => (clients[i] as CustosClient).status()))).every(
         (s) => s.height >= h2,
@@ -126,7 +136,7 @@ describe("four validators over libp2p", () => {
     );
     expect(await hashesAgree(h2, [0, 2, 3])).toBe(true);
 
-    // it restarts and catches up to the same chain
+    // it restarts and syncs back to the same chain (block ranges with certificates)
     nodes[1] = await CustosNode.start({
       home: homes[1] as string,
       rpcListen: "127.0.0.1:0",
@@ -137,6 +147,34 @@ describe("four validators over libp2p", () => {
     const h3 = (await (clients[0] as CustosClient).status()).height;
     await until(async () => (await (clients[1] as CustosClient).status()).height >= h3, 30_000);
     expect(await hashesAgree(h3, [0, 1, 2, 3])).toBe(true);
-    expect((await (clients[1] as CustosClient).ecnyBalance(merchant.address)).balance).toBe("256");
+    expect((await (clients[1] as CustosClient).ecnyBalance(merchant.address)).balance).toBe("272");
+    expect(nodes[1].sync.applied).toBeGreaterThan(0);
+
+    // an observer started from zero syncs every block, verifies it, and refuses writes
+    const observer = await CustosNode.start({
+      home: observerHome,
+      rpcListen: "127.0.0.1:0",
+      password: PASSWORD,
+      observer: true,
+    });
+    nodes[4] = observer;
+    const oc = new CustosClient(observer.rpcUrl);
+    await until(async () => (await oc.status()).height >= h3, 30_000);
+    expect((await oc.status()).role).toBe("observer");
+    for (let h = 1; h <= h3; h++)
+      expect(((await oc.getBlock(h)) as { hash: string }).hash).toBe(
+        ((await (clients[0] as CustosClient).getBlock(h)) as { hash: string }).hash,
+      );
+    expect((await oc.ecnyBalance(merchant.address)).balance).toBe("272");
+    await expect(
+      new Wallet(oc, operator).send({
+        to: "ecny",
+        method: "issue",
+        args: [merchant.address, 1n, "rc-observer"],
+      }),
+    ).rejects.toMatchObject({ code: "OBSERVER_READ_ONLY" });
+    // and follows new blocks as they are announced
+    await op(2).send({ to: "ecny", method: "issue", args: [merchant.address, 1n, "rc-observed"] });
+    await until(async () => (await oc.ecnyBalance(merchant.address)).balance === "273", 10_000);
   }, 120_000);
 });

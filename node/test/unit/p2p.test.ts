@@ -1,5 +1,5 @@
 import { generateP2pKey } from "@custos/crypto";
-import { nullLogger } from "@custos/utils";
+import { CustosError, nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { Channel, CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
 import { freePort, until } from "../helpers.js";
@@ -16,8 +16,18 @@ describe("libp2p between permissioned nodes", () => {
     // a and b know each other; c knows them but nobody lists c
     const [pa, pb] = [await freePort(), await freePort()];
     const peers = [
-      { index: 0, peerId: keys[0]?.peerId as string, addrs: [`/ip4/127.0.0.1/tcp/${pa}`] },
-      { index: 1, peerId: keys[1]?.peerId as string, addrs: [`/ip4/127.0.0.1/tcp/${pb}`] },
+      {
+        index: 0,
+        peerId: keys[0]?.peerId as string,
+        addrs: [`/ip4/127.0.0.1/tcp/${pa}`],
+        role: "validator" as const,
+      },
+      {
+        index: 1,
+        peerId: keys[1]?.peerId as string,
+        addrs: [`/ip4/127.0.0.1/tcp/${pb}`],
+        role: "validator" as const,
+      },
     ];
     const net = (i: number, listen: string, list: typeof peers) =>
       new P2pNetwork(
@@ -34,7 +44,7 @@ describe("libp2p between permissioned nodes", () => {
     const b = net(1, peers[1]?.addrs[0] as string, peers);
     const c = net(2, "/ip4/127.0.0.1/tcp/0", [
       ...peers,
-      { index: 2, peerId: keys[2]?.peerId as string, addrs: [] },
+      { index: 2, peerId: keys[2]?.peerId as string, addrs: [], role: "validator" as const },
     ]);
     nets.push(a, b, c);
     const atB: [number, string][] = [];
@@ -68,8 +78,61 @@ describe("libp2p between permissioned nodes", () => {
     expect(conn?.status).not.toBe("open"); // that connection is gone (b closed it)
     // and the redialler brings the members back together
     await until(() => b.connected === 1);
-    a.broadcast(Channel.tx, new TextEncoder().encode("after reconnect"));
+    a.broadcast(Channel.consensus, new TextEncoder().encode("after reconnect"));
     await until(() => atB.some(([, m]) => m === "after reconnect"));
     expect(atB.at(-1)).toEqual([0, "after reconnect"]);
   }, 60_000);
+});
+
+describe("requests (block sync) and gossip", () => {
+  it("a request gets its frames back; a handler's CustosError costs the asker its connection; gossip is relayed only when accepted", async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const peers = [0, 1].map((i) => ({
+      index: i,
+      peerId: keys[i]?.peerId as string,
+      addrs: [`/ip4/127.0.0.1/tcp/${[pa, pb][i]}`],
+      role: "validator" as const,
+    }));
+    const [a, b] = [0, 1].map(
+      (i) =>
+        new P2pNetwork(
+          {
+            seed: keys[i]?.seed as Uint8Array,
+            listen: peers[i]?.addrs as string[],
+            peers,
+            maxMessageBytes: 4096,
+          },
+          nullLogger,
+        ),
+    ) as [P2pNetwork, P2pNetwork];
+    nets.push(a, b);
+    b.onRequest(async function* (_from, req) {
+      const n = req[0] ?? 0;
+      if (n === 0) throw new CustosError("SYNC_BAD_REQUEST", "zero");
+      for (let i = 0; i < n; i++) yield new Uint8Array([i, i]);
+    });
+    const got: string[] = [];
+    b.onGossip("/t", (_from, data) => {
+      got.push(new TextDecoder().decode(data));
+      return data[0] === 0x78 ? "reject" : "accept";
+    });
+    a.onGossip("/t", () => "accept");
+    await Promise.all([a.start(), b.start()]);
+    await until(() => a.connected === 1 && b.connected === 1);
+    expect(await a.request(1, new Uint8Array([3]), 10)).toEqual([
+      new Uint8Array([0, 0]),
+      new Uint8Array([1, 1]),
+      new Uint8Array([2, 2]),
+    ]);
+    await expect(a.request(1, new Uint8Array([5]), 2)).rejects.toMatchObject({ code: "SYNC_BAD_REPLY" });
+    await until(async () => {
+      a.publish("/t", new TextEncoder().encode(`hello ${got.length}`));
+      await new Promise((r) => setTimeout(r, 100));
+      return got.length > 0;
+    });
+    expect(got[0]).toMatch(/^hello/);
+    a.publish("/t", new TextEncoder().encode("xx forged"));
+    await until(() => b.peersDisconnected === 1, 5000);
+    await a.request(1, new Uint8Array([0]), 1).catch(() => {});
+  }, 30_000);
 });

@@ -42,6 +42,17 @@ export interface GenesisValidator {
   p2p: string[];
 }
 
+/**
+ * A read-only node bound into the network: it syncs and verifies every block but never votes.
+ * Its libp2p peer id is allowed through the validators' connection gaters.
+ */
+export interface GenesisObserver {
+  name: string;
+  publicKey: Uint8Array;
+  peerId: string;
+  p2p: string[];
+}
+
 export interface Genesis {
   chainId: string;
   /** Milliseconds since the epoch: the timestamp of block 0. */
@@ -49,6 +60,8 @@ export interface Genesis {
   /** A tx is valid while height < blockLimit <= height + blockLimitWindow. */
   blockLimitWindow: number;
   consensus: { validators: GenesisValidator[]; minBlockIntervalMs: number; maxBlockTxs: number };
+  /** Observer nodes (auditors' read-only nodes); governance can add more later. */
+  observers: GenesisObserver[];
   members: GenesisMember[];
   ecny: { tiers: Record<EcnyTier, TierLimits>; largeTxThreshold: bigint };
 }
@@ -130,6 +143,22 @@ export function parseGenesis(json: unknown): Genesis {
       ids.add(v.peerId);
     });
   }
+  const peerIds = new Set(validators.map((v) => v.peerId));
+  const observers = (g.observers === undefined ? [] : arr(g.observers, "observers", 0, 64)).map((v, i) => {
+    const f = `observers[${i}]`;
+    const o = obj(v, f);
+    const peerId = str(o.peerId, `${f}.peerId`, PEER_ID_RE);
+    if (peerIds.has(peerId)) throw bad(`${f}.peerId`, "duplicate peer id");
+    peerIds.add(peerId);
+    return {
+      name: str(o.name, `${f}.name`, NAME_RE),
+      publicKey: pubKey(o.publicKey, `${f}.publicKey`),
+      peerId,
+      p2p: (o.p2p === undefined ? [] : arr(o.p2p, `${f}.p2p`, 0, 8)).map((a, k) =>
+        str(a, `${f}.p2p[${k}]`, MULTIADDR_RE),
+      ),
+    };
+  });
   const seen = new Set<string>();
   const members = arr(g.members, "members", 1, 100_000).map((m, i) => {
     const f = `members[${i}]`;
@@ -172,6 +201,7 @@ export function parseGenesis(json: unknown): Genesis {
       minBlockIntervalMs: int(consensus.minBlockIntervalMs, "consensus.minBlockIntervalMs", 0, 60_000),
       maxBlockTxs: int(consensus.maxBlockTxs, "consensus.maxBlockTxs", 1, LIMITS.maxTxsPerBlock),
     },
+    observers,
     members,
     ecny: { tiers, largeTxThreshold: fen(ecny.largeTxThreshold, "ecny.largeTxThreshold") },
   };
@@ -193,6 +223,16 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
       minBlockIntervalMs: g.consensus.minBlockIntervalMs,
       maxBlockTxs: g.consensus.maxBlockTxs,
     },
+    ...(g.observers.length
+      ? {
+          observers: g.observers.map((o) => ({
+            name: o.name,
+            publicKey: toHex(o.publicKey),
+            peerId: o.peerId,
+            ...(o.p2p.length ? { p2p: o.p2p } : {}),
+          })),
+        }
+      : {}),
     members: g.members.map((m) => ({
       name: m.name,
       address: m.address,
@@ -228,6 +268,7 @@ export function encodeGenesis(g: Genesis): Uint8Array {
     g.members.map((m) => [m.name, m.publicKey, m.roles, m.ecnyTier]),
     ECNY_TIERS.map((t) => [g.ecny.tiers[t].singleLimit, g.ecny.tiers[t].dailyLimit]),
     g.ecny.largeTxThreshold,
+    g.observers.map((o) => [o.name, o.publicKey, o.peerId, o.p2p]),
   ]);
 }
 

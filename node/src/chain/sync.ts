@@ -1,0 +1,456 @@
+import {
+  DecodeError,
+  decode,
+  encode,
+  fieldAt,
+  readArray,
+  readBytes,
+  readSafeU64,
+  readString,
+  readUint,
+} from "@custos/codec";
+import type { VerifierPool } from "@custos/crypto";
+import {
+  type Block,
+  type CommitCertificate,
+  commitVoteBytes,
+  decodeBlock,
+  decodeCertificate,
+  type Genesis,
+  LIMITS,
+  verifyCommitCertificate,
+} from "@custos/types";
+import { bytesEqual, CustosError, errorMessage, type Logger, sleep, toHex } from "@custos/utils";
+import type { Executor } from "../execution/executor.js";
+import type { Ledger } from "../ledger/ledger.js";
+import type { GossipVerdict, NetworkPeer } from "../p2p/network.js";
+import { buildBlock } from "./blockBuilder.js";
+import { blockRuleViolation } from "./blockRules.js";
+import type { CommittedBlock } from "./pbftDriver.js";
+
+/** Blocks per range request, ranges in flight, and bytes per answer (at least one block). */
+const RANGE = 64;
+const IN_FLIGHT = 4;
+const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+
+/** The network as block sync sees it. */
+export interface SyncNetwork {
+  connectedPeers(): NetworkPeer[];
+  request(index: number, request: Uint8Array, maxFrames: number, timeoutMs?: number): Promise<Uint8Array[]>;
+  disconnect(index: number): Promise<void>;
+}
+
+/** Whoever else writes the ledger (consensus) steps aside while `fn` runs. */
+export interface ChainWriter {
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+export interface BlockSyncOptions {
+  genesis: Genesis;
+  ledger: Ledger;
+  executor: Executor;
+  verifier: VerifierPool;
+  writer: ChainWriter;
+  log: Logger;
+  /** Sync once this many blocks behind the best peer... */
+  lagBlocks: number;
+  /** ...for this long (consensus catches up small gaps by itself). */
+  graceMs: number;
+  pollMs?: number;
+  onApplied(c: CommittedBlock): void;
+  /** The ledger could not be written, or executing a certified block gave another result. */
+  onFatal(err: Error): void;
+}
+
+type Request = { kind: "head" } | { kind: "blocks"; from: number; count: number };
+
+export function encodeSyncRequest(r: Request): Uint8Array {
+  return encode(r.kind === "head" ? [1, "head"] : [1, "blocks", BigInt(r.from), r.count]);
+}
+
+function decodeSyncRequest(bytes: Uint8Array): Request {
+  const S = "SyncRequest";
+  const a = readArray(decode(bytes, S, 256), fieldAt(S, ""), { min: 2, max: 4 });
+  if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
+    throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
+  const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
+  if (kind === "head" && a.length === 2) return { kind };
+  if (kind === "blocks" && a.length === 4) {
+    const from = readSafeU64(a[2], fieldAt(S, "from"));
+    const count = readUint(a[3], fieldAt(S, "count"), RANGE);
+    if (from < 1 || count < 1)
+      throw new DecodeError("DECODE_OUT_OF_RANGE", S, "from", "from and count start at 1");
+    return { kind, from, count };
+  }
+  throw new DecodeError("DECODE_OUT_OF_RANGE", S, "kind", `unknown request ${kind}`);
+}
+
+class PeerFault extends Error {
+  constructor(
+    readonly peer: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Fetched {
+  peer: number;
+  from: number;
+  count: number;
+  items?: { block: Block; bytes: Uint8Array; cert: CommitCertificate }[];
+  error?: Error;
+}
+
+/**
+ * Block sync: a node that is behind (new, restarted, partitioned, or an observer) fetches ranges
+ * of blocks with their commit certificates from several peers at once, checks every certificate
+ * (a quorum of validator signatures over the block hash), every transaction signature and the
+ * block rules, executes each block and compares the header it gets with the certified one
+ * (state, tx and receipt roots), and only then stores it. A peer that serves anything invalid is
+ * disconnected and its range is fetched elsewhere. Peers' heights come from block announcements
+ * (gossip: the commit certificate of each new block) and from asking connected peers.
+ */
+export class BlockSync {
+  private readonly heights = new Map<number, number>();
+  private readonly validators: Uint8Array[];
+  private running = false;
+  private stopped = true;
+  private behindSince: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastPoll = 0;
+  private net: SyncNetwork | undefined;
+  /** Blocks stored by sync since start. */
+  applied = 0;
+
+  constructor(private readonly o: BlockSyncOptions) {
+    this.validators = o.genesis.consensus.validators.map((v) => v.publicKey);
+  }
+
+  /** Highest height some peer has shown it has. */
+  get target(): number {
+    return Math.max(this.o.ledger.head.height, ...this.heights.values());
+  }
+
+  get syncing(): boolean {
+    return this.running;
+  }
+
+  start(net: SyncNetwork): void {
+    this.net = net;
+    this.stopped = false;
+    const tick = () => {
+      if (this.stopped) return;
+      if (Date.now() - this.lastPoll >= (this.o.pollMs ?? 3000)) {
+        this.lastPoll = Date.now();
+        void this.pollHeads();
+      }
+      this.check();
+      this.timer = setTimeout(tick, 500);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    while (this.running) await sleep(20);
+  }
+
+  /** Gossip handler for block announcements (a block's commit certificate). */
+  async onAnnouncement(from: NetworkPeer, data: Uint8Array): Promise<GossipVerdict> {
+    let cert: CommitCertificate;
+    try {
+      cert = decodeCertificate(data);
+    } catch {
+      return "reject";
+    }
+    if (cert.chainId !== this.o.genesis.chainId) return "reject";
+    if (cert.height <= this.o.ledger.head.height || cert.height <= (this.heights.get(from.index) ?? 0))
+      return "ignore"; // old news: neither checked nor relayed
+    if (!(await this.certificateValid(cert))) return "reject";
+    this.heights.set(from.index, cert.height);
+    this.check();
+    return "accept";
+  }
+
+  private async certificateValid(cert: CommitCertificate): Promise<boolean> {
+    try {
+      verifyCommitCertificate(cert, cert, this.validators, () => true); // shape, quorum, indexes
+    } catch {
+      return false;
+    }
+    const msg = commitVoteBytes(cert.chainId, cert.height, cert.view, cert.blockHash);
+    const ok = await this.o.verifier.verifyBatch(
+      cert.signatures.map((s) => ({
+        publicKey: this.validators[s.validator] as Uint8Array,
+        message: msg,
+        signature: s.signature,
+      })),
+    );
+    return ok.every(Boolean);
+  }
+
+  /** Answers a peer's sync request from the ledger. */
+  async *serve(_from: NetworkPeer, request: Uint8Array): AsyncGenerator<Uint8Array> {
+    let r: Request;
+    try {
+      r = decodeSyncRequest(request);
+    } catch (err) {
+      throw new CustosError("SYNC_BAD_REQUEST", `bad sync request: ${errorMessage(err)}`);
+    }
+    const ledger = this.o.ledger;
+    if (r.kind === "head") {
+      yield encode([BigInt(ledger.head.height), ledger.head.hash]);
+      return;
+    }
+    let bytes = 0;
+    for (let h = r.from; h < r.from + r.count && h <= ledger.head.height; h++) {
+      const block = await ledger.getBlockBytes(h);
+      const cert = await ledger.getCertificateBytes(h);
+      if (!block || !cert) return;
+      const item = encode([block, cert]);
+      bytes += item.byteLength;
+      if (bytes > MAX_REPLY_BYTES && h > r.from) return;
+      yield item;
+    }
+  }
+
+  private async pollHeads(): Promise<void> {
+    const net = this.net;
+    if (!net) return;
+    await Promise.all(
+      net.connectedPeers().map(async (p) => {
+        try {
+          const [frame] = await net.request(p.index, encodeSyncRequest({ kind: "head" }), 1, 5000);
+          const a = readArray(decode(frame ?? new Uint8Array(), "SyncHead", 128), fieldAt("SyncHead", ""), 2);
+          const height = readSafeU64(a[0], fieldAt("SyncHead", "height"));
+          readBytes(a[1], fieldAt("SyncHead", "hash"), 32);
+          // a claim, not proof: a peer that claims more than it serves is found out by the fetch
+          this.heights.set(p.index, height);
+        } catch (err) {
+          this.o.log.debug("head query failed", { peer: p.index, error: errorMessage(err) });
+        }
+      }),
+    );
+    this.check();
+  }
+
+  private check(): void {
+    if (this.running || this.stopped) return;
+    const gap = this.target - this.o.ledger.head.height;
+    if (gap < this.o.lagBlocks) {
+      this.behindSince = undefined;
+      return;
+    }
+    this.behindSince ??= Date.now();
+    if (Date.now() - this.behindSince < this.o.graceMs) return;
+    this.running = true;
+    this.run()
+      .catch((err: Error) => {
+        this.stopped = true;
+        this.o.log.error("block sync stopped", { error: errorMessage(err) });
+        this.o.onFatal(err);
+      })
+      .finally(() => {
+        this.running = false;
+        this.behindSince = undefined;
+      });
+  }
+
+  private async run(): Promise<void> {
+    const started = Date.now();
+    const from = this.o.ledger.head.height;
+    // following the chain one announced block at a time is routine; catching up is news
+    const say =
+      this.target - from >= 16 ? this.o.log.info.bind(this.o.log) : this.o.log.debug.bind(this.o.log);
+    say("block sync started", { head: from, target: this.target });
+    let idle = 0;
+    while (!this.stopped && this.o.ledger.head.height < this.target && idle < 3) {
+      const before = this.o.ledger.head.height;
+      await this.round();
+      idle = this.o.ledger.head.height > before ? 0 : idle + 1;
+      if (idle > 0) await sleep(500);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const blocks = this.o.ledger.head.height - from;
+    say("block sync finished", {
+      head: this.o.ledger.head.height,
+      blocks,
+      seconds,
+      blocksPerSecond: seconds > 0 ? Math.round(blocks / seconds) : blocks,
+    });
+  }
+
+  /** Peers that have `height`, rotating so that consecutive ranges go to different peers. */
+  private peerFor(height: number, k: number): number | undefined {
+    const connected = new Set(this.net?.connectedPeers().map((p) => p.index));
+    const have = [...this.heights].filter(([p, h]) => h >= height && connected.has(p)).map(([p]) => p);
+    return have.length ? have[k % have.length] : undefined;
+  }
+
+  /** Fetches ranges from several peers in parallel (a window of IN_FLIGHT) and applies them in order. */
+  private async round(): Promise<void> {
+    const inflight = new Map<number, Promise<Fetched>>();
+    let next = this.o.ledger.head.height + 1;
+    let k = 0;
+    const launch = () => {
+      const target = this.target;
+      while (inflight.size < IN_FLIGHT && next <= target) {
+        const from = next;
+        const count = Math.min(RANGE, target - from + 1);
+        const peer = this.peerFor(from, k++);
+        if (peer === undefined) return;
+        inflight.set(from, this.fetch(peer, from, count));
+        next += count;
+      }
+    };
+    launch();
+    let at = this.o.ledger.head.height + 1;
+    try {
+      while (!this.stopped && inflight.has(at)) {
+        const f = (await inflight.get(at)) as Fetched;
+        inflight.delete(at);
+        if (f.error) {
+          this.blame(f.peer, f.error);
+          return;
+        }
+        const n = await this.apply(f);
+        at += n;
+        if (n < f.count) {
+          // served less than it claimed to have: ask it again later
+          this.heights.set(f.peer, this.o.ledger.head.height);
+          return;
+        }
+        launch();
+      }
+    } finally {
+      await Promise.all(inflight.values());
+    }
+  }
+
+  private blame(peer: number, err: Error): void {
+    this.heights.delete(peer);
+    if (err instanceof PeerFault || err instanceof DecodeError) {
+      this.o.log.warn("sync peer served invalid data; disconnecting", { peer, reason: err.message });
+      void this.net?.disconnect(peer);
+    } else {
+      this.o.log.debug("sync request failed", { peer, error: errorMessage(err) });
+    }
+  }
+
+  private async fetch(peer: number, from: number, count: number): Promise<Fetched> {
+    try {
+      const net = this.net as SyncNetwork;
+      const frames = await net.request(
+        peer,
+        encodeSyncRequest({ kind: "blocks", from, count }),
+        count,
+        60_000,
+      );
+      const items = frames.map((frame, i) => {
+        const S = "SyncBlock";
+        const a = readArray(decode(frame, S, LIMITS.maxBlockBytes + 128 * 1024), fieldAt(S, ""), 2);
+        const bytes = readBytes(a[0], fieldAt(S, "block"), { max: LIMITS.maxBlockBytes });
+        const block = decodeBlock(bytes);
+        const cert = decodeCertificate(readBytes(a[1], fieldAt(S, "certificate"), { max: 64 * 1024 }));
+        if (block.header.height !== from + i)
+          throw new PeerFault(peer, `sent height ${block.header.height} for ${from + i}`);
+        return { block, bytes, cert };
+      });
+      if (items.length === 0) throw new PeerFault(peer, "served no blocks");
+      await this.verifySignatures(peer, items);
+      return { peer, from, count, items };
+    } catch (err) {
+      return { peer, from, count, error: err as Error };
+    }
+  }
+
+  /** Every certificate (quorum over the block hash) and every tx signature, in one batch on the pool. */
+  private async verifySignatures(
+    peer: number,
+    items: { block: Block; cert: CommitCertificate }[],
+  ): Promise<void> {
+    const batch: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[] = [];
+    for (const { block, cert } of items) {
+      try {
+        verifyCommitCertificate(
+          cert,
+          { chainId: this.o.genesis.chainId, height: block.header.height, blockHash: block.hash },
+          this.validators,
+          () => true,
+        );
+      } catch (err) {
+        throw new PeerFault(peer, errorMessage(err));
+      }
+      const msg = commitVoteBytes(cert.chainId, cert.height, cert.view, cert.blockHash);
+      for (const s of cert.signatures)
+        batch.push({
+          publicKey: this.validators[s.validator] as Uint8Array,
+          message: msg,
+          signature: s.signature,
+        });
+      for (const t of block.txs)
+        batch.push({ publicKey: t.tx.sender, message: t.body, signature: t.signature });
+    }
+    const ok = await this.o.verifier.verifyBatch(batch);
+    const bad = ok.indexOf(false);
+    if (bad >= 0) throw new PeerFault(peer, `a bad signature (item ${bad} of the range)`);
+  }
+
+  /** Executes and stores a fetched range in order; returns how many blocks it covered. */
+  private async apply(f: Fetched): Promise<number> {
+    const items = f.items ?? [];
+    return this.o.writer.exclusive(async () => {
+      let n = 0;
+      for (const { block, bytes, cert } of items) {
+        const head = this.o.ledger.head;
+        const h = block.header.height;
+        if (h <= head.height) {
+          n++; // consensus got there first
+          continue;
+        }
+        const why = blockRuleViolation(this.o.genesis, head, block, (t) =>
+          this.o.ledger.isRecentlyCommitted(t),
+        );
+        if (why) {
+          this.blame(f.peer, new PeerFault(f.peer, `block ${h}: ${why}`));
+          return n;
+        }
+        const built = await buildBlock(this.o.genesis.chainId, head, block.txs, {
+          timestamp: block.header.timestamp,
+          proposer: block.header.proposer,
+          view: block.header.view,
+          executor: this.o.executor,
+          state: this.o.ledger,
+        });
+        if (!bytesEqual(built.block.hash, block.hash)) {
+          // a quorum certified this block, and executing it here gives another header: this
+          // node's state is not the chain's; going on would serve wrong answers
+          throw new CustosError(
+            "STATE_DIVERGED",
+            `block ${h} (${toHex(block.hash)}) is certified but executes to ${toHex(built.block.hash)} here`,
+          );
+        }
+        await this.o.ledger.commit({
+          block: built.block,
+          blockBytes: bytes,
+          receipts: built.receiptBytes,
+          writes: built.writes,
+          certificate: cert,
+        });
+        this.applied++;
+        n++;
+        this.o.onApplied({ block: built.block, receipts: built.receipts, certificate: cert });
+      }
+      return n;
+    });
+  }
+}
+
+/** The gossip topics of a chain. */
+export const topics = (chainId: string) => ({
+  txs: `/custos/${chainId}/txs/1`,
+  blocks: `/custos/${chainId}/blocks/1`,
+});
