@@ -28,6 +28,7 @@ export default defineConfig({
       project("consensus", "consensus"),
       project("node", "node"),
       project("cli", "cli"),
+      project("testnet", "testnet"),
     ],
   },
 });

@@ -4,6 +4,7 @@ import { registerChainCommands } from "./commands/chain.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerTestnetCommands } from "./commands/testnet.js";
 
 export function buildProgram(): Command {
   const program = new Command("custos")
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerChainCommands(program);
   registerGenesisCommand(program);
+  registerTestnetCommands(program);
   registerDoctor(program);
   return program;
 }

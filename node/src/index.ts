@@ -2,8 +2,16 @@ export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
 export { FileWal } from "./consensus/fileWal.js";
 export { Executor } from "./execution/executor.js";
-export { DEV_TIERS, type DevAccount, type InitOptions, type InitResult, initHome } from "./init.js";
+export {
+  DEV_MEMBERS,
+  DEV_TIERS,
+  type DevAccount,
+  type InitOptions,
+  type InitResult,
+  initHome,
+} from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
 export { CustosNode, type StartOptions } from "./node.js";
+export { Channel, P2pNetwork } from "./p2p/network.js";
 export { RpcCode } from "./rpc/errors.js";
 export { TxPool } from "./txpool/txpool.js";

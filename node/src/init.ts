@@ -44,7 +44,7 @@ export interface InitResult {
 }
 
 /** Demo members of a dev chain: who they are, their role and e-CNY wallet tier. */
-const DEV_MEMBERS: { name: string; role: Role; tier: EcnyTier }[] = [
+export const DEV_MEMBERS: { name: string; role: Role; tier: EcnyTier }[] = [
   { name: "operator", role: "operator", tier: 1 },
   { name: "regulator", role: "regulator", tier: 1 },
   { name: "committee-1", role: "committee", tier: 1 },

@@ -34,6 +34,14 @@ export class Metrics {
   private intervalCount = 0;
   private lastBlockAt: number | undefined;
 
+  /** Read at scrape time; set once the network, consensus and sync exist. */
+  network: {
+    peers: () => number;
+    peersDisconnected: () => number;
+    viewChanges: () => number;
+    syncedBlocks: () => number;
+  } = { peers: () => 0, peersDisconnected: () => 0, viewChanges: () => 0, syncedBlocks: () => 0 };
+
   constructor(
     private readonly gauges: { height: () => number; poolSize: () => number; poolBytes: () => number },
     private readonly ledgerDir: string,
@@ -109,6 +117,25 @@ export class Metrics {
       "counter",
       "JSON-RPC requests by method.",
       [...this.rpcRequests].map(([m, n]) => `custos_rpc_requests_total{method="${m}"} ${n}`),
+    );
+    one("custos_p2p_peers", "gauge", "Permissioned peers connected over libp2p.", this.network.peers());
+    one(
+      "custos_p2p_peers_disconnected_total",
+      "counter",
+      "Peers hung up on for sending invalid data (garbage, oversized, forged).",
+      this.network.peersDisconnected(),
+    );
+    one(
+      "custos_consensus_view_changes_total",
+      "counter",
+      "Views this validator moved past (a leader that did not deliver in time).",
+      this.network.viewChanges(),
+    );
+    one(
+      "custos_sync_blocks_total",
+      "counter",
+      "Blocks fetched, verified and stored by block sync.",
+      this.network.syncedBlocks(),
     );
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();

@@ -318,8 +318,9 @@ export class CustosNode {
         verifier,
         writer: driver ?? new SerialWriter(),
         log: log.child({ module: "sync" }),
-        // a validator lets consensus fill small gaps (decisions from its peers) before it syncs
-        lagBlocks: role === "validator" ? 2 : 1,
+        // a validator gives consensus a moment to fill a gap (decisions from its peers) before it
+        // syncs; on an idle chain nothing else would bring a restarted validator up to date
+        lagBlocks: 1,
         graceMs: role === "validator" ? 1500 : 0,
         onApplied: (c) => committed(c, false),
         onFatal: (err) => nodeRef.current?.fail(err),
@@ -394,6 +395,12 @@ export class CustosNode {
         }
         net.onRequest((from, request) => sync.serve(from, request));
       }
+      metrics.network = {
+        peers: () => net?.connected ?? 0,
+        peersDisconnected: () => net?.peersDisconnected ?? 0,
+        viewChanges: () => driver?.viewChanges ?? 0,
+        syncedBlocks: () => sync.applied,
+      };
       const url = await rpc.start();
       driver?.on("block:committed", (c: CommittedBlock) => committed(c, true));
       driver?.on("chain:failed", (err) => nodeRef.current?.fail(err));

@@ -51,6 +51,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private queue: Promise<void> = Promise.resolve();
   private stopped = true;
   private lastProposalAt = 0;
+  /** Views moved past at some height, since start. */
+  viewChanges = 0;
   transport: ((e: Extract<Effect, { type: "broadcast" | "send" }>) => void) | undefined;
   /** Told about a peer that sent something invalid (the network disconnects it). */
   onInvalid: ((peer: number, reason: string) => void) | undefined;
@@ -151,7 +153,12 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
 
   private async run(i: Input): Promise<void> {
     if (this.stopped) return;
-    for (const e of this.engine.step(i)) await this.effect(e);
+    const before = this.engine.state;
+    const effects = this.engine.step(i);
+    const after = this.engine.state;
+    if (after.height === before.height && after.view > before.view)
+      this.viewChanges += after.view - before.view;
+    for (const e of effects) await this.effect(e);
   }
 
   private later(delayMs: number, fn: () => void): void {

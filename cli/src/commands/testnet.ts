@@ -1,0 +1,134 @@
+import { fileURLToPath } from "node:url";
+import * as testnet from "@custos/testnet";
+import type { Command } from "commander";
+import { output, UsageError } from "../io.js";
+
+/** How a testnet runs its nodes: this same CLI, under this same Node. */
+function cliCommand(): string[] {
+  return [process.execPath, fileURLToPath(new URL("../../bin/custos.js", import.meta.url))];
+}
+
+function intOption(v: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    throw new UsageError(`${flag} takes an integer from ${min} to ${max} (got ${JSON.stringify(v)})`);
+  return Number(v);
+}
+
+function summary(t: testnet.TestnetFile): string {
+  const lines = t.nodes.map(
+    (n, i) => `  ${i} ${n.name.padEnd(12)} ${n.role.padEnd(9)} rpc ${n.rpc}  pid ${n.pid}`,
+  );
+  return [
+    `testnet ${t.chainId}: ${t.nodes.length} nodes`,
+    ...lines,
+    `demo accounts: ${t.accounts.map((a) => a.name).join(", ")} (keystores in ${t.accounts[0]?.keyFile.replace(/[^/]+$/, "")}, password file ${t.passwordFile})`,
+  ].join("\n");
+}
+
+export function registerTestnetCommands(program: Command): void {
+  const tn = program.command("testnet").description("local multi-process testnets and fault injection");
+
+  tn.command("up")
+    .description("create (or with --reuse start again) a testnet in DIR: one process per node")
+    .requiredOption("--dir <dir>", "testnet directory (holds testnet.json)")
+    .option("--nodes <n>", "validators", "4")
+    .option("--observers <m>", "observer nodes", "0")
+    .option("--base-port <p>", "node i: RPC on p+i, libp2p on p+100+i", "8545")
+    .option("--chain-id <id>", "chain id", "custos-testnet")
+    .option("--block-interval <ms>", "minimum block interval", "100")
+    .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
+    .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
+    .option("--json", "print testnet.json")
+    .action(
+      async (o: {
+        dir: string;
+        nodes: string;
+        observers: string;
+        basePort: string;
+        chainId: string;
+        blockInterval: string;
+        reuse?: boolean;
+        attach?: boolean;
+        json?: boolean;
+      }) => {
+        const t = await testnet.up({
+          dir: o.dir,
+          nodes: intOption(o.nodes, "--nodes", 1, 64),
+          observers: intOption(o.observers, "--observers", 0, 16),
+          basePort: intOption(o.basePort, "--base-port", 1024, 65_000),
+          chainId: o.chainId,
+          blockIntervalMs: intOption(o.blockInterval, "--block-interval", 0, 60_000),
+          command: cliCommand(),
+          ...(o.reuse ? { reuse: true } : {}),
+        });
+        output(!!o.json, t as unknown as Record<string, unknown>, summary(t));
+        if (!o.attach) return;
+        if (!o.json) process.stdout.write("running; Ctrl-C stops the testnet\n");
+        await new Promise<void>((done) => {
+          const stop = () => {
+            process.off("SIGINT", stop);
+            process.off("SIGTERM", stop);
+            if (!o.json) process.stdout.write("stopping the testnet...\n");
+            testnet.down(o.dir).then(done, done);
+          };
+          process.on("SIGINT", stop);
+          process.on("SIGTERM", stop);
+        });
+        if (!o.json)
+          process.stdout.write(
+            `stopped; \`npm start\` (or custos testnet up --dir ${o.dir} --reuse) starts it again\n`,
+          );
+      },
+    );
+
+  tn.command("status")
+    .description("each node's process state, height, latest hash, view and peers")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const nodes = await testnet.status(o.dir);
+      output(
+        !!o.json,
+        { nodes },
+        nodes
+          .map(
+            (n) =>
+              `${n.index} ${n.name.padEnd(12)} ${n.state.padEnd(8)} ${
+                n.height === undefined
+                  ? (n.error ?? "")
+                  : `height ${n.height} ${n.latestHash?.slice(0, 18)}… view ${n.view} peers ${n.peers}${n.syncing ? " syncing" : ""}`
+              }`,
+          )
+          .join("\n"),
+      );
+    });
+
+  tn.command("down")
+    .description("stop every node (SIGTERM, then SIGKILL after 10 s)")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; json?: boolean }) => {
+      await testnet.down(o.dir);
+      output(!!o.json, { stopped: true }, "stopped");
+    });
+
+  const fault = (
+    name: string,
+    description: string,
+    fn: (dir: string, which: string) => Promise<testnet.TestnetNode>,
+    verb: string,
+  ) =>
+    tn
+      .command(`${name} <node>`)
+      .description(`${description} (node: index in testnet.json or name)`)
+      .requiredOption("--dir <dir>", "testnet directory")
+      .option("--json", "print one JSON document")
+      .action(async (which: string, o: { dir: string; json?: boolean }) => {
+        const n = await fn(o.dir, which);
+        output(!!o.json, { name: n.name, pid: n.pid, rpc: n.rpc }, `${n.name} ${verb}`);
+      });
+  fault("kill", "SIGKILL a node: a crash", testnet.kill, "killed");
+  fault("restart", "stop a node if it runs and start it again", (d, w) => testnet.restart(d, w), "restarted");
+  fault("pause", "SIGSTOP a node: hung, connections open", testnet.pause, "paused");
+  fault("resume", "SIGCONT a paused node", testnet.resume, "resumed");
+}

@@ -1,0 +1,16 @@
+export {
+  down,
+  kill,
+  type NodeStatus,
+  pause,
+  pick,
+  readTestnet,
+  remove,
+  restart,
+  resume,
+  status,
+  type TestnetFile,
+  type TestnetNode,
+  type UpOptions,
+  up,
+} from "./testnet.js";

@@ -1,0 +1,309 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CustosClient, Wallet } from "@custos/client";
+import { encode } from "@custos/codec";
+import { encodeEnvelope, prepareBody } from "@custos/consensus";
+import { generateP2pKey, loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
+import { Channel, P2pNetwork } from "@custos/node";
+import { nullLogger } from "@custos/utils";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as testnet from "../../src/index.js";
+
+/**
+ * One real testnet (4 validator processes + 1 observer, libp2p on 127.0.0.1) taken through the
+ * faults of issue 5 in order: crashes (the proposer included), a lost quorum, an outsider, and
+ * a member that sends garbage, oversized frames and forged signatures.
+ */
+const CLI = [process.execPath, new URL("../../../cli/bin/custos.js", import.meta.url).pathname];
+let dir: string;
+let t: testnet.TestnetFile;
+let password: string;
+const clients: CustosClient[] = [];
+const keys = new Map<string, Sm2KeyPair>();
+
+const portFree = (port: number) =>
+  new Promise<boolean>((done) => {
+    const s = createServer();
+    s.once("error", () => done(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
+  });
+
+async function freeBase(): Promise<number> {
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 20_000);
+    const ports = [0, 1, 2, 3, 4].flatMap((i) => [base + i, base + 100 + i]);
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+  }
+}
+
+async function until(pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const height = async (i: number) => (await (clients[i] as CustosClient).status()).height;
+const wallet = (name: string, node: number) =>
+  new Wallet(clients[node] as CustosClient, keys.get(name) as Sm2KeyPair);
+const address = (name: string) => (keys.get(name) as Sm2KeyPair).address;
+
+/** Every listed node has the same block hash at every height 1..h. */
+async function sameChain(h: number, nodes: number[]): Promise<void> {
+  for (let k = 1; k <= h; k++) {
+    const hashes = new Set<string>();
+    for (const i of nodes)
+      hashes.add(((await (clients[i] as CustosClient).getBlock(k)) as { hash: string }).hash);
+    expect(hashes.size, `height ${k}`).toBe(1);
+  }
+}
+
+async function metric(i: number, name: string): Promise<number> {
+  const text = await (await fetch(`${t.nodes[i]?.rpc}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(" ")[1] ?? Number.NaN);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "custos-testnet-"));
+  t = await testnet.up({
+    dir,
+    nodes: 4,
+    observers: 1,
+    basePort: await freeBase(),
+    command: CLI,
+    blockIntervalMs: 50,
+  });
+  password = (await import("node:fs")).readFileSync(t.passwordFile, "utf8").trim();
+  for (const n of t.nodes) clients.push(new CustosClient(n.rpc));
+  for (const a of t.accounts) keys.set(a.name, await loadKeystoreFile(a.keyFile, password));
+}, 90_000);
+
+afterAll(async () => {
+  if (dir) {
+    await testnet.down(dir).catch(() => {});
+    if (!process.env.KEEP_TMP) await rm(dir, { recursive: true, force: true });
+  }
+});
+
+describe("a 4-validator + 1-observer testnet of real processes", () => {
+  it("testnet.json has what DESIGN §9 says", () => {
+    expect(t.nodes.map((n) => [n.name, n.role])).toEqual([
+      ["validator-0", "validator"],
+      ["validator-1", "validator"],
+      ["validator-2", "validator"],
+      ["validator-3", "validator"],
+      ["observer-0", "observer"],
+    ]);
+    for (const n of t.nodes) {
+      expect(n.pid).toBeGreaterThan(0);
+      expect(n.rpc).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(n.p2p).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3KooW/);
+    }
+    expect(t.accounts.map((a) => a.role)).toEqual(
+      expect.arrayContaining([
+        "operator",
+        "regulator",
+        "committee",
+        "institution",
+        "merchant",
+        "consumer",
+        "auditor",
+      ]),
+    );
+  });
+
+  it("transfers sent to any validator commit; every node, the observer included, has the same chain", async () => {
+    const issued = await wallet("operator", 1).send({
+      to: "ecny",
+      method: "issue",
+      args: [address("consumer-1"), 1_000_000n, "rc-1"],
+    });
+    expect(issued.receipt?.success).toBe(true);
+    for (let i = 0; i < 4; i++) {
+      const r = await wallet("consumer-1", i).send({
+        to: "ecny",
+        method: "transfer",
+        args: [address("merchant-1"), 100n],
+      });
+      expect(r.receipt?.success).toBe(true);
+    }
+    const h = await height(0);
+    await until(async () => (await Promise.all([0, 1, 2, 3, 4].map(height))).every((x) => x >= h));
+    await sameChain(h, [0, 1, 2, 3, 4]);
+    expect((await (clients[4] as CustosClient).ecnyBalance(address("merchant-1"))).balance).toBe("400");
+    const s = await (clients[4] as CustosClient).status();
+    expect(s.role).toBe("observer");
+    await expect(
+      wallet("consumer-1", 4).send({ to: "ecny", method: "transfer", args: [address("merchant-1"), 1n] }),
+    ).rejects.toMatchObject({ code: "OBSERVER_READ_ONLY" });
+  });
+
+  it("the next proposer crashes: the chain keeps committing; restarted, it catches up to the same hashes", async () => {
+    const h = await height(0);
+    const proposer = (h + 1) % 4; // leader of (height, view 0) is (height + view) mod n
+    await testnet.kill(dir, proposer);
+    const via = (proposer + 1) % 4;
+    for (let k = 0; k < 3; k++) {
+      const r = await wallet("consumer-1", via).send(
+        { to: "ecny", method: "transfer", args: [address("merchant-2"), 10n] },
+        { timeoutMs: 30_000 },
+      );
+      expect(r.receipt?.success).toBe(true);
+    }
+    expect(await metric(via, "custos_consensus_view_changes_total")).toBeGreaterThan(0);
+    await testnet.restart(dir, proposer);
+    const h2 = await height(via);
+    await until(async () => (await height(proposer)) >= h2);
+    await sameChain(h2, [0, 1, 2, 3, 4]);
+  }, 90_000);
+
+  it("two of four down: nothing commits and nothing diverges; one back: commits resume", async () => {
+    await testnet.kill(dir, 1);
+    await testnet.kill(dir, 2);
+    const before = await height(0);
+    const sent = await wallet("consumer-1", 0).send(
+      { to: "ecny", method: "transfer", args: [address("merchant-2"), 1n] },
+      { wait: false },
+    );
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(await height(0)).toBe(before);
+    expect(await height(3)).toBe(before);
+    await sameChain(before, [0, 3, 4]);
+    await testnet.restart(dir, 1);
+    const view = await (clients[0] as CustosClient).waitForTx(sent.hash, { timeoutMs: 60_000 });
+    expect(view.receipt?.success).toBe(true);
+    await testnet.restart(dir, 2);
+    const h = await height(0);
+    await until(async () => (await Promise.all([1, 2, 3, 4].map(height))).every((x) => x >= h), 60_000);
+    await sameChain(h, [0, 1, 2, 3, 4]);
+  }, 120_000);
+
+  it("a libp2p node that is not in genesis cannot connect", async () => {
+    const v0 = t.nodes[0] as testnet.TestnetNode;
+    const [addr, peerId] = v0.p2p.split("/p2p/") as [string, string];
+    const outsider = new P2pNetwork(
+      {
+        seed: generateP2pKey().seed,
+        listen: ["/ip4/127.0.0.1/tcp/0"],
+        peers: [{ index: 0, peerId, addrs: [addr], role: "validator" }],
+        maxMessageBytes: 1024,
+        redialMs: 200,
+      },
+      nullLogger,
+    );
+    await outsider.start();
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(outsider.connected).toBe(0);
+    } finally {
+      await outsider.stop();
+    }
+  });
+
+  it("a member that sends garbage, an oversized frame, a forged vote or a forged tx is disconnected, and the chain goes on", async () => {
+    // validator-3's process stops; an impostor with its keys takes its place on the network
+    await testnet.kill(dir, 3);
+    const v3 = t.nodes[3] as testnet.TestnetNode;
+    const p2pKey = await loadP2pKeystore(join(v3.home, "keys", "p2p.json"), password);
+    const peers = t.nodes.map((n, index) => {
+      const [a, id] = n.p2p.split("/p2p/") as [string, string];
+      return { index, peerId: id, addrs: [a], role: n.role };
+    });
+    const MAX = 9 * 1024 * 1024;
+    const impostor = new P2pNetwork(
+      {
+        seed: p2pKey.seed,
+        listen: [v3.p2p.split("/p2p/")[0] as string],
+        peers,
+        maxMessageBytes: MAX,
+        redialMs: 200,
+      },
+      nullLogger,
+    );
+    const chainId = t.chainId;
+    impostor.onGossip(`/custos/${chainId}/txs/1`, () => "ignore");
+    await impostor.start();
+    try {
+      const connectedTo0 = () =>
+        impostor.connectedPeers().some((p) => p.index === 0) ? Promise.resolve(true) : Promise.resolve(false);
+      let hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
+      const expectHangUp = async () => {
+        await until(async () => (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp, 10_000);
+        hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
+        await until(connectedTo0, 10_000); // the redialler brings it back for the next try
+      };
+      await until(connectedTo0, 10_000);
+
+      // garbage on the consensus stream
+      impostor.send(Channel.consensus, 0, new Uint8Array([0x93, 1, 2, 3]));
+      await expectHangUp();
+
+      // a frame announcing more than the node accepts
+      type Conn = {
+        status: string;
+        remotePeer: { toString(): string };
+        newStream(p: string): Promise<{ send(b: Uint8Array): boolean }>;
+      };
+      const lib = (impostor as unknown as { node: { getConnections(): Conn[] } }).node;
+      const conn = lib
+        .getConnections()
+        .find((c) => c.remotePeer.toString() === peers[0]?.peerId && c.status === "open");
+      const raw = await conn?.newStream("/custos/consensus/1.0.0");
+      const frame = new Uint8Array(8);
+      new DataView(frame.buffer).setUint32(0, 64 * 1024 * 1024);
+      raw?.send(frame);
+      await expectHangUp();
+
+      // a Prepare in validator-3's name with a signature that is not its own
+      const h = (await height(0)) + 1;
+      const body = prepareBody(chainId, h, 0, new Uint8Array(32).fill(7));
+      impostor.send(Channel.consensus, 0, encodeEnvelope(body, 3, new Uint8Array(64).fill(1)));
+      await expectHangUp();
+
+      // a gossiped transaction whose signature is forged
+      const stx = await wallet("consumer-1", 0).build({
+        to: "ecny",
+        method: "transfer",
+        args: [address("merchant-2"), 1n],
+      });
+      const sig = Uint8Array.from(stx.signature);
+      sig[5] = (sig[5] ?? 0) ^ 0xff;
+      impostor.publish(`/custos/${chainId}/txs/1`, encode([encode([stx.body, sig])]));
+      await expectHangUp();
+
+      // three honest validators still commit
+      const r = await wallet("consumer-1", 0).send(
+        { to: "ecny", method: "transfer", args: [address("merchant-2"), 2n] },
+        { timeoutMs: 30_000 },
+      );
+      expect(r.receipt?.success).toBe(true);
+    } finally {
+      await impostor.stop();
+    }
+    await testnet.restart(dir, 3);
+    const h = await height(0);
+    await until(async () => (await height(3)) >= h);
+    await sameChain(h, [0, 1, 2, 3, 4]);
+  }, 120_000);
+
+  it("status, pause and resume act on the processes", async () => {
+    await testnet.pause(dir, "validator-2");
+    expect((await testnet.status(dir))[2]?.state).toBe("paused");
+    // three of four carry on while one hangs with its connections open
+    const r = await wallet("consumer-1", 0).send(
+      { to: "ecny", method: "transfer", args: [address("merchant-2"), 3n] },
+      { timeoutMs: 30_000 },
+    );
+    expect(r.receipt?.success).toBe(true);
+    await testnet.resume(dir, "validator-2");
+    const h = await height(0);
+    await until(async () => (await height(2)) >= h);
+    const s = await testnet.status(dir);
+    expect(s.map((n) => n.state)).toEqual(["running", "running", "running", "running", "running"]);
+    expect(new Set(s.map((n) => n.height)).size).toBe(1);
+  }, 60_000);
+});
