@@ -19,6 +19,11 @@ export interface NodeConfig {
   nodeKey: { file: string; passwordFile?: string };
   /** The libp2p identity (Ed25519), encrypted with the node key's password. */
   p2pKey: { file: string };
+  /**
+   * Where libp2p listens (e.g. /ip4/0.0.0.0/tcp/30300 behind NAT); default: this node's own
+   * addresses in genesis. `--p2p-listen` overrides both.
+   */
+  p2p: { listen?: string[] };
   log: {
     level: "trace" | "debug" | "info" | "warn" | "error";
     maxFileBytes: number;
@@ -33,6 +38,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   consensus: { baseTimeoutMs: 1000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
   p2pKey: { file: "keys/p2p.json" },
+  p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
 };
 
@@ -45,6 +51,21 @@ export const homePaths = (home: string) => ({
 
 function bad(field: string, why: string): CustosError {
   return new CustosError("CONFIG_INVALID", `config.json ${field}: ${why}`, { field });
+}
+
+const MULTIADDR_RE = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/\s]{1,253}\/tcp\/\d{1,5}$/;
+
+function p2pListen(v: unknown): { listen?: string[] } {
+  if (v === undefined) return {};
+  const listen = (v as { listen?: unknown } | null)?.listen;
+  if (listen === undefined) return {};
+  if (
+    !Array.isArray(listen) ||
+    listen.length === 0 ||
+    listen.some((a) => typeof a !== "string" || !MULTIADDR_RE.test(a))
+  )
+    throw bad("p2p.listen", "expected a non-empty list of multiaddrs like /ip4/0.0.0.0/tcp/30300");
+  return { listen: listen as string[] };
 }
 
 export function parseListen(v: string): { host: string; port: number } {
@@ -141,6 +162,7 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
     p2pKey: {
       file: resolve(home, typeof p2pKey.file === "string" ? p2pKey.file : DEFAULT_CONFIG.p2pKey.file),
     },
+    p2p: p2pListen(raw.p2p),
     log: {
       level: level as NodeConfig["log"]["level"],
       maxFileBytes: posInt(log.maxFileBytes, "log.maxFileBytes", DEFAULT_CONFIG.log.maxFileBytes),

@@ -1,3 +1,4 @@
+export { buildBlock } from "./chain/blockBuilder.js";
 export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
 export { FileWal } from "./consensus/fileWal.js";
@@ -14,4 +15,5 @@ export { Ledger } from "./ledger/ledger.js";
 export { CustosNode, type StartOptions } from "./node.js";
 export { Channel, P2pNetwork } from "./p2p/network.js";
 export { RpcCode } from "./rpc/errors.js";
+export { genesisMemberWrites } from "./system/members.js";
 export { TxPool } from "./txpool/txpool.js";

@@ -187,7 +187,7 @@ async function openNetwork(
       `this node's libp2p key ${p2p.peerId} is not the one genesis binds to its SM2 key (${me.peerId || "none"})`,
     );
   }
-  const listen = p2pListen ? [p2pListen] : me.addrs;
+  const listen = p2pListen ? [p2pListen] : (config.p2p.listen ?? me.addrs);
   if (listen.length === 0)
     throw new CustosError(
       "CONFIG_INVALID",

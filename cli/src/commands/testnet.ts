@@ -65,7 +65,9 @@ export function registerTestnetCommands(program: Command): void {
         if (!o.attach) return;
         if (!o.json) process.stdout.write("running; Ctrl-C stops the testnet\n");
         await new Promise<void>((done) => {
+          const alive = setInterval(() => {}, 60_000); // signal handlers alone do not keep Node running
           const stop = () => {
+            clearInterval(alive);
             process.off("SIGINT", stop);
             process.off("SIGTERM", stop);
             if (!o.json) process.stdout.write("stopping the testnet...\n");

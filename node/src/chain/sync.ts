@@ -117,6 +117,7 @@ export class BlockSync {
   private running = false;
   private stopped = true;
   private behindSince: number | undefined;
+  private behindAtHead = -1;
   private timer: NodeJS.Timeout | undefined;
   private lastPoll = 0;
   private net: SyncNetwork | undefined;
@@ -141,7 +142,9 @@ export class BlockSync {
     this.stopped = false;
     const tick = () => {
       if (this.stopped) return;
-      if (Date.now() - this.lastPoll >= (this.o.pollMs ?? 3000)) {
+      // ask often until some peer has answered (just started), then every pollMs
+      const every = this.heights.size === 0 ? 500 : (this.o.pollMs ?? 3000);
+      if (Date.now() - this.lastPoll >= every) {
         this.lastPoll = Date.now();
         void this.pollHeads();
       }
@@ -244,7 +247,13 @@ export class BlockSync {
       this.behindSince = undefined;
       return;
     }
-    this.behindSince ??= Date.now();
+    // the grace runs while the head stands still: a node that is behind but committing (by
+    // consensus) is left to it
+    const head = this.o.ledger.head.height;
+    if (this.behindSince === undefined || head !== this.behindAtHead) {
+      this.behindSince = Date.now();
+      this.behindAtHead = head;
+    }
     if (Date.now() - this.behindSince < this.o.graceMs) return;
     this.running = true;
     this.run()
@@ -326,7 +335,9 @@ export class BlockSync {
         launch();
       }
     } finally {
-      await Promise.all(inflight.values());
+      // ranges not reached: a peer already caught serving something invalid is still let go
+      for (const f of await Promise.all(inflight.values()))
+        if (f.error instanceof PeerFault || f.error instanceof DecodeError) this.blame(f.peer, f.error);
     }
   }
 
