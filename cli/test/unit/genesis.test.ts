@@ -17,7 +17,7 @@ const custos = (args: string[]) =>
 describe("custos genesis", () => {
   it("assembles a genesis from what members share (public keys, peer ids, addresses)", () => {
     writeFileSync(join(dir, "pw"), "secret\n");
-    const members = ["a", "b"].map((h) =>
+    const members = ["a", "b", "c"].map((h) =>
       JSON.parse(custos(["init", "--home", h, "--password-file", "pw", "--json"]).stdout),
     );
     const op = JSON.parse(
@@ -31,10 +31,14 @@ describe("custos genesis", () => {
       "--chain-id",
       "consortium-1",
       "--json",
-      ...members.flatMap((m, i) => [
-        "--validator",
-        `v${i},${m.nodePublicKey},${m.peerId},/ip4/10.0.0.${i + 1}/tcp/30300`,
-      ]),
+      ...members
+        .slice(0, 2)
+        .flatMap((m, i) => [
+          "--validator",
+          `v${i},${m.nodePublicKey},${m.peerId},/ip4/10.0.0.${i + 1}/tcp/30300`,
+        ]),
+      "--observer",
+      `auditor-node,${members[2].nodePublicKey},${members[2].peerId}`,
       "--member",
       `operator,${op.publicKey},operator,1`,
     ];
@@ -46,10 +50,14 @@ describe("custos genesis", () => {
     expect(doc).toMatchObject({
       chainId: "consortium-1",
       validators: 2,
+      observers: 1,
       members: 1,
       genesisHash: toHex(sm3(encodeGenesis(g))),
     });
-    expect(g.consensus.validators.map((v) => v.peerId)).toEqual(members.map((m) => m.peerId));
+    expect(g.consensus.validators.map((v) => v.peerId)).toEqual(members.slice(0, 2).map((m) => m.peerId));
+    expect(g.observers.map((o) => [o.name, o.peerId, o.p2p])).toEqual([
+      ["auditor-node", members[2].peerId, []],
+    ]);
     expect(g.members[0]?.address).toBe(op.address);
     // never overwritten; bad input is one line with its code
     expect(custos(args).stderr).toMatch(/FILE_NOT_WRITABLE/);
