@@ -1,5 +1,6 @@
 export {
   down,
+  freeBasePort,
   kill,
   type NodeStatus,
   pause,

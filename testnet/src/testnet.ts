@@ -106,6 +106,16 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** A base port at which `count` nodes find their RPC (base + i) and libp2p (base + 100 + i) ports free. */
+export async function freeBasePort(count: number, from = 20_000, span = 20_000): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = from + Math.floor(Math.random() * span);
+    const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
+  }
+  throw new CustosError("TESTNET_PORT_BUSY", `no free range of ports for ${count} nodes`);
+}
+
 /** The state of a node's process: the pid must still be a node of this home (pids get reused). */
 function processState(n: TestnetNode): NodeStatus["state"] {
   if (!n.pid) return "stopped";
