@@ -1,7 +1,9 @@
-// `npm run bench -- <name> [--json] [--runs N] [--ms N]`; `npm run bench:crypto`.
+// `npm run bench -- <name> [--json] [--runs N] [--ms N] ...`; `npm run bench:crypto`.
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
+import { runSyncBench } from "./sync.js";
+import { runTestnetBench } from "./testnet.js";
 
 type Opts = { runs: number; ms: number; json: boolean; args: string[] };
 
@@ -27,6 +29,25 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       seconds: flag(o.args, "--seconds", 10),
       batch: flag(o.args, "--batch", 1),
     }),
+  testnet: (o) =>
+    runTestnetBench({
+      ...o,
+      runs: flag(o.args, "--runs", 3),
+      rates: list(o.args, "--rates", [1000, 1500]),
+      seconds: flag(o.args, "--seconds", 10),
+      batch: flag(o.args, "--batch", 1),
+      nodes: flag(o.args, "--nodes", 4),
+      blockIntervalMs: flag(o.args, "--block-interval", 100),
+      ...(o.args.includes("--max-block-txs") ? { maxBlockTxs: flag(o.args, "--max-block-txs", 5000) } : {}),
+      warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
+      keep: o.args.includes("--keep"),
+    }),
+  sync: (o) =>
+    runSyncBench({
+      json: o.json,
+      blocks: flag(o.args, "--blocks", 10_000),
+      txsPerBlock: flag(o.args, "--txs-per-block", 5),
+    }),
 };
 
 function flag(args: string[], name: string, fallback: number): number {
@@ -42,7 +63,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K]`,
     );
     process.exitCode = 2;
     return;

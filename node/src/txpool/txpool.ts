@@ -154,6 +154,13 @@ export class TxPool {
           "the signature does not verify for the sender's key over the body",
         );
       }
+      // a block may have committed it while the checks above were awaited
+      if (await this.chain.isCommitted(stx.hash)) {
+        throw new CustosError(
+          "TX_ALREADY_COMMITTED",
+          `transaction ${id} was already committed; a signed transaction runs once`,
+        );
+      }
       this.pending.set(id, { tx: stx, sender });
       this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
       this.totalBytes += bytes.byteLength;
