@@ -35,7 +35,7 @@ export interface NodeConfig {
 export const DEFAULT_CONFIG: NodeConfig = {
   rpc: { listen: "127.0.0.1:8545", maxBodyBytes: 1024 * 1024, rateLimit: 0 },
   pool: DEFAULT_POOL_OPTIONS,
-  consensus: { baseTimeoutMs: 1000, maxTimeoutMs: 30_000 },
+  consensus: { baseTimeoutMs: 3000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
   p2pKey: { file: "keys/p2p.json" },
   p2p: {},

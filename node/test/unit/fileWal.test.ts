@@ -36,4 +36,27 @@ describe("consensus WAL on disk", () => {
       await cleanup();
     }
   });
+
+  it("after a commit, leaves a small log alone and rewrites one over compactBytes", async () => {
+    const { dir, cleanup } = await tempDir("custos-wal-");
+    try {
+      const path = join(dir, "consensus.wal");
+      const wal = await FileWal.open(path, nullLogger, 64);
+      await wal.append(te.encode("prepare 7/0"));
+      await wal.compact([]);
+      expect(wal.readAll()).toEqual([]);
+      const small = (await stat(path)).size;
+      expect(small).toBeGreaterThan(0); // not rewritten: decided heights are ignored on restart
+      await wal.append(te.encode("commit 8/0 ".repeat(8)));
+      await wal.compact([]);
+      expect((await stat(path)).size).toBe(0); // over 64 bytes: rewritten empty
+      await wal.append(te.encode("prepare 9/0"));
+      await wal.close();
+      const again = await FileWal.open(path, nullLogger, 64);
+      expect(text(again.readAll())).toEqual(["prepare 9/0"]);
+      await again.close();
+    } finally {
+      await cleanup();
+    }
+  });
 });
