@@ -221,7 +221,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     const taken = this.pool.take(this.genesis.consensus.maxBlockTxs, height);
     // never propose what is already on chain (the pool and the ledger can race; others would refuse the block)
     const txs = taken.filter((t) => !this.ledger.isRecentlyCommitted(t.hash));
-    if (txs.length < taken.length) this.pool.remove(taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)));
+    if (txs.length < taken.length)
+      this.pool.remove(taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)));
     if (txs.length === 0) return; // no empty blocks; new work asks again after a view change
     this.lastProposalAt = Date.now();
     const head = this.ledger.head;
