@@ -51,6 +51,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private queue: Promise<void> = Promise.resolve();
   private stopped = true;
   private lastProposalAt = 0;
+  private workQueued = false;
   /** Views moved past at some height, since start. */
   viewChanges = 0;
   transport: ((e: Extract<Effect, { type: "broadcast" | "send" }>) => void) | undefined;
@@ -84,7 +85,12 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       },
       sm2ConsensusCrypto({ privateKey: key.privateKey, validators: () => this.validators }),
     );
-    pool.onAdded(() => this.input({ type: "work" }));
+    // one "work" input per burst of admissions, not one per transaction
+    pool.onAdded(() => {
+      if (this.workQueued) return;
+      this.workQueued = true;
+      this.input({ type: "work" });
+    });
   }
 
   /** The view consensus is in at the current height. */
@@ -153,6 +159,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
 
   private async run(i: Input): Promise<void> {
     if (this.stopped) return;
+    if (i.type === "work") this.workQueued = false;
     const before = this.engine.state;
     const effects = this.engine.step(i);
     const after = this.engine.state;
