@@ -121,7 +121,8 @@ function processState(n: TestnetNode): NodeStatus["state"] {
   if (!n.pid) return "stopped";
   try {
     const cmdline = readFileSync(`/proc/${n.pid}/cmdline`, "utf8");
-    if (!cmdline.includes(n.home)) return "stopped";
+    // the exact "--home HOME" arguments: validator-1 must not match validator-10
+    if (!cmdline.includes(`\0--home\0${n.home}\0`)) return "stopped";
     const stat = readFileSync(`/proc/${n.pid}/stat`, "utf8");
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
     if (state === "Z" || state === "X") return "stopped";
@@ -154,8 +155,9 @@ function spawnNode(t: TestnetFile, n: TestnetNode): number {
       [...args, "node", "start", "--home", n.home, ...(n.role === "observer" ? ["--observer"] : [])],
       { detached: true, stdio: ["ignore", out, out] },
     );
+    child.once("error", () => {}); // a failed spawn has no pid: reported below, not as a crash
     child.unref();
-    if (!child.pid) throw new CustosError("TESTNET_SPAWN_FAILED", `cannot start ${n.name}`);
+    if (!child.pid) throw new CustosError("TESTNET_SPAWN_FAILED", `cannot start ${n.name} with ${cmd}`);
     return child.pid;
   } finally {
     closeSync(out);
@@ -304,9 +306,11 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
 
   const t: TestnetFile = { chainId, passwordFile, nodes, accounts, command: o.command };
   await writeTestnet(dir, t);
-  for (const n of nodes) n.pid = spawnNode(t, n);
-  await writeTestnet(dir, t);
   try {
+    for (const n of nodes) {
+      n.pid = spawnNode(t, n);
+      await writeTestnet(dir, t); // every pid on disk as soon as it exists, so down can find it
+    }
     for (const n of nodes) await waitReady(n, deadline);
     await waitConnected(t, deadline);
   } catch (err) {
@@ -371,11 +375,16 @@ async function waitExit(n: TestnetNode, ms: number): Promise<boolean> {
   return true;
 }
 
+/** To the node's process group (it was spawned detached, so it leads one): wrappers included. */
 function signal(n: TestnetNode, sig: NodeJS.Signals): void {
   try {
-    process.kill(n.pid, sig);
+    process.kill(-n.pid, sig);
   } catch {
-    // gone already
+    try {
+      process.kill(n.pid, sig);
+    } catch {
+      // gone already
+    }
   }
 }
 

@@ -32,11 +32,19 @@ import type { CommittedBlock } from "./pbftDriver.js";
 const RANGE = 64;
 const IN_FLIGHT = 4;
 const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+/** How long a peer that timed out or dropped is left alone by sync. */
+const BACKOFF_MS = 30_000;
 
 /** The network as block sync sees it. */
 export interface SyncNetwork {
   connectedPeers(): NetworkPeer[];
-  request(index: number, request: Uint8Array, maxFrames: number, timeoutMs?: number): Promise<Uint8Array[]>;
+  request(
+    index: number,
+    request: Uint8Array,
+    maxFrames: number,
+    timeoutMs?: number,
+    maxBytes?: number,
+  ): Promise<Uint8Array[]>;
   disconnect(index: number): Promise<void>;
 }
 
@@ -94,6 +102,20 @@ class PeerFault extends Error {
   }
 }
 
+/** The peer does not have the range (yet): not a fault. */
+class NotYet extends PeerFault {}
+
+/** Errors that decoding a block or certificate throws (DecodeError, or a CustosError of the types package). */
+function isDecodeFailure(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? "";
+  return (
+    err instanceof DecodeError ||
+    code.startsWith("DECODE_") ||
+    code.startsWith("BLOCK_") ||
+    code.startsWith("CERT_")
+  );
+}
+
 interface Fetched {
   peer: number;
   from: number;
@@ -113,6 +135,7 @@ interface Fetched {
  */
 export class BlockSync {
   private readonly heights = new Map<number, number>();
+  private readonly backoff = new Map<number, number>();
   private readonly validators: Uint8Array[];
   private running = false;
   private stopped = true;
@@ -224,18 +247,25 @@ export class BlockSync {
     const net = this.net;
     if (!net) return;
     await Promise.all(
-      net.connectedPeers().map(async (p) => {
-        try {
-          const [frame] = await net.request(p.index, encodeSyncRequest({ kind: "head" }), 1, 5000);
-          const a = readArray(decode(frame ?? new Uint8Array(), "SyncHead", 128), fieldAt("SyncHead", ""), 2);
-          const height = readSafeU64(a[0], fieldAt("SyncHead", "height"));
-          readBytes(a[1], fieldAt("SyncHead", "hash"), 32);
-          // a claim, not proof: a peer that claims more than it serves is found out by the fetch
-          this.heights.set(p.index, height);
-        } catch (err) {
-          this.o.log.debug("head query failed", { peer: p.index, error: errorMessage(err) });
-        }
-      }),
+      net
+        .connectedPeers()
+        .filter((p) => !this.backedOff(p.index))
+        .map(async (p) => {
+          try {
+            const [frame] = await net.request(p.index, encodeSyncRequest({ kind: "head" }), 1, 5000, 128);
+            const a = readArray(
+              decode(frame ?? new Uint8Array(), "SyncHead", 128),
+              fieldAt("SyncHead", ""),
+              2,
+            );
+            const height = readSafeU64(a[0], fieldAt("SyncHead", "height"));
+            readBytes(a[1], fieldAt("SyncHead", "hash"), 32);
+            // a claim, not proof: a peer that claims more than it serves is found out by the fetch
+            this.heights.set(p.index, height);
+          } catch (err) {
+            this.o.log.debug("head query failed", { peer: p.index, error: errorMessage(err) });
+          }
+        }),
     );
     this.check();
   }
@@ -295,7 +325,9 @@ export class BlockSync {
   /** Peers that have `height`, rotating so that consecutive ranges go to different peers. */
   private peerFor(height: number, k: number): number | undefined {
     const connected = new Set(this.net?.connectedPeers().map((p) => p.index));
-    const have = [...this.heights].filter(([p, h]) => h >= height && connected.has(p)).map(([p]) => p);
+    const have = [...this.heights]
+      .filter(([p, h]) => h >= height && connected.has(p) && !this.backedOff(p))
+      .map(([p]) => p);
     return have.length ? have[k % have.length] : undefined;
   }
 
@@ -327,11 +359,7 @@ export class BlockSync {
         }
         const n = await this.apply(f);
         at += n;
-        if (n < f.count) {
-          // served less than it claimed to have: ask it again later
-          this.heights.set(f.peer, this.o.ledger.head.height);
-          return;
-        }
+        if (n < f.count) return; // a shorter answer (a byte cap, or a block refused): go on from the new head
         launch();
       }
     } finally {
@@ -341,12 +369,26 @@ export class BlockSync {
     }
   }
 
+  private backedOff(peer: number): boolean {
+    return (this.backoff.get(peer) ?? 0) > Date.now();
+  }
+
+  /**
+   * A range failed. Invalid data: the peer is disconnected. No such blocks yet (a relayer of an
+   * announcement need not have the block): its height is taken as ours. Not connected or too
+   * slow: it is left alone for BACKOFF_MS, its head claims included.
+   */
   private blame(peer: number, err: Error): void {
+    if (err instanceof NotYet) {
+      this.heights.set(peer, this.o.ledger.head.height);
+      return;
+    }
     this.heights.delete(peer);
     if (err instanceof PeerFault || err instanceof DecodeError) {
       this.o.log.warn("sync peer served invalid data; disconnecting", { peer, reason: err.message });
       void this.net?.disconnect(peer);
     } else {
+      this.backoff.set(peer, Date.now() + BACKOFF_MS);
       this.o.log.debug("sync request failed", { peer, error: errorMessage(err) });
     }
   }
@@ -354,12 +396,21 @@ export class BlockSync {
   private async fetch(peer: number, from: number, count: number): Promise<Fetched> {
     try {
       const net = this.net as SyncNetwork;
-      const frames = await net.request(
-        peer,
-        encodeSyncRequest({ kind: "blocks", from, count }),
-        count,
-        60_000,
-      );
+      let frames: Uint8Array[];
+      try {
+        frames = await net.request(
+          peer,
+          encodeSyncRequest({ kind: "blocks", from, count }),
+          count,
+          60_000,
+          MAX_REPLY_BYTES + LIMITS.maxBlockBytes + 128 * 1024,
+        );
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === "SYNC_UNAVAILABLE" || code === "SYNC_TIMEOUT") throw err;
+        throw new PeerFault(peer, errorMessage(err)); // over the limits, or broken framing
+      }
+      if (frames.length === 0) throw new NotYet(peer, "has no blocks from there yet");
       const items = frames.map((frame, i) => {
         const S = "SyncBlock";
         const a = readArray(decode(frame, S, LIMITS.maxBlockBytes + 128 * 1024), fieldAt(S, ""), 2);
@@ -370,11 +421,18 @@ export class BlockSync {
           throw new PeerFault(peer, `sent height ${block.header.height} for ${from + i}`);
         return { block, bytes, cert };
       });
-      if (items.length === 0) throw new PeerFault(peer, "served no blocks");
       await this.verifySignatures(peer, items);
       return { peer, from, count, items };
     } catch (err) {
-      return { peer, from, count, error: err as Error };
+      // anything undecodable (a tx root that does not match, say) is the peer's fault
+      const e =
+        err instanceof Error &&
+        !(err instanceof PeerFault) &&
+        !(err instanceof NotYet) &&
+        isDecodeFailure(err)
+          ? new PeerFault(peer, errorMessage(err))
+          : (err as Error);
+      return { peer, from, count, error: e };
     }
   }
 

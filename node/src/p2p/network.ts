@@ -13,6 +13,8 @@ import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
+/** Frames queued for one peer at most (a PBFT round needs a handful). */
+const MAX_QUEUED = 1024;
 export const SYNC_PROTOCOL = "/custos/sync/1.0.0";
 
 /** What a consensus-stream frame carries. One channel today; the byte leaves room for more. */
@@ -64,24 +66,48 @@ function frameOf(bytes: Uint8Array): Uint8Array {
   return frame;
 }
 
-/** Frames of [u32 big-endian length][bytes] from a stream; a length over `max` throws. */
+/**
+ * Frames of [u32 big-endian length][bytes] from a stream; a length over `max` throws. Chunks are
+ * kept as they arrive and joined once per frame (no copying of the whole buffer per chunk).
+ */
 async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenerator<Uint8Array> {
-  let buf = new Uint8Array(0);
+  let chunks: Uint8Array[] = [];
+  let have = 0;
+  const take = (n: number): Uint8Array => {
+    const out = new Uint8Array(n);
+    let at = 0;
+    while (at < n) {
+      const c = chunks[0] as Uint8Array;
+      const k = Math.min(c.length, n - at);
+      out.set(c.subarray(0, k), at);
+      at += k;
+      if (k === c.length) chunks.shift();
+      else chunks[0] = c.subarray(k);
+    }
+    have -= n;
+    return out;
+  };
+  let need = -1; // length of the frame being read, once its header is in
   for await (const chunk of stream) {
     const bytes = chunkBytes(chunk);
-    const joined = new Uint8Array(buf.length + bytes.length);
-    joined.set(buf);
-    joined.set(bytes, buf.length);
-    buf = joined;
-    while (buf.length >= 4) {
-      const len = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
-      if (len > max) throw new CustosError("MESSAGE_TOO_LARGE", `a frame of ${len} bytes (limit ${max})`);
-      if (buf.length < 4 + len) break;
-      yield buf.slice(4, 4 + len);
-      buf = buf.slice(4 + len);
+    if (bytes.length === 0) continue;
+    chunks.push(bytes);
+    have += bytes.length;
+    for (;;) {
+      if (need < 0) {
+        if (have < 4) break;
+        const h = take(4);
+        need = new DataView(h.buffer).getUint32(0);
+        if (need > max) throw new CustosError("MESSAGE_TOO_LARGE", `a frame of ${need} bytes (limit ${max})`);
+      }
+      if (have < need) break;
+      const frame = take(need);
+      need = -1;
+      yield frame;
     }
   }
-  if (buf.length > 0) throw new CustosError("MESSAGE_TRUNCATED", "the stream ended inside a frame");
+  if (need >= 0 || have > 0) throw new CustosError("MESSAGE_TRUNCATED", "the stream ended inside a frame");
+  chunks = [];
 }
 
 /**
@@ -102,6 +128,8 @@ export class P2pNetwork {
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly topics = new Map<string, GossipHandler>();
+  private readonly queued = new Map<string, number>();
+  private readonly bans = new Map<string, { strikes: number; until: number }>();
   private requestHandler: RequestHandler | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Peers hung up on for sending invalid data, since start. */
@@ -152,7 +180,7 @@ export class P2pNetwork {
   }
 
   async start(): Promise<void> {
-    const allowed = (p: PeerId) => this.byId.has(p.toString());
+    const allowed = (p: PeerId) => this.byId.has(p.toString()) && !this.isBanned(p.toString());
     this.node = await createLibp2p({
       privateKey: libp2pKey(this.opts.seed),
       addresses: { listen: this.opts.listen },
@@ -229,7 +257,7 @@ export class P2pNetwork {
 
   private redial(): void {
     for (const p of this.opts.peers) {
-      if (p.peerId === this.peerId || this.isConnected(p.peerId)) continue;
+      if (p.peerId === this.peerId || this.isConnected(p.peerId) || this.isBanned(p.peerId)) continue;
       for (const a of p.addrs) {
         this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {});
       }
@@ -248,11 +276,12 @@ export class P2pNetwork {
       await connection.close();
       return;
     }
+    // only validators talk consensus: anybody else is hung up on before a byte is read
+    if (peer.role !== "validator")
+      throw new CustosError("P2P_NOT_VALIDATOR", "a consensus stream from a non-validator");
     for await (const frame of frames(stream, this.opts.maxMessageBytes)) {
       if (frame.length < 1 || frame[0] !== Channel.consensus)
         throw new CustosError("P2P_BAD_FRAME", "a frame on an unknown channel");
-      if (peer.role !== "validator")
-        throw new CustosError("P2P_NOT_VALIDATOR", "a consensus message from a non-validator");
       this.handler(Channel.consensus, peer.index, frame.subarray(1));
     }
   }
@@ -264,6 +293,8 @@ export class P2pNetwork {
       return;
     }
     let request: Uint8Array | undefined;
+    // a request and its answer get a minute; a reader that stops reading does not pin the stream
+    const deadline = setTimeout(() => stream.abort(new Error("sync answer deadline")), 60_000);
     try {
       // the asker closes its side after one request frame
       for await (const f of frames(stream, 4096)) {
@@ -278,18 +309,23 @@ export class P2pNetwork {
     } catch (err) {
       if (err instanceof CustosError && err.code !== "SYNC_UNAVAILABLE") await this.hangUp(peer, err.message);
       else stream.abort(err as Error);
+    } finally {
+      clearTimeout(deadline);
     }
   }
 
   /**
-   * Sends one request to a peer and collects the answer's frames (at most `maxFrames`, each at
-   * most maxMessageBytes). Rejects when the peer is not connected, times out or breaks the framing.
+   * Sends one request to a peer and collects the answer's frames: at most `maxFrames`, at most
+   * `maxBytes` in all (each frame at most maxMessageBytes). Rejects when the peer is not
+   * connected or times out (SYNC_UNAVAILABLE, SYNC_TIMEOUT) or answers more or other than that
+   * (SYNC_BAD_REPLY, MESSAGE_TOO_LARGE, MESSAGE_TRUNCATED); the stream is aborted then.
    */
   async request(
     index: number,
     request: Uint8Array,
     maxFrames: number,
     timeoutMs = 30_000,
+    maxBytes = this.opts.maxMessageBytes,
   ): Promise<Uint8Array[]> {
     const p = this.peer(index);
     const conn = this.node
@@ -304,11 +340,19 @@ export class P2pNetwork {
       stream.send(frameOf(request));
       await stream.close();
       const out: Uint8Array[] = [];
-      for await (const f of frames(stream, this.opts.maxMessageBytes)) {
+      let bytes = 0;
+      for await (const f of frames(stream, Math.min(this.opts.maxMessageBytes, maxBytes))) {
         out.push(f);
+        bytes += f.length;
         if (out.length > maxFrames) throw new CustosError("SYNC_BAD_REPLY", "more frames than asked for");
+        if (bytes > maxBytes) throw new CustosError("SYNC_BAD_REPLY", `an answer over ${maxBytes} bytes`);
       }
       return out;
+    } catch (err) {
+      stream.abort(err as Error);
+      if (signal.aborted)
+        throw new CustosError("SYNC_TIMEOUT", `peer ${index} did not answer in ${timeoutMs} ms`);
+      throw err;
     } finally {
       signal.removeEventListener("abort", abort);
     }
@@ -324,21 +368,42 @@ export class P2pNetwork {
     const p = this.peer(index);
     if (!p) return;
     this.peersDisconnected++;
+    // refused for a while, longer each time: 1 s, 2 s, 4 s ... at most a minute
+    const strikes = (this.bans.get(p.peerId)?.strikes ?? 0) + 1;
+    this.bans.set(p.peerId, { strikes, until: Date.now() + Math.min(60_000, 1000 * 2 ** (strikes - 1)) });
     this.outbound.delete(p.peerId);
     for (const c of this.node?.getConnections() ?? [])
       if (c.remotePeer.toString() === p.peerId) await c.close().catch(() => {});
   }
 
+  private isBanned(peerId: string): boolean {
+    return (this.bans.get(peerId)?.until ?? 0) > Date.now();
+  }
+
+  /**
+   * Queues a frame for a peer. A peer that does not read (hung, paused, hostile) gets at most
+   * MAX_QUEUED frames queued and 10 s per stalled write; the rest is dropped, as consensus
+   * re-sends what matters.
+   */
   send(channel: ChannelId, index: number, bytes: Uint8Array): void {
     const p = this.opts.peers.find((x) => x.index === index && x.peerId !== this.peerId);
     if (!p) return;
+    const queued = this.queued.get(p.peerId) ?? 0;
+    if (queued >= MAX_QUEUED) {
+      this.log.debug("send queue full; dropping a message", { peer: index });
+      return;
+    }
+    this.queued.set(p.peerId, queued + 1);
     const next = (this.chains.get(p.peerId) ?? Promise.resolve())
       .then(() => this.sendTo(p, channel, bytes))
       .catch(async () => {
-        this.outbound.delete(p.peerId); // the stream broke: once more on a fresh one
+        // the stream broke or stalled: once more on a fresh one
+        this.outbound.get(p.peerId)?.abort(new Error("stalled or broken"));
+        this.outbound.delete(p.peerId);
         await this.sendTo(p, channel, bytes);
       })
-      .catch((err) => this.log.debug("send failed", { peer: index, error: errorMessage(err) }));
+      .catch((err) => this.log.debug("send failed", { peer: index, error: errorMessage(err) }))
+      .finally(() => this.queued.set(p.peerId, (this.queued.get(p.peerId) ?? 1) - 1));
     this.chains.set(p.peerId, next);
   }
 
@@ -364,7 +429,7 @@ export class P2pNetwork {
       stream = await conn.newStream(CONSENSUS_PROTOCOL);
       this.outbound.set(p.peerId, stream);
     }
-    if (!stream.send(frameOf(body))) await stream.onDrain();
+    if (!stream.send(frameOf(body))) await stream.onDrain({ signal: AbortSignal.timeout(10_000) });
   }
 
   async stop(): Promise<void> {

@@ -206,10 +206,15 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       const connectedTo0 = () =>
         impostor.connectedPeers().some((p) => p.index === 0) ? Promise.resolve(true) : Promise.resolve(false);
       let hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
+      let strikes = 0;
       const expectHangUp = async () => {
         await until(async () => (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp, 10_000);
         hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
-        await until(connectedTo0, 10_000); // the redialler brings it back for the next try
+        // refused for 1 s, 2 s, 4 s ...; then the redialler brings it back for the next try
+        await new Promise((r) => setTimeout(r, 1000 * 2 ** strikes++ + 200));
+        await until(connectedTo0, 15_000);
+        await new Promise((r) => setTimeout(r, 300));
+        await until(connectedTo0, 15_000);
       };
       await until(connectedTo0, 10_000);
 
