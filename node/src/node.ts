@@ -5,7 +5,7 @@ import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, Verifier
 import { encodeCertificate, type Genesis, LIMITS, parseGenesis } from "@custos/types";
 import { bytesEqual, CustosError, errorMessage, fromHex, type Logger } from "@custos/utils";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
-import { BlockSync, type ChainWriter, topics } from "./chain/sync.js";
+import { BlockSync, SerialWriter, topics } from "./chain/sync.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { FileWal } from "./consensus/fileWal.js";
 import { Executor } from "./execution/executor.js";
@@ -111,16 +111,6 @@ class TxGossip {
       else if (SENDER_FAULT.has((r.reason as { code?: string }).code ?? "")) return "reject";
     }
     return added > 0 ? "accept" : "ignore";
-  }
-}
-
-/** Consensus steps aside for nobody on an observer: sync is the only writer, one range at a time. */
-class SerialWriter implements ChainWriter {
-  private queue: Promise<unknown> = Promise.resolve();
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => {});
-    return run;
   }
 }
 
@@ -335,6 +325,7 @@ export class CustosNode {
         live: () => ({
           view: driver?.view ?? 0,
           peers: net?.connected ?? 0,
+          validatorPeers: net?.connectedPeers().filter((p) => p.role === "validator").length ?? 0,
           syncing: sync.syncing,
           syncTarget: sync.target,
         }),

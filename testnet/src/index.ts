@@ -6,7 +6,6 @@ export {
   pause,
   pick,
   readTestnet,
-  remove,
   restart,
   resume,
   status,

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { access, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { CustosClient } from "@custos/client";
@@ -187,7 +187,10 @@ async function waitConnected(t: TestnetFile, deadline: number): Promise<void> {
   const want = t.nodes.filter((n) => n.role === "validator").length - 1;
   for (const n of t.nodes.filter((x) => x.role === "validator" && processState(x) === "running")) {
     const client = new CustosClient(n.rpc, { timeoutMs: 1000 });
-    while ((await client.status().catch(() => ({ peers: -1 }))).peers < want) {
+    // validators only: a connection to an observer does not make consensus possible
+    const validatorPeers = async () =>
+      ((await client.status().catch(() => ({}))) as { validatorPeers?: number }).validatorPeers ?? -1;
+    while ((await validatorPeers()) < want) {
       if (Date.now() > deadline)
         throw new CustosError("TESTNET_TIMEOUT", `${n.name} did not connect to the other validators in time`);
       await sleep(200);
@@ -445,15 +448,4 @@ export async function resume(dir: string, which: string | number): Promise<Testn
   const end = Date.now() + 2000;
   while (processState(node) === "paused" && Date.now() < end) await sleep(20);
   return node;
-}
-
-/** Removes a stopped testnet's directory. */
-export async function remove(dir: string): Promise<void> {
-  const t = await readTestnet(dir);
-  if (t.nodes.some((n) => processState(n) !== "stopped"))
-    throw new CustosError(
-      "TESTNET_RUNNING",
-      `${dir} still has running nodes: custos testnet down --dir ${dir} first`,
-    );
-  await rm(dir, { recursive: true, force: true });
 }

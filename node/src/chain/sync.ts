@@ -9,7 +9,7 @@ import {
   readString,
   readUint,
 } from "@custos/codec";
-import type { VerifierPool } from "@custos/crypto";
+import type { VerifierPool, VerifyItem } from "@custos/crypto";
 import {
   type Block,
   type CommitCertificate,
@@ -51,6 +51,16 @@ export interface SyncNetwork {
 /** Whoever else writes the ledger (consensus) steps aside while `fn` runs. */
 export interface ChainWriter {
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** The writer of a node without consensus (an observer): sync alone, one range at a time. */
+export class SerialWriter implements ChainWriter {
+  private queue: Promise<unknown> = Promise.resolve();
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
 }
 
 export interface BlockSyncOptions {
@@ -202,20 +212,31 @@ export class BlockSync {
   }
 
   private async certificateValid(cert: CommitCertificate): Promise<boolean> {
+    let items: VerifyItem[];
     try {
-      verifyCommitCertificate(cert, cert, this.validators, () => true); // shape, quorum, indexes
+      items = this.certificateItems(cert, cert);
     } catch {
       return false;
     }
-    const msg = commitVoteBytes(cert.chainId, cert.height, cert.view, cert.blockHash);
-    const ok = await this.o.verifier.verifyBatch(
-      cert.signatures.map((s) => ({
-        publicKey: this.validators[s.validator] as Uint8Array,
-        message: msg,
-        signature: s.signature,
-      })),
-    );
-    return ok.every(Boolean);
+    return (await this.o.verifier.verifyBatch(items)).every(Boolean);
+  }
+
+  /**
+   * Checks a certificate's shape against what it should certify (chain, height, block hash, a
+   * quorum of known validators; throws CERT_INVALID) and returns its signatures to verify, so
+   * that callers can verify many certificates in one batch on the pool.
+   */
+  private certificateItems(
+    cert: CommitCertificate,
+    expected: { chainId: string; height: number; blockHash: Uint8Array },
+  ): VerifyItem[] {
+    verifyCommitCertificate(cert, expected, this.validators, () => true);
+    const message = commitVoteBytes(cert.chainId, cert.height, cert.view, cert.blockHash);
+    return cert.signatures.map((s) => ({
+      publicKey: this.validators[s.validator] as Uint8Array,
+      message,
+      signature: s.signature,
+    }));
   }
 
   /** Answers a peer's sync request from the ledger. */
@@ -441,25 +462,19 @@ export class BlockSync {
     peer: number,
     items: { block: Block; cert: CommitCertificate }[],
   ): Promise<void> {
-    const batch: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }[] = [];
+    const batch: VerifyItem[] = [];
     for (const { block, cert } of items) {
       try {
-        verifyCommitCertificate(
-          cert,
-          { chainId: this.o.genesis.chainId, height: block.header.height, blockHash: block.hash },
-          this.validators,
-          () => true,
+        batch.push(
+          ...this.certificateItems(cert, {
+            chainId: this.o.genesis.chainId,
+            height: block.header.height,
+            blockHash: block.hash,
+          }),
         );
       } catch (err) {
         throw new PeerFault(peer, errorMessage(err));
       }
-      const msg = commitVoteBytes(cert.chainId, cert.height, cert.view, cert.blockHash);
-      for (const s of cert.signatures)
-        batch.push({
-          publicKey: this.validators[s.validator] as Uint8Array,
-          message: msg,
-          signature: s.signature,
-        });
       for (const t of block.txs)
         batch.push({ publicKey: t.tx.sender, message: t.body, signature: t.signature });
     }

@@ -16,7 +16,7 @@ export interface RpcContext {
   role: "validator" | "observer";
   pendingTx(hash: Uint8Array): SignedTx | undefined;
   /** What changes while the node runs: consensus view, connected peers, block sync. */
-  live?(): { view: number; peers: number; syncing: boolean; syncTarget: number };
+  live?(): { view: number; peers: number; validatorPeers: number; syncing: boolean; syncTarget: number };
 }
 
 export type RpcMethod = (params: unknown[]) => Promise<unknown>;
@@ -88,16 +88,24 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
       scope: "read",
       fn: async () => {
         const head = ledger.head;
+        const live = c.live?.() ?? {
+          view: 0,
+          peers: 0,
+          validatorPeers: 0,
+          syncing: false,
+          syncTarget: head.height,
+        };
         return {
           chainId: genesis.chainId,
           height: head.height,
           latestHash: hex(head.hash),
           latestTimestamp: head.header.timestamp,
           role: c.role,
-          view: c.live?.().view ?? 0,
-          peers: c.live?.().peers ?? 0,
-          syncing: c.live?.().syncing ?? false,
-          syncTarget: c.live?.().syncTarget ?? head.height,
+          view: live.view,
+          peers: live.peers,
+          validatorPeers: live.validatorPeers,
+          syncing: live.syncing,
+          syncTarget: live.syncTarget,
           validators: genesis.consensus.validators.length,
           blockLimitWindow: genesis.blockLimitWindow,
           pool: { size: pool.size, bytes: pool.bytes },

@@ -4,7 +4,7 @@ import { commitVoteBytes } from "@custos/types";
 import { nullLogger, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildBlock } from "../../src/chain/blockBuilder.js";
-import { BlockSync, type SyncNetwork } from "../../src/chain/sync.js";
+import { BlockSync, SerialWriter, type SyncNetwork } from "../../src/chain/sync.js";
 import { Executor } from "../../src/execution/executor.js";
 import { Ledger } from "../../src/ledger/ledger.js";
 import type { NetworkPeer } from "../../src/p2p/network.js";
@@ -34,22 +34,13 @@ async function ledgerAt(name: string): Promise<Ledger> {
   return l;
 }
 
-const serial = {
-  queue: Promise.resolve() as Promise<unknown>,
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const r = this.queue.then(fn);
-    this.queue = r.catch(() => {});
-    return r;
-  },
-};
-
 function syncFor(ledger: Ledger, verifier: VerifierPool, onFatal: (e: Error) => void = () => {}) {
   return new BlockSync({
     genesis: chain.genesis,
     ledger,
     executor: new Executor(chain.genesis, nullLogger),
     verifier,
-    writer: serial,
+    writer: new SerialWriter(),
     log: nullLogger,
     lagBlocks: 1,
     graceMs: 0,
