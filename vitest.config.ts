@@ -26,6 +26,7 @@ export default defineConfig({
       project("types", "packages/types"),
       project("client", "packages/client"),
       project("consensus", "consensus"),
+      project("vm", "vm"),
       project("node", "node"),
       project("cli", "cli"),
       project("testnet", "testnet"),

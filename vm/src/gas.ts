@@ -1,0 +1,50 @@
+/**
+ * The VM's consensus rules: the gas schedule and the limits. Every validator must run the same
+ * numbers (and the same QuickJS build, see ENGINE in vm.ts): changing any of them is a fork.
+ *
+ * Gas never depends on what ran before: every call gets a fresh QuickJS runtime and context, so
+ * the interrupt counter, the heap and the GC start from the same state each time.
+ */
+export const GAS = {
+  /** Charged once per call (runtime, context, prelude, module evaluation). */
+  call: 5_000n,
+  /** QuickJS calls the interrupt handler once every 10,000 interpreter ticks. */
+  interrupt: 1_000n,
+  /** Every host call, on top of what it does. */
+  hostCall: 20n,
+  read: 200n,
+  /** Per byte of key and value read. */
+  readByte: 1n,
+  write: 1_000n,
+  /** Per byte of key and value stored. */
+  writeByte: 10n,
+  /** Per entry a prefix scan returns. */
+  scanEntry: 100n,
+  event: 500n,
+  eventByte: 10n,
+  transfer: 2_000n,
+  /** Per 16 characters or elements produced by repeat, padStart, padEnd, join and fill. */
+  builtinUnits: 1n,
+} as const;
+
+export const VM_LIMITS = {
+  /** Per transaction (and per query). */
+  gasPerCall: 2_000_000n,
+  /** QuickJS heap per call. */
+  memoryBytes: 8 * 1024 * 1024,
+  /** QuickJS stack per call. */
+  stackBytes: 256 * 1024,
+  maxKeyLength: 256,
+  maxValueBytes: 64 * 1024,
+  maxScanEntries: 256,
+  maxEvents: 64,
+  maxEventBytes: 8 * 1024,
+  maxOutputBytes: 64 * 1024,
+  maxArgsBytes: 60 * 1024,
+  maxCodeBytes: 60 * 1024,
+} as const;
+
+/** Keys are printable ASCII, so JS string order is byte order (prefix scans agree everywhere). */
+export const KEY_RE = /^[\x20-\x7e]{1,256}$/;
+/** The contract's own error codes in `custos.revert(code, message)`. */
+export const REVERT_CODE_RE = /^[A-Z][A-Z0-9_]{0,63}$/;

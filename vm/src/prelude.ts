@@ -1,0 +1,81 @@
+/**
+ * Evaluated in every fresh context before the contract. It removes what would make a call
+ * non-deterministic (Math.random, WeakRef, FinalizationRegistry; Date and eval are left out of the
+ * context's intrinsics; eval and the Function constructors are removed here), installs the frozen `custos` API over one host function, and returns the
+ * dispatcher. Host ops are numbered (see Op in vm.ts); the host keeps faults sticky, so a
+ * contract that catches a revert, an oversized write or a read-only violation still fails.
+ */
+export const PRELUDE = `(function (host, envJson) {
+  "use strict";
+  delete Math.random;
+  delete globalThis.WeakRef;
+  delete globalThis.FinalizationRegistry;
+  // The host compiles the contract itself; the contract gets no way to compile code.
+  delete globalThis.eval;
+  const noCompile = function () { throw new TypeError("code generation is disabled in contracts"); };
+  for (const proto of [Function.prototype, Object.getPrototypeOf(function* () {}),
+      Object.getPrototypeOf(async function () {}), Object.getPrototypeOf(async function* () {})]) {
+    Object.defineProperty(proto, "constructor", { value: noCompile, writable: false, configurable: false });
+  }
+  Object.defineProperty(globalThis, "Function", { value: noCompile, writable: false, configurable: false });
+  // Built-ins run unmetered; those whose work grows with an argument pay for their output here.
+  const meter = (proto, name, size) => {
+    const original = proto[name];
+    Object.defineProperty(proto, name, { writable: false, configurable: false, value: function (...a) {
+      host(12, size(this, a));
+      return original.apply(this, a);
+    } });
+  };
+  const len = (v) => (typeof v === "number" && v > 0 ? Math.min(v, 1e15) : 0);
+  meter(String.prototype, "repeat", (s, a) => String(s).length * len(Number(a[0])));
+  meter(String.prototype, "padStart", (s, a) => len(Number(a[0])));
+  meter(String.prototype, "padEnd", (s, a) => len(Number(a[0])));
+  meter(Array.prototype, "join", (s) => len(s.length));
+  meter(Array.prototype, "fill", (s) => len(s.length));
+  const isTag = (v) => v !== null && typeof v === "object" && !Array.isArray(v) &&
+    typeof v.$n === "string" && Object.keys(v).length === 1;
+  const dec = (s) => JSON.parse(s, (k, v) => (isTag(v) ? BigInt(v.$n) : v));
+  const enc = (v) => JSON.stringify(v === undefined ? null : v,
+    (k, x) => (typeof x === "bigint" ? { $n: x.toString() } : x));
+  const env = Object.freeze(dec(envJson));
+  const str = (v, what) => {
+    if (typeof v !== "string") throw new TypeError(what + " must be a string");
+    return v;
+  };
+  const storage = Object.freeze({
+    get(key) { const v = host(1, str(key, "key")); return v === undefined ? null : v; },
+    has(key) { return host(2, str(key, "key")); },
+    set(key, value) { host(3, str(key, "key"), str(value, "value")); },
+    delete(key) { host(4, str(key, "key")); },
+    scan(prefix, options) {
+      const o = options || {};
+      const start = o.start === undefined ? "" : str(o.start, "start");
+      const limit = o.limit === undefined ? 100 : o.limit;
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new TypeError("limit must be a positive integer");
+      return JSON.parse(host(5, str(prefix, "prefix"), start, limit));
+    },
+    getJson(key) { const v = this.get(key); return v === null ? null : dec(v); },
+    setJson(key, value) { this.set(key, enc(value)); },
+  });
+  globalThis.custos = Object.freeze({
+    storage,
+    env,
+    balanceOf(address) { return host(6, str(address, "address")); },
+    transfer(to, amount) {
+      if (typeof amount !== "bigint") throw new TypeError("amount must be a bigint (fen)");
+      host(7, str(to, "to"), amount);
+    },
+    emit(name, data) { host(8, str(name, "event name"), enc(data)); },
+    revert(code, message) {
+      host(9, str(code, "code"), message === undefined ? "" : String(message));
+      throw new Error("reverted: " + code);
+    },
+  });
+  return function dispatch(ns, method, argsJson) {
+    const fn = ns[method];
+    if (typeof fn !== "function") host(10, method);
+    const out = fn.apply(undefined, dec(argsJson));
+    if (out !== null && typeof out === "object" && typeof out.then === "function") host(11, method);
+    return enc(out);
+  };
+})`;

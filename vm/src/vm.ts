@@ -1,0 +1,452 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import variantModule from "@jitl/quickjs-wasmfile-release-sync";
+import {
+  DefaultIntrinsics,
+  newQuickJSWASMModuleFromVariant,
+  newVariant,
+  type QuickJSContext,
+  type QuickJSHandle,
+  type QuickJSSyncVariant,
+  type QuickJSWASMModule,
+} from "quickjs-emscripten-core";
+
+/** The package's default export is the sync release variant (its .d.ts types it loosely). */
+const variantBase = variantModule as unknown as QuickJSSyncVariant;
+/** Node's WebAssembly global; tsconfig's lib (ES2023, no DOM) does not declare it. */
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+};
+
+import { GAS, KEY_RE, REVERT_CODE_RE, VM_LIMITS } from "./gas.js";
+import { PRELUDE } from "./prelude.js";
+import { decodeValue, encodeValue } from "./value.js";
+
+/**
+ * The engine build is part of the consensus rules: the same bytecode interpreter must run on
+ * every validator, so the package versions are pinned exactly and reported by the node.
+ */
+export const ENGINE = {
+  name: "quickjs",
+  variant: "@jitl/quickjs-wasmfile-release-sync",
+  version: "0.32.0",
+} as const;
+
+/** What a call sees of the chain around it. */
+export interface CallEnv {
+  /** The sender's address (0x + 40 hex). */
+  caller: string;
+  /** The contract's own address. */
+  self: string;
+  height: number;
+  /** Block timestamp, ms since the epoch. */
+  time: number;
+  /** 0x hex of the transaction's hash (zeros for a query). */
+  txHash: string;
+  /** e-CNY attached to the call, in fen (already credited to the contract). */
+  value: bigint;
+}
+
+/**
+ * The committed state a contract reads, synchronously (the node serves it from its cache and
+ * LevelDB's getSync, so nothing inside a call waits on I/O and nothing re-runs).
+ */
+export interface ContractState {
+  get(key: string): string | undefined;
+  /** Entries whose key starts with `prefix` and is >= `start`, ascending, at most `limit`. */
+  scan(prefix: string, start: string, limit: number): Array<[string, string]>;
+  /** e-CNY balance in fen. */
+  balanceOf(address: string): bigint;
+}
+
+export interface CallRequest {
+  code: string;
+  method: string;
+  args: readonly unknown[];
+  env: CallEnv;
+  state: ContractState;
+  readOnly?: boolean;
+  gasLimit?: bigint;
+}
+
+export interface VmEvent {
+  name: string;
+  data: unknown;
+}
+
+export interface VmTransfer {
+  to: string;
+  amount: bigint;
+}
+
+export interface CallResult {
+  ok: boolean;
+  output: unknown;
+  gasUsed: bigint;
+  /** Storage writes in the order of first write: key -> value, null deletes. Empty unless ok. */
+  writes: Map<string, string | null>;
+  /** e-CNY the contract paid out of its balance. Empty unless ok. */
+  transfers: VmTransfer[];
+  events: VmEvent[];
+  error: { code: string; message: string } | null;
+}
+
+/** Failures that charge the whole gas limit: where exactly they stop is not worth agreeing on. */
+const RESOURCE_FAULTS = new Set(["OUT_OF_GAS", "OUT_OF_MEMORY", "STACK_OVERFLOW"]);
+
+class Fault extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const Op = {
+  get: 1,
+  has: 2,
+  set: 3,
+  delete: 4,
+  scan: 5,
+  balanceOf: 6,
+  transfer: 7,
+  emit: 8,
+  revert: 9,
+  noMethod: 10,
+  asyncMethod: 11,
+  builtin: 12,
+} as const;
+
+const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
+const EVENT_NAME_RE = /^[A-Za-z_][A-Za-z0-9_:.]{0,63}$/;
+const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
+
+let compiled: object | undefined;
+function compiledEngine(): object {
+  if (compiled === undefined) {
+    const wasm = createRequire(import.meta.url).resolve(`${ENGINE.variant}/wasm`);
+    compiled = new WebAssembly.Module(readFileSync(wasm));
+  }
+  return compiled;
+}
+
+/**
+ * One WebAssembly instance of QuickJS. Each call runs in a fresh runtime and context of it, so
+ * gas, memory and GC never depend on an earlier call's interpreter state. The node opens one
+ * session per block it executes (about 1 ms), so the allocator's history inside the instance is
+ * the same on every node too: it has run exactly the same calls of the same block before.
+ */
+export class VmSession {
+  private constructor(private readonly qjs: QuickJSWASMModule) {}
+
+  static async open(): Promise<VmSession> {
+    const module = compiledEngine();
+    return new VmSession(
+      await newQuickJSWASMModuleFromVariant(newVariant(variantBase, { wasmModule: module as never })),
+    );
+  }
+
+  call(req: CallRequest): CallResult {
+    const limit = req.gasLimit ?? VM_LIMITS.gasPerCall;
+    const run = new CallRun(req, limit);
+    const rt = this.qjs.newRuntime();
+    rt.setMemoryLimit(VM_LIMITS.memoryBytes);
+    rt.setMaxStackSize(VM_LIMITS.stackBytes);
+    rt.setInterruptHandler(() => run.onInterrupt());
+    const vm = rt.newContext({ intrinsics: { ...DefaultIntrinsics, Date: false } });
+    const handles: QuickJSHandle[] = [];
+    const keep = (h: QuickJSHandle) => {
+      handles.push(h);
+      return h;
+    };
+    let output: unknown = null;
+    try {
+      const host = keep(vm.newFunction("host", (...a) => run.host(vm, a)));
+      const factory = keep(this.unwrap(vm, vm.evalCode(PRELUDE, "custos:prelude", { type: "global" }), run));
+      const dispatch = keep(
+        this.unwrap(
+          vm,
+          vm.callFunction(factory, vm.undefined, host, keep(vm.newString(encodeValue(req.env)))),
+          run,
+        ),
+      );
+      const ns = keep(this.unwrap(vm, vm.evalCode(req.code, "contract.js", { type: "module" }), run));
+      if (vm.typeof(ns) !== "object") throw new Fault("CONTRACT_INVALID", "the contract is not an ES module");
+      const json = vm.getString(
+        keep(
+          this.unwrap(
+            vm,
+            vm.callFunction(
+              dispatch,
+              vm.undefined,
+              ns,
+              keep(vm.newString(req.method)),
+              keep(vm.newString(encodeValue(req.args))),
+            ),
+            run,
+          ),
+        ),
+      );
+      if (run.fault) throw run.fault;
+      if (utf8Length(json) > VM_LIMITS.maxOutputBytes) {
+        throw new Fault("OUTPUT_TOO_LARGE", `the return value is over ${VM_LIMITS.maxOutputBytes} bytes`);
+      }
+      output = decodeValue(json);
+    } catch (err) {
+      const fault = run.fault ?? (err instanceof Fault ? err : new Fault("VM_ERROR", String(err)));
+      return run.failed(fault);
+    } finally {
+      for (const h of handles.reverse()) if (h.alive) h.dispose();
+      vm.dispose();
+      rt.dispose();
+    }
+    return run.succeeded(output);
+  }
+
+  /** A VM exception becomes a Fault with a stable code; the host's own fault takes precedence. */
+  private unwrap(
+    vm: QuickJSContext,
+    r: { error?: QuickJSHandle; value?: QuickJSHandle },
+    run: CallRun,
+  ): QuickJSHandle {
+    if (r.error === undefined) return r.value as QuickJSHandle;
+    let text: string;
+    try {
+      const e = vm.dump(r.error) as unknown;
+      text =
+        typeof e === "object" && e !== null
+          ? `${(e as { name?: string }).name ?? "Error"}: ${(e as { message?: string }).message ?? ""}`
+          : String(e);
+    } finally {
+      r.error.dispose();
+    }
+    if (run.fault) throw run.fault;
+    if (/out of memory/i.test(text)) throw new Fault("OUT_OF_MEMORY", "the contract ran out of memory");
+    if (/stack overflow/i.test(text))
+      throw new Fault("STACK_OVERFLOW", "the contract's call stack overflowed");
+    if (/interrupted/i.test(text)) throw new Fault("OUT_OF_GAS", "the contract ran out of gas");
+    throw new Fault("CONTRACT_EXCEPTION", text.slice(0, 512));
+  }
+}
+
+/** The metered, overlaid state of one call. */
+class CallRun {
+  gas: bigint = GAS.call;
+  fault: Fault | undefined;
+  readonly writes = new Map<string, string | null>();
+  readonly transfers: VmTransfer[] = [];
+  readonly events: VmEvent[] = [];
+  private paidOut = 0n;
+  private readonly received = new Map<string, bigint>();
+
+  constructor(
+    private readonly req: CallRequest,
+    private readonly limit: bigint,
+  ) {}
+
+  onInterrupt(): boolean {
+    this.gas += GAS.interrupt;
+    if (this.gas > this.limit) {
+      this.fault ??= new Fault("OUT_OF_GAS", `the call used more than its ${this.limit} gas`);
+      return true;
+    }
+    return false;
+  }
+
+  private charge(n: bigint): void {
+    this.gas += n;
+    if (this.gas > this.limit) this.stop("OUT_OF_GAS", `the call used more than its ${this.limit} gas`);
+  }
+
+  /** A sticky fault: the call fails even if the contract catches the exception. */
+  private stop(code: string, message: string): never {
+    this.fault ??= new Fault(code, message);
+    throw new Error(message);
+  }
+
+  private key(v: unknown): string {
+    if (typeof v !== "string" || !KEY_RE.test(v)) {
+      this.stop("INVALID_KEY", `storage keys are 1 to ${VM_LIMITS.maxKeyLength} printable ASCII characters`);
+    }
+    return v;
+  }
+
+  private writable(what: string): void {
+    if (this.req.readOnly) this.stop("READ_ONLY", `a query cannot ${what}`);
+  }
+
+  private read(key: string): string | undefined {
+    const w = this.writes.get(key);
+    if (w !== undefined) return w ?? undefined;
+    return this.writes.has(key) ? undefined : this.req.state.get(key);
+  }
+
+  host(vm: QuickJSContext, a: QuickJSHandle[]): QuickJSHandle | undefined {
+    if (this.fault) throw new Error(this.fault.message);
+    this.charge(GAS.hostCall);
+    const op = vm.getNumber(a[0] as QuickJSHandle);
+    const s = (i: number) => vm.getString(a[i] as QuickJSHandle);
+    switch (op) {
+      case Op.get:
+      case Op.has: {
+        const key = this.key(s(1));
+        const v = this.read(key);
+        this.charge(GAS.read + GAS.readByte * BigInt(key.length + (v === undefined ? 0 : utf8Length(v))));
+        if (op === Op.has) return v === undefined ? vm.false : vm.true;
+        return v === undefined ? vm.undefined : vm.newString(v);
+      }
+      case Op.set: {
+        this.writable("write storage");
+        const key = this.key(s(1));
+        const value = s(2);
+        const bytes = utf8Length(value);
+        if (bytes > VM_LIMITS.maxValueBytes) {
+          this.stop(
+            "VALUE_TOO_LARGE",
+            `a stored value is at most ${VM_LIMITS.maxValueBytes} bytes (${bytes})`,
+          );
+        }
+        this.charge(GAS.write + GAS.writeByte * BigInt(key.length + bytes));
+        this.writes.delete(key);
+        this.writes.set(key, value);
+        return undefined;
+      }
+      case Op.delete: {
+        this.writable("delete storage");
+        const key = this.key(s(1));
+        this.charge(GAS.write);
+        this.writes.delete(key);
+        this.writes.set(key, null);
+        return undefined;
+      }
+      case Op.scan:
+        return vm.newString(JSON.stringify(this.scan(s(1), s(2), vm.getNumber(a[3] as QuickJSHandle))));
+      case Op.balanceOf: {
+        const address = this.address(s(1));
+        this.charge(GAS.read);
+        return vm.newBigInt(this.balanceOf(address));
+      }
+      case Op.transfer: {
+        this.writable("transfer");
+        const to = this.address(s(1));
+        const amount = vm.getBigInt(a[2] as QuickJSHandle);
+        this.charge(GAS.transfer);
+        if (amount <= 0n) this.stop("INVALID_AMOUNT", "a transfer is at least 1 fen");
+        if (to === this.req.env.self) this.stop("INVALID_ARGUMENTS", "a contract cannot pay itself");
+        const available = this.balanceOf(this.req.env.self);
+        if (amount > available) {
+          this.stop("CONTRACT_INSUFFICIENT_BALANCE", `the contract holds ${available} fen, not ${amount}`);
+        }
+        this.paidOut += amount;
+        this.received.set(to, (this.received.get(to) ?? 0n) + amount);
+        this.transfers.push({ to, amount });
+        return undefined;
+      }
+      case Op.emit: {
+        this.writable("emit events");
+        const name = s(1);
+        const data = s(2);
+        if (!EVENT_NAME_RE.test(name))
+          this.stop("INVALID_EVENT", `event name ${JSON.stringify(name.slice(0, 80))} is not valid`);
+        const bytes = utf8Length(data);
+        if (bytes > VM_LIMITS.maxEventBytes) {
+          this.stop(
+            "EVENT_TOO_LARGE",
+            `event ${name} carries ${bytes} bytes; the limit is ${VM_LIMITS.maxEventBytes}`,
+          );
+        }
+        if (this.events.length >= VM_LIMITS.maxEvents) {
+          this.stop("TOO_MANY_EVENTS", `a call emits at most ${VM_LIMITS.maxEvents} events`);
+        }
+        this.charge(GAS.event + GAS.eventByte * BigInt(bytes));
+        this.events.push({ name, data: decodeValue(data) });
+        return undefined;
+      }
+      case Op.revert: {
+        const code = s(1);
+        const message = s(2).slice(0, 512);
+        if (!REVERT_CODE_RE.test(code)) this.stop("CONTRACT_REVERTED", `${code.slice(0, 64)}: ${message}`);
+        this.stop(code, message || code);
+        break;
+      }
+      case Op.builtin: {
+        const units = vm.getNumber(a[1] as QuickJSHandle);
+        this.charge(
+          GAS.builtinUnits * BigInt(Math.ceil(Number.isFinite(units) && units > 0 ? units / 16 : 0)),
+        );
+        return undefined;
+      }
+      case Op.noMethod:
+        this.stop("METHOD_NOT_FOUND", `the contract exports no function ${s(1)}`);
+        break;
+      case Op.asyncMethod:
+        this.stop("CONTRACT_INVALID", `${s(1)} returned a promise; contract methods are synchronous`);
+        break;
+    }
+    this.stop("VM_ERROR", `unknown host operation ${op}`);
+  }
+
+  private address(v: string): string {
+    if (!ADDRESS_RE.test(v))
+      this.stop("INVALID_ADDRESS", `${JSON.stringify(v.slice(0, 64))} is not an address`);
+    return v;
+  }
+
+  private balanceOf(address: string): bigint {
+    const base = this.req.state.balanceOf(address);
+    if (address === this.req.env.self) return base - this.paidOut;
+    return base + (this.received.get(address) ?? 0n);
+  }
+
+  private scan(prefix: string, start: string, limit: number): Array<[string, string]> {
+    if (prefix !== "") this.key(prefix);
+    if (start !== "") this.key(start);
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > VM_LIMITS.maxScanEntries) {
+      this.stop("INVALID_ARGUMENTS", `a scan returns 1 to ${VM_LIMITS.maxScanEntries} entries`);
+    }
+    const from = start > prefix ? start : prefix;
+    const inRange = (k: string) => k.startsWith(prefix) && k >= from;
+    let deleted = 0;
+    for (const [k, v] of this.writes) if (v === null && inRange(k)) deleted++;
+    const merged = new Map<string, string>();
+    for (const [k, v] of this.req.state.scan(prefix, from, limit + deleted)) merged.set(k, v);
+    for (const [k, v] of this.writes) {
+      if (!inRange(k)) continue;
+      if (v === null) merged.delete(k);
+      else merged.set(k, v);
+    }
+    const out = [...merged.entries()]
+      .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0))
+      .slice(0, limit);
+    let bytes = 0;
+    for (const [k, v] of out) bytes += k.length + utf8Length(v);
+    this.charge(GAS.read + GAS.scanEntry * BigInt(out.length) + GAS.readByte * BigInt(bytes));
+    return out;
+  }
+
+  failed(fault: Fault): CallResult {
+    const resource = RESOURCE_FAULTS.has(fault.code);
+    return {
+      ok: false,
+      output: null,
+      gasUsed: resource || this.gas > this.limit ? this.limit : this.gas,
+      writes: new Map(),
+      transfers: [],
+      events: [],
+      error: { code: fault.code, message: fault.message },
+    };
+  }
+
+  succeeded(output: unknown): CallResult {
+    return {
+      ok: true,
+      output,
+      gasUsed: this.gas,
+      writes: this.writes,
+      transfers: this.transfers,
+      events: this.events,
+      error: null,
+    };
+  }
+}

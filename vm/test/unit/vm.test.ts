@@ -1,0 +1,143 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { type CallEnv, type CallRequest, VM_LIMITS, VmSession } from "../../src/index.js";
+import { MemState } from "../memState.js";
+
+const SELF = `0x${"c".repeat(40)}`;
+const ALICE = `0x${"a".repeat(40)}`;
+const env: CallEnv = {
+  caller: ALICE,
+  self: SELF,
+  height: 7,
+  time: 1_700_000_000_000,
+  txHash: `0x${"0".repeat(64)}`,
+  value: 0n,
+};
+
+const COUNTER = `
+const { storage, emit, revert, env } = custos;
+export function inc(by) {
+  const n = BigInt(storage.get("n") ?? "0") + BigInt(by);
+  storage.set("n", n.toString());
+  emit("Inc", { by, n, caller: env.caller });
+  return n;
+}
+export function get() { return BigInt(storage.get("n") ?? "0"); }
+export function failAfterWrite() { storage.set("n", "999"); revert("NOPE", "changed my mind"); }
+export function swallowRevert() { try { revert("HIDDEN", "caught"); } catch (e) {} return 1; }
+export function loop() { for (;;) {} }
+export function recurse() { const f = (n) => f(n + 1) + 1; return f(0); }
+export function bomb() { const a = []; for (;;) a.push({ n: a.length, s: "s" + a.length }); }
+export function ropeBomb() { const a = []; for (;;) a.push("x".repeat(1 << 20) + a.length); }
+export function bigEvent() { emit("Big", "x".repeat(100000)); }
+export function ambient() {
+  return [typeof Date, typeof Math.random, typeof eval, typeof WeakRef, typeof globalThis.setTimeout];
+}
+export function tryEval() { return Function("return 1")(); }
+export function pay(to, amount) { custos.transfer(to, BigInt(amount)); return custos.balanceOf(env.self); }
+export function scan(p) { storage.set(p + "b", "2"); storage.delete(p + "a"); return storage.scan(p, { limit: 10 }); }
+`;
+
+let session: VmSession;
+beforeAll(async () => {
+  session = await VmSession.open();
+});
+
+function call(state: MemState, method: string, args: unknown[] = [], extra: Partial<CallRequest> = {}) {
+  return session.call({ code: COUNTER, method, args, env, state, ...extra });
+}
+
+describe("VmSession", () => {
+  it("runs a method, returns bigint output, writes and events", () => {
+    const state = new MemState();
+    state.kv.set("n", "41");
+    const r = call(state, "inc", [1]);
+    expect(r.error).toBeNull();
+    expect(r.output).toBe(42n);
+    expect([...r.writes]).toEqual([["n", "42"]]);
+    expect(r.events).toEqual([{ name: "Inc", data: { by: 1, n: 42n, caller: ALICE } }]);
+    expect(r.gasUsed).toBeGreaterThan(0n);
+  });
+
+  it("charges the same gas whatever ran before in the session", () => {
+    const a = call(new MemState(), "inc", [5]);
+    for (let i = 0; i < 4; i++) call(new MemState(), i % 2 ? "bomb" : "loop");
+    const b = call(new MemState(), "inc", [5]);
+    expect(b.gasUsed).toBe(a.gasUsed);
+  });
+
+  it("a revert discards the call's writes and events, even when the contract catches it", () => {
+    const r = call(new MemState(), "failAfterWrite");
+    expect(r.ok).toBe(false);
+    expect(r.error).toEqual({ code: "NOPE", message: "changed my mind" });
+    expect(r.writes.size).toBe(0);
+    const s = call(new MemState(), "swallowRevert");
+    expect(s.ok).toBe(false);
+    expect(s.error?.code).toBe("HIDDEN");
+  });
+
+  it("stops an infinite loop, deep recursion and a memory bomb with their own codes", () => {
+    const loop = call(new MemState(), "loop");
+    expect(loop.error?.code).toBe("OUT_OF_GAS");
+    expect(loop.gasUsed).toBe(VM_LIMITS.gasPerCall);
+    expect(call(new MemState(), "recurse").error?.code).toBe("STACK_OVERFLOW");
+    expect(call(new MemState(), "bomb").error?.code).toBe("OUT_OF_MEMORY");
+    // a rope-building bomb that allocates little but makes the engine copy a lot pays for it
+    expect(call(new MemState(), "ropeBomb").error?.code).toBe("OUT_OF_GAS");
+    const big = call(new MemState(), "bigEvent");
+    expect(big.error?.code).toBe("EVENT_TOO_LARGE");
+    expect(big.events).toEqual([]);
+    // the session still works afterwards
+    expect(call(new MemState(), "get").output).toBe(0n);
+  });
+
+  it("offers no clock, randomness, eval, weak references or timers", () => {
+    expect(call(new MemState(), "ambient").output).toEqual([
+      "undefined",
+      "undefined",
+      "undefined",
+      "undefined",
+      "undefined",
+    ]);
+    const r = call(new MemState(), "tryEval");
+    expect(r.ok).toBe(false);
+    expect(r.error?.code).toBe("CONTRACT_EXCEPTION");
+  });
+
+  it("a query cannot write", () => {
+    const r = call(new MemState(), "inc", [1], { readOnly: true });
+    expect(r.error?.code).toBe("READ_ONLY");
+  });
+
+  it("unknown methods, bad modules and missing balances fail clearly", () => {
+    expect(call(new MemState(), "nope").error?.code).toBe("METHOD_NOT_FOUND");
+    expect(
+      session.call({ code: "export const = ;", method: "x", args: [], env, state: new MemState() }).error
+        ?.code,
+    ).toBe("CONTRACT_EXCEPTION");
+    const state = new MemState();
+    state.balances.set(SELF, 100n);
+    expect(call(state, "pay", [ALICE, 101]).error?.code).toBe("CONTRACT_INSUFFICIENT_BALANCE");
+    const ok = call(state, "pay", [ALICE, 60]);
+    expect(ok.output).toBe(40n);
+    expect(ok.transfers).toEqual([{ to: ALICE, amount: 60n }]);
+  });
+
+  it("a prefix scan sees the call's own writes and deletes", () => {
+    const state = new MemState();
+    state.kv.set("p:a", "1");
+    state.kv.set("p:c", "3");
+    state.kv.set("q:a", "9");
+    expect(call(state, "scan", ["p:"]).output).toEqual([
+      ["p:b", "2"],
+      ["p:c", "3"],
+    ]);
+  });
+
+  it("gas is metered by the interpreter: more work costs more", () => {
+    const code = "export function work(n) { let s = 0; for (let i = 0; i < n; i++) s += i; return s; }";
+    const g = (n: number) =>
+      session.call({ code, method: "work", args: [n], env, state: new MemState() }).gasUsed;
+    expect(g(1_000_000)).toBeGreaterThan(g(10));
+    expect(g(1_000_000)).toBe(g(1_000_000));
+  });
+});
