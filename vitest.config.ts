@@ -27,6 +27,7 @@ export default defineConfig({
       project("client", "packages/client"),
       project("consensus", "consensus"),
       project("vm", "vm"),
+      project("contract-sdk", "packages/contract-sdk"),
       project("node", "node"),
       project("cli", "cli"),
       project("testnet", "testnet"),

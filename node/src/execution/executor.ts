@@ -1,6 +1,8 @@
 import { encode } from "@custos/codec";
+import type { Address } from "@custos/crypto";
 import { type Genesis, RECEIPT_VERSION, type Receipt, type SignedTx } from "@custos/types";
 import { isCustosError, type Logger } from "@custos/utils";
+import type { VmSession } from "@custos/vm";
 import { Overlay, type StateReader, type WriteSet } from "../state/overlay.js";
 import {
   type CallEnv,
@@ -9,9 +11,16 @@ import {
   decodeArgs,
   type SystemContract,
 } from "../system/contract.js";
-import { ecnyContract } from "../system/ecny.js";
+import { ecnyContract, moveFen } from "../system/ecny.js";
+import { governanceContract } from "../system/governance.js";
 import { membersContract, readMember } from "../system/members.js";
+import { readCode, readInstance, templatesContract } from "../system/templates.js";
 import { senderAddress } from "./senders.js";
+import { runContract, toWire, VmSessions } from "./vmCall.js";
+
+const SYSTEM_CONTRACTS = [membersContract, ecnyContract, governanceContract, templatesContract];
+/** Methods a transaction cannot call on a VM contract: init runs once, at instantiation. */
+const RESERVED_METHOD = /^(init$|_)/;
 
 export interface BlockEnv {
   height: number;
@@ -31,11 +40,14 @@ export interface BlockResult {
  */
 export class Executor {
   private readonly contracts = new Map<string, SystemContract>();
+  private readonly sessions = new VmSessions();
+  /** Contract code by code hash: immutable once stored. */
+  private readonly codeCache = new Map<string, string>();
 
   constructor(
     private readonly genesis: Genesis,
     private readonly log: Logger,
-    contracts: SystemContract[] = [membersContract, ecnyContract],
+    contracts: SystemContract[] = SYSTEM_CONTRACTS,
   ) {
     for (const c of contracts) this.contracts.set(c.name, c);
   }
@@ -43,11 +55,60 @@ export class Executor {
   async executeBlock(txs: readonly SignedTx[], env: BlockEnv, base: StateReader): Promise<BlockResult> {
     const block = new Overlay(base);
     const receipts: Receipt[] = [];
-    for (const stx of txs) receipts.push(await this.executeTx(stx, env, block));
+    // One VM instance per block, opened when the first contract call needs it.
+    let session: Promise<VmSession> | undefined;
+    const vm = () => {
+      session ??= this.sessions.forBlock();
+      return session;
+    };
+    for (const stx of txs) receipts.push(await this.executeTx(stx, env, block, vm));
     return { receipts, writes: block.writes };
   }
 
-  private async executeTx(stx: SignedTx, env: BlockEnv, block: Overlay): Promise<Receipt> {
+  private async code(ctx: ContractContext, codeHash: string): Promise<string> {
+    let code = this.codeCache.get(codeHash);
+    if (code === undefined) {
+      code = await readCode(ctx, codeHash);
+      if (this.codeCache.size >= 256) this.codeCache.delete(this.codeCache.keys().next().value as string);
+      this.codeCache.set(codeHash, code);
+    }
+    return code;
+  }
+
+  /** Checks a call to a VM contract and runs it; throws the contract's error. */
+  private async callContract(
+    ctx: ContractContext,
+    vm: () => Promise<VmSession>,
+    method: string,
+    argBytes: Uint8Array,
+    value: bigint,
+    readOnly: boolean,
+  ): Promise<unknown> {
+    const address = ctx.contract as Address;
+    const instance = await readInstance(ctx, address);
+    if (instance === undefined) throw new ContractError("CONTRACT_NOT_FOUND", `no contract at ${address}`);
+    if (instance.status === "frozen") {
+      throw new ContractError(
+        "CONTRACT_FROZEN",
+        `contract ${address} is frozen by governance: ${instance.frozenReason ?? "no reason given"}`,
+      );
+    }
+    if (RESERVED_METHOD.test(method)) {
+      throw new ContractError("METHOD_NOT_FOUND", `${method} cannot be called on a contract (reserved)`);
+    }
+    const args = decodeArgs(argBytes, `${address}.${method}`);
+    if (value > 0n) await moveFen(ctx, ctx.env.sender, address, value);
+    const code = await this.code(ctx, instance.codeHash);
+    const r = await runContract(await vm(), ctx, address, code, method, args, value, readOnly);
+    return toWire(r.output);
+  }
+
+  private async executeTx(
+    stx: SignedTx,
+    env: BlockEnv,
+    block: Overlay,
+    vm: () => Promise<VmSession>,
+  ): Promise<Receipt> {
     const { tx } = stx;
     const txOverlay = new Overlay(block);
     const callEnv: CallEnv = {
@@ -57,11 +118,24 @@ export class Executor {
       sender: senderAddress(tx.sender),
       value: tx.value,
       genesis: this.genesis,
+      initContract: async (c, address, code, params) => {
+        try {
+          await runContract(await vm(), c.as(address), address, code, "init", [params], 0n);
+        } catch (err) {
+          // A contract without init needs none.
+          if ((err as { code?: string }).code !== "METHOD_NOT_FOUND") throw err;
+        }
+      },
     };
     const ctx = new ContractContext(tx.to, txOverlay, callEnv);
     try {
       if ((await readMember(block, callEnv.sender)) === undefined) {
         throw new ContractError("TX_SENDER_NOT_MEMBER", `${callEnv.sender} is not a member of this chain`);
+      }
+      if (tx.to.startsWith("0x")) {
+        const output = await this.callContract(ctx, vm, tx.method, tx.args, tx.value, false);
+        txOverlay.mergeInto(block);
+        return this.receipt(stx, true, ctx, encode(output ?? null), null);
       }
       const method = this.method(tx.to, tx.method, "methods");
       if (tx.value !== 0n) {
@@ -86,7 +160,6 @@ export class Executor {
     args: Uint8Array,
     env: BlockEnv,
   ): Promise<unknown> {
-    const fn = this.method(to, method, "queries");
     const ctx = new ContractContext(
       to,
       state,
@@ -100,6 +173,9 @@ export class Executor {
       },
       true,
     );
+    if (to.startsWith("0x"))
+      return this.callContract(ctx, () => this.sessions.forQuery(), method, args, 0n, true);
+    const fn = this.method(to, method, "queries");
     return fn(ctx, decodeArgs(args, `${to}.${method}`));
   }
 

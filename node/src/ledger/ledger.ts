@@ -13,7 +13,7 @@ import {
 } from "@custos/types";
 import { bytesEqual, CustosError, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
-import { nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
+import { compareBytes, nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
 import { Bucket, heightKey, META_GENESIS, META_HEAD, prefixed } from "./keys.js";
 
 export interface ChainHead {
@@ -38,6 +38,21 @@ export interface BlockCommit {
 }
 
 const ZERO32 = new Uint8Array(32);
+/** State keys of contracts named 0x...: [state bucket, "0", "x"] up to [state bucket, "0", "y"]. */
+const CONTRACT_KEYS_FROM = new Uint8Array([Bucket.state, 0x30, 0x78]);
+const CONTRACT_KEYS_TO = new Uint8Array([Bucket.state, 0x30, 0x79]);
+const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
+
+function lowerBound(sorted: readonly string[], x: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as string) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
 
 /**
  * The chain on LevelDB. A block, its certificate, its receipts, its tx index entries, its state
@@ -51,6 +66,11 @@ export class Ledger implements StateReader {
    */
   private readonly cache = new Map<string, Uint8Array | null>();
   private generation = 0;
+  /**
+   * Keys (latin1 strings, so string order is byte order) of every VM contract's state, sorted:
+   * LevelDB has no synchronous iterator, and a contract's prefix scan runs inside a VM call.
+   */
+  private readonly contractKeys: string[] = [];
   /** Tx hashes of the last `window` blocks: the only blocks a valid tx could be replayed into. */
   private readonly recent = new Map<string, number>();
   private readonly recentByHeight = new Map<number, string[]>();
@@ -103,6 +123,9 @@ export class Ledger implements StateReader {
     }
     const head = await Ledger.readHead(db);
     const ledger = new Ledger(db, head, log, genesis.blockLimitWindow, cacheEntries);
+    for await (const key of db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
+      ledger.contractKeys.push(latin1(key));
+    }
     for (let h = Math.max(1, head.height - genesis.blockLimitWindow + 1); h <= head.height; h++) {
       const block = await ledger.getBlock(h);
       if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
@@ -143,6 +166,38 @@ export class Ledger implements StateReader {
     const value = await this.db.get(key);
     if (generation === this.generation) this.cachePut(id, value ?? null);
     return value;
+  }
+
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    const id = toHex(key);
+    const cached = this.cache.get(id);
+    if (cached !== undefined) return cached ?? undefined;
+    const value = this.db.getSync(key);
+    this.cachePut(id, value ?? null);
+    return value;
+  }
+
+  scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]> {
+    const p = latin1(prefix);
+    const s = latin1(start);
+    const keys = this.contractKeys;
+    let i = lowerBound(keys, s > p ? s : p);
+    const out: Array<[Uint8Array, Uint8Array]> = [];
+    for (; i < keys.length && out.length < limit && (keys[i] as string).startsWith(p); i++) {
+      const key = new Uint8Array(Buffer.from(keys[i] as string, "latin1"));
+      const value = this.getSync(key);
+      if (value !== undefined) out.push([key, value]);
+    }
+    return out;
+  }
+
+  private indexContractKey(key: Uint8Array, present: boolean): void {
+    if (compareBytes(key, CONTRACT_KEYS_FROM) < 0 || compareBytes(key, CONTRACT_KEYS_TO) >= 0) return;
+    const k = latin1(key);
+    const i = lowerBound(this.contractKeys, k);
+    const there = this.contractKeys[i] === k;
+    if (present && !there) this.contractKeys.splice(i, 0, k);
+    else if (!present && there) this.contractKeys.splice(i, 1);
   }
 
   /** Whether a tx with this hash is in one of the last `blockLimitWindow` blocks. */
@@ -246,7 +301,10 @@ export class Ledger implements StateReader {
       );
     }
     this.generation++;
-    for (const [id, w] of c.writes) this.cachePut(id, w.value);
+    for (const [id, w] of c.writes) {
+      this.cachePut(id, w.value);
+      this.indexContractKey(w.key, w.value !== null);
+    }
     this.remember(
       h.height,
       c.block.txs.map((t) => toHex(t.hash)),

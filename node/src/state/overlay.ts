@@ -5,6 +5,13 @@ import { toHex } from "@custos/utils";
 /** Reads state by full LevelDB key; undefined when absent. */
 export interface StateReader {
   get(key: Uint8Array): Promise<Uint8Array | undefined>;
+  /** The same read without waiting (the contract VM cannot await inside a call). */
+  getSync(key: Uint8Array): Uint8Array | undefined;
+  /**
+   * Contract-state entries whose key starts with `prefix` and is >= `start`, ascending by bytes,
+   * at most `limit`. Only VM contracts' key spaces (names starting with 0x) are scannable.
+   */
+  scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]>;
 }
 
 export interface StateWrite {
@@ -30,6 +37,29 @@ export class Overlay implements StateReader {
     return this.parent.get(key);
   }
 
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    const w = this.writes.get(toHex(key));
+    if (w !== undefined) return w.value ?? undefined;
+    return this.parent.getSync(key);
+  }
+
+  scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]> {
+    const lo = toHex(compareBytes(start, prefix) > 0 ? start : prefix);
+    const p = toHex(prefix);
+    const mine = [...this.writes].filter(([k]) => k.startsWith(p) && k >= lo);
+    const deleted = mine.filter(([, w]) => w.value === null).length;
+    const merged = new Map<string, [Uint8Array, Uint8Array]>();
+    for (const e of this.parent.scanSync(prefix, start, limit + deleted)) merged.set(toHex(e[0]), e);
+    for (const [k, w] of mine) {
+      if (w.value === null) merged.delete(k);
+      else merged.set(k, [w.key, w.value]);
+    }
+    return [...merged.keys()]
+      .sort()
+      .slice(0, limit)
+      .map((k) => merged.get(k) as [Uint8Array, Uint8Array]);
+  }
+
   set(key: Uint8Array, value: Uint8Array): void {
     this.writes.set(toHex(key), { key, value });
   }
@@ -42,6 +72,10 @@ export class Overlay implements StateReader {
   mergeInto(target: Overlay): void {
     for (const [k, w] of this.writes) target.writes.set(k, w);
   }
+}
+
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
 }
 
 /**

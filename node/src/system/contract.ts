@@ -21,6 +21,8 @@ export interface CallEnv {
   sender: Address;
   value: bigint;
   genesis: Genesis;
+  /** Runs a VM contract's init when templates.instantiate creates an instance (set by the executor). */
+  initContract?: (ctx: ContractContext, address: Address, code: string, params: unknown) => Promise<void>;
 }
 
 /**
@@ -31,15 +33,34 @@ export const GAS = { base: 1_000n, read: 200n, write: 1_000n, byte: 10n } as con
 
 /** What a contract method sees: its own key space, the call's environment, and events. */
 export class ContractContext {
-  gasUsed = GAS.base;
-  readonly events: ContractEvent[] = [];
+  private readonly meter: { gas: bigint; events: ContractEvent[] };
 
   constructor(
     readonly contract: string,
-    private readonly state: Overlay | StateReader,
+    readonly state: Overlay | StateReader,
     readonly env: CallEnv,
-    private readonly readOnly = false,
-  ) {}
+    readonly readOnly = false,
+    meter?: { gas: bigint; events: ContractEvent[] },
+  ) {
+    this.meter = meter ?? { gas: GAS.base, events: [] };
+  }
+
+  get gasUsed(): bigint {
+    return this.meter.gas;
+  }
+
+  set gasUsed(v: bigint) {
+    this.meter.gas = v;
+  }
+
+  get events(): ContractEvent[] {
+    return this.meter.events;
+  }
+
+  /** The same call acting on another system contract's key space (gas and events are shared). */
+  as(contract: string): ContractContext {
+    return new ContractContext(contract, this.state, this.env, this.readOnly, this.meter);
+  }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     this.gasUsed += GAS.read;
@@ -72,11 +93,11 @@ export class ContractContext {
     else this.set(key, encode(amount));
   }
 
-  emit(name: string, data: unknown[]): void {
+  emit(name: string, data: unknown): void {
     this.events.push({ emitter: this.contract, name, data: encode(data) });
   }
 
-  private writable(): Overlay {
+  writable(): Overlay {
     if (this.readOnly) throw new ContractError("READ_ONLY", "a query cannot write state");
     return this.state as Overlay;
   }

@@ -45,6 +45,36 @@ async function requireNotFrozen(ctx: ContractContext, a: Address, who: string): 
   }
 }
 
+/** The e-CNY balance of an account as a contract sees it inside a VM call (no awaiting). */
+export function balanceKeyOf(a: Address): string {
+  return balanceKey(a);
+}
+
+/**
+ * Moves fen between two accounts where a contract is one side (a call's attached value, or a
+ * contract paying out): both accounts must not be frozen and the payer must hold the amount.
+ * Wallet-tier limits apply to members' own transfers (ecny.transfer), not to escrow payouts.
+ */
+export async function moveFen(ctx: ContractContext, from: Address, to: Address, amt: bigint): Promise<void> {
+  const e = ctx.as(ECNY);
+  await requireNotFrozen(e, from, "sending");
+  await requireNotFrozen(e, to, "receiving");
+  const fromBalance = await e.getAmount(balanceKey(from));
+  if (fromBalance < amt) {
+    throw new ContractError(
+      "ECNY_INSUFFICIENT_BALANCE",
+      `balance ${fromBalance} fen is less than ${amt} fen`,
+      {
+        balance: fromBalance.toString(),
+      },
+    );
+  }
+  e.setAmount(balanceKey(from), fromBalance - amt);
+  e.setAmount(balanceKey(to), (await e.getAmount(balanceKey(to))) + amt);
+  e.emit("Transfer", [from, to, amt]);
+  if (amt >= ctx.env.genesis.ecny.largeTxThreshold) e.emit("LargeTransaction", [from, to, amt]);
+}
+
 /**
  * The digital-RMB (e-CNY) ledger, amounts in fen. The operator issues on recharge, once per
  * recharge id; members transfer within their wallet tier's single and daily limits; the

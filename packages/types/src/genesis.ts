@@ -64,7 +64,15 @@ export interface Genesis {
   observers: GenesisObserver[];
   members: GenesisMember[];
   ecny: { tiers: Record<EcnyTier, TierLimits>; largeTxThreshold: bigint };
+  /**
+   * Committee approvals a proposal needs, and how long it stays open. Absent from the file:
+   * a majority of the genesis committee, 7 days (the defaults are not part of the genesis hash,
+   * so genesis files written before governance keep their hash).
+   */
+  governance: { threshold: number; proposalTtlMs: number; explicit: boolean };
 }
+
+export const DEFAULT_PROPOSAL_TTL_MS = 7 * 86_400_000;
 
 function bad(field: string, why: string): CustosError {
   return new CustosError("GENESIS_INVALID", `genesis.${field}: ${why}`, { field });
@@ -204,7 +212,27 @@ export function parseGenesis(json: unknown): Genesis {
     observers,
     members,
     ecny: { tiers, largeTxThreshold: fen(ecny.largeTxThreshold, "ecny.largeTxThreshold") },
+    governance: parseGovernance(g.governance, members.filter((m) => m.roles.includes("committee")).length),
   };
+}
+
+function parseGovernance(v: unknown, committee: number): Genesis["governance"] {
+  if (v === undefined) {
+    return {
+      threshold: Math.floor(committee / 2) + 1,
+      proposalTtlMs: DEFAULT_PROPOSAL_TTL_MS,
+      explicit: false,
+    };
+  }
+  const o = obj(v, "governance");
+  const threshold = int(o.threshold, "governance.threshold", 1, Math.max(1, committee));
+  const proposalTtlMs = int(
+    o.proposalTtlMs ?? DEFAULT_PROPOSAL_TTL_MS,
+    "governance.proposalTtlMs",
+    1_000,
+    365 * 86_400_000,
+  );
+  return { threshold, proposalTtlMs, explicit: true };
 }
 
 /** The JSON form of a genesis (bytes as hex, amounts as decimal strings). */
@@ -252,6 +280,9 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
       ),
       largeTxThreshold: g.ecny.largeTxThreshold.toString(),
     },
+    ...(g.governance.explicit
+      ? { governance: { threshold: g.governance.threshold, proposalTtlMs: g.governance.proposalTtlMs } }
+      : {}),
   };
 }
 
@@ -269,6 +300,7 @@ export function encodeGenesis(g: Genesis): Uint8Array {
     ECNY_TIERS.map((t) => [g.ecny.tiers[t].singleLimit, g.ecny.tiers[t].dailyLimit]),
     g.ecny.largeTxThreshold,
     g.observers.map((o) => [o.name, o.publicKey, o.peerId, o.p2p]),
+    ...(g.governance.explicit ? [[g.governance.threshold, g.governance.proposalTtlMs]] : []),
   ]);
 }
 

@@ -1,0 +1,104 @@
+import { addressFromPublicKey } from "@custos/crypto";
+import { type EcnyTier, ROLES, type Role } from "@custos/types";
+import { fromHex } from "@custos/utils";
+import { type ContractContext, ContractError } from "./contract.js";
+import type { KindHandler } from "./governance.js";
+import { encodeMember, MEMBERS, type Member, memberOf } from "./members.js";
+
+const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function roles(p: Record<string, unknown>): Role[] {
+  const r = p.roles;
+  if (
+    !Array.isArray(r) ||
+    r.length === 0 ||
+    r.some((x) => !(ROLES as readonly string[]).includes(x as string))
+  ) {
+    throw new ContractError("INVALID_ARGUMENTS", `payload.roles must list roles from ${ROLES.join(", ")}`);
+  }
+  return [...new Set(r as Role[])];
+}
+
+function address(p: Record<string, unknown>): string {
+  if (typeof p.address !== "string" || !ADDRESS_RE.test(p.address)) {
+    throw new ContractError(
+      "INVALID_ARGUMENTS",
+      "payload.address must be an address (0x + 40 lowercase hex)",
+    );
+  }
+  return p.address;
+}
+
+async function existing(ctx: ContractContext, p: Record<string, unknown>): Promise<Member> {
+  const m = await memberOf(ctx, address(p));
+  if (m === undefined) throw new ContractError("MEMBER_NOT_FOUND", `${p.address} is not a member`);
+  return m;
+}
+
+function newMember(p: Record<string, unknown>): Member {
+  if (typeof p.publicKey !== "string" || !/^0[23][0-9a-f]{64}$/.test(p.publicKey)) {
+    throw new ContractError(
+      "INVALID_ARGUMENTS",
+      "payload.publicKey must be a compressed SM2 public key in hex",
+    );
+  }
+  if (typeof p.name !== "string" || !NAME_RE.test(p.name)) {
+    throw new ContractError("INVALID_ARGUMENTS", `payload.name must match ${NAME_RE}`);
+  }
+  const tier = p.ecnyTier ?? 2;
+  if (tier !== 1 && tier !== 2 && tier !== 3 && tier !== 4) {
+    throw new ContractError("INVALID_ARGUMENTS", "payload.ecnyTier must be 1, 2, 3 or 4");
+  }
+  const publicKey = fromHex(p.publicKey);
+  let addr: string;
+  try {
+    addr = addressFromPublicKey(publicKey);
+  } catch {
+    throw new ContractError("INVALID_ARGUMENTS", "payload.publicKey is not a point on the SM2 curve");
+  }
+  return { address: addr, name: p.name, roles: roles(p), ecnyTier: tier as EcnyTier, publicKey };
+}
+
+function store(ctx: ContractContext, m: Member): void {
+  ctx.as(MEMBERS).set(`m:${m.address}`, encodeMember(m));
+}
+
+/** Member and role changes: by proposal only, never by one party. */
+export const memberKindHandlers: Record<string, KindHandler> = {
+  "member.add": {
+    async validate(ctx, p) {
+      const m = newMember(p);
+      if ((await memberOf(ctx, m.address)) !== undefined) {
+        throw new ContractError("MEMBER_EXISTS", `${m.address} is already a member`);
+      }
+    },
+    async execute(ctx, p) {
+      await this.validate(ctx, p);
+      const m = newMember(p);
+      store(ctx, m);
+      ctx.as(MEMBERS).emit("MemberAdded", [m.address, m.name, m.roles]);
+    },
+  },
+  "member.remove": {
+    async validate(ctx, p) {
+      await existing(ctx, p);
+    },
+    async execute(ctx, p) {
+      const m = await existing(ctx, p);
+      ctx.as(MEMBERS).delete(`m:${m.address}`);
+      ctx.as(MEMBERS).emit("MemberRemoved", [m.address, m.name]);
+    },
+  },
+  "member.roles": {
+    async validate(ctx, p) {
+      await existing(ctx, p);
+      roles(p);
+    },
+    async execute(ctx, p) {
+      const m = await existing(ctx, p);
+      store(ctx, { ...m, roles: roles(p) });
+      ctx.as(MEMBERS).emit("MemberRolesChanged", [m.address, roles(p)]);
+    },
+  },
+};

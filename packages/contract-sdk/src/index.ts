@@ -1,0 +1,70 @@
+/**
+ * What a contract imports. The VM installs a frozen `custos` global before it evaluates the
+ * contract (vm/src/prelude.ts); this module gives it types and names. The bundler
+ * (`custos contract build`) inlines it, so a deployed contract imports nothing.
+ *
+ *   import { storage, env, emit, revert } from "@custos/contract-sdk";
+ *   export function inc(by: number): bigint { ... }
+ *
+ * Every exported function is a method; `init(params)` runs once when an institution
+ * instantiates the template and cannot be called afterwards; names starting with `_` are private.
+ * Money is bigint fen. There is no clock but `env.time` (the block's), no randomness, no I/O.
+ */
+
+/** 0x + 40 lowercase hex. */
+export type Address = string;
+
+export interface ScanOptions {
+  /** First key to return (inclusive); defaults to the prefix itself. */
+  start?: string;
+  /** At most this many entries (1 to 256); defaults to 100. */
+  limit?: number;
+}
+
+/** The contract's own key-value store. Keys are 1-256 printable ASCII characters. */
+export interface Storage {
+  get(key: string): string | null;
+  has(key: string): boolean;
+  set(key: string, value: string): void;
+  delete(key: string): void;
+  /** Entries whose key starts with `prefix`, in ascending key order. */
+  scan(prefix: string, options?: ScanOptions): Array<[string, string]>;
+  /** JSON with bigint kept (written {"$n": "..."}). */
+  getJson<T = unknown>(key: string): T | null;
+  setJson(key: string, value: unknown): void;
+}
+
+export interface Env {
+  /** Who sent the transaction. */
+  readonly caller: Address;
+  /** This contract's address. */
+  readonly self: Address;
+  readonly height: number;
+  /** The block's timestamp in ms: the same on every node. */
+  readonly time: number;
+  readonly txHash: string;
+  /** e-CNY (fen) attached to this call, already in the contract's balance. */
+  readonly value: bigint;
+}
+
+export interface ContractApi {
+  readonly storage: Storage;
+  readonly env: Env;
+  /** The e-CNY balance (fen) of any account, this contract's included. */
+  balanceOf(address: Address): bigint;
+  /** Pays fen from the contract's own balance; applied only if the call succeeds. */
+  transfer(to: Address, amount: bigint): void;
+  /** An event in the receipt, for WebSocket subscribers and auditors (at most 8 KiB of data). */
+  emit(name: string, data?: unknown): void;
+  /** Fails the call with a stable code (A-Z, 0-9, _): nothing it wrote stays. */
+  revert(code: string, message?: string): never;
+}
+
+const api = (globalThis as { custos?: ContractApi }).custos as ContractApi;
+
+export const storage: Storage = api?.storage;
+export const env: Env = api?.env;
+export const balanceOf: ContractApi["balanceOf"] = (a) => api.balanceOf(a);
+export const transfer: ContractApi["transfer"] = (to, amount) => api.transfer(to, amount);
+export const emit: ContractApi["emit"] = (name, data) => api.emit(name, data);
+export const revert: ContractApi["revert"] = (code, message) => api.revert(code, message);

@@ -1,0 +1,49 @@
+import { fileURLToPath } from "node:url";
+import { beforeEach, describe, expect, it } from "vitest";
+import { ContractHarness } from "../../src/harness.js";
+
+const counter = fileURLToPath(new URL("../../examples/counter.ts", import.meta.url));
+const ALICE = `0x${"a".repeat(40)}`;
+const BOB = `0x${"b".repeat(40)}`;
+
+describe("ContractHarness on the example counter", () => {
+  let h: ContractHarness;
+  beforeEach(async () => {
+    h = await ContractHarness.fromFile(counter);
+    h.caller = ALICE;
+    expect(h.deploy({ step: 2 }).ok).toBe(true);
+  });
+
+  it("bundles the TypeScript into one module with no imports and an SM3 code hash", () => {
+    expect(h.contract.code).not.toMatch(/^\s*import /m);
+    expect(h.contract.codeHash).toMatch(/^0x[0-9a-f]{64}$/);
+  });
+
+  it("counts per caller, emits events and scans in key order", () => {
+    expect(h.call("increment").output).toBe(2);
+    expect(h.call("increment", [], { caller: BOB }).output).toBe(2);
+    expect(h.call("increment").output).toBe(4);
+    expect(h.query("countOf", [ALICE])).toBe(4);
+    expect(h.query("all")).toEqual([
+      [ALICE, 4],
+      [BOB, 2],
+    ]);
+    expect(h.events.map((e) => e.name)).toEqual(["Incremented", "Incremented", "Incremented"]);
+  });
+
+  it("attached value and payouts move e-CNY; a revert leaves balances and state alone", () => {
+    h.balances.set(BOB, 500n);
+    expect(h.call("tip", [], { caller: BOB, value: 300n }).output).toBe(300n);
+    expect(h.balanceOf(h.self)).toBe(300n);
+    const r = h.call("withdraw", [100n], { caller: BOB });
+    expect(r.error?.code).toBe("NOT_OWNER");
+    expect(h.balanceOf(h.self)).toBe(300n);
+    expect(h.call("withdraw", [100n]).ok).toBe(true);
+    expect(h.balanceOf(ALICE)).toBe(100n);
+    expect(h.call("tip", [], { caller: BOB }).error?.code).toBe("NO_VALUE");
+  });
+
+  it("a query cannot write", () => {
+    expect(() => h.query("increment")).toThrow(/READ_ONLY/);
+  });
+});
