@@ -1,6 +1,7 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
 import { registerChainCommands } from "./commands/chain.js";
+import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
@@ -11,9 +12,13 @@ export function buildProgram(): Command {
     .description("Custos: a permissioned PBFT chain with SM2/SM3/SM4 for prepaid-fund supervision")
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
-    .exitOverride();
+    .exitOverride()
+    // Options of the root (--version, --help) only before a command: `template submit --version`
+    // is the template's version.
+    .enablePositionalOptions();
   registerKeyCommands(program);
   registerChainCommands(program);
+  registerContractCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
   registerDoctor(program);

@@ -7,38 +7,38 @@ import { output, readPassword, UsageError } from "../io.js";
 
 const DEFAULT_RPC = process.env.CUSTOS_RPC ?? "http://127.0.0.1:8545";
 
-interface RpcOpts {
+export interface RpcOpts {
   rpc: string;
   json?: boolean;
   apiKey?: string;
 }
 
-function client(o: RpcOpts): CustosClient {
+export function client(o: RpcOpts): CustosClient {
   const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
   return new CustosClient(o.rpc, key ? { apiKey: key } : {});
 }
 
-const rpcOption = (c: Command) =>
+export const rpcOption = (c: Command) =>
   c
     .option("--rpc <url>", "node RPC URL (or CUSTOS_RPC)", DEFAULT_RPC)
     .option("--api-key <key>", "RPC API key (or CUSTOS_API_KEY)")
     .option("--json", "print one JSON document");
 
-interface SignOpts extends RpcOpts {
+export interface SignOpts extends RpcOpts {
   key: string;
   passwordFile?: string;
   wait: boolean;
   timeout: string;
 }
 
-const signOption = (c: Command) =>
+export const signOption = (c: Command) =>
   rpcOption(c)
     .requiredOption("--key <file>", "keystore of the sender")
     .option("--password-file <file>", "file holding the keystore password (else CUSTOS_PASSWORD)")
     .option("--no-wait", "return once the pool has accepted the transaction")
     .option("--timeout <seconds>", "how long to wait for the receipt", "60");
 
-async function wallet(o: SignOpts): Promise<Wallet> {
+export async function wallet(o: SignOpts): Promise<Wallet> {
   return new Wallet(client(o), await loadKeystoreFile(o.key, await readPassword(o)));
 }
 
@@ -49,7 +49,7 @@ function seconds(v: string): number {
 }
 
 /** Sends, waits, prints; a failed transaction exits non-zero with its error code. */
-async function sendAndReport(
+export async function sendAndReport(
   o: SignOpts,
   w: Wallet,
   call: Parameters<Wallet["send"]>[0],
@@ -76,7 +76,7 @@ async function sendAndReport(
   }
 }
 
-function address(v: string, flag: string): string {
+export function address(v: string, flag: string): string {
   try {
     return parseAddress(v);
   } catch {
@@ -84,7 +84,7 @@ function address(v: string, flag: string): string {
   }
 }
 
-function amount(v: string): bigint {
+export function amount(v: string): bigint {
   try {
     return parseYuan(v);
   } catch (e) {

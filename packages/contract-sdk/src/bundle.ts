@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import { basename, dirname, resolve } from "node:path";
 import { sm3 } from "@custos/crypto";
 import { CustosError, toHex } from "@custos/utils";
 import { VM_LIMITS } from "@custos/vm";
@@ -12,11 +12,19 @@ export interface BundledContract {
   codeHash: string;
 }
 
-/** The runtime half of the SDK, inlined into every bundle wherever the contract lives. */
-function sdkEntry(): string {
-  const fromSource = import.meta.url.endsWith(".ts");
-  return fileURLToPath(new URL(fromSource ? "./index.ts" : "./index.js", import.meta.url));
-}
+/**
+ * The runtime half of the SDK (index.ts without its types), inlined into every bundle as a
+ * virtual module: the bundle, and so the code hash, is the same whether the CLI runs from dist
+ * or the harness from source, and wherever the SDK is installed.
+ */
+const SDK_RUNTIME = `const api = globalThis.custos;
+export const storage = api.storage;
+export const env = api.env;
+export const balanceOf = (a) => api.balanceOf(a);
+export const transfer = (to, amount) => api.transfer(to, amount);
+export const emit = (name, data) => api.emit(name, data);
+export const revert = (code, message) => api.revert(code, message);
+`;
 
 /**
  * Bundles a contract (.ts or .js) with esbuild into one ES module: no imports left, no
@@ -27,11 +35,12 @@ export async function bundleContract(entry: string): Promise<BundledContract> {
   if (entry.endsWith(".js") && !(await readFile(entry, "utf8")).includes("import ")) {
     return finish(await readFile(entry, "utf8"), entry);
   }
-  const sdk = sdkEntry();
   let out: string;
   try {
     const r = await build({
-      entryPoints: [entry],
+      entryPoints: [basename(entry)],
+      // Paths in the bundle's comments are relative to the contract's folder.
+      absWorkingDir: resolve(dirname(entry)),
       bundle: true,
       write: false,
       format: "esm",
@@ -44,7 +53,8 @@ export async function bundleContract(entry: string): Promise<BundledContract> {
         {
           name: "custos-sdk",
           setup(b) {
-            b.onResolve({ filter: /^@custos\/contract-sdk$/ }, () => ({ path: sdk }));
+            b.onResolve({ filter: /^@custos\/contract-sdk$/ }, () => ({ path: "@custos/contract-sdk", namespace: "custos" }));
+            b.onLoad({ filter: /.*/, namespace: "custos" }, () => ({ contents: SDK_RUNTIME, loader: "js" }));
           },
         },
       ],

@@ -1,0 +1,351 @@
+import { writeFile } from "node:fs/promises";
+import { formatFen, subscribe } from "@custos/client";
+import { encode } from "@custos/codec";
+import { bundleContract } from "@custos/contract-sdk/harness";
+import type { Command } from "commander";
+import { output, UsageError } from "../io.js";
+import {
+  address,
+  amount,
+  client,
+  type RpcOpts,
+  rpcOption,
+  type SignOpts,
+  sendAndReport,
+  signOption,
+  wallet,
+} from "./chain.js";
+
+const HASH_RE = /^0x[0-9a-f]{64}$/;
+
+function jsonOption(v: string | undefined, flag: string): unknown {
+  if (v === undefined) return undefined;
+  try {
+    return JSON.parse(v);
+  } catch {
+    throw new UsageError(`${flag} must be JSON (e.g. '[1, "two"]')`);
+  }
+}
+
+function argsOption(v: string | undefined): unknown[] {
+  const a = jsonOption(v, "--args") ?? [];
+  if (!Array.isArray(a)) throw new UsageError("--args must be a JSON array of arguments");
+  return a;
+}
+
+function ttlOption(v: string | undefined): number | null {
+  if (v === undefined) return null;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError("--ttl takes a whole number of seconds");
+  return n;
+}
+
+async function query<T = any>(o: RpcOpts, to: string, method: string, args: unknown[] = []): Promise<T> {
+  return client(o).call<T>(to, method, encode(args));
+}
+
+/** A template id on the command line: a code hash, or name@version looked up on chain. */
+async function codeHashOf(o: RpcOpts, id: string): Promise<string> {
+  if (HASH_RE.test(id)) return id;
+  if (!/^[a-z][a-z0-9-]{1,63}@[0-9.]+$/.test(id)) {
+    throw new UsageError("a template is its code hash (0x + 64 hex) or NAME@VERSION");
+  }
+  return (await query<{ codeHash: string }>(o, "templates", "get", [id])).codeHash;
+}
+
+interface TemplateOpts extends SignOpts {
+  name: string;
+  version: string;
+  description: string;
+  tags?: string;
+  category: string;
+}
+
+const templateOptions = (c: Command) =>
+  signOption(c)
+    .requiredOption("--name <name>", "template name (lowercase, digits, -)")
+    .requiredOption("--version <semver>", "MAJOR.MINOR.PATCH")
+    .option("--description <text>", "what the contract does", "")
+    .option("--tags <list>", "comma-separated tags")
+    .option("--category <name>", "category", "general");
+
+async function submitTemplate(file: string, o: TemplateOpts): Promise<void> {
+  const { code, codeHash } = await bundleContract(file);
+  const tags = o.tags ? o.tags.split(",").map((t) => t.trim()).filter(Boolean) : [];
+  await sendAndReport(
+    o,
+    await wallet(o),
+    { to: "templates", method: "submit", args: [o.name, o.version, o.description, tags, o.category, code] },
+    (r) => {
+      const out = r.output as { codeHash: string; proposalId: number };
+      return `submitted ${o.name}@${o.version} (${Buffer.byteLength(code)} bytes)\ncode hash ${codeHash}\napproval proposal ${out.proposalId}: committee members vote with 'custos proposal vote ${out.proposalId} --approve'`;
+    },
+  );
+}
+
+async function propose(o: SignOpts & { ttl?: string }, kind: string, payload: Record<string, unknown>) {
+  await sendAndReport(
+    o,
+    await wallet(o),
+    { to: "governance", method: "propose", args: [kind, JSON.stringify(payload), ttlOption(o.ttl)] },
+    (r) => `proposal ${(r.output as { id: number }).id} opened (${kind}); it needs the committee's votes`,
+  );
+}
+
+function templateLine(t: Record<string, any>): string {
+  return `${t.name}@${t.version}  ${t.status.padEnd(8)} ${t.codeHash}  ${t.category} [${(t.tags as string[]).join(",")}]  ${t.description}`;
+}
+
+function proposalLine(p: Record<string, any>): string {
+  return `#${p.id} ${p.kind.padEnd(18)} ${String(p.status).padEnd(8)} ${p.approvals}/${p.threshold} approvals, ${p.rejections} against  ${JSON.stringify(p.payload)}`;
+}
+
+export function registerContractCommands(program: Command): void {
+  const contract = program.command("contract").description("build, deploy and call VM contracts");
+  contract
+    .command("build")
+    .description("bundle a TypeScript contract into the single module the chain stores")
+    .argument("<file>", "contract .ts (or .js)")
+    .option("--out <file>", "write the bundle here")
+    .option("--json", "print one JSON document")
+    .action(async (file: string, o: { out?: string; json?: boolean }) => {
+      const b = await bundleContract(file);
+      if (o.out) await writeFile(o.out, b.code);
+      output(
+        !!o.json,
+        { codeHash: b.codeHash, bytes: Buffer.byteLength(b.code), out: o.out ?? null },
+        `${file}: ${Buffer.byteLength(b.code)} bytes, code hash ${b.codeHash}${o.out ? `\nwritten to ${o.out}` : ""}`,
+      );
+    });
+  templateOptions(
+    contract
+      .command("deploy")
+      .description("build and submit a contract as a template; it runs once approved and instantiated")
+      .argument("<file>", "contract .ts (or .js)"),
+  ).action(submitTemplate);
+  signOption(
+    contract
+      .command("call")
+      .description("call a contract method in a transaction")
+      .argument("<address>")
+      .argument("<method>"),
+  )
+    .option("--args <json>", "arguments as a JSON array; {\"$n\":\"123\"} passes a bigint")
+    .option("--value <yuan>", "e-CNY to attach (yuan)")
+    .action(async (addr: string, method: string, o: SignOpts & { args?: string; value?: string }) => {
+      const to = address(addr, "ADDRESS");
+      const value = o.value === undefined ? 0n : amount(o.value);
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to, method, args: argsOption(o.args), value },
+        (r) => `${method} -> ${JSON.stringify(r.output)} (gas ${r.gasUsed}${value ? `, attached ${formatFen(value)} yuan` : ""})`,
+      );
+    });
+  rpcOption(
+    contract
+      .command("query")
+      .description("run a contract method read-only against the latest block")
+      .argument("<address>")
+      .argument("<method>"),
+  )
+    .option("--args <json>", "arguments as a JSON array")
+    .action(async (addr: string, method: string, o: RpcOpts & { args?: string }) => {
+      const r = await query(o, address(addr, "ADDRESS"), method, argsOption(o.args));
+      output(!!o.json, { result: r }, JSON.stringify(r));
+    });
+  rpcOption(contract.command("info").description("an instance: template, version, status, history").argument("<address>")).action(
+    async (addr: string, o: RpcOpts) => {
+      const i = await query(o, "templates", "instance", [address(addr, "ADDRESS")]);
+      output(
+        !!o.json,
+        i,
+        `${i.address}: ${i.template}@${i.version} ${i.status}${i.frozenReason ? ` (${i.frozenReason})` : ""}\ncode ${i.codeHash}\ncreated by ${i.creator} at height ${i.createdHeight}; ${i.history.length} code version(s)`,
+      );
+    },
+  );
+
+  rpcOption(
+    program
+      .command("events")
+      .description("follow contract events over the node's WebSocket, one JSON line each")
+      .option("--emitter <name>", "contract address or system contract name")
+      .option("--name <event>", "event name")
+      .option("--count <n>", "exit after this many events"),
+  ).action(async (o: RpcOpts & { emitter?: string; name?: string; count?: string }) => {
+    const limit = o.count === undefined ? Number.POSITIVE_INFINITY : Number(o.count);
+    if (!(limit >= 1)) throw new UsageError("--count takes a positive number");
+    const filter = { ...(o.emitter ? { emitter: o.emitter } : {}), ...(o.name ? { name: o.name } : {}) };
+    const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
+    let seen = 0;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((resolve, reject) => {
+      done = resolve;
+      const onClose = (err?: Error) => (err ? reject(err) : resolve());
+      subscribe(
+        o.rpc,
+        "events",
+        filter,
+        (e) => {
+          process.stdout.write(`${JSON.stringify(e)}\n`);
+          if (++seen >= limit) done();
+        },
+        { ...(key ? { apiKey: key } : {}), onClose },
+      ).then((sub) => {
+        const close = done;
+        done = () => {
+          sub.close();
+          close();
+        };
+        if (seen >= limit) done();
+      }, reject);
+    });
+    await finished;
+  });
+
+  const template = program.command("template").description("the consortium's contract-template registry");
+  templateOptions(template.command("submit").description("submit a contract template for approval").argument("<file>")).action(
+    submitTemplate,
+  );
+  rpcOption(template.command("list").description("templates, newest first, with filters"))
+    .option("--name <name>")
+    .option("--text <words>", "in the name or description")
+    .option("--creator <address>")
+    .option("--tag <tag>")
+    .option("--category <name>")
+    .option("--status <status>", "pending | approved | rejected | vetoed")
+    .action(async (o: RpcOpts & Record<string, string | undefined>) => {
+      const filter = Object.fromEntries(
+        ["name", "text", "creator", "tag", "category", "status"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]]),
+      );
+      const list = await query<Record<string, any>[]>(o, "templates", "list", [JSON.stringify(filter)]);
+      output(!!o.json, { templates: list }, list.length ? list.map(templateLine).join("\n") : "no templates");
+    });
+  rpcOption(template.command("show").description("a template and its approval trail").argument("<id>", "code hash or NAME@VERSION")).action(
+    async (id: string, o: RpcOpts) => {
+      const t = await query(o, "templates", "get", [id]);
+      const votes = (t.proposal.votes as { voter: string; approve: boolean; height: number }[])
+        .map((v) => `  ${v.approve ? "approved" : "rejected"} by ${v.voter} at height ${v.height}`)
+        .join("\n");
+      output(
+        !!o.json,
+        t,
+        `${templateLine(t)}\ncreator ${t.creator} at height ${t.createdHeight}, ${t.codeBytes} bytes\n${proposalLine(t.proposal)}${votes ? `\n${votes}` : ""}${t.proposal.veto ? `\n  vetoed by ${t.proposal.veto.by}: ${t.proposal.veto.reason}` : ""}`,
+      );
+    },
+  );
+  signOption(template.command("instantiate").description("create an instance of an approved template (institutions)").argument("<id>", "code hash or NAME@VERSION"))
+    .option("--params <json>", "parameters passed to the contract's init")
+    .action(async (id: string, o: SignOpts & { params?: string }) => {
+      const codeHash = await codeHashOf(o, id);
+      const params = jsonOption(o.params, "--params");
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to: "templates", method: "instantiate", args: [codeHash, params === undefined ? null : JSON.stringify(params)] },
+        (r) => `instance ${(r.output as { address: string }).address} of ${id}`,
+      );
+    });
+  signOption(template.command("upgrade").description("propose moving an instance to a newer approved version").argument("<address>"))
+    .requiredOption("--to <id>", "code hash or NAME@VERSION of the approved target")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (addr: string, o: SignOpts & { to: string; ttl?: string }) => {
+      await propose(o, "instance.upgrade", { address: address(addr, "ADDRESS"), codeHash: await codeHashOf(o, o.to) });
+    });
+  signOption(template.command("freeze").description("propose freezing an instance").argument("<address>"))
+    .requiredOption("--reason <text>")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (addr: string, o: SignOpts & { reason: string; ttl?: string }) => {
+      await propose(o, "instance.freeze", { address: address(addr, "ADDRESS"), reason: o.reason });
+    });
+  signOption(template.command("unfreeze").description("propose unfreezing an instance").argument("<address>"))
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (addr: string, o: SignOpts & { ttl?: string }) => {
+      await propose(o, "instance.unfreeze", { address: address(addr, "ADDRESS") });
+    });
+
+  const proposal = program.command("proposal").description("governance proposals and votes");
+  rpcOption(proposal.command("list").description("proposals, newest first"))
+    .option("--status <status>", "open | executed | rejected | vetoed | expired")
+    .action(async (o: RpcOpts & { status?: string }) => {
+      const list = await query<Record<string, any>[]>(o, "governance", "list", [o.status ?? null]);
+      output(!!o.json, { proposals: list }, list.length ? list.map(proposalLine).join("\n") : "no proposals");
+    });
+  rpcOption(proposal.command("show").description("a proposal with every vote").argument("<id>")).action(
+    async (id: string, o: RpcOpts) => {
+      const p = await query(o, "governance", "get", [proposalNumber(id)]);
+      const votes = (p.votes as { voter: string; approve: boolean; height: number }[])
+        .map((v) => `  ${v.approve ? "approve" : "reject"} ${v.voter} at height ${v.height}`)
+        .join("\n");
+      output(
+        !!o.json,
+        p,
+        `${proposalLine(p)}\nproposed by ${p.proposer} at height ${p.createdHeight}, expires ${new Date(p.expiresAt).toISOString()}${votes ? `\n${votes}` : ""}`,
+      );
+    },
+  );
+  signOption(proposal.command("vote").description("vote on a proposal (committee)").argument("<id>"))
+    .option("--approve", "vote for")
+    .option("--reject", "vote against")
+    .action(async (id: string, o: SignOpts & { approve?: boolean; reject?: boolean }) => {
+      if (!!o.approve === !!o.reject) throw new UsageError("give exactly one of --approve and --reject");
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to: "governance", method: "vote", args: [proposalNumber(id), !!o.approve] },
+        (r) => {
+          const v = r.output as { status: string; approvals: number; threshold: number };
+          return `voted ${o.approve ? "for" : "against"} proposal ${id}: ${v.status}, ${v.approvals}/${v.threshold} approvals`;
+        },
+      );
+    });
+  signOption(proposal.command("veto").description("veto a template approval (regulator)").argument("<id>"))
+    .requiredOption("--reason <text>")
+    .action(async (id: string, o: SignOpts & { reason: string }) => {
+      await sendAndReport(
+        o,
+        await wallet(o),
+        { to: "governance", method: "veto", args: [proposalNumber(id), o.reason] },
+        () => `vetoed proposal ${id}`,
+      );
+    });
+
+  const member = program.command("member").description("consortium members (changes are proposals)");
+  rpcOption(member.command("show").description("a member's name, roles and wallet tier").argument("<address>")).action(
+    async (addr: string, o: RpcOpts) => {
+      const m = await query(o, "members", "get", [address(addr, "ADDRESS")]);
+      output(!!o.json, m, `${m.address} ${m.name}: ${(m.roles as string[]).join(", ")}, tier ${m.ecnyTier}`);
+    },
+  );
+  signOption(member.command("add").description("propose adding a member"))
+    .requiredOption("--name <name>")
+    .requiredOption("--public-key <hex>", "the member's SM2 public key (compressed hex)")
+    .requiredOption("--roles <list>", "comma-separated: committee, regulator, operator, institution, merchant, consumer, auditor")
+    .option("--tier <n>", "e-CNY wallet tier 1-4", "2")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (o: SignOpts & { name: string; publicKey: string; roles: string; tier: string; ttl?: string }) => {
+      await propose(o, "member.add", {
+        name: o.name,
+        publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
+        roles: o.roles.split(",").map((r) => r.trim()),
+        ecnyTier: Number(o.tier),
+      });
+    });
+  signOption(member.command("remove").description("propose removing a member").argument("<address>"))
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (addr: string, o: SignOpts & { ttl?: string }) => {
+      await propose(o, "member.remove", { address: address(addr, "ADDRESS") });
+    });
+  signOption(member.command("roles").description("propose replacing a member's roles").argument("<address>"))
+    .requiredOption("--roles <list>", "comma-separated roles")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (addr: string, o: SignOpts & { roles: string; ttl?: string }) => {
+      await propose(o, "member.roles", { address: address(addr, "ADDRESS"), roles: o.roles.split(",").map((r) => r.trim()) });
+    });
+}
+
+function proposalNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError("a proposal id is a positive whole number");
+  return n;
+}
