@@ -4,6 +4,7 @@ import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
 import { runSyncBench } from "./sync.js";
 import { runTestnetBench } from "./testnet.js";
+import { runVmBench } from "./vm.js";
 
 type Opts = { runs: number; ms: number; json: boolean; args: string[] };
 
@@ -42,6 +43,8 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
       keep: o.args.includes("--keep"),
     }),
+  vm: (o) =>
+    runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
   sync: (o) =>
     runSyncBench({
       json: o.json,
@@ -63,7 +66,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N]`,
     );
     process.exitCode = 2;
     return;

@@ -15,5 +15,6 @@ export { Ledger } from "./ledger/ledger.js";
 export { CustosNode, type StartOptions } from "./node.js";
 export { Channel, P2pNetwork } from "./p2p/network.js";
 export { RpcCode } from "./rpc/errors.js";
+export { Overlay, type StateReader } from "./state/overlay.js";
 export { genesisMemberWrites } from "./system/members.js";
 export { TxPool } from "./txpool/txpool.js";

@@ -1,11 +1,12 @@
 /**
- * Evaluated in every fresh context before the contract. It removes what would make a call
+ * Evaluated once per engine, before the contract module; the engine's memory is then
+ * snapshotted, and every call starts from that snapshot. It removes what would make a call
  * non-deterministic (Math.random, WeakRef, FinalizationRegistry; Date and eval are left out of the
  * context's intrinsics; eval and the Function constructors are removed here), installs the frozen `custos` API over one host function, and returns the
  * dispatcher. Host ops are numbered (see Op in vm.ts); the host keeps faults sticky, so a
  * contract that catches a revert, an oversized write or a read-only violation still fails.
  */
-export const PRELUDE = `(function (host, envJson) {
+export const PRELUDE = `(function (host) {
   "use strict";
   delete Math.random;
   delete globalThis.WeakRef;
@@ -37,7 +38,16 @@ export const PRELUDE = `(function (host, envJson) {
   const dec = (s) => JSON.parse(s, (k, v) => (isTag(v) ? BigInt(v.$n) : v));
   const enc = (v) => JSON.stringify(v === undefined ? null : v,
     (k, x) => (typeof x === "bigint" ? { $n: x.toString() } : x));
-  const env = Object.freeze(dec(envJson));
+  // The call's environment, set by dispatch; contracts may hold on to custos.env at load time.
+  let env;
+  const envView = Object.freeze({
+    get caller() { return env.caller; },
+    get self() { return env.self; },
+    get height() { return env.height; },
+    get time() { return env.time; },
+    get txHash() { return env.txHash; },
+    get value() { return env.value; },
+  });
   const str = (v, what) => {
     if (typeof v !== "string") throw new TypeError(what + " must be a string");
     return v;
@@ -59,7 +69,7 @@ export const PRELUDE = `(function (host, envJson) {
   });
   globalThis.custos = Object.freeze({
     storage,
-    env,
+    env: envView,
     balanceOf(address) { return host(6, str(address, "address")); },
     transfer(to, amount) {
       if (typeof amount !== "bigint") throw new TypeError("amount must be a bigint (fen)");
@@ -71,7 +81,8 @@ export const PRELUDE = `(function (host, envJson) {
       throw new Error("reverted: " + code);
     },
   });
-  return function dispatch(ns, method, argsJson) {
+  return function dispatch(ns, method, argsJson, envJson) {
+    env = dec(envJson);
     const fn = ns[method];
     if (typeof fn !== "function") host(10, method);
     const out = fn.apply(undefined, dec(argsJson));

@@ -16,6 +16,7 @@ const variantBase = variantModule as unknown as QuickJSSyncVariant;
 /** Node's WebAssembly global; tsconfig's lib (ES2023, no DOM) does not declare it. */
 declare const WebAssembly: {
   Module: new (bytes: Uint8Array) => object;
+  Memory: unknown;
 };
 
 import { GAS, KEY_RE, REVERT_CODE_RE, VM_LIMITS } from "./gas.js";
@@ -131,61 +132,98 @@ function compiledEngine(): object {
   return compiled;
 }
 
+/** 64 KiB pages: 16 MiB to start (what the build expects), 256 MiB at most. */
+const MEMORY_PAGES = { initial: 256, maximum: 4096 };
+
 /**
- * One WebAssembly instance of QuickJS. Each call runs in a fresh runtime and context of it, so
- * gas, memory and GC never depend on an earlier call's interpreter state. The node opens one
- * session per block it executes (about 1 ms), so the allocator's history inside the instance is
- * the same on every node too: it has run exactly the same calls of the same block before.
+ * One contract's code, loaded in its own WebAssembly instance of QuickJS: runtime, context,
+ * prelude and module are set up once, then the instance's memory is snapshotted. Every call
+ * runs on that state and the snapshot is written back afterwards, so each call starts from the
+ * same bytes: the interrupt counter, the heap, the GC state and the module's globals never carry
+ * anything from one call to the next, and gas cannot depend on what ran before.
+ *
+ * What is restored is the memory below the highest byte in use when the snapshot was taken;
+ * above it lies only space the allocator has not handed out in the snapshot's state.
  */
-export class VmSession {
-  private constructor(private readonly qjs: QuickJSWASMModule) {}
+class ContractEngine {
+  current: CallRun | undefined;
+  poisoned = false;
 
-  static async open(): Promise<VmSession> {
-    const module = compiledEngine();
-    return new VmSession(
-      await newQuickJSWASMModuleFromVariant(newVariant(variantBase, { wasmModule: module as never })),
+  private constructor(
+    private readonly memory: { buffer: ArrayBuffer },
+    private readonly vm: QuickJSContext,
+    private readonly dispatch: QuickJSHandle,
+    private readonly ns: QuickJSHandle,
+    private readonly snapshot: Uint8Array,
+  ) {}
+
+  static async load(code: string): Promise<ContractEngine> {
+    const memory = new (WebAssembly.Memory as new (o: object) => { buffer: ArrayBuffer })(MEMORY_PAGES);
+    const qjs: QuickJSWASMModule = await newQuickJSWASMModuleFromVariant(
+      newVariant(variantBase, { wasmModule: compiledEngine() as never, wasmMemory: memory as never }),
     );
-  }
-
-  call(req: CallRequest): CallResult {
-    const limit = req.gasLimit ?? VM_LIMITS.gasPerCall;
-    const run = new CallRun(req, limit);
-    const rt = this.qjs.newRuntime();
+    const rt = qjs.newRuntime();
     rt.setMemoryLimit(VM_LIMITS.memoryBytes);
     rt.setMaxStackSize(VM_LIMITS.stackBytes);
-    rt.setInterruptHandler(() => run.onInterrupt());
     const vm = rt.newContext({ intrinsics: { ...DefaultIntrinsics, Date: false } });
-    const handles: QuickJSHandle[] = [];
-    const keep = (h: QuickJSHandle) => {
-      handles.push(h);
-      return h;
-    };
+    // Module evaluation is metered too, against the per-call limit.
+    const loading = new CallRun(undefined, VM_LIMITS.gasPerCall);
+    let engine: ContractEngine | undefined;
+    rt.setInterruptHandler(() => (engine?.current ?? loading).onInterrupt());
+    const host = vm.newFunction("host", (...a) => {
+      const run = engine?.current;
+      if (run === undefined) {
+        loading.fault ??= new Fault(
+          "CONTRACT_INVALID",
+          "the custos API is available inside methods, not at load time",
+        );
+        throw new Error(loading.fault.message);
+      }
+      return run.host(vm, a);
+    });
+    const factory = unwrap(vm, vm.evalCode(PRELUDE, "custos:prelude", { type: "global" }), loading);
+    const dispatch = unwrap(vm, vm.callFunction(factory, vm.undefined, host), loading);
+    let ns: QuickJSHandle;
+    try {
+      ns = unwrap(vm, vm.evalCode(code, "contract.js", { type: "module" }), loading);
+    } catch (err) {
+      const f = err instanceof Fault ? err : new Fault("CONTRACT_INVALID", String(err));
+      throw new Fault(
+        f.code === "CONTRACT_EXCEPTION" || f.code === "CONTRACT_INVALID" ? "CONTRACT_INVALID" : f.code,
+        `the contract does not load: ${f.message}`,
+      );
+    }
+    if (loading.fault) throw loading.fault;
+    if (vm.typeof(ns) !== "object") throw new Fault("CONTRACT_INVALID", "the contract is not an ES module");
+    // quickjs-emscripten caches a few handles on first use (the global object, BigInt and the
+    // constants); made during a call, they would point into memory the restore takes back.
+    for (const h of [vm.global, vm.undefined, vm.null, vm.true, vm.false]) void h;
+    vm.newBigInt(0n).dispose();
+    const bytes = new Uint8Array(memory.buffer);
+    let top = bytes.length;
+    while (top > 0 && bytes[top - 1] === 0) top--;
+    engine = new ContractEngine(memory, vm, dispatch, ns, bytes.slice(0, top));
+    return engine;
+  }
+
+  run(req: CallRequest, limit: bigint): CallResult {
+    const run = new CallRun(req, limit);
+    const vm = this.vm;
+    this.current = run;
     let output: unknown = null;
     try {
-      const host = keep(vm.newFunction("host", (...a) => run.host(vm, a)));
-      const factory = keep(this.unwrap(vm, vm.evalCode(PRELUDE, "custos:prelude", { type: "global" }), run));
-      const dispatch = keep(
-        this.unwrap(
-          vm,
-          vm.callFunction(factory, vm.undefined, host, keep(vm.newString(encodeValue(req.env)))),
-          run,
-        ),
-      );
-      const ns = keep(this.unwrap(vm, vm.evalCode(req.code, "contract.js", { type: "module" }), run));
-      if (vm.typeof(ns) !== "object") throw new Fault("CONTRACT_INVALID", "the contract is not an ES module");
       const json = vm.getString(
-        keep(
-          this.unwrap(
-            vm,
-            vm.callFunction(
-              dispatch,
-              vm.undefined,
-              ns,
-              keep(vm.newString(req.method)),
-              keep(vm.newString(encodeValue(req.args))),
-            ),
-            run,
+        unwrap(
+          vm,
+          vm.callFunction(
+            this.dispatch,
+            vm.undefined,
+            this.ns,
+            vm.newString(req.method),
+            vm.newString(encodeValue(req.args)),
+            vm.newString(encodeValue(req.env)),
           ),
+          run,
         ),
       );
       if (run.fault) throw run.fault;
@@ -194,39 +232,77 @@ export class VmSession {
       }
       output = decodeValue(json);
     } catch (err) {
-      const fault = run.fault ?? (err instanceof Fault ? err : new Fault("VM_ERROR", String(err)));
-      return run.failed(fault);
+      if (!(err instanceof Fault) && run.fault === undefined) {
+        // A trap inside the engine (not a JS exception): this instance cannot be trusted again.
+        this.poisoned = true;
+      }
+      return run.failed(run.fault ?? (err instanceof Fault ? err : new Fault("VM_ERROR", String(err))));
     } finally {
-      for (const h of handles.reverse()) if (h.alive) h.dispose();
-      vm.dispose();
-      rt.dispose();
+      this.current = undefined;
+      // Handles made during the call live in the memory being rewritten: they are dropped with it.
+      new Uint8Array(this.memory.buffer).set(this.snapshot);
     }
     return run.succeeded(output);
   }
+}
 
-  /** A VM exception becomes a Fault with a stable code; the host's own fault takes precedence. */
-  private unwrap(
-    vm: QuickJSContext,
-    r: { error?: QuickJSHandle; value?: QuickJSHandle },
-    run: CallRun,
-  ): QuickJSHandle {
-    if (r.error === undefined) return r.value as QuickJSHandle;
-    let text: string;
-    try {
-      const e = vm.dump(r.error) as unknown;
-      text =
-        typeof e === "object" && e !== null
-          ? `${(e as { name?: string }).name ?? "Error"}: ${(e as { message?: string }).message ?? ""}`
-          : String(e);
-    } finally {
-      r.error.dispose();
+/** A VM exception becomes a Fault with a stable code; the host's own fault takes precedence. */
+function unwrap(
+  vm: QuickJSContext,
+  r: { error?: QuickJSHandle; value?: QuickJSHandle },
+  run: CallRun,
+): QuickJSHandle {
+  if (r.error === undefined) return r.value as QuickJSHandle;
+  let text: string;
+  const e = vm.dump(r.error) as unknown;
+  text =
+    typeof e === "object" && e !== null
+      ? `${(e as { name?: string }).name ?? "Error"}: ${(e as { message?: string }).message ?? ""}`
+      : String(e);
+  if (run.fault) throw run.fault;
+  if (/out of memory/i.test(text)) throw new Fault("OUT_OF_MEMORY", "the contract ran out of memory");
+  if (/stack overflow/i.test(text)) throw new Fault("STACK_OVERFLOW", "the contract's call stack overflowed");
+  if (/interrupted/i.test(text)) throw new Fault("OUT_OF_GAS", "the contract ran out of gas");
+  throw new Fault("CONTRACT_EXCEPTION", text.slice(0, 512));
+}
+
+/**
+ * Runs contract calls. Engines are kept per code (by content) in a small LRU: loading one costs
+ * a few ms, a call on a loaded one well under a millisecond. Any number of callers may share a
+ * session; calls themselves are synchronous once the engine is loaded.
+ */
+export class VmSession {
+  private readonly engines = new Map<string, Promise<ContractEngine | Fault>>();
+
+  private constructor(private readonly capacity: number) {}
+
+  static async open(o: { engines?: number } = {}): Promise<VmSession> {
+    compiledEngine();
+    return new VmSession(o.engines ?? 32);
+  }
+
+  async call(req: CallRequest): Promise<CallResult> {
+    const limit = req.gasLimit ?? VM_LIMITS.gasPerCall;
+    const engine = await this.engine(req.code);
+    if (engine instanceof Fault) return new CallRun(req, limit).failed(engine);
+    const r = engine.run(req, limit);
+    if (engine.poisoned) this.engines.delete(req.code);
+    return r;
+  }
+
+  private engine(code: string): Promise<ContractEngine | Fault> {
+    let e = this.engines.get(code);
+    if (e !== undefined) {
+      this.engines.delete(code);
+      this.engines.set(code, e);
+      return e;
     }
-    if (run.fault) throw run.fault;
-    if (/out of memory/i.test(text)) throw new Fault("OUT_OF_MEMORY", "the contract ran out of memory");
-    if (/stack overflow/i.test(text))
-      throw new Fault("STACK_OVERFLOW", "the contract's call stack overflowed");
-    if (/interrupted/i.test(text)) throw new Fault("OUT_OF_GAS", "the contract ran out of gas");
-    throw new Fault("CONTRACT_EXCEPTION", text.slice(0, 512));
+    e = ContractEngine.load(code).catch((err) =>
+      err instanceof Fault ? err : new Fault("VM_ERROR", String(err)),
+    );
+    this.engines.set(code, e);
+    if (this.engines.size > this.capacity) this.engines.delete(this.engines.keys().next().value as string);
+    return e;
   }
 }
 
@@ -240,10 +316,15 @@ class CallRun {
   private paidOut = 0n;
   private readonly received = new Map<string, bigint>();
 
+  private readonly req: CallRequest;
+
+  /** `req` is undefined while a module loads: no host call is allowed then. */
   constructor(
-    private readonly req: CallRequest,
+    req: CallRequest | undefined,
     private readonly limit: bigint,
-  ) {}
+  ) {
+    this.req = req as CallRequest;
+  }
 
   onInterrupt(): boolean {
     this.gas += GAS.interrupt;

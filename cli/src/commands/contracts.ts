@@ -71,7 +71,12 @@ const templateOptions = (c: Command) =>
 
 async function submitTemplate(file: string, o: TemplateOpts): Promise<void> {
   const { code, codeHash } = await bundleContract(file);
-  const tags = o.tags ? o.tags.split(",").map((t) => t.trim()).filter(Boolean) : [];
+  const tags = o.tags
+    ? o.tags
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean)
+    : [];
   await sendAndReport(
     o,
     await wallet(o),
@@ -130,7 +135,7 @@ export function registerContractCommands(program: Command): void {
       .argument("<address>")
       .argument("<method>"),
   )
-    .option("--args <json>", "arguments as a JSON array; {\"$n\":\"123\"} passes a bigint")
+    .option("--args <json>", 'arguments as a JSON array; {"$n":"123"} passes a bigint')
     .option("--value <yuan>", "e-CNY to attach (yuan)")
     .action(async (addr: string, method: string, o: SignOpts & { args?: string; value?: string }) => {
       const to = address(addr, "ADDRESS");
@@ -139,7 +144,8 @@ export function registerContractCommands(program: Command): void {
         o,
         await wallet(o),
         { to, method, args: argsOption(o.args), value },
-        (r) => `${method} -> ${JSON.stringify(r.output)} (gas ${r.gasUsed}${value ? `, attached ${formatFen(value)} yuan` : ""})`,
+        (r) =>
+          `${method} -> ${JSON.stringify(r.output)} (gas ${r.gasUsed}${value ? `, attached ${formatFen(value)} yuan` : ""})`,
       );
     });
   rpcOption(
@@ -154,16 +160,19 @@ export function registerContractCommands(program: Command): void {
       const r = await query(o, address(addr, "ADDRESS"), method, argsOption(o.args));
       output(!!o.json, { result: r }, JSON.stringify(r));
     });
-  rpcOption(contract.command("info").description("an instance: template, version, status, history").argument("<address>")).action(
-    async (addr: string, o: RpcOpts) => {
-      const i = await query(o, "templates", "instance", [address(addr, "ADDRESS")]);
-      output(
-        !!o.json,
-        i,
-        `${i.address}: ${i.template}@${i.version} ${i.status}${i.frozenReason ? ` (${i.frozenReason})` : ""}\ncode ${i.codeHash}\ncreated by ${i.creator} at height ${i.createdHeight}; ${i.history.length} code version(s)`,
-      );
-    },
-  );
+  rpcOption(
+    contract
+      .command("info")
+      .description("an instance: template, version, status, history")
+      .argument("<address>"),
+  ).action(async (addr: string, o: RpcOpts) => {
+    const i = await query(o, "templates", "instance", [address(addr, "ADDRESS")]);
+    output(
+      !!o.json,
+      i,
+      `${i.address}: ${i.template}@${i.version} ${i.status}${i.frozenReason ? ` (${i.frozenReason})` : ""}\ncode ${i.codeHash}\ncreated by ${i.creator} at height ${i.createdHeight}; ${i.history.length} code version(s)`,
+    );
+  });
 
   rpcOption(
     program
@@ -204,9 +213,9 @@ export function registerContractCommands(program: Command): void {
   });
 
   const template = program.command("template").description("the consortium's contract-template registry");
-  templateOptions(template.command("submit").description("submit a contract template for approval").argument("<file>")).action(
-    submitTemplate,
-  );
+  templateOptions(
+    template.command("submit").description("submit a contract template for approval").argument("<file>"),
+  ).action(submitTemplate);
   rpcOption(template.command("list").description("templates, newest first, with filters"))
     .option("--name <name>")
     .option("--text <words>", "in the name or description")
@@ -216,25 +225,35 @@ export function registerContractCommands(program: Command): void {
     .option("--status <status>", "pending | approved | rejected | vetoed")
     .action(async (o: RpcOpts & Record<string, string | undefined>) => {
       const filter = Object.fromEntries(
-        ["name", "text", "creator", "tag", "category", "status"].filter((k) => o[k] !== undefined).map((k) => [k, o[k]]),
+        ["name", "text", "creator", "tag", "category", "status"]
+          .filter((k) => o[k] !== undefined)
+          .map((k) => [k, o[k]]),
       );
       const list = await query<Record<string, any>[]>(o, "templates", "list", [JSON.stringify(filter)]);
       output(!!o.json, { templates: list }, list.length ? list.map(templateLine).join("\n") : "no templates");
     });
-  rpcOption(template.command("show").description("a template and its approval trail").argument("<id>", "code hash or NAME@VERSION")).action(
-    async (id: string, o: RpcOpts) => {
-      const t = await query(o, "templates", "get", [id]);
-      const votes = (t.proposal.votes as { voter: string; approve: boolean; height: number }[])
-        .map((v) => `  ${v.approve ? "approved" : "rejected"} by ${v.voter} at height ${v.height}`)
-        .join("\n");
-      output(
-        !!o.json,
-        t,
-        `${templateLine(t)}\ncreator ${t.creator} at height ${t.createdHeight}, ${t.codeBytes} bytes\n${proposalLine(t.proposal)}${votes ? `\n${votes}` : ""}${t.proposal.veto ? `\n  vetoed by ${t.proposal.veto.by}: ${t.proposal.veto.reason}` : ""}`,
-      );
-    },
-  );
-  signOption(template.command("instantiate").description("create an instance of an approved template (institutions)").argument("<id>", "code hash or NAME@VERSION"))
+  rpcOption(
+    template
+      .command("show")
+      .description("a template and its approval trail")
+      .argument("<id>", "code hash or NAME@VERSION"),
+  ).action(async (id: string, o: RpcOpts) => {
+    const t = await query(o, "templates", "get", [id]);
+    const votes = (t.proposal.votes as { voter: string; approve: boolean; height: number }[])
+      .map((v) => `  ${v.approve ? "approved" : "rejected"} by ${v.voter} at height ${v.height}`)
+      .join("\n");
+    output(
+      !!o.json,
+      t,
+      `${templateLine(t)}\ncreator ${t.creator} at height ${t.createdHeight}, ${t.codeBytes} bytes\n${proposalLine(t.proposal)}${votes ? `\n${votes}` : ""}${t.proposal.veto ? `\n  vetoed by ${t.proposal.veto.by}: ${t.proposal.veto.reason}` : ""}`,
+    );
+  });
+  signOption(
+    template
+      .command("instantiate")
+      .description("create an instance of an approved template (institutions)")
+      .argument("<id>", "code hash or NAME@VERSION"),
+  )
     .option("--params <json>", "parameters passed to the contract's init")
     .action(async (id: string, o: SignOpts & { params?: string }) => {
       const codeHash = await codeHashOf(o, id);
@@ -242,15 +261,27 @@ export function registerContractCommands(program: Command): void {
       await sendAndReport(
         o,
         await wallet(o),
-        { to: "templates", method: "instantiate", args: [codeHash, params === undefined ? null : JSON.stringify(params)] },
+        {
+          to: "templates",
+          method: "instantiate",
+          args: [codeHash, params === undefined ? null : JSON.stringify(params)],
+        },
         (r) => `instance ${(r.output as { address: string }).address} of ${id}`,
       );
     });
-  signOption(template.command("upgrade").description("propose moving an instance to a newer approved version").argument("<address>"))
+  signOption(
+    template
+      .command("upgrade")
+      .description("propose moving an instance to a newer approved version")
+      .argument("<address>"),
+  )
     .requiredOption("--to <id>", "code hash or NAME@VERSION of the approved target")
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { to: string; ttl?: string }) => {
-      await propose(o, "instance.upgrade", { address: address(addr, "ADDRESS"), codeHash: await codeHashOf(o, o.to) });
+      await propose(o, "instance.upgrade", {
+        address: address(addr, "ADDRESS"),
+        codeHash: await codeHashOf(o, o.to),
+      });
     });
   signOption(template.command("freeze").description("propose freezing an instance").argument("<address>"))
     .requiredOption("--reason <text>")
@@ -311,26 +342,33 @@ export function registerContractCommands(program: Command): void {
     });
 
   const member = program.command("member").description("consortium members (changes are proposals)");
-  rpcOption(member.command("show").description("a member's name, roles and wallet tier").argument("<address>")).action(
-    async (addr: string, o: RpcOpts) => {
-      const m = await query(o, "members", "get", [address(addr, "ADDRESS")]);
-      output(!!o.json, m, `${m.address} ${m.name}: ${(m.roles as string[]).join(", ")}, tier ${m.ecnyTier}`);
-    },
-  );
+  rpcOption(
+    member.command("show").description("a member's name, roles and wallet tier").argument("<address>"),
+  ).action(async (addr: string, o: RpcOpts) => {
+    const m = await query(o, "members", "get", [address(addr, "ADDRESS")]);
+    output(!!o.json, m, `${m.address} ${m.name}: ${(m.roles as string[]).join(", ")}, tier ${m.ecnyTier}`);
+  });
   signOption(member.command("add").description("propose adding a member"))
     .requiredOption("--name <name>")
     .requiredOption("--public-key <hex>", "the member's SM2 public key (compressed hex)")
-    .requiredOption("--roles <list>", "comma-separated: committee, regulator, operator, institution, merchant, consumer, auditor")
+    .requiredOption(
+      "--roles <list>",
+      "comma-separated: committee, regulator, operator, institution, merchant, consumer, auditor",
+    )
     .option("--tier <n>", "e-CNY wallet tier 1-4", "2")
     .option("--ttl <seconds>", "how long the proposal stays open")
-    .action(async (o: SignOpts & { name: string; publicKey: string; roles: string; tier: string; ttl?: string }) => {
-      await propose(o, "member.add", {
-        name: o.name,
-        publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
-        roles: o.roles.split(",").map((r) => r.trim()),
-        ecnyTier: Number(o.tier),
-      });
-    });
+    .action(
+      async (
+        o: SignOpts & { name: string; publicKey: string; roles: string; tier: string; ttl?: string },
+      ) => {
+        await propose(o, "member.add", {
+          name: o.name,
+          publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
+          roles: o.roles.split(",").map((r) => r.trim()),
+          ecnyTier: Number(o.tier),
+        });
+      },
+    );
   signOption(member.command("remove").description("propose removing a member").argument("<address>"))
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { ttl?: string }) => {
@@ -340,7 +378,10 @@ export function registerContractCommands(program: Command): void {
     .requiredOption("--roles <list>", "comma-separated roles")
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { roles: string; ttl?: string }) => {
-      await propose(o, "member.roles", { address: address(addr, "ADDRESS"), roles: o.roles.split(",").map((r) => r.trim()) });
+      await propose(o, "member.roles", {
+        address: address(addr, "ADDRESS"),
+        roles: o.roles.split(",").map((r) => r.trim()),
+      });
     });
 }
 

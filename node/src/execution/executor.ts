@@ -2,7 +2,7 @@ import { encode } from "@custos/codec";
 import type { Address } from "@custos/crypto";
 import { type Genesis, RECEIPT_VERSION, type Receipt, type SignedTx } from "@custos/types";
 import { isCustosError, type Logger } from "@custos/utils";
-import type { VmSession } from "@custos/vm";
+import { VmSession } from "@custos/vm";
 import { Overlay, type StateReader, type WriteSet } from "../state/overlay.js";
 import {
   type CallEnv,
@@ -16,7 +16,7 @@ import { governanceContract } from "../system/governance.js";
 import { membersContract, readMember } from "../system/members.js";
 import { readCode, readInstance, templatesContract } from "../system/templates.js";
 import { senderAddress } from "./senders.js";
-import { runContract, toWire, VmSessions } from "./vmCall.js";
+import { runContract, toWire } from "./vmCall.js";
 
 const SYSTEM_CONTRACTS = [membersContract, ecnyContract, governanceContract, templatesContract];
 /** Methods a transaction cannot call on a VM contract: init runs once, at instantiation. */
@@ -40,7 +40,8 @@ export interface BlockResult {
  */
 export class Executor {
   private readonly contracts = new Map<string, SystemContract>();
-  private readonly sessions = new VmSessions();
+  /** Contract engines by code, shared by blocks and queries (every call starts from a snapshot). */
+  private session: Promise<VmSession> | undefined;
   /** Contract code by code hash: immutable once stored. */
   private readonly codeCache = new Map<string, string>();
 
@@ -55,14 +56,13 @@ export class Executor {
   async executeBlock(txs: readonly SignedTx[], env: BlockEnv, base: StateReader): Promise<BlockResult> {
     const block = new Overlay(base);
     const receipts: Receipt[] = [];
-    // One VM instance per block, opened when the first contract call needs it.
-    let session: Promise<VmSession> | undefined;
-    const vm = () => {
-      session ??= this.sessions.forBlock();
-      return session;
-    };
-    for (const stx of txs) receipts.push(await this.executeTx(stx, env, block, vm));
+    for (const stx of txs) receipts.push(await this.executeTx(stx, env, block));
     return { receipts, writes: block.writes };
+  }
+
+  private vm(): Promise<VmSession> {
+    this.session ??= VmSession.open();
+    return this.session;
   }
 
   private async code(ctx: ContractContext, codeHash: string): Promise<string> {
@@ -78,7 +78,6 @@ export class Executor {
   /** Checks a call to a VM contract and runs it; throws the contract's error. */
   private async callContract(
     ctx: ContractContext,
-    vm: () => Promise<VmSession>,
     method: string,
     argBytes: Uint8Array,
     value: bigint,
@@ -99,16 +98,11 @@ export class Executor {
     const args = decodeArgs(argBytes, `${address}.${method}`);
     if (value > 0n) await moveFen(ctx, ctx.env.sender, address, value);
     const code = await this.code(ctx, instance.codeHash);
-    const r = await runContract(await vm(), ctx, address, code, method, args, value, readOnly);
+    const r = await runContract(await this.vm(), ctx, address, code, method, args, value, readOnly);
     return toWire(r.output);
   }
 
-  private async executeTx(
-    stx: SignedTx,
-    env: BlockEnv,
-    block: Overlay,
-    vm: () => Promise<VmSession>,
-  ): Promise<Receipt> {
+  private async executeTx(stx: SignedTx, env: BlockEnv, block: Overlay): Promise<Receipt> {
     const { tx } = stx;
     const txOverlay = new Overlay(block);
     const callEnv: CallEnv = {
@@ -120,7 +114,7 @@ export class Executor {
       genesis: this.genesis,
       initContract: async (c, address, code, params) => {
         try {
-          await runContract(await vm(), c.as(address), address, code, "init", [params], 0n);
+          await runContract(await this.vm(), c.as(address), address, code, "init", [params], 0n);
         } catch (err) {
           // A contract without init needs none.
           if ((err as { code?: string }).code !== "METHOD_NOT_FOUND") throw err;
@@ -133,7 +127,7 @@ export class Executor {
         throw new ContractError("TX_SENDER_NOT_MEMBER", `${callEnv.sender} is not a member of this chain`);
       }
       if (tx.to.startsWith("0x")) {
-        const output = await this.callContract(ctx, vm, tx.method, tx.args, tx.value, false);
+        const output = await this.callContract(ctx, tx.method, tx.args, tx.value, false);
         txOverlay.mergeInto(block);
         return this.receipt(stx, true, ctx, encode(output ?? null), null);
       }
@@ -173,8 +167,7 @@ export class Executor {
       },
       true,
     );
-    if (to.startsWith("0x"))
-      return this.callContract(ctx, () => this.sessions.forQuery(), method, args, 0n, true);
+    if (to.startsWith("0x")) return this.callContract(ctx, method, args, 0n, true);
     const fn = this.method(to, method, "queries");
     return fn(ctx, decodeArgs(args, `${to}.${method}`));
   }

@@ -7,7 +7,7 @@ import {
   type ContractState,
   decodeValue,
   encodeValue,
-  VmSession,
+  type VmSession,
 } from "@custos/vm";
 import { stateKey } from "../ledger/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
@@ -61,7 +61,14 @@ export async function runContract(
     txHash: `0x${toHex(ctx.env.txHash)}`,
     value,
   };
-  const r = session.call({ code, method, args, env, state: contractState(ctx.state, address), readOnly });
+  const r = await session.call({
+    code,
+    method,
+    args,
+    env,
+    state: contractState(ctx.state, address),
+    readOnly,
+  });
   ctx.gasUsed += r.gasUsed;
   if (!r.ok) {
     const e = r.error as { code: string; message: string };
@@ -84,18 +91,4 @@ export async function runContract(
 /** Contract values to msgpack-able values (JSON shapes, bigint kept). */
 export function toWire(v: unknown): unknown {
   return decodeValue(encodeValue(v));
-}
-
-/** Sessions: one per block executed (fresh allocator history); a long-lived one for queries. */
-export class VmSessions {
-  private query: Promise<VmSession> | undefined;
-
-  forBlock(): Promise<VmSession> {
-    return VmSession.open();
-  }
-
-  forQuery(): Promise<VmSession> {
-    this.query ??= VmSession.open();
-    return this.query;
-  }
 }

@@ -53,7 +53,10 @@ export async function bundleContract(entry: string): Promise<BundledContract> {
         {
           name: "custos-sdk",
           setup(b) {
-            b.onResolve({ filter: /^@custos\/contract-sdk$/ }, () => ({ path: "@custos/contract-sdk", namespace: "custos" }));
+            b.onResolve({ filter: /^@custos\/contract-sdk$/ }, () => ({
+              path: "@custos/contract-sdk",
+              namespace: "custos",
+            }));
             b.onLoad({ filter: /.*/, namespace: "custos" }, () => ({ contents: SDK_RUNTIME, loader: "js" }));
           },
         },

@@ -53,18 +53,18 @@ export class ContractHarness implements ContractState {
   }
 
   /** Runs init(params) as an instantiation does. */
-  deploy(params: unknown = null, o: HarnessCall = {}): HarnessReceipt {
-    const r = this.run("init", [params], o, false);
+  async deploy(params: unknown = null, o: HarnessCall = {}): Promise<HarnessReceipt> {
+    const r = await this.run("init", [params], o, false);
     if (!r.ok && r.error?.code === "METHOD_NOT_FOUND") return { ...r, ok: true, error: null };
     return r;
   }
 
-  call(method: string, args: unknown[] = [], o: HarnessCall = {}): HarnessReceipt {
+  call(method: string, args: unknown[] = [], o: HarnessCall = {}): Promise<HarnessReceipt> {
     return this.run(method, args, o, false);
   }
 
-  query(method: string, args: unknown[] = [], o: HarnessCall = {}): unknown {
-    const r = this.run(method, args, o, true);
+  async query(method: string, args: unknown[] = [], o: HarnessCall = {}): Promise<unknown> {
+    const r = await this.run(method, args, o, true);
     if (!r.ok)
       throw Object.assign(new Error(`${r.error?.code}: ${r.error?.message}`), { code: r.error?.code });
     return r.output;
@@ -91,7 +91,12 @@ export class ContractHarness implements ContractState {
       .slice(0, limit);
   }
 
-  private run(method: string, args: unknown[], o: HarnessCall, readOnly: boolean): HarnessReceipt {
+  private async run(
+    method: string,
+    args: unknown[],
+    o: HarnessCall,
+    readOnly: boolean,
+  ): Promise<HarnessReceipt> {
     const caller = o.caller ?? this.caller;
     const value = o.value ?? 0n;
     if (value > 0n) {
@@ -101,7 +106,7 @@ export class ContractHarness implements ContractState {
     }
     const before = new Map(this.balances);
     if (value > 0n && !readOnly) this.move(caller, this.self, value);
-    const r: CallResult = this.session.call({
+    const r: CallResult = await this.session.call({
       code: this.contract.code,
       method,
       args,

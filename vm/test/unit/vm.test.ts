@@ -42,15 +42,15 @@ beforeAll(async () => {
   session = await VmSession.open();
 });
 
-function call(state: MemState, method: string, args: unknown[] = [], extra: Partial<CallRequest> = {}) {
+async function call(state: MemState, method: string, args: unknown[] = [], extra: Partial<CallRequest> = {}) {
   return session.call({ code: COUNTER, method, args, env, state, ...extra });
 }
 
 describe("VmSession", () => {
-  it("runs a method, returns bigint output, writes and events", () => {
+  it("runs a method, returns bigint output, writes and events", async () => {
     const state = new MemState();
     state.kv.set("n", "41");
-    const r = call(state, "inc", [1]);
+    const r = await call(state, "inc", [1]);
     expect(r.error).toBeNull();
     expect(r.output).toBe(42n);
     expect([...r.writes]).toEqual([["n", "42"]]);
@@ -58,86 +58,103 @@ describe("VmSession", () => {
     expect(r.gasUsed).toBeGreaterThan(0n);
   });
 
-  it("charges the same gas whatever ran before in the session", () => {
-    const a = call(new MemState(), "inc", [5]);
-    for (let i = 0; i < 4; i++) call(new MemState(), i % 2 ? "bomb" : "loop");
-    const b = call(new MemState(), "inc", [5]);
+  it("charges the same gas whatever ran before in the session", async () => {
+    const a = await call(new MemState(), "inc", [5]);
+    for (let i = 0; i < 4; i++) await call(new MemState(), i % 2 ? "bomb" : "loop");
+    const b = await call(new MemState(), "inc", [5]);
     expect(b.gasUsed).toBe(a.gasUsed);
   });
 
-  it("a revert discards the call's writes and events, even when the contract catches it", () => {
-    const r = call(new MemState(), "failAfterWrite");
+  it("a revert discards the call's writes and events, even when the contract catches it", async () => {
+    const r = await call(new MemState(), "failAfterWrite");
     expect(r.ok).toBe(false);
     expect(r.error).toEqual({ code: "NOPE", message: "changed my mind" });
     expect(r.writes.size).toBe(0);
-    const s = call(new MemState(), "swallowRevert");
+    const s = await call(new MemState(), "swallowRevert");
     expect(s.ok).toBe(false);
     expect(s.error?.code).toBe("HIDDEN");
   });
 
-  it("stops an infinite loop, deep recursion and a memory bomb with their own codes", () => {
-    const loop = call(new MemState(), "loop");
+  it("stops an infinite loop, deep recursion and a memory bomb with their own codes", async () => {
+    const loop = await call(new MemState(), "loop");
     expect(loop.error?.code).toBe("OUT_OF_GAS");
     expect(loop.gasUsed).toBe(VM_LIMITS.gasPerCall);
-    expect(call(new MemState(), "recurse").error?.code).toBe("STACK_OVERFLOW");
-    expect(call(new MemState(), "bomb").error?.code).toBe("OUT_OF_MEMORY");
+    expect((await call(new MemState(), "recurse")).error?.code).toBe("STACK_OVERFLOW");
+    expect((await call(new MemState(), "bomb")).error?.code).toBe("OUT_OF_MEMORY");
     // a rope-building bomb that allocates little but makes the engine copy a lot pays for it
-    expect(call(new MemState(), "ropeBomb").error?.code).toBe("OUT_OF_GAS");
-    const big = call(new MemState(), "bigEvent");
+    expect((await call(new MemState(), "ropeBomb")).error?.code).toBe("OUT_OF_GAS");
+    const big = await call(new MemState(), "bigEvent");
     expect(big.error?.code).toBe("EVENT_TOO_LARGE");
     expect(big.events).toEqual([]);
     // the session still works afterwards
-    expect(call(new MemState(), "get").output).toBe(0n);
+    expect((await call(new MemState(), "get")).output).toBe(0n);
   });
 
-  it("offers no clock, randomness, eval, weak references or timers", () => {
-    expect(call(new MemState(), "ambient").output).toEqual([
+  it("offers no clock, randomness, eval, weak references or timers", async () => {
+    expect((await call(new MemState(), "ambient")).output).toEqual([
       "undefined",
       "undefined",
       "undefined",
       "undefined",
       "undefined",
     ]);
-    const r = call(new MemState(), "tryEval");
+    const r = await call(new MemState(), "tryEval");
     expect(r.ok).toBe(false);
     expect(r.error?.code).toBe("CONTRACT_EXCEPTION");
   });
 
-  it("a query cannot write", () => {
-    const r = call(new MemState(), "inc", [1], { readOnly: true });
+  it("the same call gives the same result and gas every time (bigint values, host calls)", async () => {
+    const state = new MemState();
+    state.balances.set(SELF, 1_000_000n);
+    const runs = [];
+    for (let i = 0; i < 5; i++) runs.push(await call(state, "pay", [ALICE, 10]));
+    expect(runs.map((r) => r.output)).toEqual([999_990n, 999_990n, 999_990n, 999_990n, 999_990n]);
+    expect(new Set(runs.map((r) => r.gasUsed)).size).toBe(1);
+  });
+
+  it("module globals do not carry from one call to the next", async () => {
+    const code = "let calls = 0; export function bump() { calls += 1; return calls; }";
+    const run = async () =>
+      (await session.call({ code, method: "bump", args: [], env, state: new MemState() })).output;
+    expect([await run(), await run(), await run()]).toEqual([1, 1, 1]);
+  });
+
+  it("a query cannot write", async () => {
+    const r = await call(new MemState(), "inc", [1], { readOnly: true });
     expect(r.error?.code).toBe("READ_ONLY");
   });
 
-  it("unknown methods, bad modules and missing balances fail clearly", () => {
-    expect(call(new MemState(), "nope").error?.code).toBe("METHOD_NOT_FOUND");
-    expect(
-      session.call({ code: "export const = ;", method: "x", args: [], env, state: new MemState() }).error
-        ?.code,
-    ).toBe("CONTRACT_EXCEPTION");
+  it("unknown methods, bad modules and missing balances fail clearly", async () => {
+    expect((await call(new MemState(), "nope")).error?.code).toBe("METHOD_NOT_FOUND");
+    const load = async (code: string) =>
+      (await session.call({ code, method: "x", args: [], env, state: new MemState() })).error?.code;
+    expect(await load("export const = ;")).toBe("CONTRACT_INVALID");
+    expect(await load("custos.storage.set('a', 'b'); export function x() {}")).toBe("CONTRACT_INVALID");
+    expect(await load("for (;;) {} export function x() {}")).toBe("OUT_OF_GAS");
     const state = new MemState();
     state.balances.set(SELF, 100n);
-    expect(call(state, "pay", [ALICE, 101]).error?.code).toBe("CONTRACT_INSUFFICIENT_BALANCE");
-    const ok = call(state, "pay", [ALICE, 60]);
+    expect((await call(state, "pay", [ALICE, 101])).error?.code).toBe("CONTRACT_INSUFFICIENT_BALANCE");
+    const ok = await call(state, "pay", [ALICE, 60]);
     expect(ok.output).toBe(40n);
     expect(ok.transfers).toEqual([{ to: ALICE, amount: 60n }]);
   });
 
-  it("a prefix scan sees the call's own writes and deletes", () => {
+  it("a prefix scan sees the call's own writes and deletes", async () => {
     const state = new MemState();
     state.kv.set("p:a", "1");
     state.kv.set("p:c", "3");
     state.kv.set("q:a", "9");
-    expect(call(state, "scan", ["p:"]).output).toEqual([
+    expect((await call(state, "scan", ["p:"])).output).toEqual([
       ["p:b", "2"],
       ["p:c", "3"],
     ]);
   });
 
-  it("gas is metered by the interpreter: more work costs more", () => {
+  it("gas is metered by the interpreter: more work costs more", async () => {
     const code = "export function work(n) { let s = 0; for (let i = 0; i < n; i++) s += i; return s; }";
-    const g = (n: number) =>
-      session.call({ code, method: "work", args: [n], env, state: new MemState() }).gasUsed;
-    expect(g(1_000_000)).toBeGreaterThan(g(10));
-    expect(g(1_000_000)).toBe(g(1_000_000));
+    const g = async (n: number) =>
+      (await session.call({ code, method: "work", args: [n], env, state: new MemState() })).gasUsed;
+    expect(await g(1_000_000)).toBeGreaterThan(await g(10));
+    expect(await g(1_000_000)).toBe(await g(1_000_000));
   });
 });

@@ -11,7 +11,7 @@ describe("ContractHarness on the example counter", () => {
   beforeEach(async () => {
     h = await ContractHarness.fromFile(counter);
     h.caller = ALICE;
-    expect(h.deploy({ step: 2 }).ok).toBe(true);
+    expect((await h.deploy({ step: 2 })).ok).toBe(true);
   });
 
   it("bundles the TypeScript into one module with no imports and an SM3 code hash", () => {
@@ -19,31 +19,31 @@ describe("ContractHarness on the example counter", () => {
     expect(h.contract.codeHash).toMatch(/^0x[0-9a-f]{64}$/);
   });
 
-  it("counts per caller, emits events and scans in key order", () => {
-    expect(h.call("increment").output).toBe(2);
-    expect(h.call("increment", [], { caller: BOB }).output).toBe(2);
-    expect(h.call("increment").output).toBe(4);
-    expect(h.query("countOf", [ALICE])).toBe(4);
-    expect(h.query("all")).toEqual([
+  it("counts per caller, emits events and scans in key order", async () => {
+    expect((await h.call("increment")).output).toBe(2);
+    expect((await h.call("increment", [], { caller: BOB })).output).toBe(2);
+    expect((await h.call("increment")).output).toBe(4);
+    expect(await h.query("countOf", [ALICE])).toBe(4);
+    expect(await h.query("all")).toEqual([
       [ALICE, 4],
       [BOB, 2],
     ]);
     expect(h.events.map((e) => e.name)).toEqual(["Incremented", "Incremented", "Incremented"]);
   });
 
-  it("attached value and payouts move e-CNY; a revert leaves balances and state alone", () => {
+  it("attached value and payouts move e-CNY; a revert leaves balances and state alone", async () => {
     h.balances.set(BOB, 500n);
-    expect(h.call("tip", [], { caller: BOB, value: 300n }).output).toBe(300n);
+    expect((await h.call("tip", [], { caller: BOB, value: 300n })).output).toBe(300n);
     expect(h.balanceOf(h.self)).toBe(300n);
-    const r = h.call("withdraw", [100n], { caller: BOB });
+    const r = await h.call("withdraw", [100n], { caller: BOB });
     expect(r.error?.code).toBe("NOT_OWNER");
     expect(h.balanceOf(h.self)).toBe(300n);
-    expect(h.call("withdraw", [100n]).ok).toBe(true);
+    expect((await h.call("withdraw", [100n])).ok).toBe(true);
     expect(h.balanceOf(ALICE)).toBe(100n);
-    expect(h.call("tip", [], { caller: BOB }).error?.code).toBe("NO_VALUE");
+    expect((await h.call("tip", [], { caller: BOB })).error?.code).toBe("NO_VALUE");
   });
 
-  it("a query cannot write", () => {
-    expect(() => h.query("increment")).toThrow(/READ_ONLY/);
+  it("a query cannot write", async () => {
+    await expect(h.query("increment")).rejects.toThrow(/READ_ONLY/);
   });
 });
