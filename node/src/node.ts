@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decode, encode, fieldAt, readArray, readBytes } from "@custos/codec";
 import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
-import { encodeCertificate, type Genesis, LIMITS, parseGenesis } from "@custos/types";
+import { encodeCertificate, type Genesis, type GenesisValidator, LIMITS, parseGenesis } from "@custos/types";
 import { bytesEqual, CustosError, errorMessage, fromHex, type Logger } from "@custos/utils";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync, SerialWriter, topics } from "./chain/sync.js";
@@ -30,6 +30,8 @@ export interface StartOptions {
   password?: string;
   /** Run as an observer: sync and verify, never vote, refuse writes. */
   observer?: boolean;
+  /** A validator key not in the set yet: sync, and take part once governance has added it. */
+  join?: boolean;
 }
 
 async function readGenesis(path: string): Promise<Genesis> {
@@ -116,9 +118,19 @@ class TxGossip {
 
 type Role = "validator" | "observer";
 
-/** This node's place in genesis: a validator (by SM2 key) or an observer (by SM2 key). */
-function roleOf(genesis: Genesis, key: Sm2KeyPair, observer: boolean): { role: Role; self: number } {
-  const v = genesis.consensus.validators.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
+/**
+ * This node's place: a validator (its SM2 key in the current validator set, genesis's until
+ * governance changes it), an observer (its key under genesis observers), or, with `join`, a
+ * validator-to-be that syncs and takes part once a proposal has added it.
+ */
+function roleOf(
+  genesis: Genesis,
+  validators: readonly GenesisValidator[],
+  key: Sm2KeyPair,
+  observer: boolean,
+  join: boolean,
+): { role: Role; self: number } {
+  const v = validators.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
   const o = genesis.observers.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
   if (observer) {
     if (v >= 0)
@@ -131,46 +143,54 @@ function roleOf(genesis: Genesis, key: Sm2KeyPair, observer: boolean): { role: R
         "NOT_IN_GENESIS",
         `this node's key ${key.address} is not among the genesis observers; add it with custos genesis --observer`,
       );
-    return { role: "observer", self: genesis.consensus.validators.length + o };
+    return { role: "observer", self: validators.length + o };
   }
+  if (v < 0 && join && o < 0) return { role: "validator", self: -1 };
   if (v < 0)
     throw new CustosError(
       "NOT_IN_GENESIS",
       o >= 0
         ? "this node's key is an observer's: start it with --observer"
-        : `this node's key ${key.address} is not a validator of this genesis`,
+        : `this node's key ${key.address} is not in the validator set; a node that governance is adding starts with --join`,
     );
   return { role: "validator", self: v };
 }
 
-/**
- * The network of a multi-node chain: this node's libp2p key must be the one genesis binds to its
- * SM2 key; only the genesis validators and observers may connect.
- */
-async function openNetwork(
-  genesis: Genesis,
-  config: NodeConfig,
-  self: number,
-  password: string,
-  p2pListen: string | undefined,
-  log: Logger,
-): Promise<P2pNetwork> {
-  const peers: NetworkPeer[] = [
-    ...genesis.consensus.validators.map((v, index) => ({
+/** Who may connect: the current validators (by their index in the set), then genesis observers. */
+function peersOf(genesis: Genesis, validators: readonly GenesisValidator[]): NetworkPeer[] {
+  return [
+    ...validators.map((v, index) => ({
       index,
       peerId: v.peerId,
       addrs: v.p2p,
       role: "validator" as const,
     })),
     ...genesis.observers.map((o, k) => ({
-      index: genesis.consensus.validators.length + k,
+      index: validators.length + k,
       peerId: o.peerId,
       addrs: o.p2p,
       role: "observer" as const,
     })),
   ];
-  const me = peers[self] as NetworkPeer;
+}
+
+/**
+ * The network of a multi-node chain: this node's libp2p key must be the one the validator set
+ * (or genesis, for observers) binds to its SM2 key; only current validators and observers may
+ * connect. A joining node (self -1) is not listed yet: it dials the validators it knows.
+ */
+async function openNetwork(
+  genesis: Genesis,
+  validators: readonly GenesisValidator[],
+  config: NodeConfig,
+  self: number,
+  password: string,
+  p2pListen: string | undefined,
+  log: Logger,
+): Promise<P2pNetwork> {
+  const peers = peersOf(genesis, validators);
   const p2p = await loadP2pKeystore(config.p2pKey.file, password);
+  const me: NetworkPeer = peers[self] ?? { index: -1, peerId: p2p.peerId, addrs: [], role: "validator" };
   if (me.peerId !== p2p.peerId) {
     throw new CustosError(
       "P2P_KEY_MISMATCH",
@@ -233,10 +253,15 @@ export class CustosNode {
     try {
       selectSm2({ logger: log.child({ module: "crypto" }) });
       ({ key, password } = await nodeKey(config, o.password));
-      ({ role, self } = roleOf(genesis, key, o.observer ?? false));
       const writes: WriteSet = new Map();
       genesisMemberWrites(genesis, writes);
       ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
+      try {
+        ({ role, self } = roleOf(genesis, ledger.head.validators, key, o.observer ?? false, o.join ?? false));
+      } catch (err) {
+        await ledger.close();
+        throw err;
+      }
     } catch (err) {
       logs.close();
       throw err;
@@ -276,10 +301,15 @@ export class CustosNode {
               log.child({ module: "consensus" }),
             )
           : undefined;
-      const multiNode = genesis.consensus.validators.length > 1 || genesis.observers.length > 0;
+      const multiNode =
+        genesis.consensus.validators.length > 1 ||
+        genesis.observers.length > 0 ||
+        ledger.head.validators.length > 1 ||
+        self < 0;
       if (multiNode) {
         network = await openNetwork(
           genesis,
+          ledger.head.validators,
           config,
           self,
           password,
@@ -291,7 +321,17 @@ export class CustosNode {
       const gossip = net ? new TxGossip((data) => net.publish(topics(genesis.chainId).txs, data)) : undefined;
       let rpcRef: RpcServer | undefined;
       const nodeRef: { current?: CustosNode } = {};
+      let peerSet = ledger.head.validatorSetHash;
       const committed = (c: CommittedBlock, announce: boolean) => {
+        if (!bytesEqual(peerSet, ledger.head.validatorSetHash)) {
+          // governance changed the validator set in this block: new peers from the next block on
+          peerSet = ledger.head.validatorSetHash;
+          net?.setPeers(peersOf(genesis, ledger.head.validators));
+          log.info("validator set changed", {
+            height: ledger.head.height,
+            validators: ledger.head.validators.map((v) => v.name),
+          });
+        }
         metrics.blockCommitted(
           c.block.txs.length,
           c.receipts.filter((r) => !r.success).length,
@@ -328,6 +368,7 @@ export class CustosNode {
           validatorPeers: net?.connectedPeers().filter((p) => p.role === "validator").length ?? 0,
           syncing: sync.syncing,
           syncTarget: sync.target,
+          ...(driver ? { active: driver.active } : {}),
         }),
       });
       // the operations log: every write request, accepted or refused, with its sender

@@ -1,4 +1,6 @@
 export {
+  type AddedNode,
+  addNode,
   down,
   freeBasePort,
   kill,

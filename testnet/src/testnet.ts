@@ -17,6 +17,8 @@ export interface TestnetNode {
   p2p: string;
   pid: number;
   home: string;
+  /** Added after genesis (custos testnet add-node): started with --join. */
+  join?: boolean;
 }
 
 /** DIR/testnet.json (DESIGN.md §9), plus the command that runs a node so that any later CLI call can restart one. */
@@ -152,7 +154,15 @@ function spawnNode(t: TestnetFile, n: TestnetNode): number {
   try {
     const child = spawn(
       cmd as string,
-      [...args, "node", "start", "--home", n.home, ...(n.role === "observer" ? ["--observer"] : [])],
+      [
+        ...args,
+        "node",
+        "start",
+        "--home",
+        n.home,
+        ...(n.role === "observer" ? ["--observer"] : []),
+        ...(n.join ? ["--join"] : []),
+      ],
       { detached: true, stdio: ["ignore", out, out] },
     );
     child.once("error", () => {}); // a failed spawn has no pid: reported below, not as a crash
@@ -184,13 +194,20 @@ async function waitReady(n: TestnetNode, deadline: number): Promise<void> {
 }
 
 async function waitConnected(t: TestnetFile, deadline: number): Promise<void> {
-  const want = t.nodes.filter((n) => n.role === "validator").length - 1;
   for (const n of t.nodes.filter((x) => x.role === "validator" && processState(x) === "running")) {
     const client = new CustosClient(n.rpc, { timeoutMs: 1000 });
-    // validators only: a connection to an observer does not make consensus possible
-    const validatorPeers = async () =>
-      ((await client.status().catch(() => ({}))) as { validatorPeers?: number }).validatorPeers ?? -1;
-    while ((await validatorPeers()) < want) {
+    // validators only: a connection to an observer does not make consensus possible; the set is
+    // the chain's (governance may have changed it), and a node outside it waits for nobody
+    const connected = async () => {
+      const s = (await client.status().catch(() => ({}))) as {
+        validatorPeers?: number;
+        validators?: number;
+        validating?: boolean;
+      };
+      if (s.validating === false) return true;
+      return (s.validatorPeers ?? -1) >= (s.validators ?? Number.POSITIVE_INFINITY) - 1;
+    };
+    while (!(await connected())) {
       if (Date.now() > deadline)
         throw new CustosError("TESTNET_TIMEOUT", `${n.name} did not connect to the other validators in time`);
       await sleep(200);
@@ -321,6 +338,66 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     throw err;
   }
   return t;
+}
+
+export interface AddedNode {
+  node: TestnetNode;
+  publicKey: string;
+  peerId: string;
+  /** Where the other validators dial it (the p2p address for the validator.add proposal). */
+  listen: string;
+}
+
+/**
+ * Creates one more validator home on the testnet's genesis (new SM2 and libp2p keys, free ports),
+ * starts it with --join and records it in testnet.json. It syncs from the validators once they
+ * let it in, which they do when a validator.add proposal for its key and peer id has passed.
+ */
+export async function addNode(
+  dir: string,
+  o: { name?: string; timeoutMs?: number } = {},
+): Promise<AddedNode> {
+  const t = await readTestnet(resolve(dir));
+  let k = t.nodes.filter((n) => n.role === "validator").length;
+  while (t.nodes.some((n) => n.name === `validator-${k}`)) k++;
+  const name = o.name ?? `validator-${k}`;
+  if (t.nodes.some((n) => n.name === name)) throw new CustosError("TESTNET_EXISTS", `${name} exists already`);
+  const base = await freeBasePort(1);
+  const home = join(resolve(dir), name);
+  const password = (await readFile(t.passwordFile, "utf8")).trim();
+  const r = await initHome({
+    home,
+    dev: false,
+    chainId: t.chainId,
+    password,
+    kdfIterations: TESTNET_KDF_ITERATIONS,
+    rpcListen: `127.0.0.1:${base}`,
+  });
+  const listen = `/ip4/127.0.0.1/tcp/${base + 100}`;
+  const cfgPath = join(home, "config.json");
+  const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+  cfg.nodeKey.passwordFile = "../password";
+  cfg.p2p = { ...(cfg.p2p ?? {}), listen: [listen] };
+  await writeFile(
+    cfgPath,
+    `${JSON.stringify(cfg, null, 2)}
+`,
+  );
+  await writeFile(join(home, "genesis.json"), await readFile(join(resolve(dir), "genesis.json")));
+  const node: TestnetNode = {
+    name,
+    role: "validator",
+    rpc: `http://127.0.0.1:${base}`,
+    p2p: `${listen}/p2p/${r.peerId}`,
+    pid: 0,
+    home,
+    join: true,
+  };
+  t.nodes.push(node);
+  node.pid = spawnNode(t, node);
+  await writeTestnet(resolve(dir), t);
+  await waitReady(node, Date.now() + (o.timeoutMs ?? 30_000));
+  return { node, publicKey: r.nodePublicKey, peerId: r.peerId, listen };
 }
 
 /** A node by its index in `nodes` or its name. */

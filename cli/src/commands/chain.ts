@@ -155,6 +155,7 @@ export function registerChainCommands(program: Command): void {
       "libp2p listen address (default: this validator's address in genesis)",
     )
     .option("--observer", "run as a read-only observer (its key must be a genesis observer's)")
+    .option("--join", "a validator that governance is adding: sync from the validators, take part once added")
     .option(
       "--password-file <file>",
       "node key password (else config nodeKey.passwordFile, else CUSTOS_PASSWORD)",
@@ -166,9 +167,11 @@ export function registerChainCommands(program: Command): void {
         rpcListen?: string;
         p2pListen?: string;
         observer?: boolean;
+        join?: boolean;
         passwordFile?: string;
         json?: boolean;
       }) => {
+        if (o.join && o.observer) throw new UsageError("--join is for validators, not with --observer");
         const password = o.passwordFile ? await readPassword(o) : undefined;
         const n = await CustosNode.start({
           home: o.home,
@@ -176,6 +179,7 @@ export function registerChainCommands(program: Command): void {
           ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
           ...(password ? { password } : {}),
           ...(o.observer ? { observer: true } : {}),
+          ...(o.join ? { join: true } : {}),
         });
         output(
           !!o.json,

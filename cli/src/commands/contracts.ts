@@ -93,7 +93,10 @@ async function propose(o: SignOpts & { ttl?: string }, kind: string, payload: Re
     o,
     await wallet(o),
     { to: "governance", method: "propose", args: [kind, JSON.stringify(payload), ttlOption(o.ttl)] },
-    (r) => `proposal ${(r.output as { id: number }).id} opened (${kind}); it needs the committee's votes`,
+    (r) => {
+      const v = r.output as { id: number; status: string; approvals: number; threshold: number };
+      return `proposal ${v.id} opened (${kind}) with your approval: ${v.status}, ${v.approvals}/${v.threshold} approvals`;
+    },
   );
 }
 
@@ -341,6 +344,8 @@ export function registerContractCommands(program: Command): void {
       );
     });
 
+  validatorCommands(program);
+
   const member = program.command("member").description("consortium members (changes are proposals)");
   rpcOption(
     member.command("show").description("a member's name, roles and wallet tier").argument("<address>"),
@@ -382,6 +387,49 @@ export function registerContractCommands(program: Command): void {
         address: address(addr, "ADDRESS"),
         roles: o.roles.split(",").map((r) => r.trim()),
       });
+    });
+}
+
+function validatorCommands(program: Command): void {
+  const validator = program.command("validator").description("the validator set (changes are proposals)");
+  rpcOption(validator.command("list").description("the validators of the next block")).action(
+    async (o: RpcOpts) => {
+      const r = await query(o, "validators", "list");
+      output(
+        !!o.json,
+        r,
+        (r.validators as Record<string, any>[])
+          .map((v) => `${v.index} ${v.name} ${v.publicKey} ${v.peerId} ${(v.p2p as string[]).join(",")}`)
+          .join("\n"),
+      );
+    },
+  );
+  signOption(
+    validator
+      .command("add")
+      .description("propose adding a validator (takes effect the block after it passes)"),
+  )
+    .requiredOption("--name <name>")
+    .requiredOption("--public-key <hex>", "its node's SM2 public key (custos init prints it)")
+    .requiredOption("--peer-id <id>", "its libp2p peer id (custos init prints it)")
+    .option("--p2p <multiaddr...>", "where peers dial it, e.g. /ip4/10.0.0.7/tcp/30300")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(
+      async (
+        o: SignOpts & { name: string; publicKey: string; peerId: string; p2p?: string[]; ttl?: string },
+      ) => {
+        await propose(o, "validator.add", {
+          name: o.name,
+          publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
+          peerId: o.peerId,
+          p2p: o.p2p ?? [],
+        });
+      },
+    );
+  signOption(validator.command("remove").description("propose removing a validator").argument("<name>"))
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (name: string, o: SignOpts & { ttl?: string }) => {
+      await propose(o, "validator.remove", { name });
     });
 }
 

@@ -46,7 +46,7 @@ export async function buildBlock(
       txRoot: computeTxRoot(txs),
       receiptRoot: computeReceiptRoot(receiptBytes),
       stateRoot: nextStateRoot(head.header.stateRoot, result.writes),
-      validatorSetHash: head.header.validatorSetHash,
+      validatorSetHash: head.validatorSetHash,
     },
     txs,
   );

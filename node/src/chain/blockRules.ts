@@ -19,7 +19,7 @@ export function blockRuleViolation(
   if (h.height !== head.height + 1) return `height ${h.height} does not follow ${head.height}`;
   if (!bytesEqual(h.prevHash, head.hash)) return "prevHash is not the hash of the head";
   if (h.timestamp <= head.header.timestamp) return "timestamp does not move forward";
-  if (!bytesEqual(h.validatorSetHash, head.header.validatorSetHash)) return "validator set hash differs";
+  if (!bytesEqual(h.validatorSetHash, head.validatorSetHash)) return "validator set hash differs";
   const seen = new Set<string>();
   for (const t of block.txs) {
     const id = toHex(t.hash);

@@ -44,8 +44,10 @@ export interface PbftDriverOptions {
  * to send to.
  */
 export class PbftDriver extends EventEmitter<ChainEvents> {
-  private readonly engine: PbftEngine;
-  private readonly validators: Uint8Array[];
+  private engine: PbftEngine;
+  /** This node's index in the current validator set; -1 while it is not in it. */
+  private self: number;
+  private keysFor: { hash: Uint8Array; keys: Uint8Array[] } | undefined;
   private readonly built = new Map<string, BuiltBlock>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private queue: Promise<void> = Promise.resolve();
@@ -65,32 +67,75 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     private readonly pool: TxPool,
     private readonly verifier: VerifierPool,
     private readonly wal: FileWal,
-    key: Sm2KeyPair,
-    opts: PbftDriverOptions,
+    private readonly key: Sm2KeyPair,
+    private readonly opts: PbftDriverOptions,
     private readonly log: Logger,
   ) {
     super();
-    this.validators = genesis.consensus.validators.map((v) => v.publicKey);
-    const self = this.validators.findIndex((pk) => bytesEqual(pk, key.publicKey));
-    if (self < 0) throw new Error("this node's key is not a validator of the genesis");
-    this.engine = new PbftEngine(
-      {
-        chainId: genesis.chainId,
-        self,
-        baseTimeoutMs: opts.baseTimeoutMs,
-        maxTimeoutMs: opts.maxTimeoutMs,
-        maxViewAhead: 64,
-        maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
-        keepDecisions: 16,
-      },
-      sm2ConsensusCrypto({ privateKey: key.privateKey, validators: () => this.validators }),
-    );
+    this.self = this.indexOfSelf();
+    this.engine = this.newEngine(Math.max(0, this.self));
     // one "work" input per burst of admissions, not one per transaction
     pool.onAdded(() => {
       if (this.workQueued) return;
       this.workQueued = true;
       this.input({ type: "work" });
     });
+  }
+
+  /** The public keys of the set that validates the next block (cached per set). */
+  private get validators(): Uint8Array[] {
+    const head = this.ledger.head;
+    if (this.keysFor === undefined || !bytesEqual(this.keysFor.hash, head.validatorSetHash)) {
+      this.keysFor = { hash: head.validatorSetHash, keys: head.validators.map((v) => v.publicKey) };
+    }
+    return this.keysFor.keys;
+  }
+
+  private indexOfSelf(): number {
+    return this.validators.findIndex((pk) => bytesEqual(pk, this.key.publicKey));
+  }
+
+  private newEngine(self: number): PbftEngine {
+    return new PbftEngine(
+      {
+        chainId: this.genesis.chainId,
+        self,
+        baseTimeoutMs: this.opts.baseTimeoutMs,
+        maxTimeoutMs: this.opts.maxTimeoutMs,
+        maxViewAhead: 64,
+        maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
+        keepDecisions: 16,
+      },
+      sm2ConsensusCrypto({ privateKey: this.key.privateKey, validators: () => this.validators }),
+    );
+  }
+
+  /** Whether this node is in the current validator set (and so takes part in consensus). */
+  get active(): boolean {
+    return this.self >= 0;
+  }
+
+  /**
+   * The ledger advanced to a new head: go on above it. When the block changed the validator set
+   * and this node's place in it, consensus restarts with the new index (or pauses, when this node
+   * is no longer a validator: block sync keeps it up to date).
+   */
+  private async advance(height: number): Promise<void> {
+    const self = this.indexOfSelf();
+    if (self !== this.self) {
+      this.log.info("validator set changed", { height, self, validators: this.validators.length });
+      this.self = self;
+      if (self < 0) {
+        for (const t of this.timers) clearTimeout(t);
+        this.timers.clear();
+        return;
+      }
+      this.engine = this.newEngine(self);
+      await this.run({ type: "start", height: height + 1, validators: this.validators.length, wal: [] });
+      return;
+    }
+    if (self < 0) return;
+    await this.run({ type: "committed", height, validators: this.validators.length });
   }
 
   /** The view consensus is in at the current height. */
@@ -129,7 +174,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       if (after > before && !this.stopped) {
         this.built.clear();
         await this.wal.compact([]);
-        await this.run({ type: "committed", height: after, validators: this.validators.length });
+        await this.advance(after);
         if (this.pool.size > 0) await this.run({ type: "work" });
       }
       return result;
@@ -158,7 +203,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   }
 
   private async run(i: Input): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.self < 0) return;
     if (i.type === "work") this.workQueued = false;
     const before = this.engine.state;
     const effects = this.engine.step(i);
@@ -311,7 +356,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       hash: toHex(e.blockHash),
     });
     this.emit("block:committed", { block: built.block, receipts: built.receipts, certificate });
-    await this.run({ type: "committed", height: e.height, validators: this.validators.length });
+    await this.advance(e.height);
     if (this.pool.size > 0) await this.run({ type: "work" });
   }
 }

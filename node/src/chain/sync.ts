@@ -131,6 +131,8 @@ interface Fetched {
   from: number;
   count: number;
   items?: { block: Block; bytes: Uint8Array; cert: CommitCertificate }[];
+  /** The validator set the certificates were checked against (the head's when fetched). */
+  setHash?: Uint8Array;
   error?: Error;
 }
 
@@ -146,7 +148,6 @@ interface Fetched {
 export class BlockSync {
   private readonly heights = new Map<number, number>();
   private readonly backoff = new Map<number, number>();
-  private readonly validators: Uint8Array[];
   private running = false;
   private stopped = true;
   private behindSince: number | undefined;
@@ -157,8 +158,14 @@ export class BlockSync {
   /** Blocks stored by sync since start. */
   applied = 0;
 
-  constructor(private readonly o: BlockSyncOptions) {
-    this.validators = o.genesis.consensus.validators.map((v) => v.publicKey);
+  constructor(private readonly o: BlockSyncOptions) {}
+
+  /**
+   * The set that signs the next block. Blocks are checked and applied in order, so each
+   * certificate is checked against the set that the block before it left in the state.
+   */
+  private get validators(): Uint8Array[] {
+    return this.o.ledger.head.validators.map((v) => v.publicKey);
   }
 
   /** Highest height some peer has shown it has. */
@@ -205,7 +212,11 @@ export class BlockSync {
     if (cert.chainId !== this.o.genesis.chainId) return "reject";
     if (cert.height <= this.o.ledger.head.height || cert.height <= (this.heights.get(from.index) ?? 0))
       return "ignore"; // old news: neither checked nor relayed
-    if (!(await this.certificateValid(cert))) return "reject";
+    if (!(await this.certificateValid(cert))) {
+      // checked against the head's validator set: exact for the next block; further ahead the
+      // set may have changed in between, so such a certificate is left aside, not held against the peer
+      return cert.height === this.o.ledger.head.height + 1 ? "reject" : "ignore";
+    }
     this.heights.set(from.index, cert.height);
     this.check();
     return "accept";
@@ -442,8 +453,9 @@ export class BlockSync {
           throw new PeerFault(peer, `sent height ${block.header.height} for ${from + i}`);
         return { block, bytes, cert };
       });
-      await this.verifySignatures(peer, items);
-      return { peer, from, count, items };
+      const setHash = this.o.ledger.head.validatorSetHash;
+      const verified = await this.verifySignatures(peer, items);
+      return { peer, from, count, items: verified, setHash };
     } catch (err) {
       // anything undecodable (a tx root that does not match, say) is the peer's fault
       const e =
@@ -457,30 +469,51 @@ export class BlockSync {
     }
   }
 
-  /** Every certificate (quorum over the block hash) and every tx signature, in one batch on the pool. */
-  private async verifySignatures(
+  /**
+   * Every certificate (quorum over the block hash) and every tx signature, in one batch on the
+   * pool. Certificates are checked against the head's validator set: a range that crosses a set
+   * change stops at the first block the old set did not sign (applied blocks then bring the new
+   * set, and the rest is fetched again); only a bad tx signature, or a bad certificate for the
+   * very next block, is the peer's fault.
+   */
+  private async verifySignatures<T extends { block: Block; cert: CommitCertificate }>(
     peer: number,
-    items: { block: Block; cert: CommitCertificate }[],
-  ): Promise<void> {
+    items: T[],
+  ): Promise<T[]> {
     const batch: VerifyItem[] = [];
+    const spans: { cert: [number, number] | undefined; txs: [number, number] }[] = [];
     for (const { block, cert } of items) {
+      let certSpan: [number, number] | undefined;
       try {
-        batch.push(
-          ...this.certificateItems(cert, {
-            chainId: this.o.genesis.chainId,
-            height: block.header.height,
-            blockHash: block.hash,
-          }),
-        );
-      } catch (err) {
-        throw new PeerFault(peer, errorMessage(err));
+        const c = this.certificateItems(cert, {
+          chainId: this.o.genesis.chainId,
+          height: block.header.height,
+          blockHash: block.hash,
+        });
+        certSpan = [batch.length, batch.length + c.length];
+        batch.push(...c);
+      } catch {
+        certSpan = undefined;
       }
+      const t0 = batch.length;
       for (const t of block.txs)
         batch.push({ publicKey: t.tx.sender, message: t.body, signature: t.signature });
+      spans.push({ cert: certSpan, txs: [t0, batch.length] });
     }
     const ok = await this.o.verifier.verifyBatch(batch);
-    const bad = ok.indexOf(false);
-    if (bad >= 0) throw new PeerFault(peer, `a bad signature (item ${bad} of the range)`);
+    const all = (r: [number, number]) => ok.slice(r[0], r[1]).every(Boolean);
+    for (let i = 0; i < items.length; i++) {
+      const span = spans[i] as (typeof spans)[number];
+      if (!all(span.txs))
+        throw new PeerFault(peer, `a bad tx signature in block ${items[i]?.block.header.height}`);
+      if (span.cert === undefined || !all(span.cert)) {
+        const h = (items[i] as T).block.header.height;
+        if (h === this.o.ledger.head.height + 1)
+          throw new PeerFault(peer, `block ${h} has no valid certificate`);
+        return items.slice(0, i);
+      }
+    }
+    return items;
   }
 
   /** Executes and stores a fetched range in order; returns how many blocks it covered. */
@@ -494,6 +527,11 @@ export class BlockSync {
         if (h <= head.height) {
           n++; // consensus got there first
           continue;
+        }
+        if (!bytesEqual(head.validatorSetHash, f.setHash as Uint8Array)) {
+          // the set changed inside this range: check this certificate against the new one
+          const recheck = await this.verifySignatures(f.peer, [{ block, cert }]);
+          if (recheck.length === 0) return n;
         }
         const why = blockRuleViolation(this.o.genesis, head, block, (t) =>
           this.o.ledger.isRecentlyCommitted(t),

@@ -15,10 +15,17 @@ import { ecnyContract, moveFen } from "../system/ecny.js";
 import { governanceContract } from "../system/governance.js";
 import { membersContract, readMember } from "../system/members.js";
 import { readCode, readInstance, templatesContract } from "../system/templates.js";
+import { validatorsContract } from "../system/validators.js";
 import { senderAddress } from "./senders.js";
 import { runContract, toWire } from "./vmCall.js";
 
-const SYSTEM_CONTRACTS = [membersContract, ecnyContract, governanceContract, templatesContract];
+const SYSTEM_CONTRACTS = [
+  membersContract,
+  ecnyContract,
+  governanceContract,
+  templatesContract,
+  validatorsContract,
+];
 /** Methods a transaction cannot call on a VM contract: init runs once, at instantiation. */
 const RESERVED_METHOD = /^(init$|_)/;
 

@@ -7,6 +7,7 @@ import {
   encodeCertificate,
   encodeGenesis,
   type Genesis,
+  type GenesisValidator,
   genesisHeader,
   type Header,
   makeBlock,
@@ -14,12 +15,16 @@ import {
 import { bytesEqual, CustosError, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
 import { compareBytes, nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
+import { decodeValidatorSet, setHash, VALIDATOR_SET_KEY, validatorSetOf } from "../system/validators.js";
 import { Bucket, heightKey, META_GENESIS, META_HEAD, prefixed } from "./keys.js";
 
 export interface ChainHead {
   height: number;
   hash: Uint8Array;
   header: Header;
+  /** The validator set of the next block (height + 1), as the state after this block says. */
+  validators: GenesisValidator[];
+  validatorSetHash: Uint8Array;
 }
 
 export interface TxPosition {
@@ -121,7 +126,7 @@ export class Ledger implements StateReader {
       await db.close();
       throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
     }
-    const head = await Ledger.readHead(db);
+    const head = await Ledger.readHead(db, genesis);
     const ledger = new Ledger(db, head, log, genesis.blockLimitWindow, cacheEntries);
     for await (const key of db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
       ledger.contractKeys.push(latin1(key));
@@ -138,7 +143,7 @@ export class Ledger implements StateReader {
     return ledger;
   }
 
-  private static async readHead(db: Level<Uint8Array, Uint8Array>): Promise<ChainHead> {
+  private static async readHead(db: Level<Uint8Array, Uint8Array>, genesis: Genesis): Promise<ChainHead> {
     const raw = await db.get(META_HEAD);
     if (raw === undefined) throw new CustosError("LEDGER_CORRUPT", "the ledger has no head record");
     const a = readArray(decode(raw, "Head", 1024), fieldAt("Head", ""), 2);
@@ -150,7 +155,8 @@ export class Ledger implements StateReader {
     const block = decodeBlock(blockBytes);
     if (!bytesEqual(block.hash, hash))
       throw new CustosError("LEDGER_CORRUPT", `the head block ${height} has another hash`);
-    return { height, hash, header: block.header };
+    const validators = validatorSetOf(await db.get(VALIDATOR_SET_KEY), genesis);
+    return { height, hash, header: block.header, validators, validatorSetHash: setHash(validators) };
   }
 
   get head(): ChainHead {
@@ -309,7 +315,15 @@ export class Ledger implements StateReader {
       h.height,
       c.block.txs.map((t) => toHex(t.hash)),
     );
-    this.headState = { height: h.height, hash: c.block.hash, header: h };
+    const changed = c.writes.get(toHex(VALIDATOR_SET_KEY));
+    const validators = changed?.value != null ? decodeValidatorSet(changed.value) : this.headState.validators;
+    this.headState = {
+      height: h.height,
+      hash: c.block.hash,
+      header: h,
+      validators,
+      validatorSetHash: changed ? setHash(validators) : this.headState.validatorSetHash,
+    };
   }
 
   async close(): Promise<void> {

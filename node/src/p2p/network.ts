@@ -136,11 +136,32 @@ export class P2pNetwork {
   peersDisconnected = 0;
   private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
 
+  private peers: NetworkPeer[];
+
   constructor(
     private readonly opts: NetworkOptions,
     private readonly log: Logger,
   ) {
+    this.peers = opts.peers;
     for (const p of opts.peers) this.byId.set(p.peerId, p);
+  }
+
+  /**
+   * Replaces the allowed peers (a validator-set change by governance): the gater admits the new
+   * list from now on, connections to peers no longer on it are closed, new ones are dialled.
+   */
+  setPeers(peers: NetworkPeer[]): void {
+    this.peers = peers;
+    this.byId.clear();
+    for (const p of peers) this.byId.set(p.peerId, p);
+    for (const c of this.node?.getConnections() ?? []) {
+      const id = c.remotePeer.toString();
+      if (!this.byId.has(id)) {
+        this.outbound.get(id)?.abort(new Error("no longer a peer"));
+        this.outbound.delete(id);
+        c.close().catch(() => {});
+      }
+    }
   }
 
   onMessage(fn: (channel: ChannelId, from: number, bytes: Uint8Array) => void): void {
@@ -172,11 +193,11 @@ export class P2pNetwork {
 
   connectedPeers(): NetworkPeer[] {
     const ids = new Set(this.node?.getConnections().map((c) => c.remotePeer.toString()) ?? []);
-    return this.opts.peers.filter((p) => ids.has(p.peerId));
+    return this.peers.filter((p) => ids.has(p.peerId));
   }
 
   peer(index: number): NetworkPeer | undefined {
-    return this.opts.peers.find((p) => p.index === index);
+    return this.peers.find((p) => p.index === index);
   }
 
   async start(): Promise<void> {
@@ -256,7 +277,7 @@ export class P2pNetwork {
   }
 
   private redial(): void {
-    for (const p of this.opts.peers) {
+    for (const p of this.peers) {
       if (p.peerId === this.peerId || this.isConnected(p.peerId) || this.isBanned(p.peerId)) continue;
       for (const a of p.addrs) {
         this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {});
@@ -279,10 +300,14 @@ export class P2pNetwork {
     // only validators talk consensus: anybody else is hung up on before a byte is read
     if (peer.role !== "validator")
       throw new CustosError("P2P_NOT_VALIDATOR", "a consensus stream from a non-validator");
+    const remote = connection.remotePeer.toString();
     for await (const frame of frames(stream, this.opts.maxMessageBytes)) {
       if (frame.length < 1 || frame[0] !== Channel.consensus)
         throw new CustosError("P2P_BAD_FRAME", "a frame on an unknown channel");
-      this.handler(Channel.consensus, peer.index, frame.subarray(1));
+      // looked up per frame: a validator-set change moves indices while the stream stays open
+      const now = this.byId.get(remote);
+      if (now?.role !== "validator") throw new CustosError("P2P_NOT_VALIDATOR", "no longer a validator");
+      this.handler(Channel.consensus, now.index, frame.subarray(1));
     }
   }
 
@@ -386,7 +411,7 @@ export class P2pNetwork {
    * re-sends what matters.
    */
   send(channel: ChannelId, index: number, bytes: Uint8Array): void {
-    const p = this.opts.peers.find((x) => x.index === index && x.peerId !== this.peerId);
+    const p = this.peers.find((x) => x.index === index && x.peerId !== this.peerId);
     if (!p) return;
     const queued = this.queued.get(p.peerId) ?? 0;
     if (queued >= MAX_QUEUED) {
@@ -409,7 +434,7 @@ export class P2pNetwork {
 
   /** Sends to every validator but this node. */
   broadcast(channel: ChannelId, bytes: Uint8Array): void {
-    for (const p of this.opts.peers)
+    for (const p of this.peers)
       if (p.role === "validator" && p.peerId !== this.peerId) this.send(channel, p.index, bytes);
   }
 

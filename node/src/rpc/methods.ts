@@ -16,7 +16,15 @@ export interface RpcContext {
   role: "validator" | "observer";
   pendingTx(hash: Uint8Array): SignedTx | undefined;
   /** What changes while the node runs: consensus view, connected peers, block sync. */
-  live?(): { view: number; peers: number; validatorPeers: number; syncing: boolean; syncTarget: number };
+  live?(): {
+    view: number;
+    peers: number;
+    validatorPeers: number;
+    syncing: boolean;
+    syncTarget: number;
+    /** A validator node outside the current set (joining, or removed by governance). */
+    active?: boolean;
+  };
 }
 
 export type RpcMethod = (params: unknown[]) => Promise<unknown>;
@@ -101,12 +109,14 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
           latestHash: hex(head.hash),
           latestTimestamp: head.header.timestamp,
           role: c.role,
+          ...(c.role === "validator" ? { validating: live.active ?? true } : {}),
           view: live.view,
           peers: live.peers,
           validatorPeers: live.validatorPeers,
           syncing: live.syncing,
           syncTarget: live.syncTarget,
-          validators: genesis.consensus.validators.length,
+          validators: head.validators.length,
+          validatorSetHash: hex(head.validatorSetHash),
           blockLimitWindow: genesis.blockLimitWindow,
           pool: { size: pool.size, bytes: pool.bytes },
           sm2Backend: selectSm2().backend.name,

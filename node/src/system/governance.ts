@@ -4,6 +4,7 @@ import { type ContractContext, ContractError, parseArgs, type SystemContract } f
 import { memberKindHandlers } from "./memberProposals.js";
 import { requireRole } from "./members.js";
 import { templateKindHandlers } from "./templates.js";
+import { validatorKindHandlers } from "./validators.js";
 
 export const GOVERNANCE = "governance";
 
@@ -26,7 +27,7 @@ export interface KindHandler {
 let kindTable: Record<string, KindHandler> | undefined;
 /** Built on first use: templates.ts and governance.ts import each other. */
 function kinds(): Record<string, KindHandler> {
-  kindTable ??= { ...templateKindHandlers, ...memberKindHandlers };
+  kindTable ??= { ...templateKindHandlers, ...memberKindHandlers, ...validatorKindHandlers };
   return kindTable;
 }
 
@@ -163,7 +164,8 @@ async function openOrThrow(ctx: ContractContext, id: number): Promise<Proposal> 
 }
 
 /**
- * Proposals, votes and their execution. Committee members propose and vote; a proposal passes
+ * Proposals, votes and their execution. Committee members propose (which counts as their
+ * approval) and vote; a proposal passes
  * when its approvals reach the genesis threshold and is carried out in the same transaction; it
  * is rejected when its rejections reach the threshold; past its expiry it can no longer pass.
  * The regulator may veto template approvals. Every step is an event and stays in the record.
@@ -191,7 +193,9 @@ export const governanceContract: SystemContract = {
         throw new ContractError("INVALID_ARGUMENTS", `${W}: ttlSeconds must be between 1 and 365 days`);
       }
       await handler.validate(ctx, payload);
-      return { id: await openProposal(ctx, kind, payload, ttl) };
+      const id = await openProposal(ctx, kind, payload, ttl);
+      // the proposer is a committee member: proposing counts as its approval
+      return castVote(ctx, await readProposal(ctx, id), true);
     },
 
     /** vote(id, approve) */
@@ -200,29 +204,7 @@ export const governanceContract: SystemContract = {
       const id = proposalId(args[0], W);
       const approve = parseArgs(W, () => readBool(args[1], fieldAt(W, "approve")));
       await requireRole(ctx, "committee", "voting on a proposal");
-      const p = await openOrThrow(ctx, id);
-      if (p.votes.some((v) => v.voter === ctx.env.sender)) {
-        throw new ContractError("ALREADY_VOTED", `${ctx.env.sender} has already voted on proposal ${id}`);
-      }
-      p.votes.push({ voter: ctx.env.sender, approve, height: ctx.env.height });
-      const g = ctx.as(GOVERNANCE);
-      g.emit("Voted", [id, ctx.env.sender, approve]);
-      const threshold = ctx.env.genesis.governance.threshold;
-      const approvals = p.votes.filter((v) => v.approve).length;
-      if (approvals >= threshold) {
-        const handler = kinds()[p.kind] as KindHandler;
-        await handler.execute(ctx, p.payload, id);
-        p.status = "executed";
-        p.closedHeight = ctx.env.height;
-        g.emit("ProposalExecuted", [id, p.kind]);
-      } else if (p.votes.length - approvals >= threshold) {
-        p.status = "rejected";
-        p.closedHeight = ctx.env.height;
-        await kinds()[p.kind]?.closed?.(ctx, p.payload, "rejected");
-        g.emit("ProposalRejected", [id, p.kind]);
-      }
-      save(ctx, p);
-      return { id, status: p.status, approvals, threshold };
+      return castVote(ctx, await openOrThrow(ctx, id), approve);
     },
 
     /** veto(id, reason): the regulator stops a template approval. */
@@ -277,6 +259,32 @@ export const governanceContract: SystemContract = {
     }),
   },
 };
+
+/** Records a committee member's vote; carries the proposal out or closes it when the count says so. */
+async function castVote(ctx: ContractContext, p: Proposal, approve: boolean) {
+  if (p.votes.some((v) => v.voter === ctx.env.sender)) {
+    throw new ContractError("ALREADY_VOTED", `${ctx.env.sender} has already voted on proposal ${p.id}`);
+  }
+  p.votes.push({ voter: ctx.env.sender, approve, height: ctx.env.height });
+  const g = ctx.as(GOVERNANCE);
+  g.emit("Voted", [p.id, ctx.env.sender, approve]);
+  const threshold = ctx.env.genesis.governance.threshold;
+  const approvals = p.votes.filter((v) => v.approve).length;
+  if (approvals >= threshold) {
+    const handler = kinds()[p.kind] as KindHandler;
+    await handler.execute(ctx, p.payload, p.id);
+    p.status = "executed";
+    p.closedHeight = ctx.env.height;
+    g.emit("ProposalExecuted", [p.id, p.kind]);
+  } else if (p.votes.length - approvals >= threshold) {
+    p.status = "rejected";
+    p.closedHeight = ctx.env.height;
+    await kinds()[p.kind]?.closed?.(ctx, p.payload, "rejected");
+    g.emit("ProposalRejected", [p.id, p.kind]);
+  }
+  save(ctx, p);
+  return { id: p.id, status: p.status, approvals, threshold };
+}
 
 function parsePayload(v: unknown, where: string): Record<string, unknown> {
   const text = parseArgs(where, () => readString(v, fieldAt(where, "payload"), { max: 8192 }));

@@ -114,10 +114,10 @@ const arr = (v: unknown, f: string, min: number, max: number): unknown[] => {
   return v;
 };
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** An Ed25519 libp2p peer id (identity multihash, base58btc). */
-const PEER_ID_RE = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/;
-const MULTIADDR_RE = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/\s]{1,253}\/tcp\/\d{1,5}$/;
+export const PEER_ID_RE = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/;
+export const MULTIADDR_RE = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/\s]{1,253}\/tcp\/\d{1,5}$/;
 
 /** Validates a genesis file's JSON (untrusted) into a Genesis. Throws GENESIS_INVALID naming the field. */
 export function parseGenesis(json: unknown): Genesis {

@@ -1,0 +1,167 @@
+import { decode, encode } from "@custos/codec";
+import { addressFromPublicKey } from "@custos/crypto";
+import {
+  type Genesis,
+  type GenesisValidator,
+  LIMITS,
+  MULTIADDR_RE,
+  NAME_RE,
+  PEER_ID_RE,
+  validatorSetHash,
+} from "@custos/types";
+import { fromHex, toHex } from "@custos/utils";
+import { stateKey } from "../ledger/keys.js";
+import { type ContractContext, ContractError, type SystemContract } from "./contract.js";
+import type { KindHandler } from "./governance.js";
+
+export const VALIDATORS = "validators";
+const SET = "set";
+/** Where the current validator set lives; absent until governance first changes it. */
+export const VALIDATOR_SET_KEY = stateKey(VALIDATORS, SET);
+
+export function encodeValidatorSet(set: readonly GenesisValidator[]): Uint8Array {
+  return encode(set.map((v) => [v.name, v.publicKey, v.peerId, v.p2p]));
+}
+
+export function decodeValidatorSet(raw: Uint8Array): GenesisValidator[] {
+  return (decode(raw, "ValidatorSet", 1 << 20) as unknown[][]).map((v) => ({
+    name: v[0] as string,
+    publicKey: v[1] as Uint8Array,
+    peerId: v[2] as string,
+    p2p: v[3] as string[],
+  }));
+}
+
+/** The set that validates the next block: the stored one, or genesis's until the first change. */
+export function validatorSetOf(raw: Uint8Array | undefined, genesis: Genesis): GenesisValidator[] {
+  return raw === undefined ? genesis.consensus.validators : decodeValidatorSet(raw);
+}
+
+export function setHash(set: readonly GenesisValidator[]): Uint8Array {
+  return validatorSetHash(set.map((v) => v.publicKey));
+}
+
+async function current(ctx: ContractContext): Promise<GenesisValidator[]> {
+  return validatorSetOf(await ctx.as(VALIDATORS).get(SET), ctx.env.genesis);
+}
+
+function parseNew(p: Record<string, unknown>): GenesisValidator {
+  if (typeof p.name !== "string" || !NAME_RE.test(p.name)) {
+    throw new ContractError("INVALID_ARGUMENTS", `payload.name must match ${NAME_RE}`);
+  }
+  if (typeof p.publicKey !== "string" || !/^0[23][0-9a-f]{64}$/.test(p.publicKey)) {
+    throw new ContractError(
+      "INVALID_ARGUMENTS",
+      "payload.publicKey must be a compressed SM2 public key in hex",
+    );
+  }
+  const publicKey = fromHex(p.publicKey);
+  try {
+    addressFromPublicKey(publicKey);
+  } catch {
+    throw new ContractError("INVALID_ARGUMENTS", "payload.publicKey is not a point on the SM2 curve");
+  }
+  if (typeof p.peerId !== "string" || !PEER_ID_RE.test(p.peerId)) {
+    throw new ContractError(
+      "INVALID_ARGUMENTS",
+      "payload.peerId must be an Ed25519 libp2p peer id (12D3KooW...)",
+    );
+  }
+  const p2p = p.p2p ?? [];
+  if (
+    !Array.isArray(p2p) ||
+    p2p.length > 8 ||
+    p2p.some((a) => typeof a !== "string" || !MULTIADDR_RE.test(a))
+  ) {
+    throw new ContractError(
+      "INVALID_ARGUMENTS",
+      "payload.p2p must list up to 8 multiaddrs like /ip4/10.0.0.5/tcp/30300",
+    );
+  }
+  return { name: p.name, publicKey, peerId: p.peerId, p2p: p2p as string[] };
+}
+
+async function checkAdd(ctx: ContractContext, v: GenesisValidator): Promise<GenesisValidator[]> {
+  const set = await current(ctx);
+  if (set.length >= LIMITS.maxValidators) {
+    throw new ContractError("VALIDATOR_SET_FULL", `the set already has ${set.length} validators`);
+  }
+  const clash = set.find(
+    (x) => x.name === v.name || x.peerId === v.peerId || toHex(x.publicKey) === toHex(v.publicKey),
+  );
+  if (clash)
+    throw new ContractError("VALIDATOR_EXISTS", `${clash.name} already has that name, key or peer id`);
+  if (
+    ctx.env.genesis.observers.some((o) => o.peerId === v.peerId || toHex(o.publicKey) === toHex(v.publicKey))
+  ) {
+    throw new ContractError("VALIDATOR_EXISTS", "that key or peer id is an observer's");
+  }
+  return set;
+}
+
+async function checkRemove(ctx: ContractContext, p: Record<string, unknown>): Promise<GenesisValidator[]> {
+  const set = await current(ctx);
+  if (!set.some((v) => v.name === p.name)) {
+    throw new ContractError("VALIDATOR_NOT_FOUND", `no validator named ${String(p.name)}`);
+  }
+  if (set.length === 1)
+    throw new ContractError("VALIDATOR_SET_EMPTY", "the last validator cannot be removed");
+  return set;
+}
+
+function store(ctx: ContractContext, set: GenesisValidator[]): void {
+  ctx.as(VALIDATORS).set(SET, encodeValidatorSet(set));
+}
+
+/**
+ * Validator-set changes, by proposal. The block whose vote passes one writes the new set; it
+ * validates the blocks from the next height on (the header's validatorSetHash says which set
+ * signed it), and every node updates its consensus peers and connection gater when it stores
+ * that block.
+ */
+export const validatorKindHandlers: Record<string, KindHandler> = {
+  "validator.add": {
+    async validate(ctx, p) {
+      await checkAdd(ctx, parseNew(p));
+    },
+    async execute(ctx, p) {
+      const v = parseNew(p);
+      const set = await checkAdd(ctx, v);
+      store(ctx, [...set, v]);
+      ctx.as(VALIDATORS).emit("ValidatorAdded", [v.name, v.publicKey, v.peerId, ctx.env.height + 1]);
+    },
+  },
+  "validator.remove": {
+    async validate(ctx, p) {
+      await checkRemove(ctx, p);
+    },
+    async execute(ctx, p) {
+      const set = await checkRemove(ctx, p);
+      store(
+        ctx,
+        set.filter((v) => v.name !== p.name),
+      );
+      ctx.as(VALIDATORS).emit("ValidatorRemoved", [p.name, ctx.env.height + 1]);
+    },
+  },
+};
+
+export const validatorsContract: SystemContract = {
+  name: VALIDATORS,
+  methods: {},
+  queries: {
+    list: async (ctx) => {
+      const set = await current(ctx);
+      return {
+        validators: set.map((v, index) => ({
+          index,
+          name: v.name,
+          publicKey: toHex(v.publicKey),
+          peerId: v.peerId,
+          p2p: v.p2p,
+        })),
+        setHash: `0x${toHex(setHash(set))}`,
+      };
+    },
+  },
+};
