@@ -130,7 +130,8 @@ interface Fetched {
   peer: number;
   from: number;
   count: number;
-  items?: { block: Block; bytes: Uint8Array; cert: CommitCertificate }[];
+  /** certOk: whether the certificate verified against the set `setHash` names. */
+  items?: { block: Block; bytes: Uint8Array; cert: CommitCertificate; certOk: boolean }[];
   /** The validator set the certificates were checked against (the head's when fetched). */
   setHash?: Uint8Array;
   error?: Error;
@@ -454,8 +455,14 @@ export class BlockSync {
         return { block, bytes, cert };
       });
       const setHash = this.o.ledger.head.validatorSetHash;
-      const verified = await this.verifySignatures(peer, items);
-      return { peer, from, count, items: verified, setHash };
+      const certOk = await this.verifySignatures(peer, items);
+      return {
+        peer,
+        from,
+        count,
+        items: items.map((x, i) => ({ ...x, certOk: certOk[i] as boolean })),
+        setHash,
+      };
     } catch (err) {
       // anything undecodable (a tx root that does not match, say) is the peer's fault
       const e =
@@ -471,15 +478,15 @@ export class BlockSync {
 
   /**
    * Every certificate (quorum over the block hash) and every tx signature, in one batch on the
-   * pool. Certificates are checked against the head's validator set: a range that crosses a set
-   * change stops at the first block the old set did not sign (applied blocks then bring the new
-   * set, and the rest is fetched again); only a bad tx signature, or a bad certificate for the
-   * very next block, is the peer's fault.
+   * pool; returns which certificates verified. They are checked against the head's validator
+   * set, which is the right one for the next block; further ahead the set may change on the
+   * way, so a certificate that fails there is judged again when its block is next (apply). A bad
+   * tx signature, or a bad certificate for the next block, is the peer's fault at once.
    */
-  private async verifySignatures<T extends { block: Block; cert: CommitCertificate }>(
+  private async verifySignatures(
     peer: number,
-    items: T[],
-  ): Promise<T[]> {
+    items: { block: Block; cert: CommitCertificate }[],
+  ): Promise<boolean[]> {
     const batch: VerifyItem[] = [];
     const spans: { cert: [number, number] | undefined; txs: [number, number] }[] = [];
     for (const { block, cert } of items) {
@@ -502,18 +509,14 @@ export class BlockSync {
     }
     const ok = await this.o.verifier.verifyBatch(batch);
     const all = (r: [number, number]) => ok.slice(r[0], r[1]).every(Boolean);
-    for (let i = 0; i < items.length; i++) {
+    return items.map(({ block }, i) => {
       const span = spans[i] as (typeof spans)[number];
-      if (!all(span.txs))
-        throw new PeerFault(peer, `a bad tx signature in block ${items[i]?.block.header.height}`);
-      if (span.cert === undefined || !all(span.cert)) {
-        const h = (items[i] as T).block.header.height;
-        if (h === this.o.ledger.head.height + 1)
-          throw new PeerFault(peer, `block ${h} has no valid certificate`);
-        return items.slice(0, i);
-      }
-    }
-    return items;
+      if (!all(span.txs)) throw new PeerFault(peer, `a bad tx signature in block ${block.header.height}`);
+      const certOk = span.cert !== undefined && all(span.cert);
+      if (!certOk && block.header.height === this.o.ledger.head.height + 1)
+        throw new PeerFault(peer, `block ${block.header.height} has no valid certificate`);
+      return certOk;
+    });
   }
 
   /** Executes and stores a fetched range in order; returns how many blocks it covered. */
@@ -521,17 +524,20 @@ export class BlockSync {
     const items = f.items ?? [];
     return this.o.writer.exclusive(async () => {
       let n = 0;
-      for (const { block, bytes, cert } of items) {
+      for (const { block, bytes, cert, certOk } of items) {
         const head = this.o.ledger.head;
         const h = block.header.height;
         if (h <= head.height) {
           n++; // consensus got there first
           continue;
         }
-        if (!bytesEqual(head.validatorSetHash, f.setHash as Uint8Array)) {
-          // the set changed inside this range: check this certificate against the new one
-          const recheck = await this.verifySignatures(f.peer, [{ block, cert }]);
-          if (recheck.length === 0) return n;
+        // the block is next now: its certificate is judged against exactly the set that signs it
+        const valid = bytesEqual(head.validatorSetHash, f.setHash as Uint8Array)
+          ? certOk
+          : (await this.verifySignatures(f.peer, [{ block, cert }]).catch(() => [false]))[0];
+        if (!valid) {
+          this.blame(f.peer, new PeerFault(f.peer, `block ${h} has no valid certificate`));
+          return n;
         }
         const why = blockRuleViolation(this.o.genesis, head, block, (t) =>
           this.o.ledger.isRecentlyCommitted(t),

@@ -1,0 +1,261 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { CustosClient, type ReceiptView, subscribe, Wallet } from "@custos/client";
+import { encode } from "@custos/codec";
+import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as testnet from "../../src/index.js";
+
+/**
+ * Issue 6 on a real testnet (4 validator processes + 1 observer): a TypeScript contract goes
+ * through the CLI (bundled, submitted as a template), the committee approves it, an institution
+ * instantiates it, a user's call raises an event on a WebSocket subscription; runaway contracts
+ * fail their own transactions with the same gas on every node and on an observer that replays
+ * the chain from zero; and a fifth validator is added, then a genesis validator removed, by
+ * proposal, while the chain runs.
+ */
+const CLI = [process.execPath, new URL("../../../cli/bin/custos.js", import.meta.url).pathname];
+const EXAMPLE = new URL("../../../packages/contract-sdk/examples/counter.ts", import.meta.url).pathname;
+const run = promisify(execFile);
+let dir: string;
+let t: testnet.TestnetFile;
+let password: string;
+const clients: CustosClient[] = [];
+const keys = new Map<string, Sm2KeyPair>();
+
+async function until(pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function cli(...args: string[]): Promise<any> {
+  const [cmd, ...pre] = CLI;
+  const { stdout } = await run(cmd as string, [...pre, ...args, "--json"], {
+    env: { ...process.env, CUSTOS_PASSWORD: password },
+  });
+  return JSON.parse(stdout);
+}
+
+const keyFile = (name: string) => t.accounts.find((a) => a.name === name)?.keyFile as string;
+
+async function send(from: string, node: number, to: string, method: string, args: unknown[]) {
+  const r = await new Wallet(clients[node] as CustosClient, keys.get(from) as Sm2KeyPair).send({
+    to,
+    method,
+    args,
+  });
+  return { hash: r.hash, ...(r.receipt as ReceiptView & { output: any }) };
+}
+
+const query = (node: number, to: string, method: string, args: unknown[] = []) =>
+  (clients[node] as CustosClient).call<any>(to, method, encode(args));
+
+async function approve(proposalId: number, voters: string[]) {
+  for (const v of voters) await send(v, 0, "governance", "vote", [proposalId, true]);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "custos-gov-"));
+  t = await testnet.up({
+    dir,
+    nodes: 4,
+    observers: 1,
+    basePort: await testnet.freeBasePort(6),
+    command: CLI,
+    blockIntervalMs: 50,
+  });
+  password = (await import("node:fs")).readFileSync(t.passwordFile, "utf8").trim();
+  for (const n of t.nodes) clients.push(new CustosClient(n.rpc));
+  for (const a of t.accounts) keys.set(a.name, await loadKeystoreFile(a.keyFile, password));
+}, 90_000);
+
+afterAll(async () => {
+  if (dir) {
+    await testnet.down(dir).catch(() => {});
+    if (!process.env.KEEP_TMP) await rm(dir, { recursive: true, force: true });
+  }
+});
+
+describe("contracts and governance on a 4-validator testnet", () => {
+  let counter: string;
+  let runaway: string;
+  const failedTxs: string[] = [];
+
+  it("author -> template -> two approvals -> instance -> call -> event on a WebSocket", async () => {
+    const rpc = ["--rpc", t.nodes[1]?.rpc as string];
+    const submitted = await cli(
+      "template",
+      "submit",
+      EXAMPLE,
+      "--name",
+      "counter",
+      "--version",
+      "1.0.0",
+      "--description",
+      "per-caller counter",
+      "--tags",
+      "demo",
+      "--category",
+      "demo",
+      "--key",
+      keyFile("bank"),
+      ...rpc,
+    );
+    const proposalId = submitted.output.proposalId as number;
+    expect(submitted.output.codeHash).toMatch(/^0x[0-9a-f]{64}$/);
+    await expect(
+      cli("template", "instantiate", "counter@1.0.0", "--key", keyFile("bank"), ...rpc),
+    ).rejects.toThrow(/TEMPLATE_NOT_APPROVED/);
+    await approve(proposalId, ["committee-1", "committee-2"]);
+    const inst = await cli(
+      "template",
+      "instantiate",
+      "counter@1.0.0",
+      "--params",
+      '{"step":2}',
+      "--key",
+      keyFile("service-institution"),
+      ...rpc,
+    );
+    counter = inst.output.address;
+    const events: Record<string, unknown>[] = [];
+    const sub = await subscribe(t.nodes[2]?.rpc as string, "events", { emitter: counter }, (e) =>
+      events.push(e),
+    );
+    try {
+      const r = await send("consumer-1", 3, counter, "increment", []);
+      expect(r.success).toBe(true);
+      expect(r.output).toBe(2);
+      await until(() => events.length > 0, 10_000);
+      expect(events[0]).toMatchObject({ emitter: counter, name: "Incremented" });
+    } finally {
+      sub.close();
+    }
+    for (const i of [0, 1, 2, 3, 4])
+      expect(await query(i, counter, "countOf", [keys.get("consumer-1")?.address])).toBe(2);
+  }, 60_000);
+
+  it("runaway contracts fail their own tx; blocks commit; gas is the same on every node", async () => {
+    const source = join(dir, "runaway.ts");
+    await writeFile(
+      source,
+      [
+        'import { emit } from "@custos/contract-sdk";',
+        "export function spin(): void { for (;;) {} }",
+        "export function dive(): number { const f = (n: number): number => f(n + 1) + 1; return f(0); }",
+        "export function hoard(): void { const a: unknown[] = []; for (;;) a.push({ n: a.length, s: [a.length] }); }",
+        'export function shout(): void { emit("Huge", "x".repeat(20000)); }',
+        "export function fine(): number { return 1; }",
+      ].join("\n"),
+    );
+    const s = await cli(
+      "template",
+      "submit",
+      source,
+      "--name",
+      "runaway",
+      "--version",
+      "0.1.0",
+      "--key",
+      keyFile("bank"),
+      "--rpc",
+      t.nodes[0]?.rpc as string,
+    );
+    await approve(s.output.proposalId, ["committee-2", "committee-3"]);
+    runaway = (await send("bank", 0, "templates", "instantiate", [s.output.codeHash, null])).output.address;
+    for (const [method, code] of [
+      ["spin", "OUT_OF_GAS"],
+      ["dive", "STACK_OVERFLOW"],
+      ["hoard", "OUT_OF_MEMORY"],
+      ["shout", "EVENT_TOO_LARGE"],
+    ] as const) {
+      const r = await send("consumer-2", 1, runaway, method, []);
+      expect(r.errorCode).toBe(code);
+      failedTxs.push(r.hash);
+    }
+    expect((await send("consumer-2", 2, runaway, "fine", [])).output).toBe(1);
+    const h = (await (clients[0] as CustosClient).status()).height;
+    await until(async () =>
+      (await Promise.all(clients.map((c) => c.status()))).every((st) => st.height >= h),
+    );
+    for (const hash of failedTxs) {
+      const gas = new Set<string>();
+      for (const c of clients) gas.add(((await c.getTx(hash)).receipt as ReceiptView).gasUsed);
+      expect(gas.size).toBe(1);
+    }
+  }, 90_000);
+
+  it("an observer that replays the chain from zero gets the same receipts", async () => {
+    const obs = t.nodes.findIndex((n) => n.role === "observer");
+    const before = await Promise.all(
+      failedTxs.map(async (hash) => (await (clients[0] as CustosClient).getTx(hash)).receipt),
+    );
+    await testnet.kill(dir, obs);
+    await rm(join(t.nodes[obs]?.home as string, "data"), { recursive: true, force: true });
+    await testnet.restart(dir, obs);
+    const target = (await (clients[0] as CustosClient).status()).height;
+    await until(async () => (await (clients[obs] as CustosClient).status()).height >= target, 60_000);
+    const after = await Promise.all(
+      failedTxs.map(async (hash) => (await (clients[obs] as CustosClient).getTx(hash)).receipt),
+    );
+    expect(after).toEqual(before);
+    expect(await query(obs, counter, "countOf", [keys.get("consumer-1")?.address])).toBe(2);
+  }, 90_000);
+
+  it("a fifth validator is added by proposal and signs blocks; a genesis validator is removed", async () => {
+    const added = await testnet.addNode(dir);
+    const fifth = clients.push(new CustosClient(added.node.rpc)) - 1;
+    const p = await send("committee-1", 0, "governance", "propose", [
+      "validator.add",
+      JSON.stringify({
+        name: added.node.name,
+        publicKey: added.publicKey,
+        peerId: added.peerId,
+        p2p: [added.listen],
+      }),
+    ]);
+    expect(p.output.status).toBe("open");
+    await approve(p.output.id, ["committee-3"]);
+    await until(
+      async () => ((await (clients[fifth] as CustosClient).status()) as any).validating === true,
+      60_000,
+    );
+    expect((await query(0, "validators", "list")).validators.map((v: { name: string }) => v.name)).toEqual([
+      "validator-0",
+      "validator-1",
+      "validator-2",
+      "validator-3",
+      added.node.name,
+    ]);
+    // with validator-0 down, 4 of 5 are a quorum only with the new validator's signature
+    await testnet.kill(dir, 0);
+    const r = await send("operator", 1, "ecny", "issue", [keys.get("consumer-3")?.address, 100n, "gov-1"]);
+    expect(r.success).toBe(true);
+    const block = (await (clients[1] as CustosClient).getBlock("latest")) as any;
+    expect(block.certificate.signatures.map((s: { validator: number }) => s.validator)).toContain(4);
+    await testnet.restart(dir, 0);
+
+    const rm1 = await send("committee-2", 1, "governance", "propose", [
+      "validator.remove",
+      JSON.stringify({ name: "validator-1" }),
+    ]);
+    await approve(rm1.output.id, ["committee-1"]);
+    await until(
+      async () => ((await (clients[1] as CustosClient).status()) as any).validating === false,
+      30_000,
+    );
+    // validator-1 is out: the other four commit without it, and with one of them down too
+    await testnet.kill(dir, 1);
+    await testnet.kill(dir, 2);
+    const r2 = await send("operator", 3, "ecny", "issue", [keys.get("consumer-3")?.address, 100n, "gov-2"]);
+    expect(r2.success).toBe(true);
+    const st = (await (clients[3] as CustosClient).status()) as any;
+    expect(st.validators).toBe(4);
+  }, 180_000);
+});
