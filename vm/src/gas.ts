@@ -41,7 +41,8 @@ export const VM_LIMITS = {
   maxEventBytes: 8 * 1024,
   maxOutputBytes: 64 * 1024,
   maxArgsBytes: 60 * 1024,
-  maxCodeBytes: 60 * 1024,
+  // fits in one transaction (LIMITS.maxTxArgsBytes 60 KiB) with the template metadata
+  maxCodeBytes: 56 * 1024,
 } as const;
 
 /** Keys are printable ASCII, so JS string order is byte order (prefix scans agree everywhere). */

@@ -143,10 +143,11 @@ export function registerContractCommands(program: Command): void {
     .action(async (addr: string, method: string, o: SignOpts & { args?: string; value?: string }) => {
       const to = address(addr, "ADDRESS");
       const value = o.value === undefined ? 0n : amount(o.value);
+      const args = argsOption(o.args);
       await sendAndReport(
         o,
         await wallet(o),
-        { to, method, args: argsOption(o.args), value },
+        { to, method, args, value },
         (r) =>
           `${method} -> ${JSON.stringify(r.output)} (gas ${r.gasUsed}${value ? `, attached ${formatFen(value)} yuan` : ""})`,
       );

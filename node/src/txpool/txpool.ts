@@ -19,7 +19,8 @@ export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
   maxTxs: 50_000,
   maxBytes: 64 * 1024 * 1024,
   maxPerSender: 10_000,
-  maxTxBytes: 16 * 1024,
+  // contract code travels in templates.submit: a bundle of up to 56 KiB plus its metadata
+  maxTxBytes: 64 * 1024,
 };
 
 /** What admission needs from the chain. */

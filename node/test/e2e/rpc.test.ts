@@ -101,7 +101,7 @@ describe("bad input never harms the node", () => {
     expect((await rpcError("ecny_balance", ["0x12"])).data.code).toBe("INVALID_ARGUMENTS");
     expect((await raw("x".repeat(2 * 1024 * 1024))).status).toBe(413);
     // transactions
-    expect((await rpcError("custos_sendTx", [hexOf(new Uint8Array(20_000))])).data.code).toBe("TX_TOO_LARGE");
+    expect((await rpcError("custos_sendTx", [hexOf(new Uint8Array(70_000))])).data.code).toBe("TX_TOO_LARGE");
     expect((await rpcError("custos_sendTx", ["0xdeadbeef00"])).data.code).toBe("TX_MALFORMED");
     expect((await rpcError("custos_sendTx", [hexOf(badSig)])).data.code).toBe("TX_BAD_SIGNATURE");
     expect((await rpcError("custos_sendTx", [hexOf(forged)])).data.code).toBe("TX_BAD_SIGNATURE");
