@@ -278,7 +278,7 @@ export class VmSession {
 
   static async open(o: { engines?: number } = {}): Promise<VmSession> {
     compiledEngine();
-    return new VmSession(o.engines ?? 32);
+    return new VmSession(o.engines ?? 16);
   }
 
   async call(req: CallRequest): Promise<CallResult> {
