@@ -59,20 +59,22 @@ export async function moveFen(ctx: ContractContext, from: Address, to: Address, 
   const e = ctx.as(ECNY);
   await requireNotFrozen(e, from, "sending");
   await requireNotFrozen(e, to, "receiving");
+  await debitCredit(e, from, to, amt);
+}
+
+/** Moves `amt` if `from` holds it, with the Transfer (and LargeTransaction) events; returns what `from` keeps. */
+async function debitCredit(e: ContractContext, from: Address, to: Address, amt: bigint): Promise<bigint> {
   const fromBalance = await e.getAmount(balanceKey(from));
   if (fromBalance < amt) {
-    throw new ContractError(
-      "ECNY_INSUFFICIENT_BALANCE",
-      `balance ${fromBalance} fen is less than ${amt} fen`,
-      {
-        balance: fromBalance.toString(),
-      },
-    );
+    throw new ContractError("ECNY_INSUFFICIENT_BALANCE", `balance ${fromBalance} fen is less than ${amt} fen`, {
+      balance: fromBalance.toString(),
+    });
   }
   e.setAmount(balanceKey(from), fromBalance - amt);
   e.setAmount(balanceKey(to), (await e.getAmount(balanceKey(to))) + amt);
   e.emit("Transfer", [from, to, amt]);
-  if (amt >= ctx.env.genesis.ecny.largeTxThreshold) e.emit("LargeTransaction", [from, to, amt]);
+  if (amt >= e.env.genesis.ecny.largeTxThreshold) e.emit("LargeTransaction", [from, to, amt]);
+  return fromBalance - amt;
 }
 
 /**
@@ -137,22 +139,9 @@ export const ecnyContract: SystemContract = {
           `${amt} fen would bring today's payments to ${spent + amt} fen, over the daily limit of ${limits.dailyLimit} fen`,
         );
       }
-      const fromBalance = await ctx.getAmount(balanceKey(from));
-      if (fromBalance < amt) {
-        throw new ContractError(
-          "ECNY_INSUFFICIENT_BALANCE",
-          `balance ${fromBalance} fen is less than ${amt} fen`,
-          {
-            balance: fromBalance.toString(),
-          },
-        );
-      }
-      ctx.setAmount(balanceKey(from), fromBalance - amt);
-      ctx.setAmount(balanceKey(to), (await ctx.getAmount(balanceKey(to))) + amt);
+      const left = await debitCredit(ctx, from, to, amt);
       ctx.setAmount(spentKey(from, day), spent + amt);
-      ctx.emit("Transfer", [from, to, amt]);
-      if (amt >= ctx.env.genesis.ecny.largeTxThreshold) ctx.emit("LargeTransaction", [from, to, amt]);
-      return [fromBalance - amt];
+      return [left];
     },
 
     /** freeze(account, reason): regulator only. */

@@ -1,13 +1,13 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CustosClient, type ReceiptView, subscribe, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
-import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import type { Sm2KeyPair } from "@custos/crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
+import { CLI, type RunningTestnet, startTestnet, until } from "../helpers.js";
 
 /**
  * Issue 6 on a real testnet (4 validator processes + 1 observer): a TypeScript contract goes
@@ -17,22 +17,14 @@ import * as testnet from "../../src/index.js";
  * the chain from zero; and a fifth validator is added, then a genesis validator removed, by
  * proposal, while the chain runs.
  */
-const CLI = [process.execPath, new URL("../../../cli/bin/custos.js", import.meta.url).pathname];
 const EXAMPLE = new URL("../../../packages/contract-sdk/examples/counter.ts", import.meta.url).pathname;
 const run = promisify(execFile);
+let net: RunningTestnet;
 let dir: string;
 let t: testnet.TestnetFile;
 let password: string;
-const clients: CustosClient[] = [];
-const keys = new Map<string, Sm2KeyPair>();
-
-async function until(pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+let clients: CustosClient[];
+let keys: Map<string, Sm2KeyPair>;
 
 async function cli(...args: string[]): Promise<any> {
   const [cmd, ...pre] = CLI;
@@ -61,25 +53,12 @@ async function approve(proposalId: number, voters: string[]) {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "custos-gov-"));
-  t = await testnet.up({
-    dir,
-    nodes: 4,
-    observers: 1,
-    basePort: await testnet.freeBasePort(6),
-    command: CLI,
-    blockIntervalMs: 50,
-  });
-  password = (await import("node:fs")).readFileSync(t.passwordFile, "utf8").trim();
-  for (const n of t.nodes) clients.push(new CustosClient(n.rpc));
-  for (const a of t.accounts) keys.set(a.name, await loadKeystoreFile(a.keyFile, password));
+  net = await startTestnet("custos-gov-", 1);
+  ({ dir, t, password, clients, keys } = net);
 }, 90_000);
 
 afterAll(async () => {
-  if (dir) {
-    await testnet.down(dir).catch(() => {});
-    if (!process.env.KEEP_TMP) await rm(dir, { recursive: true, force: true });
-  }
+  await net?.stop();
 });
 
 describe("contracts and governance on a 4-validator testnet", () => {

@@ -1,35 +1,26 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CustosClient, Wallet } from "@custos/client";
+import { type CustosClient, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
 import { encodeEnvelope, prepareBody } from "@custos/consensus";
-import { generateP2pKey, loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
+import { generateP2pKey, loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
 import { Channel, P2pNetwork } from "@custos/node";
 import { ROLES } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
+import { type RunningTestnet, startTestnet, until } from "../helpers.js";
 
 /**
  * One real testnet (4 validator processes + 1 observer, libp2p on 127.0.0.1) taken through the
  * faults of issue 5 in order: crashes (the proposer included), a lost quorum, an outsider, and
  * a member that sends garbage, oversized frames and forged signatures.
  */
-const CLI = [process.execPath, new URL("../../../cli/bin/custos.js", import.meta.url).pathname];
+let net: RunningTestnet;
 let dir: string;
 let t: testnet.TestnetFile;
 let password: string;
-const clients: CustosClient[] = [];
-const keys = new Map<string, Sm2KeyPair>();
-
-async function until(pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+let clients: CustosClient[];
+let keys: Map<string, Sm2KeyPair>;
 
 const height = async (i: number) => (await (clients[i] as CustosClient).status()).height;
 const wallet = (name: string, node: number) =>
@@ -53,25 +44,12 @@ async function metric(i: number, name: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "custos-testnet-"));
-  t = await testnet.up({
-    dir,
-    nodes: 4,
-    observers: 1,
-    basePort: await testnet.freeBasePort(5),
-    command: CLI,
-    blockIntervalMs: 50,
-  });
-  password = (await import("node:fs")).readFileSync(t.passwordFile, "utf8").trim();
-  for (const n of t.nodes) clients.push(new CustosClient(n.rpc));
-  for (const a of t.accounts) keys.set(a.name, await loadKeystoreFile(a.keyFile, password));
+  net = await startTestnet("custos-testnet-");
+  ({ dir, t, password, clients, keys } = net);
 }, 90_000);
 
 afterAll(async () => {
-  if (dir) {
-    await testnet.down(dir).catch(() => {});
-    if (!process.env.KEEP_TMP) await rm(dir, { recursive: true, force: true });
-  }
+  await net?.stop();
 });
 
 describe("a 4-validator + 1-observer testnet of real processes", () => {
