@@ -253,9 +253,8 @@ function unwrap(
   run: CallRun,
 ): QuickJSHandle {
   if (r.error === undefined) return r.value as QuickJSHandle;
-  let text: string;
   const e = vm.dump(r.error) as unknown;
-  text =
+  const text =
     typeof e === "object" && e !== null
       ? `${(e as { name?: string }).name ?? "Error"}: ${(e as { message?: string }).message ?? ""}`
       : String(e);

@@ -66,9 +66,13 @@ export async function moveFen(ctx: ContractContext, from: Address, to: Address, 
 async function debitCredit(e: ContractContext, from: Address, to: Address, amt: bigint): Promise<bigint> {
   const fromBalance = await e.getAmount(balanceKey(from));
   if (fromBalance < amt) {
-    throw new ContractError("ECNY_INSUFFICIENT_BALANCE", `balance ${fromBalance} fen is less than ${amt} fen`, {
-      balance: fromBalance.toString(),
-    });
+    throw new ContractError(
+      "ECNY_INSUFFICIENT_BALANCE",
+      `balance ${fromBalance} fen is less than ${amt} fen`,
+      {
+        balance: fromBalance.toString(),
+      },
+    );
   }
   e.setAmount(balanceKey(from), fromBalance - amt);
   e.setAmount(balanceKey(to), (await e.getAmount(balanceKey(to))) + amt);

@@ -237,4 +237,20 @@ describe("contracts and governance on a 4-validator testnet", () => {
     const st = (await (clients[3] as CustosClient).status()) as any;
     expect(st.validators).toBe(4);
   }, 180_000);
+
+  it("an observer replaying from zero crosses both validator-set changes", async () => {
+    const obs = t.nodes.findIndex((n) => n.role === "observer");
+    await testnet.kill(dir, obs);
+    await rm(join(t.nodes[obs]?.home as string, "data"), { recursive: true, force: true });
+    await testnet.restart(dir, obs);
+    const head = await (clients[3] as CustosClient).getBlock("latest");
+    await until(
+      async () => (await (clients[obs] as CustosClient).status()).height >= (head as any).height,
+      60_000,
+    );
+    expect(((await (clients[obs] as CustosClient).getBlock((head as any).height)) as any).hash).toBe(
+      (head as any).hash,
+    );
+    expect(((await (clients[obs] as CustosClient).status()) as any).validators).toBe(4);
+  }, 90_000);
 });
