@@ -120,28 +120,30 @@ type Role = "validator" | "observer";
 
 /**
  * This node's place: a validator (its SM2 key in the current validator set, genesis's until
- * governance changes it), an observer (its key under genesis observers), or, with `join`, a
- * validator-to-be that syncs and takes part once a proposal has added it.
+ * governance changes it), an observer (its key among the current observers), or, with `join`, a
+ * node not in those sets yet: it dials the peers it knows and syncs once a proposal has added it
+ * (a validator then takes part in consensus).
  */
 function roleOf(
-  genesis: Genesis,
   validators: readonly GenesisValidator[],
+  observers: readonly GenesisValidator[],
   key: Sm2KeyPair,
   observer: boolean,
   join: boolean,
 ): { role: Role; self: number } {
   const v = validators.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
-  const o = genesis.observers.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
+  const o = observers.findIndex((x) => bytesEqual(x.publicKey, key.publicKey));
   if (observer) {
     if (v >= 0)
       throw new CustosError(
         "ROLE_MISMATCH",
-        "this node's key is a validator's; --observer is for a key listed under genesis observers",
+        "this node's key is a validator's; --observer is for an observer's key",
       );
+    if (o < 0 && join) return { role: "observer", self: -1 };
     if (o < 0)
       throw new CustosError(
         "NOT_IN_GENESIS",
-        `this node's key ${key.address} is not among the genesis observers; add it with custos genesis --observer`,
+        `this node's key ${key.address} is not among the observers; add it with custos genesis --observer, or by proposal (custos observer add) and start with --join`,
       );
     return { role: "observer", self: validators.length + o };
   }
@@ -156,8 +158,11 @@ function roleOf(
   return { role: "validator", self: v };
 }
 
-/** Who may connect: the current validators (by their index in the set), then genesis observers. */
-function peersOf(genesis: Genesis, validators: readonly GenesisValidator[]): NetworkPeer[] {
+/** Who may connect: the current validators (by their index in the set), then the observers. */
+function peersOf(
+  validators: readonly GenesisValidator[],
+  observers: readonly GenesisValidator[],
+): NetworkPeer[] {
   return [
     ...validators.map((v, index) => ({
       index,
@@ -165,7 +170,7 @@ function peersOf(genesis: Genesis, validators: readonly GenesisValidator[]): Net
       addrs: v.p2p,
       role: "validator" as const,
     })),
-    ...genesis.observers.map((o, k) => ({
+    ...observers.map((o, k) => ({
       index: validators.length + k,
       peerId: o.peerId,
       addrs: o.p2p,
@@ -180,15 +185,14 @@ function peersOf(genesis: Genesis, validators: readonly GenesisValidator[]): Net
  * connect. A joining node (self -1) is not listed yet: it dials the validators it knows.
  */
 async function openNetwork(
-  genesis: Genesis,
-  validators: readonly GenesisValidator[],
+  head: { validators: readonly GenesisValidator[]; observers: readonly GenesisValidator[] },
   config: NodeConfig,
   self: number,
   password: string,
   p2pListen: string | undefined,
   log: Logger,
 ): Promise<P2pNetwork> {
-  const peers = peersOf(genesis, validators);
+  const peers = peersOf(head.validators, head.observers);
   const p2p = await loadP2pKeystore(config.p2pKey.file, password);
   const me: NetworkPeer = peers[self] ?? { index: -1, peerId: p2p.peerId, addrs: [], role: "validator" };
   if (me.peerId !== p2p.peerId) {
@@ -257,7 +261,8 @@ export class CustosNode {
       genesisMemberWrites(genesis, writes);
       ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
       try {
-        ({ role, self } = roleOf(genesis, ledger.head.validators, key, o.observer ?? false, o.join ?? false));
+        const head = ledger.head;
+        ({ role, self } = roleOf(head.validators, head.observers, key, o.observer ?? false, o.join ?? false));
       } catch (err) {
         await ledger.close();
         throw err;
@@ -305,11 +310,11 @@ export class CustosNode {
         genesis.consensus.validators.length > 1 ||
         genesis.observers.length > 0 ||
         ledger.head.validators.length > 1 ||
+        ledger.head.observers.length > 0 ||
         self < 0;
       if (multiNode) {
         network = await openNetwork(
-          genesis,
-          ledger.head.validators,
+          ledger.head,
           config,
           self,
           password,
@@ -321,15 +326,17 @@ export class CustosNode {
       const gossip = net ? new TxGossip((data) => net.publish(topics(genesis.chainId).txs, data)) : undefined;
       let rpcRef: RpcServer | undefined;
       const nodeRef: { current?: CustosNode } = {};
-      let peerSet = ledger.head.validatorSetHash;
+      let peerSets = { validators: ledger.head.validators, observers: ledger.head.observers };
       const committed = (c: CommittedBlock, announce: boolean) => {
-        if (!bytesEqual(peerSet, ledger.head.validatorSetHash)) {
-          // governance changed the validator set in this block: new peers from the next block on
-          peerSet = ledger.head.validatorSetHash;
-          net?.setPeers(peersOf(genesis, ledger.head.validators));
-          log.info("validator set changed", {
-            height: ledger.head.height,
-            validators: ledger.head.validators.map((v) => v.name),
+        const head = ledger.head;
+        if (peerSets.validators !== head.validators || peerSets.observers !== head.observers) {
+          // governance changed the validator or observer set in this block: new peers from now on
+          peerSets = { validators: head.validators, observers: head.observers };
+          net?.setPeers(peersOf(head.validators, head.observers));
+          log.info("peer set changed", {
+            height: head.height,
+            validators: head.validators.map((v) => v.name),
+            observers: head.observers.map((v) => v.name),
           });
         }
         metrics.blockCommitted(

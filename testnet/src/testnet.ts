@@ -108,8 +108,12 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port at which `count` nodes find their RPC (base + i) and libp2p (base + 100 + i) ports free. */
-export async function freeBasePort(count: number, from = 20_000, span = 20_000): Promise<number> {
+/**
+ * A base port at which `count` nodes find their RPC (base + i) and libp2p (base + 100 + i) ports
+ * free. Below Linux's ephemeral range (32768 and up), so that no outgoing connection takes a
+ * node's port while the node is down (a restarted node must get its port back).
+ */
+export async function freeBasePort(count: number, from = 20_000, span = 12_000): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const base = from + Math.floor(Math.random() * span);
     const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
@@ -349,18 +353,20 @@ export interface AddedNode {
 }
 
 /**
- * Creates one more validator home on the testnet's genesis (new SM2 and libp2p keys, free ports),
- * starts it with --join and records it in testnet.json. It syncs from the validators once they
- * let it in, which they do when a validator.add proposal for its key and peer id has passed.
+ * Creates one more validator (or observer) home on the testnet's genesis (new SM2 and libp2p keys,
+ * free ports), starts it with --join and records it in testnet.json. It syncs from the validators
+ * once they let it in, which they do when a validator.add (observer.add) proposal for its key and
+ * peer id has passed.
  */
 export async function addNode(
   dir: string,
-  o: { name?: string; timeoutMs?: number } = {},
+  o: { name?: string; role?: "validator" | "observer"; timeoutMs?: number } = {},
 ): Promise<AddedNode> {
   const t = await readTestnet(resolve(dir));
-  let k = t.nodes.filter((n) => n.role === "validator").length;
-  while (t.nodes.some((n) => n.name === `validator-${k}`)) k++;
-  const name = o.name ?? `validator-${k}`;
+  const role = o.role ?? "validator";
+  let k = t.nodes.filter((n) => n.role === role).length;
+  while (t.nodes.some((n) => n.name === `${role}-${k}`)) k++;
+  const name = o.name ?? `${role}-${k}`;
   if (t.nodes.some((n) => n.name === name)) throw new CustosError("TESTNET_EXISTS", `${name} exists already`);
   const base = await freeBasePort(1);
   const home = join(resolve(dir), name);
@@ -386,7 +392,7 @@ export async function addNode(
   await writeFile(join(home, "genesis.json"), await readFile(join(resolve(dir), "genesis.json")));
   const node: TestnetNode = {
     name,
-    role: "validator",
+    role,
     rpc: `http://127.0.0.1:${base}`,
     p2p: `${listen}/p2p/${r.peerId}`,
     pid: 0,

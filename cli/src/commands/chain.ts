@@ -171,7 +171,6 @@ export function registerChainCommands(program: Command): void {
         passwordFile?: string;
         json?: boolean;
       }) => {
-        if (o.join && o.observer) throw new UsageError("--join is for validators, not with --observer");
         const password = o.passwordFile ? await readPassword(o) : undefined;
         const n = await CustosNode.start({
           home: o.home,

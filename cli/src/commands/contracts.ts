@@ -432,6 +432,43 @@ function validatorCommands(program: Command): void {
     .action(async (name: string, o: SignOpts & { ttl?: string }) => {
       await propose(o, "validator.remove", { name });
     });
+
+  const observer = program.command("observer").description("observer nodes (changes are proposals)");
+  rpcOption(observer.command("list").description("the observers allowed to connect")).action(
+    async (o: RpcOpts) => {
+      const r = await query(o, "validators", "list");
+      output(
+        !!o.json,
+        { observers: r.observers },
+        (r.observers as Record<string, any>[])
+          .map((v) => `${v.name} ${v.publicKey} ${v.peerId}`)
+          .join("\n") || "no observers",
+      );
+    },
+  );
+  signOption(observer.command("add").description("propose adding an observer (an auditor's read-only node)"))
+    .requiredOption("--name <name>")
+    .requiredOption("--public-key <hex>", "its node's SM2 public key")
+    .requiredOption("--peer-id <id>", "its libp2p peer id")
+    .option("--p2p <multiaddr...>", "where it can be dialled (optional)")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(
+      async (
+        o: SignOpts & { name: string; publicKey: string; peerId: string; p2p?: string[]; ttl?: string },
+      ) => {
+        await propose(o, "observer.add", {
+          name: o.name,
+          publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
+          peerId: o.peerId,
+          p2p: o.p2p ?? [],
+        });
+      },
+    );
+  signOption(observer.command("remove").description("propose removing an observer").argument("<name>"))
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (name: string, o: SignOpts & { ttl?: string }) => {
+      await propose(o, "observer.remove", { name });
+    });
 }
 
 function proposalNumber(v: string): number {

@@ -115,18 +115,23 @@ export function registerTestnetCommands(program: Command): void {
     });
 
   tn.command("add-node")
-    .description("create and start one more validator (with --join); governance then adds it")
+    .description("create and start one more validator or observer (with --join); governance then adds it")
     .requiredOption("--dir <dir>", "testnet directory")
-    .option("--name <name>", "node name (default validator-N)")
+    .option("--name <name>", "node name (default validator-N or observer-N)")
+    .option("--observer", "an observer (custos observer add) instead of a validator")
     .option("--json", "print one JSON document")
-    .action(async (o: { dir: string; name?: string; json?: boolean }) => {
-      const a = await testnet.addNode(o.dir, o.name ? { name: o.name } : {});
+    .action(async (o: { dir: string; name?: string; observer?: boolean; json?: boolean }) => {
+      const a = await testnet.addNode(o.dir, {
+        ...(o.name ? { name: o.name } : {}),
+        role: o.observer ? "observer" : "validator",
+      });
+      const kind = a.node.role;
       output(
         !!o.json,
         { ...a.node, publicKey: a.publicKey, peerId: a.peerId, listen: a.listen },
         [
           `${a.node.name} started (rpc ${a.node.rpc}, pid ${a.node.pid}); it joins once governance adds it:`,
-          `  custos validator add --name ${a.node.name} --public-key ${a.publicKey} --peer-id ${a.peerId} --p2p ${a.listen} --key <committee key>`,
+          `  custos ${kind} add --name ${a.node.name} --public-key ${a.publicKey} --peer-id ${a.peerId} --p2p ${a.listen} --key <committee key>`,
           "  then committee members: custos proposal vote <id> --approve --key <committee key>",
         ].join("\n"),
       );

@@ -15,7 +15,14 @@ import {
 import { bytesEqual, CustosError, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
 import { compareBytes, nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
-import { decodeValidatorSet, setHash, VALIDATOR_SET_KEY, validatorSetOf } from "../system/validators.js";
+import {
+  decodeValidatorSet,
+  OBSERVER_SET_KEY,
+  observerSetOf,
+  setHash,
+  VALIDATOR_SET_KEY,
+  validatorSetOf,
+} from "../system/validators.js";
 import { Bucket, heightKey, META_GENESIS, META_HEAD, prefixed } from "./keys.js";
 
 export interface ChainHead {
@@ -25,6 +32,8 @@ export interface ChainHead {
   /** The validator set of the next block (height + 1), as the state after this block says. */
   validators: GenesisValidator[];
   validatorSetHash: Uint8Array;
+  /** The observers allowed to connect after this block. */
+  observers: GenesisValidator[];
 }
 
 export interface TxPosition {
@@ -156,7 +165,15 @@ export class Ledger implements StateReader {
     if (!bytesEqual(block.hash, hash))
       throw new CustosError("LEDGER_CORRUPT", `the head block ${height} has another hash`);
     const validators = validatorSetOf(await db.get(VALIDATOR_SET_KEY), genesis);
-    return { height, hash, header: block.header, validators, validatorSetHash: setHash(validators) };
+    const observers = observerSetOf(await db.get(OBSERVER_SET_KEY), genesis);
+    return {
+      height,
+      hash,
+      header: block.header,
+      validators,
+      validatorSetHash: setHash(validators),
+      observers,
+    };
   }
 
   get head(): ChainHead {
@@ -317,12 +334,17 @@ export class Ledger implements StateReader {
     );
     const changed = c.writes.get(toHex(VALIDATOR_SET_KEY));
     const validators = changed?.value != null ? decodeValidatorSet(changed.value) : this.headState.validators;
+    const observersChanged = c.writes.get(toHex(OBSERVER_SET_KEY));
     this.headState = {
       height: h.height,
       hash: c.block.hash,
       header: h,
       validators,
       validatorSetHash: changed ? setHash(validators) : this.headState.validatorSetHash,
+      observers:
+        observersChanged?.value != null
+          ? decodeValidatorSet(observersChanged.value)
+          : this.headState.observers,
     };
   }
 

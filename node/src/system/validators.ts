@@ -16,8 +16,11 @@ import type { KindHandler } from "./governance.js";
 
 export const VALIDATORS = "validators";
 const SET = "set";
+const OBSERVERS = "observers";
 /** Where the current validator set lives; absent until governance first changes it. */
 export const VALIDATOR_SET_KEY = stateKey(VALIDATORS, SET);
+/** The current observers (auditors' read-only nodes), likewise. */
+export const OBSERVER_SET_KEY = stateKey(VALIDATORS, OBSERVERS);
 
 export function encodeValidatorSet(set: readonly GenesisValidator[]): Uint8Array {
   return encode(set.map((v) => [v.name, v.publicKey, v.peerId, v.p2p]));
@@ -37,12 +40,21 @@ export function validatorSetOf(raw: Uint8Array | undefined, genesis: Genesis): G
   return raw === undefined ? genesis.consensus.validators : decodeValidatorSet(raw);
 }
 
+/** The observers allowed to connect: the stored list, or genesis's until the first change. */
+export function observerSetOf(raw: Uint8Array | undefined, genesis: Genesis): GenesisValidator[] {
+  return raw === undefined ? genesis.observers : decodeValidatorSet(raw);
+}
+
 export function setHash(set: readonly GenesisValidator[]): Uint8Array {
   return validatorSetHash(set.map((v) => v.publicKey));
 }
 
 async function current(ctx: ContractContext): Promise<GenesisValidator[]> {
   return validatorSetOf(await ctx.as(VALIDATORS).get(SET), ctx.env.genesis);
+}
+
+async function currentObservers(ctx: ContractContext): Promise<GenesisValidator[]> {
+  return observerSetOf(await ctx.as(VALIDATORS).get(OBSERVERS), ctx.env.genesis);
 }
 
 function parseNew(p: Record<string, unknown>): GenesisValidator {
@@ -81,69 +93,86 @@ function parseNew(p: Record<string, unknown>): GenesisValidator {
   return { name: p.name, publicKey, peerId: p.peerId, p2p: p2p as string[] };
 }
 
-async function checkAdd(ctx: ContractContext, v: GenesisValidator): Promise<GenesisValidator[]> {
-  const set = await current(ctx);
-  if (set.length >= LIMITS.maxValidators) {
-    throw new ContractError("VALIDATOR_SET_FULL", `the set already has ${set.length} validators`);
-  }
-  const clash = set.find(
+type Which = "validator" | "observer";
+
+/** Checks that a new node's name, key and peer id are used by no validator and no observer. */
+async function checkAdd(
+  ctx: ContractContext,
+  v: GenesisValidator,
+  which: Which,
+): Promise<GenesisValidator[]> {
+  const validators = await current(ctx);
+  const observers = await currentObservers(ctx);
+  const set = which === "validator" ? validators : observers;
+  const max = which === "validator" ? LIMITS.maxValidators : 64;
+  if (set.length >= max)
+    throw new ContractError("PEER_SET_FULL", `there are already ${set.length} ${which}s`);
+  const clash = [...validators, ...observers].find(
     (x) => x.name === v.name || x.peerId === v.peerId || toHex(x.publicKey) === toHex(v.publicKey),
   );
-  if (clash)
-    throw new ContractError("VALIDATOR_EXISTS", `${clash.name} already has that name, key or peer id`);
-  if (
-    ctx.env.genesis.observers.some((o) => o.peerId === v.peerId || toHex(o.publicKey) === toHex(v.publicKey))
-  ) {
-    throw new ContractError("VALIDATOR_EXISTS", "that key or peer id is an observer's");
-  }
+  if (clash) throw new ContractError("PEER_EXISTS", `${clash.name} already has that name, key or peer id`);
   return set;
 }
 
-async function checkRemove(ctx: ContractContext, p: Record<string, unknown>): Promise<GenesisValidator[]> {
-  const set = await current(ctx);
+async function checkRemove(
+  ctx: ContractContext,
+  p: Record<string, unknown>,
+  which: Which,
+): Promise<GenesisValidator[]> {
+  const set = which === "validator" ? await current(ctx) : await currentObservers(ctx);
   if (!set.some((v) => v.name === p.name)) {
-    throw new ContractError("VALIDATOR_NOT_FOUND", `no validator named ${String(p.name)}`);
+    throw new ContractError("PEER_NOT_FOUND", `no ${which} named ${String(p.name)}`);
   }
-  if (set.length === 1)
+  if (which === "validator" && set.length === 1) {
     throw new ContractError("VALIDATOR_SET_EMPTY", "the last validator cannot be removed");
+  }
   return set;
 }
 
-function store(ctx: ContractContext, set: GenesisValidator[]): void {
-  ctx.as(VALIDATORS).set(SET, encodeValidatorSet(set));
+function store(ctx: ContractContext, set: GenesisValidator[], which: Which): void {
+  ctx.as(VALIDATORS).set(which === "validator" ? SET : OBSERVERS, encodeValidatorSet(set));
+}
+
+function handlers(which: Which): Record<string, KindHandler> {
+  const event = which === "validator" ? "Validator" : "Observer";
+  return {
+    [`${which}.add`]: {
+      async validate(ctx, p) {
+        await checkAdd(ctx, parseNew(p), which);
+      },
+      async execute(ctx, p) {
+        const v = parseNew(p);
+        const set = await checkAdd(ctx, v, which);
+        store(ctx, [...set, v], which);
+        ctx.as(VALIDATORS).emit(`${event}Added`, [v.name, v.publicKey, v.peerId, ctx.env.height + 1]);
+      },
+    },
+    [`${which}.remove`]: {
+      async validate(ctx, p) {
+        await checkRemove(ctx, p, which);
+      },
+      async execute(ctx, p) {
+        const set = await checkRemove(ctx, p, which);
+        store(
+          ctx,
+          set.filter((v) => v.name !== p.name),
+          which,
+        );
+        ctx.as(VALIDATORS).emit(`${event}Removed`, [p.name, ctx.env.height + 1]);
+      },
+    },
+  };
 }
 
 /**
- * Validator-set changes, by proposal. The block whose vote passes one writes the new set; it
- * validates the blocks from the next height on (the header's validatorSetHash says which set
- * signed it), and every node updates its consensus peers and connection gater when it stores
- * that block.
+ * Validator- and observer-set changes, by proposal. The block whose vote passes one writes the
+ * new set; a new validator set validates the blocks from the next height on (the header's
+ * validatorSetHash says which set signed it), and every node updates its consensus peers and
+ * connection gater when it stores that block.
  */
 export const validatorKindHandlers: Record<string, KindHandler> = {
-  "validator.add": {
-    async validate(ctx, p) {
-      await checkAdd(ctx, parseNew(p));
-    },
-    async execute(ctx, p) {
-      const v = parseNew(p);
-      const set = await checkAdd(ctx, v);
-      store(ctx, [...set, v]);
-      ctx.as(VALIDATORS).emit("ValidatorAdded", [v.name, v.publicKey, v.peerId, ctx.env.height + 1]);
-    },
-  },
-  "validator.remove": {
-    async validate(ctx, p) {
-      await checkRemove(ctx, p);
-    },
-    async execute(ctx, p) {
-      const set = await checkRemove(ctx, p);
-      store(
-        ctx,
-        set.filter((v) => v.name !== p.name),
-      );
-      ctx.as(VALIDATORS).emit("ValidatorRemoved", [p.name, ctx.env.height + 1]);
-    },
-  },
+  ...handlers("validator"),
+  ...handlers("observer"),
 };
 
 export const validatorsContract: SystemContract = {

@@ -253,4 +253,25 @@ describe("contracts and governance on a 4-validator testnet", () => {
     );
     expect(((await (clients[obs] as CustosClient).status()) as any).validators).toBe(4);
   }, 90_000);
+
+  it("an observer added by proposal is let in, syncs, serves reads and refuses writes", async () => {
+    const added = await testnet.addNode(dir, { role: "observer" });
+    const obs = clients.push(new CustosClient(added.node.rpc)) - 1;
+    const p = await send("committee-3", 0, "governance", "propose", [
+      "observer.add",
+      JSON.stringify({
+        name: added.node.name,
+        publicKey: added.publicKey,
+        peerId: added.peerId,
+        p2p: [added.listen],
+      }),
+    ]);
+    await approve(p.output.id, ["committee-2"]);
+    const target = (await (clients[0] as CustosClient).status()).height;
+    await until(async () => (await (clients[obs] as CustosClient).status()).height >= target, 60_000);
+    expect(await query(obs, counter, "countOf", [keys.get("consumer-1")?.address])).toBe(2);
+    await expect(send("consumer-1", obs, counter, "increment", [])).rejects.toMatchObject({
+      code: "OBSERVER_READ_ONLY",
+    });
+  }, 90_000);
 });
