@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { CustosClient } from "@custos/client";
 import { encryptKeystore, generateKeyPair, writeKeystoreFile } from "@custos/crypto";
 import { DEV_MEMBERS, DEV_TIERS, type DevAccount, initHome } from "@custos/node";
@@ -122,16 +122,28 @@ export async function freeBasePort(count: number, from = 20_000, span = 12_000):
   throw new CustosError("TESTNET_PORT_BUSY", `no free range of ports for ${count} nodes`);
 }
 
-/** The state of a node's process: the pid must still be a node of this home (pids get reused). */
+/**
+ * The state of a node's process: the pid must still be a node of this home (pids get reused).
+ * A process on its way out has an empty command line while its sockets may still be open (the
+ * kernel drops its memory before its files, and its threads exit one by one): it counts as
+ * running until it is a zombie without threads, so that kill and stop return only once its
+ * ports are free again.
+ */
 function processState(n: TestnetNode): NodeStatus["state"] {
   if (!n.pid) return "stopped";
   try {
-    const cmdline = readFileSync(`/proc/${n.pid}/cmdline`, "utf8");
-    // the exact "--home HOME" arguments: validator-1 must not match validator-10
-    if (!cmdline.includes(`\0--home\0${n.home}\0`)) return "stopped";
     const stat = readFileSync(`/proc/${n.pid}/stat`, "utf8");
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    if (state === "Z" || state === "X") return "stopped";
+    // a zombie leader whose other threads are still exiting still holds the process's files
+    if (state === "Z" || state === "X")
+      return readdirSync(`/proc/${n.pid}/task`).length > 1 ? "running" : "stopped";
+    const cmdline = readFileSync(`/proc/${n.pid}/cmdline`, "utf8");
+    if (cmdline === "") {
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      return comm === basename(process.execPath).slice(0, 15) ? "running" : "stopped";
+    }
+    // the exact "--home HOME" arguments: validator-1 must not match validator-10
+    if (!cmdline.includes(`\0--home\0${n.home}\0`)) return "stopped";
     return state === "T" || state === "t" ? "paused" : "running";
   } catch {
     if (process.platform === "linux") return "stopped";

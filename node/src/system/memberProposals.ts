@@ -64,6 +64,34 @@ function store(ctx: ContractContext, m: Member): void {
   ctx.as(MEMBERS).set(`m:${m.address}`, encodeMember(m));
 }
 
+const COMMITTEE_COUNT = "committee-count";
+
+/** Committee members now: kept from the first change on, counted from genesis until then. */
+async function committeeCount(ctx: ContractContext): Promise<number> {
+  const raw = await ctx.as(MEMBERS).get(COMMITTEE_COUNT);
+  if (raw !== undefined) return Number(await ctx.as(MEMBERS).getAmount(COMMITTEE_COUNT));
+  return ctx.env.genesis.members.filter((m) => m.roles.includes("committee")).length;
+}
+
+/**
+ * Applies a change of `delta` committee seats; refuses one that would leave fewer committee
+ * members than a proposal needs approvals (nothing could pass any more).
+ */
+async function changeCommittee(ctx: ContractContext, delta: number, dryRun: boolean): Promise<void> {
+  if (delta === 0) return;
+  const next = (await committeeCount(ctx)) + delta;
+  const threshold = ctx.env.genesis.governance.threshold;
+  if (next < threshold) {
+    throw new ContractError(
+      "COMMITTEE_BELOW_THRESHOLD",
+      `this would leave ${next} committee member(s); proposals need ${threshold} approvals`,
+    );
+  }
+  if (!dryRun) ctx.as(MEMBERS).setAmount(COMMITTEE_COUNT, BigInt(next));
+}
+
+const seat = (roles: readonly Role[]) => (roles.includes("committee") ? 1 : 0);
+
 /** Member and role changes: by proposal only, never by one party. */
 export const memberKindHandlers: Record<string, KindHandler> = {
   "member.add": {
@@ -76,27 +104,31 @@ export const memberKindHandlers: Record<string, KindHandler> = {
     async execute(ctx, p) {
       await this.validate(ctx, p);
       const m = newMember(p);
+      await changeCommittee(ctx, seat(m.roles), false);
       store(ctx, m);
       ctx.as(MEMBERS).emit("MemberAdded", [m.address, m.name, m.roles]);
     },
   },
   "member.remove": {
     async validate(ctx, p) {
-      await existing(ctx, p);
+      const m = await existing(ctx, p);
+      await changeCommittee(ctx, -seat(m.roles), true);
     },
     async execute(ctx, p) {
       const m = await existing(ctx, p);
+      await changeCommittee(ctx, -seat(m.roles), false);
       ctx.as(MEMBERS).delete(`m:${m.address}`);
       ctx.as(MEMBERS).emit("MemberRemoved", [m.address, m.name]);
     },
   },
   "member.roles": {
     async validate(ctx, p) {
-      await existing(ctx, p);
-      roles(p);
+      const m = await existing(ctx, p);
+      await changeCommittee(ctx, seat(roles(p)) - seat(m.roles), true);
     },
     async execute(ctx, p) {
       const m = await existing(ctx, p);
+      await changeCommittee(ctx, seat(roles(p)) - seat(m.roles), false);
       store(ctx, { ...m, roles: roles(p) });
       ctx.as(MEMBERS).emit("MemberRolesChanged", [m.address, roles(p)]);
     },

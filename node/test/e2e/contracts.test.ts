@@ -250,4 +250,21 @@ describe("templates, governance and VM contracts on a dev chain", () => {
     const created = await send("newcomer", "templates", "instantiate", [v1.codeHash, null]);
     expect(created.success).toBe(true);
   });
+
+  it("the committee cannot shrink below the approvals a proposal needs", async () => {
+    const c3 = keys["committee-3"]?.address;
+    const c2 = keys["committee-2"]?.address;
+    const out = await send("committee-1", "governance", "propose", [
+      "member.remove",
+      JSON.stringify({ address: c3 }),
+    ]);
+    expect((await send("committee-2", "governance", "vote", [out.output.id, true])).output.status).toBe(
+      "executed",
+    );
+    const last = await send("committee-1", "governance", "propose", [
+      "member.roles",
+      JSON.stringify({ address: c2, roles: ["auditor"] }),
+    ]);
+    expect(last.errorCode).toBe("COMMITTEE_BELOW_THRESHOLD");
+  });
 });

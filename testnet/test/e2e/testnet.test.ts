@@ -179,7 +179,18 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     );
     const chainId = t.chainId;
     impostor.onGossip(`/custos/${chainId}/txs/1`, () => "ignore");
-    await impostor.start();
+    // validator-3's port: free once its process is gone (kill waits for that); a few tries in case
+    // the kernel is slow to let go of it on a loaded machine
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await impostor.start();
+        break;
+      } catch (err) {
+        if (attempt >= 10 || !String(err).includes("EADDRINUSE")) throw err;
+        await impostor.stop().catch(() => {});
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     try {
       const connectedTo0 = () =>
         impostor.connectedPeers().some((p) => p.index === 0) ? Promise.resolve(true) : Promise.resolve(false);
