@@ -389,6 +389,9 @@ export class PbftEngine {
       return;
     }
     if (from !== undefined && from !== env.sender) {
+      // At another height the sender may have signed as its index in another validator set (a
+      // governance change at the boundary): not provable misbehaviour, so the message is dropped.
+      if (b.height !== this.height) return;
       this.reject(from, "sender does not match the connection");
       return;
     }

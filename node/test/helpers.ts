@@ -19,7 +19,7 @@ export interface TestChain {
   keys: Record<string, Sm2KeyPair>;
 }
 
-/** A one-validator genesis with members of each role; consumer-3 is tier 4. */
+/** A one-validator genesis with members of each role; consumer-3 is tier 4; two committee members. */
 export function testChain(): TestChain {
   const validator = generateKeyPair();
   const members: [string, Role, number][] = [
@@ -28,6 +28,9 @@ export function testChain(): TestChain {
     ["merchant", "merchant", 1],
     ["consumer-1", "consumer", 2],
     ["consumer-3", "consumer", 4],
+    ["committee-1", "committee", 1],
+    ["committee-2", "committee", 1],
+    ["bank", "institution", 1],
   ];
   const keys: Record<string, Sm2KeyPair> = { outsider: generateKeyPair() };
   for (const [name] of members) keys[name] = generateKeyPair();

@@ -32,8 +32,14 @@ export const VM_LIMITS = {
   gasPerCall: 2_000_000n,
   /** QuickJS heap per call. */
   memoryBytes: 8 * 1024 * 1024,
-  /** QuickJS stack per call. */
-  stackBytes: 256 * 1024,
+  /**
+   * QuickJS stack per call. Small on purpose: QuickJS's own check must fire well before V8's
+   * native stack (which also carries the WebAssembly frames, and whose use depends on JIT tier and
+   * platform) runs out, or deep nesting would fail differently on different nodes. Measured here:
+   * JSON.stringify of deep nesting overflowed V8 first at 128 KiB and not at 64 KiB; JS recursion
+   * gets ~200 frames.
+   */
+  stackBytes: 64 * 1024,
   maxKeyLength: 256,
   maxValueBytes: 64 * 1024,
   maxScanEntries: 256,

@@ -36,8 +36,10 @@ export const PRELUDE = `(function (host) {
   const isTag = (v) => v !== null && typeof v === "object" && !Array.isArray(v) &&
     typeof v.$n === "string" && Object.keys(v).length === 1;
   const dec = (s) => JSON.parse(s, (k, v) => (isTag(v) ? BigInt(v.$n) : v));
-  const enc = (v) => JSON.stringify(v === undefined ? null : v,
-    (k, x) => (typeof x === "bigint" ? { $n: x.toString() } : x));
+  const enc = (v) => {
+    const s = JSON.stringify(v, (k, x) => (typeof x === "bigint" ? { $n: x.toString() } : x));
+    return s === undefined ? "null" : s; // undefined, a function or a symbol: nothing to pass
+  };
   // The call's environment, set by dispatch; contracts may hold on to custos.env at load time.
   let env;
   const envView = Object.freeze({

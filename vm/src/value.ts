@@ -12,6 +12,31 @@ export function decodeValue(json: string): unknown {
   return JSON.parse(json, (_k, v) => (isBigIntTag(v) ? BigInt(v.$n) : v));
 }
 
+/** How deep values from a contract may nest (outputs and events): msgpack encodes them recursively. */
+export const MAX_VALUE_DEPTH = 32;
+
+/**
+ * A value from a contract (JSON text the prelude made), checked without recursion: undefined when
+ * it nests deeper than MAX_VALUE_DEPTH, so that no host stack depends on what a contract returns.
+ */
+export function decodeContractValue(json: string): { value: unknown } | undefined {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) max = depth;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max > MAX_VALUE_DEPTH ? undefined : { value: decodeValue(json) };
+}
+
 function isBigIntTag(v: unknown): v is { $n: string } {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
@@ -20,7 +45,7 @@ function isBigIntTag(v: unknown): v is { $n: string } {
 
 /** Host values (decoded msgpack) to plain JSON-able values: Map -> object, bytes -> 0x hex. */
 function toPlain(v: unknown, depth: number): unknown {
-  if (depth > 32) throw new TypeError("value nested more than 32 levels");
+  if (depth > MAX_VALUE_DEPTH) throw new TypeError(`value nested more than ${MAX_VALUE_DEPTH} levels`);
   if (v === null || v === undefined) return null;
   switch (typeof v) {
     case "bigint":

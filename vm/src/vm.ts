@@ -21,7 +21,7 @@ declare const WebAssembly: {
 
 import { GAS, KEY_RE, REVERT_CODE_RE, VM_LIMITS } from "./gas.js";
 import { PRELUDE } from "./prelude.js";
-import { decodeValue, encodeValue } from "./value.js";
+import { decodeContractValue, encodeValue, MAX_VALUE_DEPTH } from "./value.js";
 
 /**
  * The engine build is part of the consensus rules: the same bytecode interpreter must run on
@@ -172,6 +172,8 @@ class ContractEngine {
     rt.setInterruptHandler(() => (engine?.current ?? loading).onInterrupt());
     const host = vm.newFunction("host", (...a) => {
       const run = engine?.current;
+      // metered built-ins may run at load time ("0".repeat(3) at top level): they charge the load
+      if (run === undefined && vm.getNumber(a[0] as QuickJSHandle) === Op.builtin) return loading.host(vm, a);
       if (run === undefined) {
         loading.fault ??= new Fault(
           "CONTRACT_INVALID",
@@ -209,6 +211,20 @@ class ContractEngine {
   run(req: CallRequest, limit: bigint): CallResult {
     const run = new CallRun(req, limit);
     const vm = this.vm;
+    let argsJson: string;
+    let envJson: string;
+    try {
+      argsJson = encodeValue(req.args);
+      envJson = encodeValue(req.env);
+    } catch (err) {
+      // Infinity, NaN, non-string map keys, too deep: refused before the engine sees anything
+      return run.failed(
+        new Fault(
+          "INVALID_ARGUMENTS",
+          `the call's arguments cannot go to a contract: ${(err as Error).message}`,
+        ),
+      );
+    }
     this.current = run;
     let output: unknown = null;
     try {
@@ -220,8 +236,8 @@ class ContractEngine {
             vm.undefined,
             this.ns,
             vm.newString(req.method),
-            vm.newString(encodeValue(req.args)),
-            vm.newString(encodeValue(req.env)),
+            vm.newString(argsJson),
+            vm.newString(envJson),
           ),
           run,
         ),
@@ -230,7 +246,11 @@ class ContractEngine {
       if (utf8Length(json) > VM_LIMITS.maxOutputBytes) {
         throw new Fault("OUTPUT_TOO_LARGE", `the return value is over ${VM_LIMITS.maxOutputBytes} bytes`);
       }
-      output = decodeValue(json);
+      const decoded = decodeContractValue(json);
+      if (decoded === undefined) {
+        throw new Fault("OUTPUT_INVALID", `the return value nests deeper than ${MAX_VALUE_DEPTH} levels`);
+      }
+      output = decoded.value;
     } catch (err) {
       if (!(err instanceof Fault) && run.fault === undefined) {
         // A trap inside the engine (not a JS exception): this instance cannot be trusted again.
@@ -296,9 +316,12 @@ export class VmSession {
       this.engines.set(code, e);
       return e;
     }
-    e = ContractEngine.load(code).catch((err) =>
-      err instanceof Fault ? err : new Fault("VM_ERROR", String(err)),
-    );
+    e = ContractEngine.load(code).catch((err) => {
+      if (err instanceof Fault) return err; // the code's own failure: the same on every node, kept
+      // the host's (no memory for an instance, say): not kept, the next call tries again
+      this.engines.delete(code);
+      return new Fault("VM_UNAVAILABLE", `the VM could not load the contract: ${String(err)}`);
+    });
     this.engines.set(code, e);
     if (this.engines.size > this.capacity) this.engines.delete(this.engines.keys().next().value as string);
     return e;
@@ -440,7 +463,11 @@ class CallRun {
           this.stop("TOO_MANY_EVENTS", `a call emits at most ${VM_LIMITS.maxEvents} events`);
         }
         this.charge(GAS.event + GAS.eventByte * BigInt(bytes));
-        this.events.push({ name, data: decodeValue(data) });
+        const decoded = decodeContractValue(data);
+        if (decoded === undefined) {
+          this.stop("EVENT_INVALID", `event ${name} nests deeper than ${MAX_VALUE_DEPTH} levels`);
+        }
+        this.events.push({ name, data: decoded.value });
         return undefined;
       }
       case Op.revert: {

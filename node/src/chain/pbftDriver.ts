@@ -48,6 +48,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   /** This node's index in the current validator set; -1 while it is not in it. */
   private self: number;
   private keysFor: { hash: Uint8Array; keys: Uint8Array[] } | undefined;
+  /** The validator set the current engine was made for. */
+  private engineSet: Uint8Array;
   private readonly built = new Map<string, BuiltBlock>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private queue: Promise<void> = Promise.resolve();
@@ -72,6 +74,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     private readonly log: Logger,
   ) {
     super();
+    this.engineSet = ledger.head.validatorSetHash;
     this.self = this.indexOfSelf();
     this.engine = this.newEngine(Math.max(0, this.self));
     // one "work" input per burst of admissions, not one per transaction
@@ -122,8 +125,13 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
    */
   private async advance(height: number): Promise<void> {
     const self = this.indexOfSelf();
-    if (self !== this.self) {
+    const setHash = this.ledger.head.validatorSetHash;
+    const changed = !bytesEqual(setHash, this.engineSet);
+    if (changed || self !== this.self) {
+      // A new set: a new engine, so that nothing buffered for the next height (messages, decisions
+      // checked against the old set, with the old connection indices) carries over.
       this.log.info("validator set changed", { height, self, validators: this.validators.length });
+      this.engineSet = setHash;
       this.self = self;
       if (self < 0) {
         for (const t of this.timers) clearTimeout(t);

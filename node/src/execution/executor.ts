@@ -9,15 +9,16 @@ import {
   ContractContext,
   ContractError,
   decodeArgs,
+  GAS,
   type SystemContract,
 } from "../system/contract.js";
-import { ecnyContract, moveFen } from "../system/ecny.js";
+import { ecnyContract, payFromWallet } from "../system/ecny.js";
 import { governanceContract } from "../system/governance.js";
 import { membersContract, readMember } from "../system/members.js";
 import { readCode, readInstance, templatesContract } from "../system/templates.js";
 import { validatorsContract } from "../system/validators.js";
 import { senderAddress } from "./senders.js";
-import { runContract, toWire } from "./vmCall.js";
+import { runContract, VmUnavailable } from "./vmCall.js";
 
 const SYSTEM_CONTRACTS = [
   membersContract,
@@ -74,6 +75,8 @@ export class Executor {
 
   private async code(ctx: ContractContext, codeHash: string): Promise<string> {
     let code = this.codeCache.get(codeHash);
+    // the same gas whether this node had the code cached (a query, an earlier block) or not
+    if (code !== undefined) ctx.gasUsed += GAS.read;
     if (code === undefined) {
       code = await readCode(ctx, codeHash);
       if (this.codeCache.size >= 256) this.codeCache.delete(this.codeCache.keys().next().value as string);
@@ -103,10 +106,10 @@ export class Executor {
       throw new ContractError("METHOD_NOT_FOUND", `${method} cannot be called on a contract (reserved)`);
     }
     const args = decodeArgs(argBytes, `${address}.${method}`);
-    if (value > 0n) await moveFen(ctx, ctx.env.sender, address, value);
+    if (value > 0n) await payFromWallet(ctx, ctx.env.sender, address, value);
     const code = await this.code(ctx, instance.codeHash);
     const r = await runContract(await this.vm(), ctx, address, code, method, args, value, readOnly);
-    return toWire(r.output);
+    return r.output;
   }
 
   private async executeTx(stx: SignedTx, env: BlockEnv, block: Overlay): Promise<Receipt> {
@@ -146,6 +149,7 @@ export class Executor {
       txOverlay.mergeInto(block);
       return this.receipt(stx, true, ctx, encode(output ?? null), null);
     } catch (err) {
+      if (err instanceof VmUnavailable) throw err; // a local fault: no receipt this node alone would write
       if (!isCustosError(err)) {
         this.log.error("system contract threw", { to: tx.to, method: tx.method, error: String(err) });
       }

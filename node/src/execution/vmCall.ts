@@ -1,14 +1,7 @@
 import { decode, encode } from "@custos/codec";
 import type { Address } from "@custos/crypto";
 import { toHex } from "@custos/utils";
-import {
-  type CallEnv,
-  type CallResult,
-  type ContractState,
-  decodeValue,
-  encodeValue,
-  type VmSession,
-} from "@custos/vm";
+import type { CallEnv, CallResult, ContractState, VmSession } from "@custos/vm";
 import { stateKey } from "../ledger/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
 import { type ContractContext, ContractError } from "../system/contract.js";
@@ -16,6 +9,11 @@ import { balanceKeyOf, ECNY, moveFen } from "../system/ecny.js";
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
+
+/** Thrown through the executor (never a receipt): the node itself could not run a contract. */
+export class VmUnavailable extends Error {
+  override readonly name = "VmUnavailable";
+}
 
 /** A VM contract's view of the node's state: its own key space, and e-CNY balances. */
 export function contractState(state: StateReader, address: Address): ContractState {
@@ -69,6 +67,11 @@ export async function runContract(
     state: contractState(ctx.state, address),
     readOnly,
   });
+  if (r.error?.code === "VM_UNAVAILABLE") {
+    // this node could not run the VM (no memory for an instance, say): not a receipt, which other
+    // nodes would not agree on, but a local fault that stops this block's execution here
+    throw new VmUnavailable(r.error.message);
+  }
   ctx.gasUsed += r.gasUsed;
   if (!r.ok) {
     const e = r.error as { code: string; message: string };
@@ -82,13 +85,8 @@ export async function runContract(
     }
     for (const t of r.transfers) await moveFen(ctx, address, t.to as Address, t.amount);
     for (const ev of r.events) {
-      ctx.events.push({ emitter: address, name: ev.name, data: encode(toWire(ev.data)) });
+      ctx.events.push({ emitter: address, name: ev.name, data: encode(ev.data) });
     }
   }
   return r;
-}
-
-/** Contract values to msgpack-able values (JSON shapes, bigint kept). */
-export function toWire(v: unknown): unknown {
-  return decodeValue(encodeValue(v));
 }

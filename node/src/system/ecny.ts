@@ -51,15 +51,49 @@ export function balanceKeyOf(a: Address): string {
 }
 
 /**
- * Moves fen between two accounts where a contract is one side (a call's attached value, or a
- * contract paying out): both accounts must not be frozen and the payer must hold the amount.
- * Wallet-tier limits apply to members' own transfers (ecny.transfer), not to escrow payouts.
+ * A contract paying out of its own balance: neither account frozen, the contract holds the
+ * amount. Wallet-tier limits are for members' wallets (payFromWallet), not for escrow payouts.
  */
 export async function moveFen(ctx: ContractContext, from: Address, to: Address, amt: bigint): Promise<void> {
   const e = ctx.as(ECNY);
   await requireNotFrozen(e, from, "sending");
   await requireNotFrozen(e, to, "receiving");
   await debitCredit(e, from, to, amt);
+}
+
+/**
+ * A member paying from its own wallet (ecny.transfer, or e-CNY attached to a contract call):
+ * neither account frozen, within the payer's wallet-tier single and daily limits, and covered by
+ * its balance. Returns what the payer keeps.
+ */
+export async function payFromWallet(
+  ctx: ContractContext,
+  from: Address,
+  to: Address,
+  amt: bigint,
+): Promise<bigint> {
+  const e = ctx.as(ECNY);
+  await requireNotFrozen(e, from, "sending");
+  await requireNotFrozen(e, to, "receiving");
+  const sender = await memberOf(e, from);
+  const limits = e.env.genesis.ecny.tiers[sender?.ecnyTier ?? 4];
+  if (amt > limits.singleLimit) {
+    throw new ContractError(
+      "ECNY_SINGLE_LIMIT_EXCEEDED",
+      `${amt} fen exceeds the single-payment limit of ${limits.singleLimit} fen for tier ${sender?.ecnyTier ?? 4}`,
+    );
+  }
+  const day = Math.floor((e.env.timestamp + CST_OFFSET_MS) / DAY_MS);
+  const spent = await e.getAmount(spentKey(from, day));
+  if (spent + amt > limits.dailyLimit) {
+    throw new ContractError(
+      "ECNY_DAILY_LIMIT_EXCEEDED",
+      `${amt} fen would bring today's payments to ${spent + amt} fen, over the daily limit of ${limits.dailyLimit} fen`,
+    );
+  }
+  const left = await debitCredit(e, from, to, amt);
+  e.setAmount(spentKey(from, day), spent + amt);
+  return left;
 }
 
 /** Moves `amt` if `from` holds it, with the Transfer (and LargeTransaction) events; returns what `from` keeps. */
@@ -125,27 +159,7 @@ export const ecnyContract: SystemContract = {
       const to = address(args[0], W, "to");
       const amt = amount(args[1], W);
       if (to === from) throw new ContractError("INVALID_ARGUMENTS", `${W}: cannot transfer to oneself`);
-      await requireNotFrozen(ctx, from, "sending");
-      await requireNotFrozen(ctx, to, "receiving");
-      const sender = await memberOf(ctx, from);
-      const limits = ctx.env.genesis.ecny.tiers[sender?.ecnyTier ?? 4];
-      if (amt > limits.singleLimit) {
-        throw new ContractError(
-          "ECNY_SINGLE_LIMIT_EXCEEDED",
-          `${amt} fen exceeds the single-payment limit of ${limits.singleLimit} fen for tier ${sender?.ecnyTier ?? 4}`,
-        );
-      }
-      const day = Math.floor((ctx.env.timestamp + CST_OFFSET_MS) / DAY_MS);
-      const spent = await ctx.getAmount(spentKey(from, day));
-      if (spent + amt > limits.dailyLimit) {
-        throw new ContractError(
-          "ECNY_DAILY_LIMIT_EXCEEDED",
-          `${amt} fen would bring today's payments to ${spent + amt} fen, over the daily limit of ${limits.dailyLimit} fen`,
-        );
-      }
-      const left = await debitCredit(ctx, from, to, amt);
-      ctx.setAmount(spentKey(from, day), spent + amt);
-      return [left];
+      return [await payFromWallet(ctx, from, to, amt)];
     },
 
     /** freeze(account, reason): regulator only. */

@@ -2,7 +2,7 @@ import { decode, encode, fieldAt, readBool, readString, readUint } from "@custos
 import type { Address } from "@custos/crypto";
 import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
 import { memberKindHandlers } from "./memberProposals.js";
-import { requireRole } from "./members.js";
+import { memberOf, requireRole } from "./members.js";
 import { templateKindHandlers } from "./templates.js";
 import { validatorKindHandlers } from "./validators.js";
 
@@ -269,14 +269,18 @@ async function castVote(ctx: ContractContext, p: Proposal, approve: boolean) {
   const g = ctx.as(GOVERNANCE);
   g.emit("Voted", [p.id, ctx.env.sender, approve]);
   const threshold = ctx.env.genesis.governance.threshold;
-  const approvals = p.votes.filter((v) => v.approve).length;
+  // only the votes of members who are on the committee now count
+  const current: boolean[] = [];
+  for (const v of p.votes) current.push((await memberOf(ctx, v.voter))?.roles.includes("committee") === true);
+  const approvals = p.votes.filter((v, i) => v.approve && current[i]).length;
+  const rejections = p.votes.filter((v, i) => !v.approve && current[i]).length;
   if (approvals >= threshold) {
     const handler = kinds()[p.kind] as KindHandler;
     await handler.execute(ctx, p.payload, p.id);
     p.status = "executed";
     p.closedHeight = ctx.env.height;
     g.emit("ProposalExecuted", [p.id, p.kind]);
-  } else if (p.votes.length - approvals >= threshold) {
+  } else if (rejections >= threshold) {
     p.status = "rejected";
     p.closedHeight = ctx.env.height;
     await kinds()[p.kind]?.closed?.(ctx, p.payload, "rejected");

@@ -312,10 +312,32 @@ export const templatesContract: SystemContract = {
       const code = str(args, 5, W, "code", VM_LIMITS.maxCodeBytes);
       const codeBytes = new TextEncoder().encode(code);
       const codeHash = `0x${toHex(sm3(codeBytes))}`;
-      if ((await readTemplate(ctx, codeHash)) !== undefined) {
-        throw new ContractError("TEMPLATE_EXISTS", `a template with code hash ${codeHash} exists already`);
-      }
       const t = ctx.as(TEMPLATES);
+      const existing = await readTemplate(ctx, codeHash);
+      if (existing !== undefined) {
+        // the same code again: allowed only after its approval failed (rejected, vetoed, expired)
+        const p = await readProposal(ctx, existing.proposalId);
+        const live =
+          existing.status === "approved" ||
+          (existing.status === "pending" && ctx.env.timestamp <= p.expiresAt);
+        if (live || existing.name !== name || existing.version !== version) {
+          throw new ContractError(
+            "TEMPLATE_EXISTS",
+            `this code is template ${existing.name}@${existing.version} (${existing.status}) already`,
+          );
+        }
+        const proposalId = await openProposal(ctx, "template.approve", { codeHash, name, version });
+        saveTemplate(ctx, {
+          ...existing,
+          description,
+          tags: [...new Set(tags)],
+          category,
+          status: "pending",
+          proposalId,
+        });
+        t.emit("TemplateSubmitted", [codeHash, name, version, ctx.env.sender, proposalId]);
+        return { codeHash, proposalId };
+      }
       const prior = await t.get(nameKey(name, version));
       if (prior !== undefined) {
         throw new ContractError(

@@ -162,6 +162,11 @@ describe("templates, governance and VM contracts on a dev chain", () => {
     await send("operator", "ecny", "issue", [keys["consumer-1"]?.address, 100_000n, "rc-vm-1"]);
     const r = await send("consumer-1", address, "deposit", [], 30_000n);
     expect(r.output).toBe("30000");
+    // attached e-CNY is a payment from the sender's wallet: its tier's limits apply (tier 2: 50,000 yuan)
+    await send("operator", "ecny", "issue", [keys["consumer-1"]?.address, 6_000_000n, "rc-vm-2"]);
+    expect((await send("consumer-1", address, "deposit", [], 5_000_001n)).errorCode).toBe(
+      "ECNY_SINGLE_LIMIT_EXCEEDED",
+    );
     expect(
       (await send("consumer-1", address, "payout", [keys["merchant-1"]?.address, "100"])).errorCode,
     ).toBe("NOT_OWNER");
@@ -189,6 +194,12 @@ describe("templates, governance and VM contracts on a dev chain", () => {
       "PROPOSAL_CLOSED",
     );
     expect((await query("templates", "get", [v2.codeHash])).status).toBe("vetoed");
+    // the same code may come back for a new decision once its approval failed; live code may not
+    const again = await submit("bank", "1.1.0", COUNTER_V2);
+    expect(again.codeHash).toBe(v2.codeHash);
+    expect(again.proposalId).toBeGreaterThan(v2.proposalId);
+    const twice = await send("bank", "templates", "submit", ["counter", "1.1.0", "", [], "demo", COUNTER_V2]);
+    expect(twice.errorCode).toBe("TEMPLATE_EXISTS");
 
     const freeze = await send("committee-1", "governance", "propose", [
       "instance.freeze",

@@ -220,6 +220,16 @@ describe("contracts and governance on a 4-validator testnet", () => {
     expect(block.certificate.signatures.map((s: { validator: number }) => s.validator)).toContain(4);
     await testnet.restart(dir, 0);
 
+    const hungUp = async (i: number) => {
+      const text = await (await fetch(`${t.nodes[i]?.rpc}/metrics`)).text();
+      return Number(
+        text
+          .split("\n")
+          .find((l) => l.startsWith("custos_p2p_peers_disconnected_total "))
+          ?.split(" ")[1],
+      );
+    };
+    const hungUpBefore = await hungUp(3);
     const rm1 = await send("committee-2", 1, "governance", "propose", [
       "validator.remove",
       JSON.stringify({ name: "validator-1" }),
@@ -236,6 +246,8 @@ describe("contracts and governance on a 4-validator testnet", () => {
     expect(r2.success).toBe(true);
     const st = (await (clients[3] as CustosClient).status()) as any;
     expect(st.validators).toBe(4);
+    // indices moved (validator-2 from 2 to 1, ...): nobody honest was taken for a liar
+    expect(await hungUp(3)).toBe(hungUpBefore);
   }, 180_000);
 
   it("an observer replaying from zero crosses both validator-set changes", async () => {

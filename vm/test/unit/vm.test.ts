@@ -119,6 +119,40 @@ describe("VmSession", () => {
     expect([await run(), await run(), await run()]).toEqual([1, 1, 1]);
   });
 
+  it("deep nesting stops at QuickJS's own stack check, cold or warm, never at the host's", async () => {
+    const code = `export function parse(n) { return JSON.parse("[".repeat(n) + "]".repeat(n)) ? 1 : 0; }
+export function str(n) { let a = []; for (let i = 0; i < n; i++) a = [a]; return JSON.stringify(a).length; }`;
+    for (const method of ["parse", "str"]) {
+      const codes = new Set<string | undefined>();
+      for (let i = 0; i < 50; i++) {
+        codes.add(
+          (await session.call({ code, method, args: [20_000], env, state: new MemState() })).error?.code,
+        );
+      }
+      expect([...codes]).toEqual(["STACK_OVERFLOW"]);
+    }
+  });
+
+  it("values a contract hands back are checked by the VM, in its own words", async () => {
+    const code = `export function fn() { return () => 1; }
+export function deep() { let a = 1; for (let i = 0; i < 40; i++) a = [a]; return a; }
+export function deepEvent() { let a = 1; for (let i = 0; i < 40; i++) a = [a]; custos.emit("E", a); }
+export function fnEvent() { custos.emit("E", () => 1); return "ok"; }
+export function echo(x) { return x; }
+const padded = "0".repeat(3);
+export function top() { return padded; }`;
+    const call = (method: string, args: unknown[] = []) =>
+      session.call({ code, method, args, env, state: new MemState() });
+    expect((await call("fn")).output).toBeNull();
+    expect((await call("deep")).error?.code).toBe("OUTPUT_INVALID");
+    expect((await call("deepEvent")).error?.code).toBe("EVENT_INVALID");
+    const fnEvent = await call("fnEvent");
+    expect(fnEvent.events).toEqual([{ name: "E", data: null }]);
+    expect((await call("echo", [Number.POSITIVE_INFINITY])).error?.code).toBe("INVALID_ARGUMENTS");
+    expect((await call("echo", [42])).output).toBe(42); // the engine was not thrown away
+    expect((await call("top")).output).toBe("000"); // metered built-ins work at load time
+  });
+
   it("a query cannot write", async () => {
     const r = await call(new MemState(), "inc", [1], { readOnly: true });
     expect(r.error?.code).toBe("READ_ONLY");
