@@ -116,6 +116,11 @@ describe("contracts and governance on a 4-validator testnet", () => {
     } finally {
       sub.close();
     }
+    // every node, the observer included, once it has the block
+    const h = (await (clients[3] as CustosClient).status()).height;
+    await until(async () =>
+      (await Promise.all(clients.map((c) => c.status()))).every((st) => st.height >= h),
+    );
     for (const i of [0, 1, 2, 3, 4])
       expect(await query(i, counter, "countOf", [keys.get("consumer-1")?.address])).toBe(2);
   }, 60_000);
