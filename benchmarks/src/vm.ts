@@ -3,12 +3,13 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode, encode } from "@custos/codec";
-import { generateKeyPair, loadKeystoreFile, NativeSm2Backend, type Sm2KeyPair } from "@custos/crypto";
+import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
 import { Executor, genesisMemberWrites, initHome, Ledger, Overlay } from "@custos/node";
 import { parseGenesis, type SignedTx, signTx } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { type ContractState, VmSession } from "@custos/vm";
-import { median, opsPerSecond } from "./stats.js";
+import { measureVerifyCeiling } from "./load.js";
+import { median } from "./stats.js";
 
 export interface VmBenchOptions {
   runs: number;
@@ -82,16 +83,7 @@ export async function runVmBench(o: VmBenchOptions): Promise<Record<string, unkn
     );
   }
 
-  let verify = 0;
-  try {
-    const native = new NativeSm2Backend();
-    const k = generateKeyPair();
-    const msg = new Uint8Array(200);
-    const sig = native.sign(k.privateKey, msg);
-    verify = Math.round(opsPerSecond(() => native.verify(k.publicKey, msg, sig), o.ms));
-  } catch {
-    verify = 0;
-  }
+  const verify = (await measureVerifyCeiling()).verifyPerCore;
 
   const executor = await executorPhase(o);
   const report = {

@@ -405,33 +405,7 @@ function validatorCommands(program: Command): void {
       );
     },
   );
-  signOption(
-    validator
-      .command("add")
-      .description("propose adding a validator (takes effect the block after it passes)"),
-  )
-    .requiredOption("--name <name>")
-    .requiredOption("--public-key <hex>", "its node's SM2 public key (custos init prints it)")
-    .requiredOption("--peer-id <id>", "its libp2p peer id (custos init prints it)")
-    .option("--p2p <multiaddr...>", "where peers dial it, e.g. /ip4/10.0.0.7/tcp/30300")
-    .option("--ttl <seconds>", "how long the proposal stays open")
-    .action(
-      async (
-        o: SignOpts & { name: string; publicKey: string; peerId: string; p2p?: string[]; ttl?: string },
-      ) => {
-        await propose(o, "validator.add", {
-          name: o.name,
-          publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
-          peerId: o.peerId,
-          p2p: o.p2p ?? [],
-        });
-      },
-    );
-  signOption(validator.command("remove").description("propose removing a validator").argument("<name>"))
-    .option("--ttl <seconds>", "how long the proposal stays open")
-    .action(async (name: string, o: SignOpts & { ttl?: string }) => {
-      await propose(o, "validator.remove", { name });
-    });
+  peerProposals(validator, "validator", "takes effect the block after it passes");
 
   const observer = program.command("observer").description("observer nodes (changes are proposals)");
   rpcOption(observer.command("list").description("the observers allowed to connect")).action(
@@ -446,17 +420,22 @@ function validatorCommands(program: Command): void {
       );
     },
   );
-  signOption(observer.command("add").description("propose adding an observer (an auditor's read-only node)"))
+  peerProposals(observer, "observer", "an auditor's read-only node");
+}
+
+/** `add` and `remove` proposals for validators or observers: the same payloads, other kinds. */
+function peerProposals(group: Command, kind: "validator" | "observer", note: string): void {
+  signOption(group.command("add").description(`propose adding a ${kind} (${note})`))
     .requiredOption("--name <name>")
-    .requiredOption("--public-key <hex>", "its node's SM2 public key")
-    .requiredOption("--peer-id <id>", "its libp2p peer id")
-    .option("--p2p <multiaddr...>", "where it can be dialled (optional)")
+    .requiredOption("--public-key <hex>", "its node's SM2 public key (custos init prints it)")
+    .requiredOption("--peer-id <id>", "its libp2p peer id (custos init prints it)")
+    .option("--p2p <multiaddr...>", "where peers dial it, e.g. /ip4/10.0.0.7/tcp/30300")
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(
       async (
         o: SignOpts & { name: string; publicKey: string; peerId: string; p2p?: string[]; ttl?: string },
       ) => {
-        await propose(o, "observer.add", {
+        await propose(o, `${kind}.add`, {
           name: o.name,
           publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
           peerId: o.peerId,
@@ -464,10 +443,10 @@ function validatorCommands(program: Command): void {
         });
       },
     );
-  signOption(observer.command("remove").description("propose removing an observer").argument("<name>"))
+  signOption(group.command("remove").description(`propose removing a ${kind}`).argument("<name>"))
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (name: string, o: SignOpts & { ttl?: string }) => {
-      await propose(o, "observer.remove", { name });
+      await propose(o, `${kind}.remove`, { name });
     });
 }
 
