@@ -46,7 +46,6 @@ export const VM_LIMITS = {
   maxEvents: 64,
   maxEventBytes: 8 * 1024,
   maxOutputBytes: 64 * 1024,
-  maxArgsBytes: 60 * 1024,
   // fits in one transaction (LIMITS.maxTxArgsBytes 60 KiB) with the template metadata
   maxCodeBytes: 56 * 1024,
 } as const;

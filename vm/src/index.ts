@@ -1,5 +1,4 @@
-export { GAS, KEY_RE, REVERT_CODE_RE, VM_LIMITS } from "./gas.js";
-export { decodeValue, encodeValue } from "./value.js";
+export { GAS, VM_LIMITS } from "./gas.js";
 export {
   type CallEnv,
   type CallRequest,

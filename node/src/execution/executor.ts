@@ -15,7 +15,7 @@ import {
 import { ecnyContract, payFromWallet } from "../system/ecny.js";
 import { governanceContract } from "../system/governance.js";
 import { membersContract, readMember } from "../system/members.js";
-import { readCode, readInstance, templatesContract } from "../system/templates.js";
+import { readCodeUnmetered, readInstance, templatesContract } from "../system/templates.js";
 import { validatorsContract } from "../system/validators.js";
 import { senderAddress } from "./senders.js";
 import { runContract, VmUnavailable } from "./vmCall.js";
@@ -74,11 +74,11 @@ export class Executor {
   }
 
   private async code(ctx: ContractContext, codeHash: string): Promise<string> {
+    // one read's gas whether this node had the code cached (a query, an earlier block) or not
+    ctx.gasUsed += GAS.read;
     let code = this.codeCache.get(codeHash);
-    // the same gas whether this node had the code cached (a query, an earlier block) or not
-    if (code !== undefined) ctx.gasUsed += GAS.read;
     if (code === undefined) {
-      code = await readCode(ctx, codeHash);
+      code = await readCodeUnmetered(ctx.state, codeHash);
       if (this.codeCache.size >= 256) this.codeCache.delete(this.codeCache.keys().next().value as string);
       this.codeCache.set(codeHash, code);
     }

@@ -2,6 +2,7 @@ import { encode, merkleProof } from "@custos/codec";
 import { selectSm2 } from "@custos/crypto";
 import { decodeReceipt, type Genesis, type SignedTx } from "@custos/types";
 import { CustosError, fromHex } from "@custos/utils";
+import { ENGINE } from "@custos/vm";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
@@ -120,6 +121,8 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
           blockLimitWindow: genesis.blockLimitWindow,
           pool: { size: pool.size, bytes: pool.bytes },
           sm2Backend: selectSm2().backend.name,
+          // the contract engine is a consensus rule: nodes of one chain must report the same
+          vm: `${ENGINE.variant}@${ENGINE.version}`,
         };
       },
     },

@@ -2,7 +2,9 @@ import { decode, encode, fieldAt, readArray, readString } from "@custos/codec";
 import { type Address, sm3 } from "@custos/crypto";
 import { toHex } from "@custos/utils";
 import { VM_LIMITS } from "@custos/vm";
-import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
+import { stateKey } from "../ledger/keys.js";
+import type { StateReader } from "../state/overlay.js";
+import { type ContractContext, ContractError, GAS, parseArgs, type SystemContract } from "./contract.js";
 import { type KindHandler, openProposal, payloadString, proposalJson, readProposal } from "./governance.js";
 import { requireRole } from "./members.js";
 
@@ -119,7 +121,13 @@ export async function readTemplate(ctx: ContractContext, codeHash: string): Prom
 }
 
 export async function readCode(ctx: ContractContext, codeHash: string): Promise<string> {
-  const raw = await ctx.as(TEMPLATES).get(codeKey(codeHash));
+  ctx.gasUsed += GAS.read;
+  return readCodeUnmetered(ctx.state, codeHash);
+}
+
+/** The code without a gas charge: for a caller that charges the read itself (the executor's cache). */
+export async function readCodeUnmetered(state: StateReader, codeHash: string): Promise<string> {
+  const raw = await state.get(stateKey(TEMPLATES, codeKey(codeHash)));
   if (raw === undefined) throw new ContractError("TEMPLATE_NOT_FOUND", `no code with hash ${codeHash}`);
   return Buffer.from(raw).toString("utf8");
 }

@@ -139,6 +139,10 @@ describe("templates, governance and VM contracts on a dev chain", () => {
     }
     expect(await query(address, "get")).toBe("5");
     expect((await send("consumer-1", address, "init", [null])).errorCode).toBe("METHOD_NOT_FOUND");
+    // the engine is a consensus rule: every node says which one it runs
+    expect(((await client.status()) as unknown as { vm: string }).vm).toBe(
+      "@jitl/quickjs-wasmfile-release-sync@0.32.0",
+    );
   });
 
   it("runaway contracts fail their own tx with a clear code; the chain goes on", async () => {

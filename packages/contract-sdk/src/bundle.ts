@@ -13,8 +13,8 @@ export interface BundledContract {
 }
 
 /**
- * The runtime half of the SDK (index.ts without its types), inlined into every bundle as a
- * virtual module: the bundle, and so the code hash, is the same whether the CLI runs from dist
+ * The runtime half of the SDK (index.ts declares the same names and their types), inlined into
+ * every bundle as a virtual module: the bundle, and so the code hash, is the same whether the CLI runs from dist
  * or the harness from source, and wherever the SDK is installed.
  */
 const SDK_RUNTIME = `const api = globalThis.custos;

@@ -1,7 +1,7 @@
 /**
  * What a contract imports. The VM installs a frozen `custos` global before it evaluates the
  * contract (vm/src/prelude.ts); this module gives it types and names. The bundler
- * (`custos contract build`) inlines it, so a deployed contract imports nothing.
+ * (`custos contract build`) inlines the runtime half, so a deployed contract imports nothing.
  *
  *   import { storage, env, emit, revert } from "@custos/contract-sdk";
  *   export function inc(by: number): bigint { ... }
@@ -60,11 +60,13 @@ export interface ContractApi {
   revert(code: string, message?: string): never;
 }
 
-const api = (globalThis as { custos?: ContractApi }).custos as ContractApi;
-
-export const storage: Storage = api?.storage;
-export const env: Env = api?.env;
-export const balanceOf: ContractApi["balanceOf"] = (a) => api.balanceOf(a);
-export const transfer: ContractApi["transfer"] = (to, amount) => api.transfer(to, amount);
-export const emit: ContractApi["emit"] = (name, data) => api.emit(name, data);
-export const revert: ContractApi["revert"] = (code, message) => api.revert(code, message);
+/*
+ * Declarations only: at run time this module is the bundler's SDK_RUNTIME (src/bundle.ts), which
+ * reads the same names off the `custos` global the VM installs. Nothing here runs on the host.
+ */
+export declare const storage: Storage;
+export declare const env: Env;
+export declare const balanceOf: ContractApi["balanceOf"];
+export declare const transfer: ContractApi["transfer"];
+export declare const emit: ContractApi["emit"];
+export declare const revert: ContractApi["revert"];

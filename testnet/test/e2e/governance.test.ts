@@ -52,6 +52,23 @@ async function approve(proposalId: number, voters: string[]) {
   for (const v of voters) await send(v, 0, "governance", "vote", [proposalId, true]);
 }
 
+/** A new node started with --join, proposed by `proposer` and approved by `voter`. */
+async function addByProposal(role: "validator" | "observer", proposer: string, voter: string) {
+  const added = await testnet.addNode(dir, { role });
+  const index = clients.push(new CustosClient(added.node.rpc)) - 1;
+  const proposal = await send(proposer, 0, "governance", "propose", [
+    `${role}.add`,
+    JSON.stringify({
+      name: added.node.name,
+      publicKey: added.publicKey,
+      peerId: added.peerId,
+      p2p: [added.listen],
+    }),
+  ]);
+  await approve(proposal.output.id, [voter]);
+  return { added, index, proposal };
+}
+
 beforeAll(async () => {
   net = await startTestnet("custos-gov-", 1);
   ({ dir, t, password, clients, keys } = net);
@@ -193,19 +210,8 @@ describe("contracts and governance on a 4-validator testnet", () => {
   }, 90_000);
 
   it("a fifth validator is added by proposal and signs blocks; a genesis validator is removed", async () => {
-    const added = await testnet.addNode(dir);
-    const fifth = clients.push(new CustosClient(added.node.rpc)) - 1;
-    const p = await send("committee-1", 0, "governance", "propose", [
-      "validator.add",
-      JSON.stringify({
-        name: added.node.name,
-        publicKey: added.publicKey,
-        peerId: added.peerId,
-        p2p: [added.listen],
-      }),
-    ]);
-    expect(p.output.status).toBe("open");
-    await approve(p.output.id, ["committee-3"]);
+    const { added, index: fifth, proposal } = await addByProposal("validator", "committee-1", "committee-3");
+    expect(proposal.output.status).toBe("open"); // the proposer's approval alone: 1 of 2
     await until(
       async () => ((await (clients[fifth] as CustosClient).status()) as any).validating === true,
       60_000,
@@ -272,18 +278,7 @@ describe("contracts and governance on a 4-validator testnet", () => {
   }, 90_000);
 
   it("an observer added by proposal is let in, syncs, serves reads and refuses writes", async () => {
-    const added = await testnet.addNode(dir, { role: "observer" });
-    const obs = clients.push(new CustosClient(added.node.rpc)) - 1;
-    const p = await send("committee-3", 0, "governance", "propose", [
-      "observer.add",
-      JSON.stringify({
-        name: added.node.name,
-        publicKey: added.publicKey,
-        peerId: added.peerId,
-        p2p: [added.listen],
-      }),
-    ]);
-    await approve(p.output.id, ["committee-2"]);
+    const { index: obs } = await addByProposal("observer", "committee-3", "committee-2");
     const target = (await (clients[0] as CustosClient).status()).height;
     await until(async () => (await (clients[obs] as CustosClient).status()).height >= target, 60_000);
     expect(await query(obs, counter, "countOf", [keys.get("consumer-1")?.address])).toBe(2);
