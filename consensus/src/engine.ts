@@ -9,6 +9,8 @@ import {
   type PreparedCert,
   prepareBody,
   type Signatures,
+  type VotePosition,
+  votePosition,
 } from "./messages.js";
 
 /** What the engine needs of cryptography; the node gives SM2 and SM3, the simulator a fast stand-in. */
@@ -19,6 +21,16 @@ export interface ConsensusCrypto {
   verify(height: number, index: number, body: Uint8Array, signature: Uint8Array): boolean;
   /** The 32-byte hash of an encoded block, as the host defines it. */
   blockHash(block: Uint8Array): Uint8Array;
+}
+
+/**
+ * The host's memory of what this replica last signed, consulted before every vote: `admit`
+ * answers false for a vote that comes before the last one in the signing order, or at the same
+ * place for another block; the host makes an admitted vote durable on the `persist` effect that
+ * follows, before the vote leaves. A refused vote is neither sent nor counted here.
+ */
+export interface SignGuard {
+  admit(vote: VotePosition, digest: Uint8Array): boolean;
 }
 
 export interface EngineOptions {
@@ -45,14 +57,21 @@ export type Input =
   | { type: "work" }
   /** The block the host built (and executed) for `requestProposal`. */
   | { type: "proposal"; height: number; view: number; block: Uint8Array }
+  /** The host had nothing to propose for `requestProposal`: ask again when work comes. */
+  | { type: "noProposal"; height: number; view: number }
   /** The host executed a proposed block: `valid` when its roots match the header. */
   | { type: "executed"; height: number; blockHash: Uint8Array; valid: boolean }
   /** The host stored block `height`; `validators` is the set size from `height + 1` on. */
   | { type: "committed"; height: number; validators: number };
 
 export type Effect =
-  /** Make `record` durable before performing any later effect (persist before send). */
-  | { type: "persist"; record: Uint8Array }
+  /**
+   * Make `record` durable before performing any later effect (persist before send). `vote` is
+   * where the signed vote sits in the signing order, with a digest of what it votes for (the
+   * block hash; for a view change, the prepared block's): a host's sign guard refuses a vote that
+   * comes before, or at the same place with another digest than, the last one it let out.
+   */
+  | { type: "persist"; record: Uint8Array; vote: VotePosition & { digest: Uint8Array } }
   | { type: "broadcast"; bytes: Uint8Array }
   | { type: "send"; to: number; bytes: Uint8Array }
   | { type: "setTimer"; height: number; view: number; delayMs: number; kind: "view" | "resend" }
@@ -68,7 +87,9 @@ export type Effect =
       signatures: Signatures;
     }
   /** A peer sent something invalid: the host may penalise it. */
-  | { type: "invalid"; from: number | undefined; reason: string };
+  | { type: "invalid"; from: number | undefined; reason: string }
+  /** The sign guard refused a vote this replica would have signed: it was not sent. */
+  | { type: "refused"; vote: VotePosition; digest: Uint8Array };
 
 interface Proposal {
   blockHash: Uint8Array;
@@ -132,6 +153,7 @@ export class PbftEngine {
   constructor(
     private readonly opts: EngineOptions,
     private readonly crypto: ConsensusCrypto,
+    private readonly guard?: SignGuard,
   ) {}
 
   get state() {
@@ -176,6 +198,12 @@ export class PbftEngine {
         break;
       case "proposal":
         if (this.started) this.onProposal(input.height, input.view, input.block);
+        break;
+      case "noProposal":
+        if (this.started && input.height === this.height) {
+          this.requested.delete(input.view);
+          this.hasWork = false;
+        }
         break;
       case "executed":
         if (this.started) this.onExecuted(input.height, input.blockHash, input.valid);
@@ -269,9 +297,15 @@ export class PbftEngine {
 
   /** Signs, persists, broadcasts, and takes the message as received from ourselves. */
   private send(body: Body): void {
+    const vote = votePosition(body);
+    const digest = voteDigest(body);
+    if (vote && this.guard && !this.guard.admit(vote, digest)) {
+      this.out.push({ type: "refused", vote, digest });
+      return;
+    }
     const env = this.sign(body);
-    if (body.kind !== "decision") {
-      this.out.push({ type: "persist", record: env.bytes });
+    if (vote) {
+      this.out.push({ type: "persist", record: env.bytes, vote: { ...vote, digest } });
       const own = this.ownByView.get(body.view) ?? [];
       own.push(env.bytes);
       this.ownByView.set(body.view, own);
@@ -301,6 +335,8 @@ export class PbftEngine {
     this.hasWork = true;
     this.armTimer();
     this.maybePropose();
+    // a new leader that had nothing to propose when its view's quorum came proposes now
+    this.maybeNewView(this.view);
   }
 
   private maybePropose(): void {
@@ -771,6 +807,23 @@ export class PbftEngine {
       const env = this.sign({ kind: "decision", chainId: this.opts.chainId, ...d });
       this.out.push({ type: "send", to: peer, bytes: env.bytes });
     }
+  }
+}
+
+const NO_BLOCK = new Uint8Array(32);
+
+/** What a vote is for: the block it names (a view change: the block it carries as prepared, if any). */
+export function voteDigest(body: Body): Uint8Array {
+  switch (body.kind) {
+    case "preprepare":
+    case "newview":
+    case "prepare":
+    case "commit":
+      return body.blockHash;
+    case "viewchange":
+      return body.prepared?.blockHash ?? NO_BLOCK;
+    default:
+      return NO_BLOCK;
   }
 }
 

@@ -233,3 +233,37 @@ export function prepareBody(
 ): Uint8Array {
   return encodeBody({ kind: "prepare", chainId, height, view, blockHash });
 }
+
+/**
+ * Where a signed vote sits in the order a correct replica signs in: by height, then view, then
+ * phase (0 view change, 1 proposal: pre-prepare or new view, 2 prepare, 3 commit). A replica
+ * never signs a vote below or beside (same place, other bytes) one it has signed: a guard that
+ * remembers the last position refuses equivocation even when the WAL is lost. Status and
+ * decision messages are not votes (undefined).
+ */
+export interface VotePosition {
+  height: number;
+  view: number;
+  phase: 0 | 1 | 2 | 3;
+}
+
+const PHASE: Partial<Record<Kind, 0 | 1 | 2 | 3>> = {
+  viewchange: 0,
+  preprepare: 1,
+  newview: 1,
+  prepare: 2,
+  commit: 3,
+};
+
+export function votePosition(body: Body): VotePosition | undefined {
+  const phase = PHASE[body.kind];
+  return phase === undefined ? undefined : { height: body.height, view: body.view, phase };
+}
+
+/** -1, 0 or 1 as `a` comes before, at or after `b`. */
+export function compareVotePositions(a: VotePosition, b: VotePosition): number {
+  if (a.height !== b.height) return a.height < b.height ? -1 : 1;
+  if (a.view !== b.view) return a.view < b.view ? -1 : 1;
+  if (a.phase !== b.phase) return a.phase < b.phase ? -1 : 1;
+  return 0;
+}

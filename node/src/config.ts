@@ -46,6 +46,13 @@ export const homePaths = (home: string) => ({
   config: join(home, "config.json"),
   genesis: join(home, "genesis.json"),
   ledger: join(home, "data", "ledger"),
+  /** What the ledger committed last (the ledger never opens below it). */
+  ledgerMark: join(home, "data", "ledger.head"),
+  wal: join(home, "data", "consensus.wal"),
+  /** What this validator last signed (never sign a conflicting vote). */
+  signState: join(home, "data", "sign-state"),
+  /** Written by `custos node reset-ledger`: the ledger was moved aside and syncs again. */
+  ledgerReset: join(home, "data", "ledger.reset.json"),
   logs: join(home, "logs"),
 });
 

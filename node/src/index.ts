@@ -12,6 +12,7 @@ export {
   initHome,
 } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
+export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";
 export { CustosNode, type StartOptions } from "./node.js";
 export { Channel, P2pNetwork } from "./p2p/network.js";
 export { RpcCode } from "./rpc/errors.js";

@@ -1,6 +1,7 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
 import { decode, encode, fieldAt, readArray, readBytes } from "@custos/codec";
+import { decodeEnvelope, voteDigest, votePosition } from "@custos/consensus";
 import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis, type GenesisValidator, LIMITS, parseGenesis } from "@custos/types";
 import { bytesEqual, CustosError, errorMessage, fromHex, type Logger } from "@custos/utils";
@@ -8,6 +9,7 @@ import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync, SerialWriter, topics } from "./chain/sync.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { FileWal } from "./consensus/fileWal.js";
+import { type LastSigned, SignState } from "./consensus/signState.js";
 import { Executor } from "./execution/executor.js";
 import { senderAddress } from "./execution/senders.js";
 import { Ledger } from "./ledger/ledger.js";
@@ -32,6 +34,99 @@ export interface StartOptions {
   observer?: boolean;
   /** A validator key not in the set yet: sync, and take part once governance has added it. */
   join?: boolean;
+  /** Start a validator whose sign-state record is missing or damaged (the operator's explicit choice). */
+  allowMissingSignState?: boolean;
+}
+
+/**
+ * A validator's consensus WAL and sign-state, checked against the ledger: the ledger may not be
+ * more than one height below the last vote signed (a vote at height h needs block h - 1), except
+ * after `custos node reset-ledger` on a chain with other validators to sync from.
+ */
+async function openSigning(
+  paths: ReturnType<typeof homePaths>,
+  ledger: Ledger,
+  genesis: Genesis,
+  allowMissing: boolean,
+  log: Logger,
+): Promise<{ wal: FileWal; signState: SignState }> {
+  const walExisted = existsSync(paths.wal);
+  const signStateExisted = existsSync(paths.signState);
+  const wal = await FileWal.open(paths.wal, log.child({ module: "wal" }));
+  const records = wal.readAll();
+  let signState: SignState;
+  try {
+    signState = await SignState.open(
+      paths.signState,
+      {
+        ledgerHeight: ledger.head.height,
+        walHasRecords: records.length > 0,
+        allowMissing,
+        walVotes: ownVotes(records),
+      },
+      log.child({ module: "consensus" }),
+    );
+  } catch (err) {
+    await wal.close();
+    throw err;
+  }
+  const signedAt = signState.lastSigned.height;
+  if (ledger.head.height + 1 < signedAt) {
+    const reset = existsSync(paths.ledgerReset);
+    const alone = ledger.head.validators.length === 1 && genesis.consensus.validators.length === 1;
+    if (!reset || alone) {
+      await wal.close();
+      await signState.close();
+      throw new CustosError(
+        "LEDGER_BEHIND_SIGNED",
+        `the ledger is at height ${ledger.head.height} but this validator signed a vote at height ${signedAt} (${paths.signState}): blocks it committed are gone. ${
+          alone
+            ? "A chain with one validator cannot sync them back: restore a backup of HOME/data"
+            : "Run `custos node reset-ledger --home HOME` to sync the chain again from the other validators"
+        }`,
+        { height: ledger.head.height, signed: signedAt },
+      );
+    }
+    log.warn("the ledger was reset: syncing from peers; no vote below the last one signed will be signed", {
+      height: ledger.head.height,
+      lastSigned: signState.describe(),
+    });
+  }
+  if (existsSync(paths.ledgerReset) && ledger.head.height + 1 >= signedAt) {
+    // the reset ledger has caught up with what this validator signed: back to the strict check
+    await rm(paths.ledgerReset, { force: true });
+  }
+  if (!walExisted && signStateExisted) {
+    log.warn("the consensus WAL is missing: this validator's votes of the height in progress cannot be sent again; the sign-state keeps it from signing anything that conflicts with them", {
+      path: paths.wal,
+      lastSigned: signState.describe(),
+    });
+  }
+  return { wal, signState };
+}
+
+/** A refusal at start-up goes to node.log too, with its code and cause, not only to the terminal. */
+function startFailed(log: Logger, err: unknown): void {
+  const e = err as { code?: string; cause?: unknown };
+  log.error("node failed to start", {
+    code: e.code ?? "INTERNAL",
+    error: errorMessage(err),
+    ...(e.cause ? { cause: errorMessage(e.cause) } : {}),
+  });
+}
+
+function ownVotes(records: readonly Uint8Array[]): LastSigned[] {
+  const out: LastSigned[] = [];
+  for (const r of records) {
+    try {
+      const env = decodeEnvelope(r, LIMITS.maxBlockBytes + 1024 * 1024);
+      const pos = votePosition(env.body);
+      if (pos) out.push({ ...pos, digest: voteDigest(env.body) });
+    } catch {
+      // a record this version cannot read: its height is in the ledger or the WAL's other records
+    }
+  }
+  return out;
 }
 
 async function readGenesis(path: string): Promise<Genesis> {
@@ -73,11 +168,26 @@ const MAX_GOSSIP_TXS = 1024;
 class TxGossip {
   private pending: Uint8Array[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private reannouncer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly publish: (data: Uint8Array) => void,
     private readonly flushMs = 10,
   ) {}
+
+  /** Every second, announces again what has stayed in the pool (see TxPool.dueForAnnouncement). */
+  start(pool: TxPool): void {
+    this.reannouncer = setInterval(() => {
+      for (const t of pool.dueForAnnouncement(Date.now(), MAX_GOSSIP_TXS)) this.add(t.bytes);
+      this.flush();
+    }, 1000);
+  }
+
+  stop(): void {
+    clearInterval(this.reannouncer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 
   add(tx: Uint8Array): void {
     this.pending.push(tx);
@@ -169,12 +279,14 @@ function peersOf(
       peerId: v.peerId,
       addrs: v.p2p,
       role: "validator" as const,
+      name: v.name,
     })),
     ...observers.map((o, k) => ({
       index: validators.length + k,
       peerId: o.peerId,
       addrs: o.p2p,
       role: "observer" as const,
+      name: o.name,
     })),
   ];
 }
@@ -221,6 +333,7 @@ async function openNetwork(
  */
 export class CustosNode {
   private fatalHandlers: ((err: Error) => void)[] = [];
+  private gossip: TxGossip | undefined;
   private fatal: Error | undefined;
 
   private constructor(
@@ -268,11 +381,14 @@ export class CustosNode {
         throw err;
       }
     } catch (err) {
+      startFailed(log, err);
       logs.close();
       throw err;
     }
     const verifier = new VerifierPool();
     let network: P2pNetwork | undefined;
+    let gossipRef: TxGossip | undefined;
+    let signingRef: { wal: FileWal; signState: SignState } | undefined;
     try {
       const pool = new TxPool(
         config.pool,
@@ -292,15 +408,21 @@ export class CustosNode {
         { height: () => ledger.head.height, poolSize: () => pool.size, poolBytes: () => pool.bytes },
         paths.ledger,
       );
-      const driver =
+      const signing =
         role === "validator"
+          ? await openSigning(paths, ledger, genesis, o.allowMissingSignState ?? false, log)
+          : undefined;
+      signingRef = signing;
+      const driver =
+        signing !== undefined
           ? new PbftDriver(
               genesis,
               ledger,
               executor,
               pool,
               verifier,
-              await FileWal.open(join(paths.ledger, "..", "consensus.wal"), log.child({ module: "wal" })),
+              signing.wal,
+              signing.signState,
               key,
               config.consensus,
               log.child({ module: "consensus" }),
@@ -324,6 +446,8 @@ export class CustosNode {
       }
       const net = network;
       const gossip = net ? new TxGossip((data) => net.publish(topics(genesis.chainId).txs, data)) : undefined;
+      gossipRef = gossip;
+      if (driver) gossip?.start(pool);
       let rpcRef: RpcServer | undefined;
       const nodeRef: { current?: CustosNode } = {};
       let peerSets = { validators: ledger.head.validators, observers: ledger.head.observers };
@@ -434,6 +558,20 @@ export class CustosNode {
         }
         net.onRequest((from, request) => sync.serve(from, request));
       }
+      if (net && driver) {
+        // an operator learns from node.log when this validator cannot reach a quorum, and when it can again
+        let quorate: boolean | undefined;
+        net.onPeersChanged = () => {
+          const n = ledger.head.validators.length;
+          const reachable = net.connectedPeers().filter((p) => p.role === "validator").length + (driver.active ? 1 : 0);
+          const quorum = n - Math.floor((n - 1) / 3);
+          const now = reachable >= quorum;
+          if (now === quorate) return;
+          if (!now) log.warn("quorum lost: no block can commit until more validators are reachable", { reachable, validators: n, quorum });
+          else if (quorate === false) log.info("quorum regained", { reachable, validators: n, quorum });
+          quorate = now;
+        };
+      }
       metrics.network = {
         peers: () => net?.connected ?? 0,
         peersDisconnected: () => net?.peersDisconnected ?? 0,
@@ -467,10 +605,15 @@ export class CustosNode {
         logs.close,
         net,
       );
+      node.gossip = gossip;
       nodeRef.current = node;
       return node;
     } catch (err) {
+      startFailed(log, err);
+      gossipRef?.stop();
       await network?.stop().catch(() => {});
+      await signingRef?.wal.close().catch(() => {});
+      await signingRef?.signState.close().catch(() => {});
       await verifier.close();
       await ledger.close();
       logs.close();
@@ -485,6 +628,7 @@ export class CustosNode {
 
   /** Stops in reverse order of start: RPC, network, sync, block production, verifier, ledger. */
   async stop(): Promise<void> {
+    this.gossip?.stop();
     await this.rpc.close();
     await this.network?.stop();
     await this.sync.stop();

@@ -1,6 +1,6 @@
 import { CustosClient, formatFen, parseYuan, type ReceiptView, Wallet } from "@custos/client";
 import { loadKeystoreFile, parseAddress } from "@custos/crypto";
-import { CustosNode, initHome } from "@custos/node";
+import { CustosNode, initHome, resetLedger } from "@custos/node";
 import { CustosError } from "@custos/utils";
 import type { Command } from "commander";
 import { output, readPassword, UsageError } from "../io.js";
@@ -157,6 +157,10 @@ export function registerChainCommands(program: Command): void {
     .option("--observer", "run as a read-only observer (its key must be a genesis observer's)")
     .option("--join", "a validator that governance is adding: sync from the validators, take part once added")
     .option(
+      "--allow-missing-sign-state",
+      "start a validator whose data/sign-state (what it last signed) is lost; only if you are sure it signed nothing after its last WAL record",
+    )
+    .option(
       "--password-file <file>",
       "node key password (else config nodeKey.passwordFile, else CUSTOS_PASSWORD)",
     )
@@ -168,6 +172,7 @@ export function registerChainCommands(program: Command): void {
         p2pListen?: string;
         observer?: boolean;
         join?: boolean;
+        allowMissingSignState?: boolean;
         passwordFile?: string;
         json?: boolean;
       }) => {
@@ -179,6 +184,7 @@ export function registerChainCommands(program: Command): void {
           ...(password ? { password } : {}),
           ...(o.observer ? { observer: true } : {}),
           ...(o.join ? { join: true } : {}),
+          ...(o.allowMissingSignState ? { allowMissingSignState: true } : {}),
         });
         output(
           !!o.json,
@@ -205,6 +211,23 @@ export function registerChainCommands(program: Command): void {
         });
       },
     );
+
+  node
+    .command("reset-ledger")
+    .description(
+      "move a stopped node's ledger aside (kept for analysis) so that it syncs the chain again from its peers; keys, WAL and sign-state stay",
+    )
+    .requiredOption("--home <dir>", "node home directory")
+    .option("--json", "print what was moved as one JSON document")
+    .action(async (o: { home: string; json?: boolean }) => {
+      const r = await resetLedger(o.home);
+      output(
+        !!o.json,
+        r as unknown as Record<string, unknown>,
+        `ledger moved to ${r.movedTo}
+the node starts from genesis and syncs the chain from its peers; a validator will not sign below what it signed before`,
+      );
+    });
 
   rpcOption(
     program.command("status").description("a node's chain id, height, latest hash, role, view, peers"),

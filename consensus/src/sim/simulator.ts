@@ -30,6 +30,18 @@ export interface SimConfig {
   partitions: { startMs: number; healMs: number; groups: number[][]; oneWay: boolean }[];
   /** Crashes of honest replicas, restarted from their WAL (maybe torn). */
   crashes: { node: number; atMs: number; restartMs: number; tear: boolean }[];
+  /**
+   * Stalls (SIGSTOP): the replicas keep their state but do nothing; messages sent to them meanwhile
+   * are lost (their connections drop) and their timers fire only when they resume.
+   */
+  pauses?: { nodes: number[]; atMs: number; resumeMs: number }[];
+  /**
+   * Transactions as the node has them: clients submit one every `everyMs` (from `fromMs` until `untilMs`) to a
+   * replica of `submitTo`; it gossips it; a replica proposes only what its own pool holds (and
+   * tells the engine when it has nothing); every `regossipMs` a replica announces again what has
+   * been pending that long. Without it every replica always has work.
+   */
+  pool?: { everyMs: number; fromMs?: number; untilMs: number; submitTo: number[]; regossipMs: number };
   baseTimeoutMs: number;
 }
 
@@ -43,6 +55,11 @@ interface Replica {
   byzantine: Byzantine | undefined;
   /** Crash in the middle of the next step (after a random number of its effects). */
   crashMidStep: boolean;
+  paused: boolean;
+  /** Inputs (timers) that came due while paused, run at resume. */
+  deferred: Input[];
+  /** Pending transactions by id, with when each was last announced. */
+  pool: Map<number, number>;
 }
 
 interface Event {
@@ -79,19 +96,31 @@ function simCrypto(seed: number, index: number): ConsensusCrypto {
   };
 }
 
-/** A simulated block: [height, proposer, nonce, valid]. The host's "execution" checks the valid flag and the height. */
-export function simBlock(height: number, proposer: number, nonce: number, valid = true): Uint8Array {
-  return encode([BigInt(height), proposer, nonce, valid]);
+/**
+ * A simulated block: [height, proposer, nonce, valid, tx ids]. The host's "execution" checks the
+ * valid flag and the height.
+ */
+export function simBlock(
+  height: number,
+  proposer: number,
+  nonce: number,
+  valid = true,
+  txs: readonly number[] = [],
+): Uint8Array {
+  return encode([BigInt(height), proposer, nonce, valid, [...txs]]);
 }
 
-function blockInfo(block: Uint8Array): { height: number; valid: boolean } {
+function blockInfo(block: Uint8Array): { height: number; valid: boolean; txs: number[] } {
   try {
-    const a = decode(block, "SimBlock", 1024) as [bigint, number, number, boolean];
-    return { height: Number(a[0]), valid: a[3] === true };
+    const a = decode(block, "SimBlock", 64 * 1024) as [bigint, number, number, boolean, number[]];
+    return { height: Number(a[0]), valid: a[3] === true, txs: Array.isArray(a[4]) ? a[4] : [] };
   } catch {
-    return { height: -1, valid: false };
+    return { height: -1, valid: false, txs: [] };
   }
 }
+
+/** A gossip message of the pool model: tx ids, not a consensus message. */
+const GOSSIP_TAG = 0xfe;
 
 export class Simulation {
   readonly rng: Rng;
@@ -125,6 +154,9 @@ export class Simulation {
       committed: [],
       byzantine,
       crashMidStep: false,
+      paused: false,
+      deferred: [],
+      pool: new Map(),
     };
   }
 
@@ -176,6 +208,7 @@ export class Simulation {
     for (const r of this.replicas) {
       if (r.index !== to) continue;
       if (this.partitioned(from, to) || this.rng.chance(this.cfg.loss)) continue;
+      if (r.paused) continue; // its connections dropped
       const copies = this.rng.chance(this.cfg.duplicate) ? 2 : 1;
       for (let c = 0; c < copies; c++) {
         this.messages++;
@@ -192,6 +225,14 @@ export class Simulation {
 
   private input(r: Replica, input: Input): void {
     if (!r.up) return;
+    if (r.paused) {
+      if (input.type === "timer") r.deferred.push(input);
+      return;
+    }
+    if (input.type === "message" && input.bytes[0] === GOSSIP_TAG) {
+      this.gossipIn(r, input.bytes);
+      return;
+    }
     let effects: Effect[];
     try {
       effects = r.engine.step(input);
@@ -236,8 +277,16 @@ export class Simulation {
       case "requestProposal":
         // the host's minimum block interval and block building
         this.at(this.rng.int(50, 200), () => {
+          if (!r.up || r.paused) return;
           const bad = r.byzantine === "badBlock";
-          const block = simBlock(e.height, r.index, this.rng.int(0, 2 ** 30), !bad);
+          const txs = this.cfg.pool ? [...r.pool.keys()].slice(0, 64) : [];
+          if (this.cfg.pool && txs.length === 0) {
+            this.log(`node ${r.index} has nothing to propose at ${e.height}/${e.view}`);
+            this.input(r, { type: "noProposal", height: e.height, view: e.view });
+            return;
+          }
+          const block = simBlock(e.height, r.index, this.rng.int(0, 2 ** 30), !bad, txs);
+          this.blockTxs.set(toHex(sm3(block)), txs);
           this.proposed.add(toHex(sm3(block)));
           if (bad) this.invalidProposed.add(toHex(sm3(block)));
           this.log(
@@ -263,12 +312,14 @@ export class Simulation {
         this.log(
           `node ${r.index}.${r.twin} commits ${toHex(e.blockHash).slice(0, 8)} at ${e.height} view ${e.view}`,
         );
+        for (const t of blockInfo(e.block).txs) r.pool.delete(t);
         this.at(this.rng.int(1, 5), () => {
           this.input(r, { type: "committed", height: e.height, validators: this.cfg.n });
-          this.input(r, { type: "work" });
+          if (!this.cfg.pool || r.pool.size > 0) this.input(r, { type: "work" });
         });
         return;
       case "invalid":
+      case "refused":
         return;
     }
   }
@@ -357,11 +408,100 @@ export class Simulation {
     }
   }
 
+  private readonly submitted: { id: number; at: number }[] = [];
+  private readonly blockTxs = new Map<string, number[]>();
+
+  private txsOf(blockHash: Uint8Array): number[] {
+    return this.blockTxs.get(toHex(blockHash)) ?? [];
+  }
+
+  private gossip(from: Replica, ids: number[]): void {
+    if (ids.length === 0) return;
+    const bytes = Uint8Array.from([GOSSIP_TAG, ...encode(ids)]);
+    this.broadcast(from.index, bytes);
+  }
+
+  private gossipIn(r: Replica, bytes: Uint8Array): void {
+    let ids: number[];
+    try {
+      ids = decode(bytes.subarray(1), "SimGossip", 64 * 1024) as number[];
+    } catch {
+      return;
+    }
+    const done = new Set(r.committed.flatMap((h) => (h ? this.txsOf(h) : [])));
+    let added = false;
+    for (const id of ids) {
+      if (r.pool.has(id) || done.has(id)) continue;
+      r.pool.set(id, this.now);
+      added = true;
+    }
+    if (added) this.input(r, { type: "work" });
+  }
+
+  /** Client submissions and periodic re-announcement of what stays pending. */
+  private schedulePool(): void {
+    const pool = this.cfg.pool;
+    if (!pool) return;
+    let next = 0;
+    const submit = () => {
+      if (this.now > pool.untilMs) return;
+      const targets = this.replicas.filter((r) => pool.submitTo.includes(r.index) && r.up && !r.paused);
+      if (targets.length > 0) {
+        const r = this.rng.pick(targets);
+        const id = next++;
+        this.submitted.push({ id, at: this.now });
+        r.pool.set(id, this.now);
+        this.gossip(r, [id]);
+        this.input(r, { type: "work" });
+      }
+      this.at(pool.everyMs, submit);
+    };
+    this.at(pool.fromMs ?? 0, submit);
+    const regossip = () => {
+      for (const r of this.replicas) {
+        if (!r.up || r.paused || !this.honest(r)) continue;
+        const stale: number[] = [];
+        for (const [id, at] of r.pool) {
+          if (this.now - at >= pool.regossipMs) {
+            stale.push(id);
+            r.pool.set(id, this.now);
+          }
+        }
+        this.gossip(r, stale);
+      }
+      this.at(pool.regossipMs, regossip);
+    };
+    this.at(pool.regossipMs, regossip);
+  }
+
   /** Runs the simulation and checks safety, validity and liveness. */
   run(): SimResult {
     for (const r of this.replicas) {
       this.input(r, { type: "start", height: 1, validators: this.cfg.n });
-      this.input(r, { type: "work" });
+      if (!this.cfg.pool) this.input(r, { type: "work" });
+    }
+    this.schedulePool();
+    for (const p of this.cfg.pauses ?? []) {
+      const victims = this.replicas.filter((r) => p.nodes.includes(r.index));
+      this.queue.push({
+        at: p.atMs,
+        seq: this.seq++,
+        run: () => {
+          for (const v of victims) v.paused = true;
+          this.log(`nodes ${p.nodes.join(",")} pause`);
+        },
+      });
+      this.queue.push({
+        at: p.resumeMs,
+        seq: this.seq++,
+        run: () => {
+          this.log(`nodes ${p.nodes.join(",")} resume`);
+          for (const v of victims) {
+            v.paused = false;
+            for (const i of v.deferred.splice(0)) this.input(v, i);
+          }
+        },
+      });
     }
     for (const c of this.cfg.crashes) {
       const victims = this.replicas.filter((r) => r.index === c.node && this.honest(r));
@@ -393,7 +533,7 @@ export class Simulation {
               `node ${v.index} restarts at height ${height} with ${records.length} WAL records (${tornBytes} torn bytes dropped)`,
             );
             this.input(v, { type: "start", height, validators: this.cfg.n, wal: records });
-            this.input(v, { type: "work" });
+            if (!this.cfg.pool || v.pool.size > 0) this.input(v, { type: "work" });
           }
         },
       });
@@ -434,8 +574,16 @@ export class Simulation {
       0,
       ...this.cfg.partitions.map((p) => p.healMs),
       ...this.cfg.crashes.map((c) => c.restartMs),
+      ...(this.cfg.pauses ?? []).map((p) => p.resumeMs),
     );
-    const bound = lastHeal + 30 * this.cfg.baseTimeoutMs;
+    // After a stall of replicas that lost quorum, the chain must commit within about one round:
+    // the view the replicas then agree on must complete (its leader gets the transactions it
+    // missed by re-announcement). Other faults keep the generous bound.
+    const afterStall =
+      (this.cfg.pauses ?? []).some((p) => p.resumeMs === lastHeal) && this.cfg.partitions.length === 0;
+    const bound = afterStall
+      ? lastHeal + 4 * this.cfg.baseTimeoutMs
+      : lastHeal + 30 * this.cfg.baseTimeoutMs;
     const honestIndexes = new Set(honest.map((r) => r.index));
     if (honestIndexes.size >= this.cfg.n - Math.floor((this.cfg.n - 1) / 3) && bound < this.cfg.durationMs) {
       const progressed = this.heightAt.some(
@@ -443,6 +591,13 @@ export class Simulation {
       );
       if (!progressed)
         failures.push(`liveness: no block committed between ${lastHeal} ms (heal) and ${bound} ms`);
+    }
+    if (this.cfg.pool && bound < this.cfg.durationMs) {
+      // what clients submitted before the last fault healed is committed in the end
+      const committed = new Set<number>();
+      for (const r of honest) for (const h of r.committed) if (h) for (const t of this.txsOf(h)) committed.add(t);
+      const lost = this.submitted.filter((t) => t.at <= lastHeal && !committed.has(t.id)).length;
+      if (lost > 0) failures.push(`liveness: ${lost} submitted transactions never committed`);
     }
     return {
       seed: this.cfg.seed,

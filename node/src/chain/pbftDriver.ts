@@ -11,6 +11,7 @@ import {
 } from "@custos/types";
 import { bytesEqual, errorMessage, type Logger, toHex } from "@custos/utils";
 import type { FileWal } from "../consensus/fileWal.js";
+import type { SignState } from "../consensus/signState.js";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
@@ -58,6 +59,10 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private workQueued = false;
   /** Views moved past at some height, since start. */
   viewChanges = 0;
+  /** When the current run of view changes began (undefined while blocks commit in view 0). */
+  private viewChangeSince: number | undefined;
+  /** Votes the sign guard refused (each one would have been equivocation). */
+  refusedVotes = 0;
   transport: ((e: Extract<Effect, { type: "broadcast" | "send" }>) => void) | undefined;
   /** Told about a peer that sent something invalid (the network disconnects it). */
   onInvalid: ((peer: number, reason: string) => void) | undefined;
@@ -69,6 +74,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     private readonly pool: TxPool,
     private readonly verifier: VerifierPool,
     private readonly wal: FileWal,
+    private readonly signState: SignState,
     private readonly key: Sm2KeyPair,
     private readonly opts: PbftDriverOptions,
     private readonly log: Logger,
@@ -110,6 +116,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         keepDecisions: 16,
       },
       sm2ConsensusCrypto({ privateKey: this.key.privateKey, validators: () => this.validators }),
+      this.signState,
     );
   }
 
@@ -168,6 +175,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.queue;
+    await this.wal.close();
+    await this.signState.close();
   }
 
   /**
@@ -216,8 +225,16 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     const before = this.engine.state;
     const effects = this.engine.step(i);
     const after = this.engine.state;
-    if (after.height === before.height && after.view > before.view)
+    if (after.height === before.height && after.view > before.view) {
       this.viewChanges += after.view - before.view;
+      this.viewChangeSince ??= Date.now();
+      this.log.warn("view change", {
+        height: after.height,
+        view: after.view,
+        leader: this.engine.leaderOf(after.height, after.view),
+        reason: i.type === "timer" ? "timeout" : "peers moved on",
+      });
+    }
     for (const e of effects) await this.effect(e);
   }
 
@@ -232,7 +249,18 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private async effect(e: Effect): Promise<void> {
     switch (e.type) {
       case "persist":
-        await this.wal.append(e.record);
+        // the vote and the sign-state record, both durable before the vote leaves
+        await Promise.all([this.wal.append(e.record), this.signState.persist(e.vote)]);
+        return;
+      case "refused":
+        this.refusedVotes++;
+        this.log.error("refused to sign a vote that conflicts with one this validator signed before", {
+          height: e.vote.height,
+          view: e.vote.view,
+          phase: e.vote.phase,
+          block: `0x${toHex(e.digest)}`,
+          lastSigned: this.signState.describe(),
+        });
         return;
       case "broadcast":
       case "send":
@@ -283,7 +311,11 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     const txs = taken.filter((t) => !this.ledger.isRecentlyCommitted(t.hash));
     if (txs.length < taken.length)
       this.pool.remove(taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)));
-    if (txs.length === 0) return; // no empty blocks; new work asks again after a view change
+    if (txs.length === 0) {
+      // no empty blocks: the engine asks again when the pool has work
+      await this.run({ type: "noProposal", height, view });
+      return;
+    }
     this.lastProposalAt = Date.now();
     const head = this.ledger.head;
     const built = await buildBlock(this.genesis.chainId, head, txs, {
@@ -361,8 +393,16 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       height: e.height,
       view: e.view,
       txs: built.block.txs.length,
-      hash: toHex(e.blockHash),
+      hash: `0x${toHex(e.blockHash)}`,
     });
+    if (this.viewChangeSince !== undefined) {
+      this.log.info("consensus recovered: a block committed after view changes", {
+        height: e.height,
+        view: e.view,
+        stalledMs: Date.now() - this.viewChangeSince,
+      });
+      this.viewChangeSince = undefined;
+    }
     this.emit("block:committed", { block: built.block, receipts: built.receipts, certificate });
     await this.advance(e.height);
     if (this.pool.size > 0) await this.run({ type: "work" });

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { decode, encode, fieldAt, readArray, readBytes, readSafeU64, readUint } from "@custos/codec";
 import {
   type Block,
@@ -12,7 +14,7 @@ import {
   type Header,
   makeBlock,
 } from "@custos/types";
-import { bytesEqual, CustosError, type Logger, toHex } from "@custos/utils";
+import { bytesEqual, CustosError, errorMessage, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
 import { compareBytes, nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
 import {
@@ -24,6 +26,8 @@ import {
   validatorSetOf,
 } from "../system/validators.js";
 import { Bucket, heightKey, META_GENESIS, META_HEAD, prefixed } from "./keys.js";
+import { checkLevelLogs, levelDbComplaints } from "./levelLog.js";
+import { SlotFile } from "./slotFile.js";
 
 export interface ChainHead {
   height: number;
@@ -52,6 +56,18 @@ export interface BlockCommit {
 }
 
 const ZERO32 = new Uint8Array(32);
+const MARK_MAGIC = "CUSTOSHD";
+
+/** The head this node committed last, as `LEDGER.head` remembers it (height u64 BE, hash). */
+function encodeMark(height: number, hash: Uint8Array): Uint8Array {
+  const out = new Uint8Array(40);
+  new DataView(out.buffer).setBigUint64(0, BigInt(height));
+  out.set(hash, 8);
+  return out;
+}
+
+const RECOVERY =
+  "Keep the directory for analysis. To recover: `custos node reset-ledger --home HOME` moves it aside and the node syncs the chain again from its peers (a validator keeps its sign-state, so it cannot sign twice); a chain with one validator can only be restored from a backup";
 /** State keys of contracts named 0x...: [state bucket, "0", "x"] up to [state bucket, "0", "y"]. */
 const CONTRACT_KEYS_FROM = new Uint8Array([Bucket.state, 0x30, 0x78]);
 const CONTRACT_KEYS_TO = new Uint8Array([Bucket.state, 0x30, 0x79]);
@@ -95,6 +111,7 @@ export class Ledger implements StateReader {
     private readonly log: Logger,
     private readonly window: number,
     private readonly cacheEntries: number,
+    private readonly mark: SlotFile,
   ) {}
 
   /**
@@ -108,48 +125,134 @@ export class Ledger implements StateReader {
     log: Logger,
     cacheEntries = 500_000,
   ): Promise<Ledger> {
+    // What this node committed last: the ledger may never open below it.
+    const markPath = `${dir}.head`;
+    const markRead = await SlotFile.read(markPath, MARK_MAGIC);
+    if (markRead.state === "damaged")
+      throw new CustosError(
+        "LEDGER_CORRUPT",
+        `${markPath} (the head this node committed last) is damaged, so the ledger cannot be checked against it. ${RECOVERY}`,
+        { dir },
+      );
+    const mark =
+      markRead.state === "ok" && markRead.payload.length === 40
+        ? {
+            height: Number(new DataView(markRead.payload.buffer, markRead.payload.byteOffset).getBigUint64(0)),
+            hash: markRead.payload.slice(8),
+          }
+        : undefined;
+    if (mark !== undefined && mark.height > 0 && !existsSync(join(dir, "CURRENT"))) {
+      throw new CustosError(
+        "LEDGER_ROLLED_BACK",
+        `the ledger at ${dir} is missing, but this node had committed height ${mark.height} (0x${toHex(mark.hash)}, recorded in ${markPath}). ${RECOVERY}`,
+        { dir, committed: mark.height },
+      );
+    }
+    // LevelDB would drop damaged log records at open and delete the log: check it first
+    const damage = await checkLevelLogs(dir);
+    if (damage.length > 0) {
+      const where = damage
+        .slice(0, 3)
+        .map((d) => `${d.file} at byte ${d.offset}: ${d.reason}`)
+        .join("; ");
+      throw new CustosError(
+        "LEDGER_CORRUPT",
+        `the ledger at ${dir} is damaged (${where}${damage.length > 3 ? `; ${damage.length - 3} more` : ""}): opening it would silently lose committed blocks, so the node refuses to start. ${RECOVERY}`,
+        { dir, damage: damage.slice(0, 10) },
+      );
+    }
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
     try {
       await db.open();
     } catch (cause) {
-      throw new CustosError("LEDGER_OPEN_FAILED", `cannot open the ledger at ${dir}`, { dir }, { cause });
-    }
-    const genesisBytes = encodeGenesis(genesis);
-    const stored = await db.get(META_GENESIS);
-    if (stored === undefined) {
-      const stateRoot = nextStateRoot(ZERO32, genesisWrites);
-      const { block, bytes } = makeBlock(genesisHeader(genesis, stateRoot), []);
-      const batch = db.batch();
-      batch.put(META_GENESIS, genesisBytes);
-      batch.put(heightKey(Bucket.block, 0), bytes);
-      batch.put(prefixed(Bucket.blockHash, block.hash), encode(0n));
-      batch.put(heightKey(Bucket.receipts, 0), encode([]));
-      for (const w of genesisWrites.values()) {
-        if (w.value === null) batch.del(w.key);
-        else batch.put(w.key, w.value);
-      }
-      batch.put(META_HEAD, encode([0n, block.hash]));
-      await batch.write({ sync: true });
-      log.info("ledger created", { chainId: genesis.chainId, genesisHash: toHex(block.hash) });
-    } else if (!bytesEqual(stored, genesisBytes)) {
-      await db.close();
-      throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
-    }
-    const head = await Ledger.readHead(db, genesis);
-    const ledger = new Ledger(db, head, log, genesis.blockLimitWindow, cacheEntries);
-    for await (const key of db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
-      ledger.contractKeys.push(latin1(key));
-    }
-    for (let h = Math.max(1, head.height - genesis.blockLimitWindow + 1); h <= head.height; h++) {
-      const block = await ledger.getBlock(h);
-      if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
-      ledger.remember(
-        h,
-        block.txs.map((t) => toHex(t.hash)),
+      throw new CustosError(
+        "LEDGER_OPEN_FAILED",
+        `cannot open the ledger at ${dir}: ${errorMessage((cause as { cause?: unknown }).cause ?? cause)}`,
+        { dir },
+        { cause },
       );
     }
-    log.info("ledger opened", { height: head.height, hash: toHex(head.hash) });
-    return ledger;
+    const complaints = await levelDbComplaints(dir);
+    if (complaints.length > 0) {
+      await db.close();
+      throw new CustosError(
+        "LEDGER_CORRUPT",
+        `LevelDB reported damage while opening the ledger at ${dir}: ${complaints.slice(0, 3).join(" | ")}. ${RECOVERY}`,
+        { dir, complaints: complaints.slice(0, 10) },
+      );
+    }
+    let markFile: SlotFile | undefined;
+    try {
+      const genesisBytes = encodeGenesis(genesis);
+      const stored = await db.get(META_GENESIS);
+      if (stored === undefined) {
+        const stateRoot = nextStateRoot(ZERO32, genesisWrites);
+        const { block, bytes } = makeBlock(genesisHeader(genesis, stateRoot), []);
+        const batch = db.batch();
+        batch.put(META_GENESIS, genesisBytes);
+        batch.put(heightKey(Bucket.block, 0), bytes);
+        batch.put(prefixed(Bucket.blockHash, block.hash), encode(0n));
+        batch.put(heightKey(Bucket.receipts, 0), encode([]));
+        for (const w of genesisWrites.values()) {
+          if (w.value === null) batch.del(w.key);
+          else batch.put(w.key, w.value);
+        }
+        batch.put(META_HEAD, encode([0n, block.hash]));
+        await batch.write({ sync: true });
+        log.info("ledger created", { chainId: genesis.chainId, genesisHash: `0x${toHex(block.hash)}` });
+      } else if (!bytesEqual(stored, genesisBytes)) {
+        throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
+      }
+      const head = await Ledger.readHead(db, genesis);
+      await Ledger.checkMark(db, dir, head, mark);
+      markFile = await SlotFile.open(markPath, MARK_MAGIC, markRead.state === "ok" ? markRead.sequence : 0);
+      if (mark === undefined || mark.height !== head.height)
+        await markFile.write(encodeMark(head.height, head.hash), true);
+      const ledger = new Ledger(db, head, log, genesis.blockLimitWindow, cacheEntries, markFile);
+      for await (const key of db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
+        ledger.contractKeys.push(latin1(key));
+      }
+      for (let h = Math.max(1, head.height - genesis.blockLimitWindow + 1); h <= head.height; h++) {
+        const block = await ledger.getBlock(h);
+        if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
+        ledger.remember(
+          h,
+          block.txs.map((t) => toHex(t.hash)),
+        );
+      }
+      log.info("ledger opened", { height: head.height, hash: `0x${toHex(head.hash)}` });
+      return ledger;
+    } catch (err) {
+      await markFile?.close().catch(() => {});
+      await db.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** The ledger must hold the block this node last recorded committing, with the same hash. */
+  private static async checkMark(
+    db: Level<Uint8Array, Uint8Array>,
+    dir: string,
+    head: { height: number; hash: Uint8Array },
+    mark: { height: number; hash: Uint8Array } | undefined,
+  ): Promise<void> {
+    if (mark === undefined) return;
+    if (mark.height > head.height) {
+      throw new CustosError(
+        "LEDGER_ROLLED_BACK",
+        `the ledger at ${dir} opened at height ${head.height}, but this node had committed height ${mark.height} (0x${toHex(mark.hash)}): committed blocks are missing (damaged or replaced files), and going on would fork the chain, so the node refuses to start. ${RECOVERY}`,
+        { dir, height: head.height, committed: mark.height },
+      );
+    }
+    const raw = await db.get(heightKey(Bucket.block, mark.height));
+    const block = raw === undefined ? undefined : decodeBlock(raw);
+    if (block === undefined || !bytesEqual(block.hash, mark.hash)) {
+      throw new CustosError(
+        "LEDGER_CORRUPT",
+        `the ledger at ${dir} holds ${block ? `another block (0x${toHex(block.hash)})` : "no block"} at height ${mark.height}, where this node committed 0x${toHex(mark.hash)}. ${RECOVERY}`,
+        { dir, height: mark.height },
+      );
+    }
   }
 
   private static async readHead(db: Level<Uint8Array, Uint8Array>, genesis: Genesis): Promise<ChainHead> {
@@ -346,9 +449,15 @@ export class Ledger implements StateReader {
           ? decodeValidatorSet(observersChanged.value)
           : this.headState.observers,
     };
+    // after LevelDB has the block durably and readers see it; the head record is not synced
+    // itself (the ledger is, and the record only ever lags it): a crash can leave it a block
+    // behind, never ahead
+    await this.mark.write(encodeMark(h.height, c.block.hash), false);
   }
 
   async close(): Promise<void> {
+    await this.mark.sync().catch(() => {});
+    await this.mark.close();
     await this.db.close();
   }
 }

@@ -28,6 +28,8 @@ export interface NetworkPeer {
   /** Where to dial it: multiaddrs without the /p2p part. */
   addrs: string[];
   role: "validator" | "observer";
+  /** Its name in the validator or observer set (for logs). */
+  name?: string;
 }
 
 export interface NetworkOptions {
@@ -132,6 +134,9 @@ export class P2pNetwork {
   private readonly bans = new Map<string, { strikes: number; until: number }>();
   private requestHandler: RequestHandler | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  /** Called after an allowed peer connected or disconnected. */
+  onPeersChanged: (() => void) | undefined;
   /** Peers hung up on for sending invalid data, since start. */
   peersDisconnected = 0;
   private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
@@ -242,6 +247,20 @@ export class P2pNetwork {
       );
     });
     this.node.services.pubsub.addEventListener("message", () => {}); // delivery happens in the validators
+    // an operator sees peers come and go in node.log (a lost validator is a warning)
+    this.node.addEventListener("peer:connect", (e) => {
+      const p = this.byId.get(e.detail.toString());
+      if (p) this.log.info("peer connected", { peer: p.name ?? p.index, role: p.role });
+      if (p) this.onPeersChanged?.();
+    });
+    this.node.addEventListener("peer:disconnect", (e) => {
+      const p = this.byId.get(e.detail.toString());
+      if (!p || this.stopping) return;
+      const fields = { peer: p.name ?? p.index, role: p.role, connected: this.connected };
+      if (p.role === "validator") this.log.warn("validator peer lost", fields);
+      else this.log.info("observer peer lost", fields);
+      this.onPeersChanged?.();
+    });
     for (const topic of this.topics.keys()) this.subscribe(topic);
     this.redial();
   }
@@ -458,6 +477,7 @@ export class P2pNetwork {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.outbound.clear();

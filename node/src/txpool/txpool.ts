@@ -35,7 +35,14 @@ export interface PoolChainView {
 interface Entry {
   tx: SignedTx;
   sender: Address;
+  /** When it was last announced to the peers (admission counts), and how many times again since. */
+  announcedAt: number;
+  reannounced: number;
 }
+
+/** A pending transaction is announced again after 2 s, then 4, 8 ... at most every 32 s. */
+const REANNOUNCE_MS = 2000;
+const REANNOUNCE_MAX_MS = 32_000;
 
 /**
  * Pending transactions in arrival order. Admission checks size, encoding, chain id, the
@@ -162,7 +169,7 @@ export class TxPool {
           `transaction ${id} was already committed; a signed transaction runs once`,
         );
       }
-      this.pending.set(id, { tx: stx, sender });
+      this.pending.set(id, { tx: stx, sender, announcedAt: Date.now(), reannounced: 0 });
       this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
       this.totalBytes += bytes.byteLength;
     } finally {
@@ -189,6 +196,24 @@ export class TxPool {
     }
     for (const id of expired) this.removeId(id);
     if (expired.length > 0) this.log.debug("expired transactions dropped", { count: expired.length, height });
+    return out;
+  }
+
+  /**
+   * Pending transactions due to be announced to the peers again, oldest first, at most `max`:
+   * a peer that was down, paused or cut off when one was gossiped would otherwise never get it,
+   * and a view it leads could not propose it. Each comes due again later and later while it stays.
+   */
+  dueForAnnouncement(now: number, max: number): SignedTx[] {
+    const out: SignedTx[] = [];
+    for (const e of this.pending.values()) {
+      if (out.length >= max) break;
+      const wait = Math.min(REANNOUNCE_MAX_MS, REANNOUNCE_MS * 2 ** e.reannounced);
+      if (now - e.announcedAt < wait) continue;
+      e.announcedAt = now;
+      e.reannounced++;
+      out.push(e.tx);
+    }
     return out;
   }
 

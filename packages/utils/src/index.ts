@@ -1,4 +1,5 @@
 export * from "./bytes.js";
+export * from "./crc32c.js";
 export * from "./errors.js";
 export * from "./logger.js";
 export * from "./sleep.js";
