@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
-import { decode, encode, fieldAt, readArray, readBytes } from "@custos/codec";
+import { decode, encode, fieldAt, readArray, readBytes, readUint } from "@custos/codec";
 import { decodeEnvelope, voteDigest, votePosition } from "@custos/consensus";
 import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis, type GenesisValidator, LIMITS, parseGenesis } from "@custos/types";
@@ -97,10 +97,13 @@ async function openSigning(
     await rm(paths.ledgerReset, { force: true });
   }
   if (!walExisted && signStateExisted) {
-    log.warn("the consensus WAL is missing: this validator's votes of the height in progress cannot be sent again; the sign-state keeps it from signing anything that conflicts with them", {
-      path: paths.wal,
-      lastSigned: signState.describe(),
-    });
+    log.warn(
+      "the consensus WAL is missing: this validator's votes of the height in progress cannot be sent again; the sign-state keeps it from signing anything that conflicts with them",
+      {
+        path: paths.wal,
+        lastSigned: signState.describe(),
+      },
+    );
   }
   return { wal, signState };
 }
@@ -163,22 +166,29 @@ const MAX_GOSSIP_TXS = 1024;
 
 /**
  * Signed transactions accepted over RPC go to the other nodes in batches on the txs topic: one
- * gossip message per `flushMs` or per MAX_GOSSIP_TXS transactions.
+ * gossip message per `flushMs` or per MAX_GOSSIP_TXS transactions, `[txs, batch number]`.
  */
 class TxGossip {
   private pending: Uint8Array[] = [];
   private timer: NodeJS.Timeout | undefined;
   private reannouncer: NodeJS.Timeout | undefined;
+  private sequence = 0;
 
   constructor(
     private readonly publish: (data: Uint8Array) => void,
     private readonly flushMs = 10,
   ) {}
 
-  /** Every second, announces again what has stayed in the pool (see TxPool.dueForAnnouncement). */
-  start(pool: TxPool): void {
+  /**
+   * While `troubled()` (consensus is changing views, or a validator just came back), announces
+   * again every 2 s what stays in the pool (see TxPool.dueForAnnouncement): the peers that missed
+   * the first gossip get it, and whoever leads the next view can propose it. In normal operation
+   * nothing is gossiped twice.
+   */
+  start(pool: TxPool, troubled: () => boolean): void {
     this.reannouncer = setInterval(() => {
-      for (const t of pool.dueForAnnouncement(Date.now(), MAX_GOSSIP_TXS)) this.add(t.bytes);
+      if (!troubled()) return;
+      for (const t of pool.dueForAnnouncement(Date.now(), MAX_GOSSIP_TXS, 2000)) this.add(t.bytes);
       this.flush();
     }, 1000);
   }
@@ -201,7 +211,10 @@ class TxGossip {
     if (this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
-    this.publish(encode(batch));
+    // gossip names a message by its bytes and drops one it has seen: the batch number keeps an
+    // announcement of the same transactions again from being taken for the first one
+    this.publish(encode([batch, this.sequence]));
+    this.sequence = (this.sequence + 1) >>> 0;
   }
 
   /** A batch from a peer: every tx goes to the pool; one a sender could only have forged rejects it all. */
@@ -209,10 +222,12 @@ class TxGossip {
     let txs: Uint8Array[];
     try {
       const S = "TxBatch";
-      txs = readArray(decode(data, S, LIMITS.maxBlockBytes), fieldAt(S, ""), {
+      const [list, sequence] = readArray(decode(data, S, LIMITS.maxBlockBytes), fieldAt(S, ""), 2);
+      readUint(sequence, fieldAt(S, "sequence"));
+      txs = readArray(list, fieldAt(S, "txs"), {
         min: 1,
         max: MAX_GOSSIP_TXS,
-      }).map((t, i) => readBytes(t, fieldAt(S, `[${i}]`), { max: 1024 * 1024 }));
+      }).map((t, i) => readBytes(t, fieldAt(S, `txs[${i}]`), { max: 1024 * 1024 }));
     } catch {
       return "reject";
     }
@@ -447,7 +462,8 @@ export class CustosNode {
       const net = network;
       const gossip = net ? new TxGossip((data) => net.publish(topics(genesis.chainId).txs, data)) : undefined;
       gossipRef = gossip;
-      if (driver) gossip?.start(pool);
+      let peersChangedAt = 0;
+      if (driver) gossip?.start(pool, () => driver.view > 0 || Date.now() - peersChangedAt < 10_000);
       let rpcRef: RpcServer | undefined;
       const nodeRef: { current?: CustosNode } = {};
       let peerSets = { validators: ledger.head.validators, observers: ledger.head.observers };
@@ -560,14 +576,22 @@ export class CustosNode {
       }
       if (net && driver) {
         // an operator learns from node.log when this validator cannot reach a quorum, and when it can again
+        // (the first count, while the peers are still being dialled, is not news)
         let quorate: boolean | undefined;
         net.onPeersChanged = () => {
+          peersChangedAt = Date.now();
           const n = ledger.head.validators.length;
-          const reachable = net.connectedPeers().filter((p) => p.role === "validator").length + (driver.active ? 1 : 0);
+          const reachable =
+            net.connectedPeers().filter((p) => p.role === "validator").length + (driver.active ? 1 : 0);
           const quorum = n - Math.floor((n - 1) / 3);
           const now = reachable >= quorum;
           if (now === quorate) return;
-          if (!now) log.warn("quorum lost: no block can commit until more validators are reachable", { reachable, validators: n, quorum });
+          if (!now)
+            log.warn("quorum lost: no block can commit until more validators are reachable", {
+              reachable,
+              validators: n,
+              quorum,
+            });
           else if (quorate === false) log.info("quorum regained", { reachable, validators: n, quorum });
           quorate = now;
         };

@@ -581,9 +581,7 @@ export class Simulation {
     // missed by re-announcement). Other faults keep the generous bound.
     const afterStall =
       (this.cfg.pauses ?? []).some((p) => p.resumeMs === lastHeal) && this.cfg.partitions.length === 0;
-    const bound = afterStall
-      ? lastHeal + 4 * this.cfg.baseTimeoutMs
-      : lastHeal + 30 * this.cfg.baseTimeoutMs;
+    const bound = afterStall ? lastHeal + 4 * this.cfg.baseTimeoutMs : lastHeal + 30 * this.cfg.baseTimeoutMs;
     const honestIndexes = new Set(honest.map((r) => r.index));
     if (honestIndexes.size >= this.cfg.n - Math.floor((this.cfg.n - 1) / 3) && bound < this.cfg.durationMs) {
       const progressed = this.heightAt.some(
@@ -595,7 +593,8 @@ export class Simulation {
     if (this.cfg.pool && bound < this.cfg.durationMs) {
       // what clients submitted before the last fault healed is committed in the end
       const committed = new Set<number>();
-      for (const r of honest) for (const h of r.committed) if (h) for (const t of this.txsOf(h)) committed.add(t);
+      for (const r of honest)
+        for (const h of r.committed) if (h) for (const t of this.txsOf(h)) committed.add(t);
       const lost = this.submitted.filter((t) => t.at <= lastHeal && !committed.has(t.id)).length;
       if (lost > 0) failures.push(`liveness: ${lost} submitted transactions never committed`);
     }

@@ -82,12 +82,15 @@ export class SignState implements SignGuard {
     let last: LastSigned = { height: o.ledgerHeight, view: 0, phase: 0, digest: new Uint8Array(32) };
     for (const v of o.walVotes) if (compareVotePositions(v, last) > 0) last = v;
     if (!fresh)
-      log.warn("starting without a sign-state record, as the operator asked: the guard starts from the WAL and the ledger", {
-        path,
-        height: last.height,
-        view: last.view,
-        phase: last.phase,
-      });
+      log.warn(
+        "starting without a sign-state record, as the operator asked: the guard starts from the WAL and the ledger",
+        {
+          path,
+          height: last.height,
+          view: last.view,
+          phase: last.phase,
+        },
+      );
     const file = await SlotFile.open(path, MAGIC, 0);
     const state = new SignState(file, last);
     await file.write(encode(last), true);

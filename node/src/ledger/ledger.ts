@@ -137,7 +137,9 @@ export class Ledger implements StateReader {
     const mark =
       markRead.state === "ok" && markRead.payload.length === 40
         ? {
-            height: Number(new DataView(markRead.payload.buffer, markRead.payload.byteOffset).getBigUint64(0)),
+            height: Number(
+              new DataView(markRead.payload.buffer, markRead.payload.byteOffset).getBigUint64(0),
+            ),
             hash: markRead.payload.slice(8),
           }
         : undefined;

@@ -148,7 +148,11 @@ export async function checkLevelLogs(dir: string): Promise<LogDamage[]> {
   if (names.includes("CURRENT")) {
     manifest = (await readFile(join(dir, "CURRENT"), "latin1")).trim();
     if (!/^MANIFEST-\d+$/.test(manifest) || !names.includes(manifest)) {
-      damage.push({ file: "CURRENT", offset: 0, reason: `names a missing or invalid manifest "${manifest}"` });
+      damage.push({
+        file: "CURRENT",
+        offset: 0,
+        reason: `names a missing or invalid manifest "${manifest}"`,
+      });
       manifest = undefined;
     }
   }

@@ -43,8 +43,7 @@ export class SlotFile {
       if (!slot.subarray(0, 8).every((b, i) => b === m[i])) continue;
       if (crc32c(slot.subarray(0, 13 + len)) !== dv.getUint32(13 + len)) continue;
       const sequence = dv.getUint32(8);
-      if (!best || sequence > best.sequence)
-        best = { payload: slot.slice(13, 13 + len), sequence };
+      if (!best || sequence > best.sequence) best = { payload: slot.slice(13, 13 + len), sequence };
     }
     if (best) return { state: "ok", ...best };
     return bytes.length === 0 ? { state: "missing" } : { state: "damaged" };

@@ -35,14 +35,9 @@ export interface PoolChainView {
 interface Entry {
   tx: SignedTx;
   sender: Address;
-  /** When it was last announced to the peers (admission counts), and how many times again since. */
+  /** When it was last announced to the peers (admission counts). */
   announcedAt: number;
-  reannounced: number;
 }
-
-/** A pending transaction is announced again after 2 s, then 4, 8 ... at most every 32 s. */
-const REANNOUNCE_MS = 2000;
-const REANNOUNCE_MAX_MS = 32_000;
 
 /**
  * Pending transactions in arrival order. Admission checks size, encoding, chain id, the
@@ -169,7 +164,7 @@ export class TxPool {
           `transaction ${id} was already committed; a signed transaction runs once`,
         );
       }
-      this.pending.set(id, { tx: stx, sender, announcedAt: Date.now(), reannounced: 0 });
+      this.pending.set(id, { tx: stx, sender, announcedAt: Date.now() });
       this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
       this.totalBytes += bytes.byteLength;
     } finally {
@@ -200,18 +195,16 @@ export class TxPool {
   }
 
   /**
-   * Pending transactions due to be announced to the peers again, oldest first, at most `max`:
-   * a peer that was down, paused or cut off when one was gossiped would otherwise never get it,
-   * and a view it leads could not propose it. Each comes due again later and later while it stays.
+   * Pending transactions not announced to the peers for `minAgeMs`, oldest first, at most `max`,
+   * marked as announced now: a peer that was down, paused or cut off when one was gossiped would
+   * otherwise never get it, and a view it leads could not propose it.
    */
-  dueForAnnouncement(now: number, max: number): SignedTx[] {
+  dueForAnnouncement(now: number, max: number, minAgeMs: number): SignedTx[] {
     const out: SignedTx[] = [];
     for (const e of this.pending.values()) {
       if (out.length >= max) break;
-      const wait = Math.min(REANNOUNCE_MAX_MS, REANNOUNCE_MS * 2 ** e.reannounced);
-      if (now - e.announcedAt < wait) continue;
+      if (now - e.announcedAt < minAgeMs) continue;
       e.announcedAt = now;
-      e.reannounced++;
       out.push(e.tx);
     }
     return out;

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CustosClient, Wallet } from "@custos/client";
@@ -15,10 +15,10 @@ afterAll(() => {
   for (const p of procs) p.kill("SIGKILL");
 });
 
-async function startNode(home: string): Promise<{ proc: ChildProcess; url: string }> {
+async function startNode(home: string, extra: string[] = []): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(
     process.execPath,
-    [BIN, "node", "start", "--home", home, "--rpc-listen", "127.0.0.1:0", "--json"],
+    [BIN, "node", "start", "--home", home, "--rpc-listen", "127.0.0.1:0", "--json", ...extra],
     {
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -141,4 +141,109 @@ describe("durability", () => {
       await t.cleanup();
     }
   }, 90_000);
+
+  /** A dev chain with `blocks` blocks of one issue each, stopped with SIGTERM. */
+  async function stoppedDevChain(blocks: number) {
+    const t = await tempDir("custos-refuse-");
+    const r = await initHome({ home: t.dir, dev: true, kdfIterations: 1000 });
+    const password = (await readFile(join(t.dir, "dev-password"), "utf8")).trim();
+    const account = (name: string) =>
+      r.accounts?.find((a) => a.name === name) as { keyFile: string; address: string };
+    const operator = await loadKeystoreFile(account("operator").keyFile, password);
+    const node = await startNode(t.dir);
+    const wallet = new Wallet(new CustosClient(node.url), operator);
+    for (let i = 0; i < blocks; i++)
+      await wallet.send({
+        to: "ecny",
+        method: "issue",
+        args: [account("merchant-1").address, 1n, `rc-${i}`],
+      });
+    node.proc.kill("SIGTERM");
+    expect(await exited(node.proc)).toBe(0);
+    return { t, wallet };
+  }
+
+  /** Starts the node and expects it to refuse: exit 1, the code on stderr and in node.log. */
+  async function refusal(home: string, args: string[] = []): Promise<string> {
+    const proc = spawn(
+      process.execPath,
+      [BIN, "node", "start", "--home", home, "--rpc-listen", "127.0.0.1:0", ...args],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    procs.push(proc);
+    let err = "";
+    proc.stderr?.on("data", (d) => {
+      err += String(d);
+    });
+    expect(await exited(proc)).toBe(1);
+    const log = await readFile(join(home, "logs", "node.log"), "utf8");
+    const code = /\(([A-Z_]+)\)\s*$/.exec(err.trim())?.[1] ?? "";
+    expect(log).toContain(`"code":"${code}"`);
+    return err.trim();
+  }
+
+  // Issue 11 (1): the node reopened at height 0 with an info line, then committed a different block 2
+  it("a ledger whose LevelDB log was damaged is refused at start, loudly, and nothing is lost or rewritten", async () => {
+    const { t } = await stoppedDevChain(20);
+    try {
+      const dir = join(t.dir, "data", "ledger");
+      const log = (await readdir(dir))
+        .filter((f) => f.endsWith(".log"))
+        .sort()
+        .pop() as string;
+      const bytes = await readFile(join(dir, log));
+      for (let i = 2000; i < bytes.length; i += 997) bytes[i] = (bytes[i] as number) ^ 0xff;
+      await writeFile(join(dir, log), bytes);
+      const err = await refusal(t.dir);
+      expect(err).toMatch(/damaged .*checksum mismatch.* \(LEDGER_CORRUPT\)$/);
+      expect(Buffer.compare(await readFile(join(dir, log)), bytes)).toBe(0);
+    } finally {
+      await t.cleanup();
+    }
+  }, 60_000);
+
+  // Issue 11 (3): a validator that lost its WAL could sign a second, different vote
+  it("a validator without its sign-state refuses to start unless the operator allows it; a lost WAL is a warning", async () => {
+    const { t } = await stoppedDevChain(3);
+    try {
+      await rm(join(t.dir, "data", "consensus.wal"));
+      const node = await startNode(t.dir);
+      node.proc.kill("SIGTERM");
+      expect(await exited(node.proc)).toBe(0);
+      const log = await readFile(join(t.dir, "logs", "node.log"), "utf8");
+      expect(log).toMatch(/"level":"warn".*the consensus WAL is missing/);
+
+      await rm(join(t.dir, "data", "sign-state"));
+      expect(await refusal(t.dir)).toMatch(
+        /sign-state .* is missing .* --allow-missing-sign-state \(SIGN_STATE_MISSING\)$/,
+      );
+      const allowed = await startNode(t.dir, ["--allow-missing-sign-state"]);
+      const status = await new CustosClient(allowed.url).status();
+      expect(status.height).toBe(3);
+      allowed.proc.kill("SIGTERM");
+      expect(await exited(allowed.proc)).toBe(0);
+    } finally {
+      await t.cleanup();
+    }
+  }, 60_000);
+
+  // Issue 11 (4): a failed start (port in use) wrote nothing to node.log
+  it("a start that fails (RPC port in use) says why in node.log too", async () => {
+    const { t } = await stoppedDevChain(1);
+    const other = await tempDir("custos-port-");
+    try {
+      const running = await startNode(t.dir);
+      await initHome({ home: other.dir, dev: true, kdfIterations: 1000 });
+      const port = new URL(running.url).port;
+      const err = await refusal(other.dir, ["--rpc-listen", `127.0.0.1:${port}`]);
+      expect(err).toMatch(/\(RPC_LISTEN_FAILED\)$|EADDRINUSE|in use/);
+      running.proc.kill("SIGTERM");
+      expect(await exited(running.proc)).toBe(0);
+    } finally {
+      await other.cleanup();
+      await t.cleanup();
+    }
+  }, 60_000);
 });

@@ -105,7 +105,9 @@ describe("the ledger never opens below what it committed", () => {
   it("opens after a clean close and after every commit keeps the head record in step", async () => {
     const { dir, chain } = await ledgerWithBlocks(5);
     const ledger = await open(dir, chain);
-    await commitBlock(ledger, chain, [tx(chain, "operator", "issue", [chain.keys.merchant?.address, 1n, "rc-z"])]);
+    await commitBlock(ledger, chain, [
+      tx(chain, "operator", "issue", [chain.keys.merchant?.address, 1n, "rc-z"]),
+    ]);
     await ledger.close();
     const again = await open(dir, chain);
     expect(again.head.height).toBe(6);

@@ -12,7 +12,12 @@ afterEach(async () => {
 
 const A = new Uint8Array(32).fill(0xaa);
 const B = new Uint8Array(32).fill(0xbb);
-const fresh: SignStateOpenOptions = { ledgerHeight: 0, walHasRecords: false, allowMissing: false, walVotes: [] };
+const fresh: SignStateOpenOptions = {
+  ledgerHeight: 0,
+  walHasRecords: false,
+  allowMissing: false,
+  walVotes: [],
+};
 
 async function path(): Promise<string> {
   const t = await tempDir("custos-signstate-");
