@@ -136,16 +136,23 @@ export class PbftEngine {
   private readonly viewChanges = new Map<number, Map<number, Envelope>>();
   private prepared: PreparedCert | null = null;
   private readonly timers = new Set<number>();
+  private readonly resendArmed = new Set<number>();
+  /** Peers sent our ViewChange directly, by view and sender: once each between two resends. */
+  private readonly vcAnswered = new Set<string>();
   private readonly requested = new Set<number>();
   private readonly newViewSent = new Set<number>();
   /** Own signed bodies by kind/height/view: never two different ones. */
   private readonly signed = new Map<string, Uint8Array>();
+  /** Own ViewChange envelopes of this height, by view. */
+  private readonly ownViewChanges = new Map<number, Uint8Array>();
   /** Own envelopes of this height by view, sent again while the view is slow. */
   private readonly ownByView = new Map<number, Uint8Array[]>();
   private resends = 0;
   private readonly decisions = new Map<number, Decision>();
   private readonly answered = new Set<string>();
   private readonly statusSent = new Set<string>();
+  /** Peers seen at later heights, with the highest height each was seen at. */
+  private readonly ahead = new Map<number, number>();
   private future: { bytes: Uint8Array; from: number | undefined }[] = [];
   private futureDecisions = new Map<number, Envelope>();
   private out: Effect[] = [];
@@ -232,6 +239,10 @@ export class PbftEngine {
       if (env.sender !== this.opts.self || b.height !== height) continue;
       this.signed.set(`${b.kind}/${b.height}/${b.view}`, env.bodyBytes);
       this.out.push({ type: "broadcast", bytes: record });
+      const own = this.ownByView.get(b.view) ?? [];
+      own.push(record);
+      this.ownByView.set(b.view, own);
+      if (b.kind === "viewchange") this.ownViewChanges.set(b.view, record);
       if (b.kind === "viewchange" && b.view > this.view) {
         this.view = b.view;
         this.inViewChange = true;
@@ -259,7 +270,10 @@ export class PbftEngine {
       m.clear();
     }
     this.timers.clear();
+    this.resendArmed.clear();
+    this.vcAnswered.clear();
     this.ownByView.clear();
+    this.ownViewChanges.clear();
     this.requested.clear();
     this.newViewSent.clear();
     for (const k of this.signed.keys()) if (!k.includes(`/${height}/`)) this.signed.delete(k);
@@ -309,16 +323,31 @@ export class PbftEngine {
       const own = this.ownByView.get(body.view) ?? [];
       own.push(env.bytes);
       this.ownByView.set(body.view, own);
+      if (body.kind === "viewchange") this.ownViewChanges.set(body.view, env.bytes);
     }
     this.out.push({ type: "broadcast", bytes: env.bytes });
     this.accept(env);
   }
 
+  /**
+   * The view's timeout, and the resending of this replica's own messages. In a view change the
+   * timeout starts only once a quorum of ViewChanges for the view is in (Castro-Liskov §4.5): a
+   * replica that is ahead of the others on its own does not run further ahead, view after view,
+   * so the others catch up with it instead of chasing it forever at the same pace.
+   */
   private armTimer(): void {
-    if (this.decided || this.timers.has(this.view)) return;
+    if (this.decided) return;
+    this.armResend();
+    if (this.timers.has(this.view)) return;
+    if (this.inViewChange && (this.viewChanges.get(this.view)?.size ?? 0) < this.quorum) return;
     this.timers.add(this.view);
     const delayMs = Math.min(this.opts.maxTimeoutMs, this.opts.baseTimeoutMs * 2 ** Math.min(this.view, 20));
     this.out.push({ type: "setTimer", height: this.height, view: this.view, delayMs, kind: "view" });
+  }
+
+  private armResend(): void {
+    if (this.resendArmed.has(this.view)) return;
+    this.resendArmed.add(this.view);
     this.resends = 0;
     this.out.push({
       type: "setTimer",
@@ -376,7 +405,7 @@ export class PbftEngine {
   }
 
   private onTimer(height: number, view: number): void {
-    if (height !== this.height || view !== this.view || this.decided) return;
+    if (height !== this.height || view !== this.view || this.decided || !this.timers.has(view)) return;
     this.startViewChange(this.view + 1);
   }
 
@@ -386,7 +415,17 @@ export class PbftEngine {
    */
   private onResend(height: number, view: number): void {
     if (height !== this.height || view !== this.view || this.decided) return;
+    this.vcAnswered.clear(); // peers may be answered again, at most once per resend
     for (const bytes of this.ownByView.get(view) ?? []) this.out.push({ type: "broadcast", bytes });
+    if (this.inViewChange && (this.viewChanges.get(view)?.size ?? 0) < this.quorum) {
+      // stuck without a quorum while peers are at later heights: the decisions we lack may have
+      // been lost; ask those peers again (they answer every status)
+      const peers = [...this.ahead].filter(([, h]) => h > this.height).map(([p]) => p);
+      if (peers.length > 0) {
+        const status = this.sign({ kind: "status", chainId: this.opts.chainId, height: this.height, view });
+        for (const to of peers) this.out.push({ type: "send", to, bytes: status.bytes });
+      }
+    }
     if (++this.resends < 64) {
       this.out.push({ type: "setTimer", height, view, delayMs: this.opts.baseTimeoutMs / 2, kind: "resend" });
     }
@@ -437,11 +476,14 @@ export class PbftEngine {
         env.sender < this.n &&
         this.crypto.verify(b.height, env.sender, env.bodyBytes, env.signature)
       ) {
-        this.answerLagging(env.sender, b.height, b.view);
+        // a status is an explicit request (a stuck replica asks again on its own schedule)
+        this.answerLagging(env.sender, b.height, b.view, b.kind === "status");
       }
       return;
     }
     if (b.height > this.height) {
+      if (env.sender < this.n && env.sender !== this.opts.self)
+        this.ahead.set(env.sender, Math.max(this.ahead.get(env.sender) ?? 0, b.height));
       // a peer is ahead: tell it where we are (once per peer and height) and it sends the decisions we lack
       const ask = `${env.sender}/${this.height}`;
       if (
@@ -626,7 +668,21 @@ export class PbftEngine {
 
   private onViewChange(env: Envelope): void {
     const b = env.body as Extract<Body, { kind: "viewchange" }>;
-    if (b.view < this.view) return;
+    if (b.view < this.view) {
+      // A peer still in an older view change may lack our ViewChange for that view (lost, or cut
+      // off when we sent it): without it, it may never see a quorum there, and so never time out
+      // into the view we are in. Send it the one we signed for its view (the same bytes) and ours
+      // for the current view, once between two of our resends.
+      const id = `${b.view}/${env.sender}`;
+      if (env.sender !== this.opts.self && !this.vcAnswered.has(id)) {
+        this.vcAnswered.add(id);
+        for (const v of [b.view, this.view]) {
+          const bytes = this.ownViewChanges.get(v);
+          if (bytes) this.out.push({ type: "send", to: env.sender, bytes });
+        }
+      }
+      return;
+    }
     if (b.prepared && (b.prepared.view >= b.view || !this.verifyPrepared(b.height, b.prepared))) {
       this.reject(env.sender, "view change with an invalid prepared certificate");
       return;
@@ -634,6 +690,16 @@ export class PbftEngine {
     const m = this.viewChanges.get(b.view) ?? new Map<number, Envelope>();
     this.viewChanges.set(b.view, m);
     m.set(env.sender, env);
+    if (b.view === this.view && this.inViewChange) {
+      // a peer in our view change may have missed ours (resends stop after a while): answer it
+      const id = `${b.view}/${env.sender}`;
+      if (env.sender !== this.opts.self && !this.vcAnswered.has(id)) {
+        this.vcAnswered.add(id);
+        for (const bytes of this.ownByView.get(b.view) ?? [])
+          this.out.push({ type: "send", to: env.sender, bytes });
+      }
+      this.armTimer(); // the view's timeout starts with a quorum of view changes
+    }
     // f + 1 replicas want views above ours: join the smallest of them
     if (b.view > this.view) {
       const ahead = new Map<number, number>();
@@ -793,15 +859,16 @@ export class PbftEngine {
 
   /**
    * A peer is at an older height: send it the decisions it lacks, once per peer, height and the
-   * view its message was in. A lost answer is sent again when the peer times out into its next
-   * view, so a dropped message or a partition cannot leave it behind for good.
+   * view its message was in, and again whenever it asks with a status: a replica stuck in a view
+   * change without a quorum asks the peers it saw ahead on every resend, so a dropped answer or a
+   * partition cannot leave it behind for good.
    */
-  private answerLagging(peer: number, height: number, view: number): void {
+  private answerLagging(peer: number, height: number, view: number, asked = false): void {
     if (peer === this.opts.self) return;
     for (let h = height; h < this.height; h++) {
       const d = this.decisions.get(h);
       const id = `${peer}/${h}/${view}`;
-      if (!d || this.answered.has(id)) continue;
+      if (!d || (this.answered.has(id) && !asked)) continue;
       this.answered.add(id);
       if (this.answered.size > 100_000) this.answered.clear();
       const env = this.sign({ kind: "decision", chainId: this.opts.chainId, ...d });

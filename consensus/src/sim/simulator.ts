@@ -35,6 +35,8 @@ export interface SimConfig {
    * are lost (their connections drop) and their timers fire only when they resume.
    */
   pauses?: { nodes: number[]; atMs: number; resumeMs: number }[];
+  /** Hold a run whose last fault is a stall to the tight bound: a commit within 4 base timeouts. */
+  stallBound?: boolean;
   /**
    * Transactions as the node has them: clients submit one every `everyMs` (from `fromMs` until `untilMs`) to a
    * replica of `submitTo`; it gossips it; a replica proposes only what its own pool holds (and
@@ -56,7 +58,7 @@ interface Replica {
   /** Crash in the middle of the next step (after a random number of its effects). */
   crashMidStep: boolean;
   paused: boolean;
-  /** Inputs (timers) that came due while paused, run at resume. */
+  /** Inputs (timers, host answers, a restart) that came due while paused, run at resume. */
   deferred: Input[];
   /** Pending transactions by id, with when each was last announced. */
   pool: Map<number, number>;
@@ -226,7 +228,8 @@ export class Simulation {
   private input(r: Replica, input: Input): void {
     if (!r.up) return;
     if (r.paused) {
-      if (input.type === "timer") r.deferred.push(input);
+      // a stopped process loses what the network sent it, and does the rest when it resumes
+      if (input.type !== "message") r.deferred.push(input);
       return;
     }
     if (input.type === "message" && input.bytes[0] === GOSSIP_TAG) {
@@ -234,8 +237,17 @@ export class Simulation {
       return;
     }
     let effects: Effect[];
+    const before = r.engine.state;
     try {
       effects = r.engine.step(input);
+      const after = r.engine.state;
+      if (
+        after.height === before.height &&
+        (after.view !== before.view || after.inViewChange !== before.inViewChange)
+      )
+        this.log(
+          `node ${r.index}.${r.twin} ${after.inViewChange ? "changes to" : "enters"} view ${after.view} at ${after.height} (${input.type})`,
+        );
     } catch (err) {
       this.log(`node ${r.index}.${r.twin} engine error: ${(err as Error).message}`);
       throw err;
@@ -428,6 +440,7 @@ export class Simulation {
     } catch {
       return;
     }
+    if (!Array.isArray(ids) || !ids.every((x) => Number.isSafeInteger(x))) return; // garbage
     const done = new Set(r.committed.flatMap((h) => (h ? this.txsOf(h) : [])));
     let added = false;
     for (const id of ids) {
@@ -580,7 +593,9 @@ export class Simulation {
     // the view the replicas then agree on must complete (its leader gets the transactions it
     // missed by re-announcement). Other faults keep the generous bound.
     const afterStall =
-      (this.cfg.pauses ?? []).some((p) => p.resumeMs === lastHeal) && this.cfg.partitions.length === 0;
+      this.cfg.stallBound === true &&
+      (this.cfg.pauses ?? []).some((p) => p.resumeMs === lastHeal) &&
+      this.cfg.partitions.length === 0;
     const bound = afterStall ? lastHeal + 4 * this.cfg.baseTimeoutMs : lastHeal + 30 * this.cfg.baseTimeoutMs;
     const honestIndexes = new Set(honest.map((r) => r.index));
     if (honestIndexes.size >= this.cfg.n - Math.floor((this.cfg.n - 1) / 3) && bound < this.cfg.durationMs) {
@@ -704,7 +719,7 @@ export function randomConfig(
     const atMs = rng.int(100, 3000);
     crashes.push({ node, atMs, restartMs: atMs + rng.int(100, 3000), tear: rng.chance(0.5) });
   }
-  return {
+  const cfg: SimConfig = {
     seed,
     n,
     byzantine,
@@ -716,6 +731,18 @@ export function randomConfig(
     crashes,
     baseTimeoutMs: 300,
   };
+  // drawn last, so that the faults above stay what they were for every seed
+  if (rng.chance(0.3)) {
+    // transactions reach honest replicas only (a silent one would keep them to itself)
+    cfg.pool = { everyMs: rng.int(20, 150), untilMs: 8000, submitTo: honestIdx, regossipMs: 600 };
+  }
+  if (rng.chance(0.2)) {
+    const count = rng.int(1, n - 1);
+    const nodes = [...honestIdx].sort(() => rng.next() - 0.5).slice(0, count);
+    const atMs = rng.int(0, 3000);
+    cfg.pauses = [{ nodes, atMs, resumeMs: atMs + rng.int(500, 4000) }];
+  }
+  return cfg;
 }
 
 export function runSeed(

@@ -91,15 +91,17 @@ describe("PBFT scenarios", () => {
     expect(h.committed[3]?.get(1)?.hash).toBe(hashOf(block));
   });
 
-  it("repeated view changes back off exponentially up to the cap; a replica joins a higher view only on f + 1 requests", () => {
+  it("repeated view changes back off exponentially up to the cap; a lone replica does not run ahead; a replica joins a higher view only on f + 1 requests", () => {
     const h = new Harness(4);
     h.startAll();
-    // the leader never proposes; node 0 keeps timing out on its own
-    for (let k = 0; k < 6; k++) h.timeout([0]);
-    const delays = h.timers.filter((t) => t.node === 0 && t.kind === "view").map((t) => t.delayMs);
-    expect(delays).toEqual([BASE, 2 * BASE, 4 * BASE, 8 * BASE, 8 * BASE, 8 * BASE, 8 * BASE]);
-    expect(h.engines[0]?.state.view).toBe(6);
-    // node 3 hears node 0's view changes: one replica is not enough to move it
+    // the leader never proposes; node 0 times out on its own: one view change, then it waits for
+    // a quorum of view changes before its next timeout runs (Castro-Liskov)
+    h.timeout([0]);
+    h.timeout([0]);
+    h.timeout([0]);
+    expect(h.engines[0]?.state.view).toBe(1);
+    expect(h.timers.filter((t) => t.node === 0 && t.kind === "view").map((t) => t.delayMs)).toEqual([BASE]);
+    // node 3 hears node 0's view change: one replica is not enough to move it
     h.deliver((m, to) => m.from === 0 && to === 3);
     expect(h.engines[3]?.state.view).toBe(0);
     h.timeout([2]); // node 2 asks for view 1: now f + 1 = 2 replicas want views above 0
@@ -116,6 +118,15 @@ describe("PBFT scenarios", () => {
     h.input(3, { type: "message", bytes: encodeEnvelope(body, 2, testCrypto(2).sign(body)), from: 2 });
     expect(h.engines[3]?.state.view).toBe(1);
     expect(h.invalid.some((x) => x.node === 3 && /too far ahead/.test(x.reason))).toBe(true);
+    // with a quorum in each view change but no new view ever arriving, timeouts double to the cap
+    for (let k = 0; k < 5; k++) {
+      h.deliver((m) => m.body.kind === "viewchange");
+      h.timeout([0, 1, 2, 3]);
+    }
+    const viewTimers = h.timers.filter((t) => t.kind === "view" && t.view > 0);
+    for (const t of viewTimers) expect(t.delayMs).toBe(Math.min(8 * BASE, BASE * 2 ** t.view));
+    expect(Math.max(...viewTimers.map((t) => t.view))).toBeGreaterThanOrEqual(4); // the cap was reached
+    expect(viewTimers.filter((t) => t.node === 3).map((t) => t.view)).toEqual([1, 2, 3, 4]);
   });
 
   it("a validator added by the block at height 1 votes from height 2 on, not before", () => {

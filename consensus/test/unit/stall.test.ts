@@ -53,6 +53,7 @@ describe("liveness after a stall", () => {
           partitions: [],
           crashes: [],
           pauses: [{ nodes: pair, atMs: pauseAt, resumeMs: resume }],
+          stallBound: true,
           pool: {
             everyMs: 25,
             fromMs: pauseAt + 1,
