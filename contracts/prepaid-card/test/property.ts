@@ -279,8 +279,17 @@ export async function runProperty(o: PropertyOptions): Promise<PropertyResult> {
         const price = rng.fen(1n, 300_000n);
         if (rng.chance(0.15))
           await refused("setPrice", [anyProduct(), target, price], other([A.merchant]), ["NOT_MERCHANT"]);
-        else if (rng.chance(0.2)) await call("clearPrice", [anyProduct(), target], A.merchant);
-        else if (rng.chance(0.3)) {
+        else if (rng.chance(0.2)) {
+          // mostly a price in force, now and then one that is not
+          const set = [...h.storage.keys()].filter((k) => k.startsWith("pp:"));
+          if (set.length === 0 || rng.chance(0.2))
+            await call("clearPrice", [anyProduct(), target], A.merchant);
+          else {
+            const [, product, kind, who] = rng.pick(set).split(":") as [string, string, string, string];
+            const t = kind === "a" ? { consumer: who } : { category: who };
+            await call("clearPrice", [Number(product), t], A.merchant);
+          }
+        } else if (rng.chance(0.3)) {
           await call("setCategory", [rng.pick(CONSUMERS), rng.pick(["student", "senior", null])], A.merchant);
         } else await call("setPrice", [anyProduct(), target, price], A.merchant);
       },
