@@ -948,7 +948,6 @@ export function refund(cardId: unknown): { card: number; amount: bigint; fee: bi
     fee = refundFee(c.escrow, cfg.refund.feeBps);
   } else if (now < c.coolEnd) fail("CARD_USED");
   else fail("COOLING_OFF_OVER");
-  if (c.escrow === 0n) fail("NOTHING_TO_REFUND");
   const amount = payRefund(c, fee);
   emit("CardRefunded", { card: c.id, holder: c.holder, amount, fee, reason });
   saveCard(c, keys);

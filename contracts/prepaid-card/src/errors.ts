@@ -40,7 +40,6 @@ export const ERRORS = {
   ALREADY_REFUNDED: "the card was refunded already",
   COOLING_OFF_OVER: "the cooling-off period is over and no other refund ground applies",
   CARD_USED: "the card was used or transferred: no cooling-off refund",
-  NOTHING_TO_REFUND: "no escrowed value is left on the card",
   // the programme
   PROGRAMME_FROZEN: "the regulator froze the programme",
   ALREADY_FROZEN: "the programme is frozen already",
