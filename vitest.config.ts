@@ -28,6 +28,7 @@ export default defineConfig({
       project("consensus", "consensus"),
       project("vm", "vm"),
       project("contract-sdk", "packages/contract-sdk"),
+      project("prepaid-card", "contracts/prepaid-card"),
       project("node", "node"),
       project("cli", "cli"),
       project("testnet", "testnet"),

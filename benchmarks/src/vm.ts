@@ -45,6 +45,9 @@ class MapState implements ContractState {
   balanceOf() {
     return 0n;
   }
+  memberOf() {
+    return undefined;
+  }
 }
 
 /**

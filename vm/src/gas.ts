@@ -23,6 +23,8 @@ export const GAS = {
   event: 500n,
   eventByte: 10n,
   transfer: 2_000n,
+  /** A member-registry lookup (memberOf): like a read, plus readByte per byte of the answer. */
+  member: 200n,
   /** Per 16 characters or elements produced by repeat, padStart, padEnd, join and fill. */
   builtinUnits: 1n,
 } as const;

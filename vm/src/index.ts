@@ -3,6 +3,7 @@ export {
   type CallEnv,
   type CallRequest,
   type CallResult,
+  type ChainMember,
   type ContractState,
   ENGINE,
   type VmEvent,

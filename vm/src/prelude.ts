@@ -73,6 +73,7 @@ export const PRELUDE = `(function (host) {
     storage,
     env: envView,
     balanceOf(address) { return host(6, str(address, "address")); },
+    memberOf(address) { return JSON.parse(host(13, str(address, "address"))); },
     transfer(to, amount) {
       if (typeof amount !== "bigint") throw new TypeError("amount must be a bigint (fen)");
       host(7, str(to, "to"), amount);

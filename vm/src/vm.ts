@@ -58,6 +58,14 @@ export interface ContractState {
   scan(prefix: string, start: string, limit: number): Array<[string, string]>;
   /** e-CNY balance in fen. */
   balanceOf(address: string): bigint;
+  /** The chain's member registry: a member's name and roles, or undefined for a non-member. */
+  memberOf(address: string): ChainMember | undefined;
+}
+
+/** What a contract learns about a member of the chain (members.ts in the node keeps the rest). */
+export interface ChainMember {
+  name: string;
+  roles: string[];
 }
 
 export interface CallRequest {
@@ -117,6 +125,7 @@ const Op = {
   noMethod: 10,
   asyncMethod: 11,
   builtin: 12,
+  memberOf: 13,
 } as const;
 
 const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
@@ -444,6 +453,14 @@ class CallRun {
         const address = this.address(s(1));
         this.charge(GAS.read);
         return vm.newBigInt(this.balanceOf(address));
+      }
+      case Op.memberOf: {
+        const address = this.address(s(1));
+        const m = this.req.state.memberOf(address);
+        // only name and roles, in this order: the answer's bytes (and so its gas) are the same everywhere
+        const json = m === undefined ? "null" : JSON.stringify({ name: m.name, roles: [...m.roles] });
+        this.charge(GAS.member + GAS.readByte * BigInt(utf8Length(json)));
+        return vm.newString(json);
       }
       case Op.transfer: {
         this.writable("transfer");

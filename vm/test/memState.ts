@@ -1,9 +1,10 @@
-import type { ContractState } from "../src/index.js";
+import type { ChainMember, ContractState } from "../src/index.js";
 
 /** A committed state in memory, for tests. */
 export class MemState implements ContractState {
   readonly kv = new Map<string, string>();
   readonly balances = new Map<string, bigint>();
+  readonly members = new Map<string, ChainMember>();
   get(key: string) {
     return this.kv.get(key);
   }
@@ -15,5 +16,8 @@ export class MemState implements ContractState {
   }
   balanceOf(a: string) {
     return this.balances.get(a) ?? 0n;
+  }
+  memberOf(a: string) {
+    return this.members.get(a);
   }
 }

@@ -6,6 +6,7 @@ import { stateKey } from "../ledger/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
 import { type ContractContext, ContractError } from "../system/contract.js";
 import { balanceKeyOf, ECNY, moveFen } from "../system/ecny.js";
+import { decodeMember, MEMBERS, memberKey } from "../system/members.js";
 
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
@@ -15,7 +16,7 @@ export class VmUnavailable extends Error {
   override readonly name = "VmUnavailable";
 }
 
-/** A VM contract's view of the node's state: its own key space, and e-CNY balances. */
+/** A VM contract's view of the node's state: its own key space, e-CNY balances and the member registry. */
 export function contractState(state: StateReader, address: Address): ContractState {
   const prefixLength = stateKey(address, "").byteLength;
   return {
@@ -31,6 +32,12 @@ export function contractState(state: StateReader, address: Address): ContractSta
     balanceOf(a) {
       const v = state.getSync(stateKey(ECNY, balanceKeyOf(a as Address)));
       return v === undefined ? 0n : (decode(v, "Amount", 16) as bigint);
+    },
+    memberOf(a) {
+      const v = state.getSync(stateKey(MEMBERS, memberKey(a as Address)));
+      if (v === undefined) return undefined;
+      const m = decodeMember(a as Address, v);
+      return { name: m.name, roles: m.roles };
     },
   };
 }

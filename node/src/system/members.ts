@@ -16,7 +16,8 @@ export interface Member {
   publicKey: Uint8Array;
 }
 
-function memberKey(address: Address): string {
+/** The registry's own key for a member (VM contracts read it synchronously, see execution/vmCall.ts). */
+export function memberKey(address: Address): string {
   return `m:${address}`;
 }
 

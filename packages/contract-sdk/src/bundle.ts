@@ -21,6 +21,11 @@ const SDK_RUNTIME = `const api = globalThis.custos;
 export const storage = api.storage;
 export const env = api.env;
 export const balanceOf = (a) => api.balanceOf(a);
+export const memberOf = (a) => api.memberOf(a);
+export const hasRole = (a, role) => {
+  const m = api.memberOf(a);
+  return m !== null && m.roles.includes(role);
+};
 export const transfer = (to, amount) => api.transfer(to, amount);
 export const emit = (name, data) => api.emit(name, data);
 export const revert = (code, message) => api.revert(code, message);

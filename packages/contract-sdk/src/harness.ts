@@ -1,4 +1,4 @@
-import { type CallResult, type ContractState, VmSession } from "@custos/vm";
+import { type CallResult, type ChainMember, type ContractState, VmSession } from "@custos/vm";
 import { type BundledContract, bundleContract } from "./bundle.js";
 
 export { type BundledContract, bundleContract } from "./bundle.js";
@@ -30,6 +30,8 @@ const DEFAULT_CALLER = `0x${"a1".repeat(20)}`;
 export class ContractHarness implements ContractState {
   readonly storage = new Map<string, string>();
   readonly balances = new Map<string, bigint>();
+  /** The chain's member registry as contracts see it (memberOf): set it with `setMember`. */
+  readonly members = new Map<string, ChainMember>();
   readonly events: { name: string; data: unknown; height: number }[] = [];
   self = DEFAULT_SELF;
   caller = DEFAULT_CALLER;
@@ -78,6 +80,15 @@ export class ContractHarness implements ContractState {
 
   balanceOf(address: string): bigint {
     return this.balances.get(address) ?? 0n;
+  }
+
+  /** Registers (or replaces) a member with its roles, as governance's member.add/roles would. */
+  setMember(address: string, roles: string[], name = address.slice(0, 10)): void {
+    this.members.set(address, { name, roles: [...roles] });
+  }
+
+  memberOf(address: string): ChainMember | undefined {
+    return this.members.get(address);
   }
 
   get(key: string): string | undefined {

@@ -47,11 +47,24 @@ export interface Env {
   readonly value: bigint;
 }
 
+/** A member of the chain's registry, as contracts see it (system contract `members`). */
+export interface Member {
+  name: string;
+  /** committee, regulator, operator, institution, merchant, consumer, auditor (DESIGN.md §5). */
+  roles: string[];
+}
+
 export interface ContractApi {
   readonly storage: Storage;
   readonly env: Env;
   /** The e-CNY balance (fen) of any account, this contract's included. */
   balanceOf(address: Address): bigint;
+  /**
+   * The member registry's entry for `address` (0x + 40 lowercase hex), or null for a non-member:
+   * how a contract recognises the regulator, a merchant or an institution. It reads the registry as
+   * the block has it so far (a role granted by governance earlier in the block counts).
+   */
+  memberOf(address: Address): Member | null;
   /** Pays fen from the contract's own balance; applied only if the call succeeds. */
   transfer(to: Address, amount: bigint): void;
   /** An event in the receipt, for WebSocket subscribers and auditors (at most 8 KiB of data). */
@@ -67,6 +80,9 @@ export interface ContractApi {
 export declare const storage: Storage;
 export declare const env: Env;
 export declare const balanceOf: ContractApi["balanceOf"];
+export declare const memberOf: ContractApi["memberOf"];
+/** True when `address` is a member holding `role` (memberOf, then a look at its roles). */
+export declare const hasRole: (address: Address, role: string) => boolean;
 export declare const transfer: ContractApi["transfer"];
 export declare const emit: ContractApi["emit"];
 export declare const revert: ContractApi["revert"];

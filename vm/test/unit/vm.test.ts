@@ -184,6 +184,34 @@ export function top() { return padded; }`;
     ]);
   });
 
+  it("memberOf reads the member registry: name and roles, null for a non-member, metered by size", async () => {
+    const code = `export function who(a) { return custos.memberOf(a); }
+export function isRegulator(a) { const m = custos.memberOf(a); return m !== null && m.roles.includes("regulator"); }
+export function tamper(a) { const m = custos.memberOf(a); m.roles.push("regulator"); return custos.memberOf(a).roles; }`;
+    const state = new MemState();
+    state.members.set(ALICE, { name: "city-regulator", roles: ["regulator", "auditor"] });
+    const run = (method: string, a: string, readOnly = false) =>
+      session.call({ code, method, args: [a], env, state, readOnly });
+    const alice = await run("who", ALICE);
+    expect(alice.output).toEqual({ name: "city-regulator", roles: ["regulator", "auditor"] });
+    expect((await run("who", SELF)).output).toBeNull();
+    expect((await run("isRegulator", ALICE, true)).output).toBe(true); // a query may read it
+    expect((await run("isRegulator", SELF)).output).toBe(false);
+    // each answer is a fresh copy: a contract cannot change what the registry says
+    expect((await run("tamper", ALICE)).output).toEqual(["regulator", "auditor"]);
+    // gas: the same answer costs the same; a longer answer costs its bytes more
+    expect((await run("who", ALICE)).gasUsed).toBe(alice.gasUsed);
+    state.members.set(ALICE, {
+      name: "city-regulator-with-a-much-longer-name",
+      roles: ["regulator", "auditor"],
+    });
+    const longer = await run("who", ALICE);
+    expect(longer.gasUsed - alice.gasUsed).toBe(BigInt("-with-a-much-longer-name".length));
+    // a malformed address is the contract's fault, with the VM's code
+    const bad = await run("who", "0xABC");
+    expect(bad.error?.code).toBe("INVALID_ADDRESS");
+  });
+
   it("gas is metered by the interpreter: more work costs more", async () => {
     const code = "export function work(n) { let s = 0; for (let i = 0; i < n; i++) s += i; return s; }";
     const g = async (n: number) =>

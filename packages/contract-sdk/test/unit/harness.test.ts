@@ -47,3 +47,18 @@ describe("ContractHarness on the example counter", () => {
     await expect(h.query("increment")).rejects.toThrow(/READ_ONLY/);
   });
 });
+
+describe("ContractHarness members", () => {
+  it("memberOf and hasRole see the members a test sets, and follow role changes", async () => {
+    const h = await ContractHarness.fromFile(fileURLToPath(new URL("../fixtures/roles.ts", import.meta.url)));
+    await h.deploy();
+    expect((await h.call("setNotice", ["closed"], { caller: ALICE })).error?.code).toBe("NOT_REGULATOR");
+    h.setMember(ALICE, ["regulator"], "city-regulator");
+    expect((await h.call("setNotice", ["closed"], { caller: ALICE })).ok).toBe(true);
+    expect(h.storage.get("notice")).toBe("closed");
+    expect(await h.query("whoIs", [ALICE])).toEqual({ name: "city-regulator", roles: ["regulator"] });
+    expect(await h.query("whoIs", [BOB])).toBeNull();
+    h.setMember(ALICE, ["auditor"]);
+    expect((await h.call("setNotice", ["open"], { caller: ALICE })).error?.code).toBe("NOT_REGULATOR");
+  });
+});
