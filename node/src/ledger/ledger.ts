@@ -130,7 +130,7 @@ export class Ledger implements StateReader {
       }
       batch.put(META_HEAD, encode([0n, block.hash]));
       await batch.write({ sync: true });
-      log.info("ledger created", { chainId: genesis.chainId, genesisHash: toHex(block.hash) });
+      log.info("ledger created", { chainId: genesis.chainId, genesisHash: `0x${toHex(block.hash)}` });
     } else if (!bytesEqual(stored, genesisBytes)) {
       await db.close();
       throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
@@ -148,7 +148,7 @@ export class Ledger implements StateReader {
         block.txs.map((t) => toHex(t.hash)),
       );
     }
-    log.info("ledger opened", { height: head.height, hash: toHex(head.hash) });
+    log.info("ledger opened", { height: head.height, hash: `0x${toHex(head.hash)}` });
     return ledger;
   }
 

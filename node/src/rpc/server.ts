@@ -12,7 +12,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import type { CommittedBlock } from "../chain/pbftDriver.js";
 import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
 import type { MethodSpec, Scope } from "./methods.js";
-import { blockJson, eventJson, hex } from "./views.js";
+import { blockEvents, blockJson } from "./views.js";
 
 export interface ApiKey {
   key: string;
@@ -148,7 +148,27 @@ export class RpcServer {
       this.wss?.handleUpgrade(req, socket, head, (ws) => this.handleSocket(ws, client));
     });
     await new Promise<void>((resolve, reject) => {
-      this.server?.once("error", reject);
+      this.server?.once("error", (e: NodeJS.ErrnoException) => {
+        const where = `${this.opts.host}:${this.opts.port}`;
+        if (e.code === "EADDRINUSE")
+          reject(
+            new CustosError(
+              "RPC_PORT_IN_USE",
+              `cannot listen for RPC on ${where}: the port is in use (another node or testnet?); choose another with --rpc-listen HOST:PORT or config.json rpc.listen`,
+              { listen: where },
+              { cause: e },
+            ),
+          );
+        else
+          reject(
+            new CustosError(
+              "RPC_LISTEN_FAILED",
+              `cannot listen for RPC on ${where}: ${e.message}`,
+              {},
+              { cause: e },
+            ),
+          );
+      });
       this.server?.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const addr = this.server.address() as AddressInfo;
@@ -163,18 +183,7 @@ export class RpcServer {
     for (const [ws, subs] of this.sockets) {
       for (const [id, sub] of subs) {
         if (sub.kind === "newBlocks") this.notify(ws, id, blockView);
-        else {
-          c.receipts.forEach((r, i) => {
-            for (const e of r.events) {
-              if ((sub.emitter && e.emitter !== sub.emitter) || (sub.name && e.name !== sub.name)) continue;
-              this.notify(ws, id, {
-                blockHeight: c.block.header.height,
-                txHash: hex((c.block.txs[i] as { hash: Uint8Array }).hash),
-                ...eventJson(e),
-              });
-            }
-          });
-        }
+        else for (const e of blockEvents(c.block.header.height, c.receipts, sub)) this.notify(ws, id, e);
       }
     }
   }
