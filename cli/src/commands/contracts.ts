@@ -564,11 +564,7 @@ async function followEvents(
   try {
     if (from !== undefined) {
       for (let next = from; seen < limit; ) {
-        const page = await t.client.request<{
-          toHeight: number;
-          head: number;
-          events: Record<string, unknown>[];
-        }>("custos_getEvents", [next, null, filter]);
+        const page = await t.client.getEvents(next, filter);
         for (const e of page.events) print(e);
         replayedTo = page.toHeight;
         if (page.toHeight >= page.head) break;
