@@ -546,6 +546,7 @@ async function followEvents(
   const finished = new Promise<void>((resolve, reject) => {
     finish = (err) => (err ? reject(err) : resolve());
   });
+  finished.catch(() => {}); // awaited below; a hang-up during the replay must not go unhandled
   const print = (e: Record<string, unknown>) => {
     if (seen >= limit) return;
     process.stdout.write(`${JSON.stringify(e)}\n`);
