@@ -57,7 +57,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("custos on a dev chain", () => {
+describe("custos on a dev chain", { timeout: 120_000 }, () => {
   it("init wrote the dev accounts file shaped like testnet.json's accounts", () => {
     const dev = JSON.parse(readFileSync(join(home, "dev-accounts.json"), "utf8"));
     expect(dev.passwordFile).toBe(join(home, "dev-password"));

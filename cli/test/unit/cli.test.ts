@@ -28,7 +28,7 @@ const pwFile = join(dir, "pw");
 writeFileSync(pwFile, "s3cret passphrase\n");
 const FAST = ["--kdf-iterations", "2000"];
 
-describe("custos keys, sign and verify", () => {
+describe("custos keys, sign and verify", { timeout: 120_000 }, () => {
   it("keygen writes an owner-only keystore and prints the address and public key as JSON", () => {
     const r = custos(["keygen", "--out", "alice.json", "--password-file", pwFile, "--json", ...FAST]);
     expect(r.stderr).toBe("");
@@ -127,7 +127,7 @@ describe("custos keys, sign and verify", () => {
   });
 });
 
-describe("errors with --json", () => {
+describe("errors with --json", { timeout: 120_000 }, () => {
   it("are one JSON document {error: {code, message}} on stderr, with the same exit status", () => {
     const cases: [string[], number, string, RegExp][] = [
       [["nonsense", "--json"], 2, "USAGE", /^unknown command 'nonsense'/],

@@ -14,7 +14,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const custos = (args: string[]) =>
   spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: "utf8" });
 
-describe("custos genesis", () => {
+describe("custos genesis", { timeout: 120_000 }, () => {
   it("assembles a genesis from what members share (public keys, peer ids, addresses)", () => {
     writeFileSync(join(dir, "pw"), "secret\n");
     const members = ["a", "b"].map((h) =>

@@ -474,5 +474,5 @@ describe("the README, followed as written", () => {
     const ignored = new Set(git.stdout.split("\n").filter(Boolean));
     expect(created.filter((f) => !ignored.has(f))).toEqual([]);
     expect(existsSync(join(dir, "h", "run.json"))).toBe(false); // the node stopped cleanly
-  }, 300_000);
+  }, 420_000);
 });
