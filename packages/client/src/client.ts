@@ -132,10 +132,14 @@ export class CustosClient {
    */
   getEvents(
     fromHeight: number,
-    o: { toHeight?: number; emitter?: string; name?: string } = {},
+    o: { toHeight?: number; emitter?: string; name?: string; signal?: AbortSignal } = {},
   ): Promise<{ fromHeight: number; toHeight: number; head: number; events: Record<string, unknown>[] }> {
     const filter = { ...(o.emitter ? { emitter: o.emitter } : {}), ...(o.name ? { name: o.name } : {}) };
-    return this.request("custos_getEvents", [fromHeight, o.toHeight ?? null, filter]);
+    return this.request(
+      "custos_getEvents",
+      [fromHeight, o.toHeight ?? null, filter],
+      o.signal ? { signal: o.signal } : {},
+    );
   }
 
   ecnyBalance(address: string): Promise<{ address: string; balance: string; frozen: string | null }> {
