@@ -1,13 +1,40 @@
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
+import { formatFen } from "@custos/client";
 import { CustosError, fromHex } from "@custos/utils";
 
+/** The code of every wrong command line (commander's own errors too); exit status 2. */
+export const USAGE = "USAGE";
+
 /** Thrown for a wrong command line; exits with status 2. */
-export class UsageError extends CustosError<"USAGE"> {
+export class UsageError extends CustosError<typeof USAGE> {
   constructor(message: string) {
-    super("USAGE", message);
+    super(USAGE, message);
   }
+}
+
+/**
+ * Amounts in the node's messages are fen ("6000000 fen exceeds ... 5000000 fen"); the command
+ * line speaks yuan, so the CLI shows them in yuan ("60000.00 yuan exceeds ... 50000.00 yuan").
+ * Receipts and JSON keep the node's fen.
+ */
+export function inYuan(message: string): string {
+  return message.replace(/\b(\d{1,30}) fen\b/g, (_m, fen: string) => `${formatFen(BigInt(fen))} yuan`);
+}
+
+/**
+ * Reports a failure on stderr as one line: `error: MESSAGE (CODE)`, or with --json one JSON
+ * document `{"error": {"code", "message"}}` (stdout stays for the result, which a failed
+ * transaction still prints).
+ */
+export function printError(json: boolean, code: string, message: string): void {
+  const text = inYuan(message)
+    .replace(/\s*\n\s*/g, " ")
+    .trim();
+  process.stderr.write(
+    json ? `${JSON.stringify({ error: { code, message: text } })}\n` : `error: ${text} (${code})\n`,
+  );
 }
 
 /** Writes one JSON document (bigints as decimal strings) or human lines to stdout. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { access, mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   encryptKeystore,
   encryptP2pKeystore,
@@ -38,7 +38,8 @@ export interface InitResult {
   nodePublicKey: string;
   /** libp2p peer id of the node's Ed25519 network key (HOME/keys/p2p.json). */
   peerId: string;
-  genesisFile: string;
+  /** The genesis file written (dev homes); null without --dev: the chain's genesis goes there later. */
+  genesisFile: string | null;
   passwordFile?: string;
   accounts?: DevAccount[];
 }
@@ -102,7 +103,8 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
   let passwordFile: string | undefined;
   if (o.dev) {
     password ??= randomBytes(18).toString("base64url");
-    passwordFile = join(o.home, "dev-password");
+    // absolute, so that dev-accounts.json works from any directory
+    passwordFile = join(resolve(o.home), "dev-password");
     await writePrivate(passwordFile, `${password}\n`);
   }
   if (!password)
@@ -127,7 +129,7 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
     nodeAddress: node.address,
     nodePublicKey: Buffer.from(node.publicKey).toString("hex"),
     peerId: p2p.peerId,
-    genesisFile: paths.genesis,
+    genesisFile: o.dev ? paths.genesis : null,
     ...(passwordFile ? { passwordFile } : {}),
   };
   if (!o.dev) return result;
@@ -136,7 +138,7 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
   const members: { name: string; pair: Sm2KeyPair; role: Role; tier: EcnyTier }[] = [];
   for (const m of DEV_MEMBERS) {
     const pair = generateKeyPair();
-    const keyFile = join(o.home, "keys", `${m.name}.json`);
+    const keyFile = join(resolve(o.home), "keys", `${m.name}.json`);
     await writeKeystoreFile(keyFile, await encryptKeystore(pair.privateKey, password, kdf));
     members.push({ name: m.name, pair, role: m.role, tier: m.tier });
     accounts.push({ name: m.name, role: m.role, address: pair.address, keyFile });

@@ -66,8 +66,10 @@ export class Metrics {
     this.rejected.set(code, (this.rejected.get(code) ?? 0) + 1);
   }
 
-  rpcRequest(method: string): void {
-    this.rpcRequests.set(method, (this.rpcRequests.get(method) ?? 0) + 1);
+  /** One JSON-RPC request: `method` is a method this node serves or "other" (bounded labels). */
+  rpcRequest(method: string, outcome: "ok" | "error" | "refused" | "aborted"): void {
+    const key = `method="${method}",outcome="${outcome}"`;
+    this.rpcRequests.set(key, (this.rpcRequests.get(key) ?? 0) + 1);
   }
 
   async render(): Promise<string> {
@@ -115,8 +117,8 @@ export class Metrics {
     metric(
       "custos_rpc_requests_total",
       "counter",
-      "JSON-RPC requests by method.",
-      [...this.rpcRequests].map(([m, n]) => `custos_rpc_requests_total{method="${m}"} ${n}`),
+      "JSON-RPC requests by method (other: a name this node does not serve) and outcome (ok, error, refused, aborted).",
+      [...this.rpcRequests].map(([labels, n]) => `custos_rpc_requests_total{${labels}} ${n}`),
     );
     one("custos_p2p_peers", "gauge", "Permissioned peers connected over libp2p.", this.network.peers());
     one(

@@ -28,6 +28,8 @@ export interface TestnetFile {
   nodes: TestnetNode[];
   accounts: DevAccount[];
   command: string[];
+  /** Node i listens for RPC on basePort + i and for libp2p on basePort + 100 + i (added nodes too). */
+  basePort?: number;
 }
 
 export interface UpOptions {
@@ -340,7 +342,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
   await writeFile(join(dir, "genesis.json"), text);
   for (const n of nodes) await writeFile(join(n.home, "genesis.json"), text);
 
-  const t: TestnetFile = { chainId, passwordFile, nodes, accounts, command: o.command };
+  const t: TestnetFile = { chainId, passwordFile, nodes, accounts, command: o.command, basePort: o.basePort };
   await writeTestnet(dir, t);
   try {
     for (const n of nodes) {
@@ -380,7 +382,15 @@ export async function addNode(
   while (t.nodes.some((n) => n.name === `${role}-${k}`)) k++;
   const name = o.name ?? `${role}-${k}`;
   if (t.nodes.some((n) => n.name === name)) throw new CustosError("TESTNET_EXISTS", `${name} exists already`);
-  const base = await freeBasePort(1);
+  // the documented pattern: the i-th node of the testnet on base + i (RPC) and base + 100 + i (libp2p)
+  const index = t.nodes.length;
+  const base = (t.basePort ?? Number(new URL(t.nodes[0]?.rpc ?? "http://x:8545").port)) + index;
+  for (const port of [base, base + 100])
+    if (!(await portFree(port)))
+      throw new CustosError(
+        "TESTNET_PORT_BUSY",
+        `port ${port} is in use: node ${index} of this testnet listens on RPC port ${base} and libp2p port ${base + 100}`,
+      );
   const home = join(resolve(dir), name);
   const password = (await readFile(t.passwordFile, "utf8")).trim();
   const r = await initHome({

@@ -1,28 +1,43 @@
+import { rmSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { CustosClient, formatFen, parseYuan, type ReceiptView, Wallet } from "@custos/client";
-import { loadKeystoreFile, parseAddress } from "@custos/crypto";
-import { CustosNode, initHome, resetLedger } from "@custos/node";
+import { encode } from "@custos/codec";
+import { loadKeystoreFile } from "@custos/crypto";
 import { CustosError } from "@custos/utils";
 import type { Command } from "commander";
 import { output, readPassword, UsageError } from "../io.js";
+import { Names, type RunFile, rpcUrl, runFileOf, type TargetOpts } from "../target.js";
 
-const DEFAULT_RPC = process.env.CUSTOS_RPC ?? "http://127.0.0.1:8545";
-
-export interface RpcOpts {
-  rpc: string;
+export interface RpcOpts extends TargetOpts {
   json?: boolean;
   apiKey?: string;
 }
 
-export function client(o: RpcOpts): CustosClient {
+/** The node a command talks to and the demo members it may name (see target.ts). */
+export interface Target {
+  client: CustosClient;
+  names: Names;
+}
+
+export function target(o: RpcOpts): Target {
   const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
-  return new CustosClient(o.rpc, key ? { apiKey: key } : {});
+  return { client: new CustosClient(rpcUrl(o), key ? { apiKey: key } : {}), names: new Names(o) };
+}
+
+export function client(o: RpcOpts): CustosClient {
+  return target(o).client;
 }
 
 export const rpcOption = (c: Command) =>
   c
-    .option("--rpc <url>", "node RPC URL (or CUSTOS_RPC)", DEFAULT_RPC)
+    .option(
+      "--rpc <url>",
+      "node RPC URL (else from --home or --dir, else CUSTOS_RPC, else http://127.0.0.1:8545)",
+    )
+    .option("--home <dir>", "a node home: its RPC URL, and its demo members' names (dev-accounts.json)")
+    .option("--dir <dir>", "a testnet directory: its first validator's RPC URL and demo members' names")
     .option("--api-key <key>", "RPC API key (or CUSTOS_API_KEY)")
-    .option("--json", "print one JSON document");
+    .option("--json", "print one JSON document (errors too: {error: {code, message}} on stderr)");
 
 export interface SignOpts extends RpcOpts {
   key: string;
@@ -33,13 +48,18 @@ export interface SignOpts extends RpcOpts {
 
 export const signOption = (c: Command) =>
   rpcOption(c)
-    .requiredOption("--key <file>", "keystore of the sender")
+    .requiredOption("--key <file>", "keystore of the sender (or a demo member's name, with --home/--dir)")
     .option("--password-file <file>", "file holding the keystore password (else CUSTOS_PASSWORD)")
     .option("--no-wait", "return once the pool has accepted the transaction")
     .option("--timeout <seconds>", "how long to wait for the receipt", "60");
 
-export async function wallet(o: SignOpts): Promise<Wallet> {
-  return new Wallet(client(o), await loadKeystoreFile(o.key, await readPassword(o)));
+export async function wallet(o: SignOpts, t: Target): Promise<Wallet> {
+  return new Wallet(t.client, await loadKeystoreFile(t.names.keyFile(o.key), await readPassword(o)));
+}
+
+/** When names were used, the node must be on their chain (ACCOUNTS_OTHER_CHAIN otherwise). */
+export async function checkNames(t: Target): Promise<void> {
+  if (t.names.usedChainId !== undefined) t.names.checkChain((await t.client.status()).chainId);
 }
 
 function seconds(v: string): number {
@@ -51,10 +71,12 @@ function seconds(v: string): number {
 /** Sends, waits, prints; a failed transaction exits non-zero with its error code. */
 export async function sendAndReport(
   o: SignOpts,
-  w: Wallet,
+  t: Target,
   call: Parameters<Wallet["send"]>[0],
   human: (r: ReceiptView) => string,
 ) {
+  const w = await wallet(o, t);
+  await checkNames(t);
   const r = await w.send(call, { wait: o.wait, timeoutMs: seconds(o.timeout) });
   if (!r.receipt) {
     output(!!o.json, { hash: r.hash, status: "pending" }, `accepted: ${r.hash}`);
@@ -66,7 +88,7 @@ export async function sendAndReport(
     doc,
     r.receipt.success
       ? `${human(r.receipt)}\ntx ${r.hash} in block ${r.view?.blockHeight}`
-      : `tx ${r.hash} failed`,
+      : `tx ${r.hash} failed in block ${r.view?.blockHeight}`,
   );
   if (!r.receipt.success) {
     throw new CustosError(
@@ -76,20 +98,39 @@ export async function sendAndReport(
   }
 }
 
-export function address(v: string, flag: string): string {
+/** An amount in yuan that a transaction moves: at most two decimals, more than zero. */
+export function amount(v: string, flag = "--amount"): bigint {
+  let fen: bigint;
   try {
-    return parseAddress(v);
+    fen = parseYuan(v);
   } catch {
-    throw new UsageError(`${flag} must be an address (0x + 40 hex digits)`);
+    throw new UsageError(`${flag} ${JSON.stringify(v)}: give yuan with at most two decimals, e.g. 12.34`);
   }
+  if (fen <= 0n) throw new UsageError(`${flag} must be more than 0 yuan (got ${JSON.stringify(v)})`);
+  return fen;
 }
 
-export function amount(v: string): bigint {
-  try {
-    return parseYuan(v);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+/**
+ * Refuses, before anything is signed, a payment to an address that is neither a member nor a
+ * contract instance on the node's chain; the e-CNY contract refuses it too (the same code), but
+ * a transaction would be signed and committed as failed first.
+ */
+export async function requireAccount(c: CustosClient, to: string): Promise<void> {
+  const exists = async (contract: string, method: string, notFound: string) => {
+    try {
+      await c.call(contract, method, encode([to]));
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code === notFound) return false;
+      throw e;
+    }
+  };
+  if (await exists("members", "get", "MEMBER_NOT_FOUND")) return;
+  if (await exists("templates", "instance", "CONTRACT_NOT_FOUND")) return;
+  throw new CustosError(
+    "ECNY_RECIPIENT_NOT_MEMBER",
+    `${to} is neither a member of this chain nor a contract: e-CNY sent there could never be spent (nothing was signed)`,
+  );
 }
 
 export function registerChainCommands(program: Command): void {
@@ -101,7 +142,10 @@ export function registerChainCommands(program: Command): void {
     .requiredOption("--home <dir>", "node home directory")
     .option("--dev", "development chain: genesis, demo members, dev-password and dev-accounts.json")
     .option("--chain-id <id>", "chain id", "custos-dev")
-    .option("--rpc-listen <host:port>", "RPC address written to config.json", "127.0.0.1:8545")
+    .option(
+      "--rpc-listen <host:port>",
+      "RPC address written to config.json (default 127.0.0.1:8540 with --dev, apart from a testnet's 8545-8549; else 127.0.0.1:8545)",
+    )
     .option("--password-file <file>", "node key password (not needed with --dev)")
     .option("--json", "print one JSON document")
     .action(
@@ -109,10 +153,11 @@ export function registerChainCommands(program: Command): void {
         home: string;
         dev?: boolean;
         chainId: string;
-        rpcListen: string;
+        rpcListen?: string;
         passwordFile?: string;
         json?: boolean;
       }) => {
+        const { initHome } = await import("@custos/node");
         const password =
           o.dev && o.passwordFile === undefined && process.env.CUSTOS_PASSWORD === undefined
             ? undefined
@@ -121,24 +166,28 @@ export function registerChainCommands(program: Command): void {
           home: o.home,
           dev: !!o.dev,
           chainId: o.chainId,
-          rpcListen: o.rpcListen,
+          rpcListen: o.rpcListen ?? (o.dev ? "127.0.0.1:8540" : "127.0.0.1:8545"),
           ...(password ? { password } : {}),
         });
         const lines = [
           `home:       ${r.home}`,
-          `chain:      ${r.chainId}`,
+          ...(r.accounts ? [`chain:      ${r.chainId}`] : []),
           `node key:   ${r.nodeAddress}`,
           `public key: ${r.nodePublicKey}`,
           `peer id:    ${r.peerId}`,
         ];
         if (r.accounts)
           lines.push(
-            `accounts:  ${r.accounts.length} demo members in ${r.home}/dev-accounts.json`,
-            `start:     custos node start --home ${r.home}`,
+            `genesis:    ${r.genesisFile}`,
+            `accounts:   ${r.accounts.length} demo members in ${r.home}/dev-accounts.json, password in ${r.passwordFile}`,
+            `start:      custos node start --home ${r.home}`,
           );
         else
           lines.push(
-            "next:      put a genesis.json in the home (custos genesis, with the network issue), then custos node start",
+            `genesis:    none yet; ${r.home}/genesis.json must be the chain's genesis file`,
+            "next:       share the public key and peer id above with the other members; one of them builds the",
+            `            genesis with custos genesis --out genesis.json --validator NAME,PUBLIC_KEY,PEER_ID,MULTIADDR ...;`,
+            `            copy it to ${r.home}/genesis.json, then: custos node start --home ${r.home}`,
           );
         output(!!o.json, r as unknown as Record<string, unknown>, lines.join("\n"));
       },
@@ -177,6 +226,7 @@ export function registerChainCommands(program: Command): void {
         json?: boolean;
       }) => {
         const password = o.passwordFile ? await readPassword(o) : undefined;
+        const { CustosNode } = await import("@custos/node");
         const n = await CustosNode.start({
           home: o.home,
           ...(o.rpcListen ? { rpcListen: o.rpcListen } : {}),
@@ -197,18 +247,29 @@ export function registerChainCommands(program: Command): void {
           },
           `rpc: ${n.rpcUrl}`,
         );
-        await new Promise<void>((resolve, reject) => {
-          const stop = () => {
-            process.off("SIGINT", stop);
-            process.off("SIGTERM", stop);
-            n.stop().then(resolve, reject);
-          };
-          process.on("SIGINT", stop);
-          process.on("SIGTERM", stop);
-          n.onFatal((err) => {
-            n.stop().finally(() => reject(new CustosError("NODE_FATAL", `the node stopped: ${err.message}`)));
+        // where commands given --home find this node while it runs (its port may differ from
+        // config.json's: --rpc-listen, or port 0)
+        const run: RunFile = { pid: process.pid, rpc: n.rpcUrl, startedAt: new Date().toISOString() };
+        const runFile = runFileOf(resolve(o.home));
+        writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
+        try {
+          await new Promise<void>((resolve, reject) => {
+            const stop = () => {
+              process.off("SIGINT", stop);
+              process.off("SIGTERM", stop);
+              n.stop().then(resolve, reject);
+            };
+            process.on("SIGINT", stop);
+            process.on("SIGTERM", stop);
+            n.onFatal((err) => {
+              n.stop().finally(() =>
+                reject(new CustosError("NODE_FATAL", `the node stopped: ${err.message}`)),
+              );
+            });
           });
-        });
+        } finally {
+          rmSync(runFile, { force: true });
+        }
       },
     );
 
@@ -220,6 +281,7 @@ export function registerChainCommands(program: Command): void {
     .requiredOption("--home <dir>", "node home directory")
     .option("--json", "print what was moved as one JSON document")
     .action(async (o: { home: string; json?: boolean }) => {
+      const { resetLedger } = await import("@custos/node");
       const r = await resetLedger(o.home);
       output(
         !!o.json,
@@ -294,62 +356,66 @@ the node starts from genesis and syncs the chain from its peers; a validator wil
     .command("ecny")
     .description("the digital-RMB (e-CNY) ledger; amounts in yuan, e.g. 12.34");
   signOption(ecny.command("issue").description("issue e-CNY on a recharge (operator)"))
-    .requiredOption("--to <address>", "receiving account")
+    .requiredOption("--to <address>", "receiving account (or a demo member's name)")
     .requiredOption("--amount <yuan>", "amount in yuan")
     .requiredOption("--recharge-id <id>", "idempotency key of the recharge: a repeated id is refused")
     .action(async (o: SignOpts & { to: string; amount: string; rechargeId: string }) => {
       const amt = amount(o.amount);
-      const to = address(o.to, "--to");
+      const t = target(o);
+      const to = t.names.address(o.to, "--to");
+      await checkNames(t);
+      await requireAccount(t.client, to);
       await sendAndReport(
         o,
-        await wallet(o),
+        t,
         { to: "ecny", method: "issue", args: [to, amt, o.rechargeId] },
-        () => `issued ${formatFen(amt)} yuan to ${to}`,
+        () => `issued ${formatFen(amt)} yuan to ${o.to === to ? to : `${o.to} (${to})`}`,
       );
     });
   signOption(ecny.command("transfer").description("transfer e-CNY from the key's account"))
-    .requiredOption("--to <address>", "receiving account")
+    .requiredOption("--to <address>", "receiving account (or a demo member's name)")
     .requiredOption("--amount <yuan>", "amount in yuan")
     .action(async (o: SignOpts & { to: string; amount: string }) => {
       const amt = amount(o.amount);
-      const to = address(o.to, "--to");
+      const t = target(o);
+      const to = t.names.address(o.to, "--to");
+      await checkNames(t);
+      await requireAccount(t.client, to);
       await sendAndReport(
         o,
-        await wallet(o),
+        t,
         { to: "ecny", method: "transfer", args: [to, amt] },
-        () => `transferred ${formatFen(amt)} yuan to ${to}`,
+        () => `transferred ${formatFen(amt)} yuan to ${o.to === to ? to : `${o.to} (${to})`}`,
       );
     });
   signOption(ecny.command("freeze").description("freeze an account (regulator)").argument("<address>"))
     .requiredOption("--reason <text>", "why (recorded on chain)")
     .action(async (addr: string, o: SignOpts & { reason: string }) => {
-      const a = address(addr, "ADDRESS");
-      await sendAndReport(
-        o,
-        await wallet(o),
-        { to: "ecny", method: "freeze", args: [a, o.reason] },
-        () => `froze ${a}`,
-      );
+      const t = target(o);
+      const a = t.names.address(addr, "ADDRESS");
+      await sendAndReport(o, t, { to: "ecny", method: "freeze", args: [a, o.reason] }, () => `froze ${a}`);
     });
   signOption(
     ecny.command("unfreeze").description("unfreeze an account (regulator)").argument("<address>"),
   ).action(async (addr: string, o: SignOpts) => {
-    const a = address(addr, "ADDRESS");
-    await sendAndReport(
-      o,
-      await wallet(o),
-      { to: "ecny", method: "unfreeze", args: [a] },
-      () => `unfroze ${a}`,
+    const t = target(o);
+    const a = t.names.address(addr, "ADDRESS");
+    await sendAndReport(o, t, { to: "ecny", method: "unfreeze", args: [a] }, () => `unfroze ${a}`);
+  });
+  rpcOption(
+    ecny
+      .command("balance")
+      .description("an account's e-CNY balance")
+      .argument("<address>", "an address or a demo member's name"),
+  ).action(async (addr: string, o: RpcOpts) => {
+    const t = target(o);
+    const a = t.names.address(addr, "ADDRESS");
+    await checkNames(t);
+    const b = await t.client.ecnyBalance(a);
+    output(
+      !!o.json,
+      b,
+      `${b.address}: ${formatFen(BigInt(b.balance))} yuan${b.frozen ? ` (frozen: ${b.frozen})` : ""}`,
     );
   });
-  rpcOption(ecny.command("balance").description("an account's e-CNY balance").argument("<address>")).action(
-    async (addr: string, o: RpcOpts) => {
-      const b = await client(o).ecnyBalance(address(addr, "ADDRESS"));
-      output(
-        !!o.json,
-        b,
-        `${b.address}: ${formatFen(BigInt(b.balance))} yuan${b.frozen ? ` (frozen: ${b.frozen})` : ""}`,
-      );
-    },
-  );
 }

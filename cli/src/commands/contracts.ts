@@ -1,20 +1,26 @@
 import { writeFile } from "node:fs/promises";
 import { formatFen, subscribe } from "@custos/client";
 import { encode } from "@custos/codec";
-import { bundleContract } from "@custos/contract-sdk/harness";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
+import { rpcUrl } from "../target.js";
 import {
-  address,
   amount,
-  client,
+  checkNames,
   type RpcOpts,
   rpcOption,
   type SignOpts,
   sendAndReport,
   signOption,
-  wallet,
+  type Target,
+  target,
 } from "./chain.js";
+
+/** esbuild is loaded only by the commands that bundle a contract. */
+async function bundle(file: string): Promise<{ code: string; codeHash: string }> {
+  const { bundleContract } = await import("@custos/contract-sdk/harness");
+  return bundleContract(file);
+}
 
 const HASH_RE = /^0x[0-9a-f]{64}$/;
 
@@ -40,17 +46,17 @@ function ttlOption(v: string | undefined): number | null {
   return n;
 }
 
-async function query<T = any>(o: RpcOpts, to: string, method: string, args: unknown[] = []): Promise<T> {
-  return client(o).call<T>(to, method, encode(args));
+async function query<T = any>(t: Target, to: string, method: string, args: unknown[] = []): Promise<T> {
+  return t.client.call<T>(to, method, encode(args));
 }
 
 /** A template id on the command line: a code hash, or name@version looked up on chain. */
-async function codeHashOf(o: RpcOpts, id: string): Promise<string> {
+async function codeHashOf(t: Target, id: string): Promise<string> {
   if (HASH_RE.test(id)) return id;
   if (!/^[a-z][a-z0-9-]{1,63}@[0-9.]+$/.test(id)) {
     throw new UsageError("a template is its code hash (0x + 64 hex) or NAME@VERSION");
   }
-  return (await query<{ codeHash: string }>(o, "templates", "get", [id])).codeHash;
+  return (await query<{ codeHash: string }>(t, "templates", "get", [id])).codeHash;
 }
 
 interface TemplateOpts extends SignOpts {
@@ -70,7 +76,7 @@ const templateOptions = (c: Command) =>
     .option("--category <name>", "category", "general");
 
 async function submitTemplate(file: string, o: TemplateOpts): Promise<void> {
-  const { code, codeHash } = await bundleContract(file);
+  const { code, codeHash } = await bundle(file);
   const tags = o.tags
     ? o.tags
         .split(",")
@@ -79,19 +85,25 @@ async function submitTemplate(file: string, o: TemplateOpts): Promise<void> {
     : [];
   await sendAndReport(
     o,
-    await wallet(o),
+    target(o),
     { to: "templates", method: "submit", args: [o.name, o.version, o.description, tags, o.category, code] },
     (r) => {
       const out = r.output as { codeHash: string; proposalId: number };
-      return `submitted ${o.name}@${o.version} (${Buffer.byteLength(code)} bytes)\ncode hash ${codeHash}\napproval proposal ${out.proposalId}: committee members vote with 'custos proposal vote ${out.proposalId} --approve'`;
+      // submitting is not a vote, even by a committee member: the code is voted on explicitly
+      return `submitted ${o.name}@${o.version} (${Buffer.byteLength(code)} bytes)\ncode hash ${codeHash}\napproval proposal ${out.proposalId} (0 approvals yet): committee members vote with 'custos proposal vote ${out.proposalId} --approve'`;
     },
   );
 }
 
-async function propose(o: SignOpts & { ttl?: string }, kind: string, payload: Record<string, unknown>) {
+async function propose(
+  o: SignOpts & { ttl?: string },
+  t: Target,
+  kind: string,
+  payload: Record<string, unknown>,
+) {
   await sendAndReport(
     o,
-    await wallet(o),
+    t,
     { to: "governance", method: "propose", args: [kind, JSON.stringify(payload), ttlOption(o.ttl)] },
     (r) => {
       const v = r.output as { id: number; status: string; approvals: number; threshold: number };
@@ -108,6 +120,25 @@ function proposalLine(p: Record<string, any>): string {
   return `#${p.id} ${p.kind.padEnd(18)} ${String(p.status).padEnd(8)} ${p.approvals}/${p.threshold} approvals, ${p.rejections} against  ${JSON.stringify(p.payload)}`;
 }
 
+/** Members' names by address, from chain state, to show who voted. */
+async function memberNames(t: Target): Promise<Map<string, string>> {
+  const list = await query<{ address: string; name: string }[]>(t, "members", "list", []);
+  return new Map(list.map((m) => [m.address, m.name]));
+}
+
+/** A proposal's trail in human words: each vote, the veto with its reason, when it closed. */
+function proposalTrail(p: Record<string, any>, names: Map<string, string>): string[] {
+  const who = (a: string) => (names.has(a) ? `${names.get(a)} (${a})` : a);
+  const lines = (p.votes as { voter: string; approve: boolean; height: number }[]).map(
+    (v) => `  ${v.approve ? "approved" : "rejected"} by ${who(v.voter)} at height ${v.height}`,
+  );
+  if (p.veto) lines.push(`  vetoed by ${who(p.veto.by)}: ${p.veto.reason}`);
+  if (p.closedHeight !== null && p.closedHeight !== undefined)
+    lines.push(`  ${p.status} at height ${p.closedHeight}`);
+  else if (p.status === "expired") lines.push(`  expired ${new Date(p.expiresAt).toISOString()}`);
+  return lines;
+}
+
 export function registerContractCommands(program: Command): void {
   const contract = program.command("contract").description("build, deploy and call VM contracts");
   contract
@@ -117,7 +148,7 @@ export function registerContractCommands(program: Command): void {
     .option("--out <file>", "write the bundle here")
     .option("--json", "print one JSON document")
     .action(async (file: string, o: { out?: string; json?: boolean }) => {
-      const b = await bundleContract(file);
+      const b = await bundle(file);
       if (o.out) await writeFile(o.out, b.code);
       output(
         !!o.json,
@@ -139,14 +170,15 @@ export function registerContractCommands(program: Command): void {
       .argument("<method>"),
   )
     .option("--args <json>", 'arguments as a JSON array; {"$n":"123"} passes a bigint')
-    .option("--value <yuan>", "e-CNY to attach (yuan)")
+    .option("--value <yuan>", "e-CNY to attach (yuan), paid from the sender's wallet to the contract")
     .action(async (addr: string, method: string, o: SignOpts & { args?: string; value?: string }) => {
-      const to = address(addr, "ADDRESS");
-      const value = o.value === undefined ? 0n : amount(o.value);
+      const t = target(o);
+      const to = t.names.address(addr, "ADDRESS");
+      const value = o.value === undefined ? 0n : amount(o.value, "--value");
       const args = argsOption(o.args);
       await sendAndReport(
         o,
-        await wallet(o),
+        t,
         { to, method, args, value },
         (r) =>
           `${method} -> ${JSON.stringify(r.output)} (gas ${r.gasUsed}${value ? `, attached ${formatFen(value)} yuan` : ""})`,
@@ -161,7 +193,8 @@ export function registerContractCommands(program: Command): void {
   )
     .option("--args <json>", "arguments as a JSON array")
     .action(async (addr: string, method: string, o: RpcOpts & { args?: string }) => {
-      const r = await query(o, address(addr, "ADDRESS"), method, argsOption(o.args));
+      const t = target(o);
+      const r = await query(t, t.names.address(addr, "ADDRESS"), method, argsOption(o.args));
       output(!!o.json, { result: r }, JSON.stringify(r));
     });
   rpcOption(
@@ -170,50 +203,46 @@ export function registerContractCommands(program: Command): void {
       .description("an instance: template, version, status, history")
       .argument("<address>"),
   ).action(async (addr: string, o: RpcOpts) => {
-    const i = await query(o, "templates", "instance", [address(addr, "ADDRESS")]);
+    const t = target(o);
+    const i = await query(t, "templates", "instance", [t.names.address(addr, "ADDRESS")]);
+    const history = (i.history as { height: number; codeHash: string; proposalId: number }[]).map(
+      (h) =>
+        `  height ${h.height}: ${h.codeHash} ${h.proposalId === 0 ? "(instantiated)" : `(upgraded by proposal ${h.proposalId})`}`,
+    );
     output(
       !!o.json,
       i,
-      `${i.address}: ${i.template}@${i.version} ${i.status}${i.frozenReason ? ` (${i.frozenReason})` : ""}\ncode ${i.codeHash}\ncreated by ${i.creator} at height ${i.createdHeight}; ${i.history.length} code version(s)`,
+      [
+        `${i.address}: ${i.template}@${i.version} ${i.status}${i.frozenReason ? ` (frozen: ${i.frozenReason})` : ""}`,
+        `code ${i.codeHash}`,
+        `created by ${i.creator} at height ${i.createdHeight}`,
+        `history (${history.length} code version${history.length === 1 ? "" : "s"}):`,
+        ...history,
+      ].join("\n"),
     );
   });
 
   rpcOption(
     program
       .command("events")
-      .description("follow contract events over the node's WebSocket, one JSON line each")
+      .description(
+        "contract events, one JSON line each: past ones with --from-height, then live ones (WebSocket)",
+      )
       .option("--emitter <name>", "contract address or system contract name")
       .option("--name <event>", "event name")
+      .option("--from-height <n>", "first replay the events of the blocks from this height on")
       .option("--count <n>", "exit after this many events"),
-  ).action(async (o: RpcOpts & { emitter?: string; name?: string; count?: string }) => {
+  ).action(async (o: RpcOpts & { emitter?: string; name?: string; fromHeight?: string; count?: string }) => {
     const limit = o.count === undefined ? Number.POSITIVE_INFINITY : Number(o.count);
     if (!(limit >= 1)) throw new UsageError("--count takes a positive number");
-    const filter = { ...(o.emitter ? { emitter: o.emitter } : {}), ...(o.name ? { name: o.name } : {}) };
-    const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
-    let seen = 0;
-    let done: () => void = () => {};
-    const finished = new Promise<void>((resolve, reject) => {
-      done = resolve;
-      const onClose = (err?: Error) => (err ? reject(err) : resolve());
-      subscribe(
-        o.rpc,
-        "events",
-        filter,
-        (e) => {
-          process.stdout.write(`${JSON.stringify(e)}\n`);
-          if (++seen >= limit) done();
-        },
-        { ...(key ? { apiKey: key } : {}), onClose },
-      ).then((sub) => {
-        const close = done;
-        done = () => {
-          sub.close();
-          close();
-        };
-        if (seen >= limit) done();
-      }, reject);
-    });
-    await finished;
+    const from = o.fromHeight === undefined ? undefined : Number(o.fromHeight);
+    if (from !== undefined && !(Number.isSafeInteger(from) && from >= 0))
+      throw new UsageError("--from-height takes a block height (an integer >= 0)");
+    const t = target(o);
+    const emitter = o.emitter === undefined ? undefined : eventEmitter(t, o.emitter);
+    await checkNames(t);
+    const filter = { ...(emitter ? { emitter } : {}), ...(o.name ? { name: o.name } : {}) };
+    await followEvents(t, rpcUrl(o), filter, from, limit, o.apiKey ?? process.env.CUSTOS_API_KEY);
   });
 
   const template = program.command("template").description("the consortium's contract-template registry");
@@ -223,17 +252,18 @@ export function registerContractCommands(program: Command): void {
   rpcOption(template.command("list").description("templates, newest first, with filters"))
     .option("--name <name>")
     .option("--text <words>", "in the name or description")
-    .option("--creator <address>")
+    .option("--creator <address>", "an address or a demo member's name")
     .option("--tag <tag>")
     .option("--category <name>")
     .option("--status <status>", "pending | approved | rejected | vetoed")
     .action(async (o: RpcOpts & Record<string, string | undefined>) => {
+      const t = target(o);
       const filter = Object.fromEntries(
         ["name", "text", "creator", "tag", "category", "status"]
           .filter((k) => o[k] !== undefined)
-          .map((k) => [k, o[k]]),
+          .map((k) => [k, k === "creator" ? t.names.address(o[k] as string, "--creator") : o[k]]),
       );
-      const list = await query<Record<string, any>[]>(o, "templates", "list", [JSON.stringify(filter)]);
+      const list = await query<Record<string, any>[]>(t, "templates", "list", [JSON.stringify(filter)]);
       output(!!o.json, { templates: list }, list.length ? list.map(templateLine).join("\n") : "no templates");
     });
   rpcOption(
@@ -242,14 +272,17 @@ export function registerContractCommands(program: Command): void {
       .description("a template and its approval trail")
       .argument("<id>", "code hash or NAME@VERSION"),
   ).action(async (id: string, o: RpcOpts) => {
-    const t = await query(o, "templates", "get", [id]);
-    const votes = (t.proposal.votes as { voter: string; approve: boolean; height: number }[])
-      .map((v) => `  ${v.approve ? "approved" : "rejected"} by ${v.voter} at height ${v.height}`)
-      .join("\n");
+    const t = target(o);
+    const tmpl = await query(t, "templates", "get", [id]);
     output(
       !!o.json,
-      t,
-      `${templateLine(t)}\ncreator ${t.creator} at height ${t.createdHeight}, ${t.codeBytes} bytes\n${proposalLine(t.proposal)}${votes ? `\n${votes}` : ""}${t.proposal.veto ? `\n  vetoed by ${t.proposal.veto.by}: ${t.proposal.veto.reason}` : ""}`,
+      tmpl,
+      [
+        templateLine(tmpl),
+        `creator ${tmpl.creator} at height ${tmpl.createdHeight}, ${tmpl.codeBytes} bytes`,
+        `approval: ${proposalLine(tmpl.proposal)}`,
+        ...proposalTrail(tmpl.proposal, o.json ? new Map() : await memberNames(t)),
+      ].join("\n"),
     );
   });
   signOption(
@@ -260,11 +293,12 @@ export function registerContractCommands(program: Command): void {
   )
     .option("--params <json>", "parameters passed to the contract's init")
     .action(async (id: string, o: SignOpts & { params?: string }) => {
-      const codeHash = await codeHashOf(o, id);
+      const t = target(o);
+      const codeHash = await codeHashOf(t, id);
       const params = jsonOption(o.params, "--params");
       await sendAndReport(
         o,
-        await wallet(o),
+        t,
         {
           to: "templates",
           method: "instantiate",
@@ -282,40 +316,45 @@ export function registerContractCommands(program: Command): void {
     .requiredOption("--to <id>", "code hash or NAME@VERSION of the approved target")
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { to: string; ttl?: string }) => {
-      await propose(o, "instance.upgrade", {
-        address: address(addr, "ADDRESS"),
-        codeHash: await codeHashOf(o, o.to),
+      const t = target(o);
+      await propose(o, t, "instance.upgrade", {
+        address: t.names.address(addr, "ADDRESS"),
+        codeHash: await codeHashOf(t, o.to),
       });
     });
   signOption(template.command("freeze").description("propose freezing an instance").argument("<address>"))
     .requiredOption("--reason <text>")
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { reason: string; ttl?: string }) => {
-      await propose(o, "instance.freeze", { address: address(addr, "ADDRESS"), reason: o.reason });
+      const t = target(o);
+      await propose(o, t, "instance.freeze", { address: t.names.address(addr, "ADDRESS"), reason: o.reason });
     });
   signOption(template.command("unfreeze").description("propose unfreezing an instance").argument("<address>"))
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { ttl?: string }) => {
-      await propose(o, "instance.unfreeze", { address: address(addr, "ADDRESS") });
+      const t = target(o);
+      await propose(o, t, "instance.unfreeze", { address: t.names.address(addr, "ADDRESS") });
     });
 
   const proposal = program.command("proposal").description("governance proposals and votes");
   rpcOption(proposal.command("list").description("proposals, newest first"))
     .option("--status <status>", "open | executed | rejected | vetoed | expired")
     .action(async (o: RpcOpts & { status?: string }) => {
-      const list = await query<Record<string, any>[]>(o, "governance", "list", [o.status ?? null]);
+      const list = await query<Record<string, any>[]>(target(o), "governance", "list", [o.status ?? null]);
       output(!!o.json, { proposals: list }, list.length ? list.map(proposalLine).join("\n") : "no proposals");
     });
   rpcOption(proposal.command("show").description("a proposal with every vote").argument("<id>")).action(
     async (id: string, o: RpcOpts) => {
-      const p = await query(o, "governance", "get", [proposalNumber(id)]);
-      const votes = (p.votes as { voter: string; approve: boolean; height: number }[])
-        .map((v) => `  ${v.approve ? "approve" : "reject"} ${v.voter} at height ${v.height}`)
-        .join("\n");
+      const t = target(o);
+      const p = await query(t, "governance", "get", [proposalNumber(id)]);
       output(
         !!o.json,
         p,
-        `${proposalLine(p)}\nproposed by ${p.proposer} at height ${p.createdHeight}, expires ${new Date(p.expiresAt).toISOString()}${votes ? `\n${votes}` : ""}`,
+        [
+          proposalLine(p),
+          `proposed by ${p.proposer} at height ${p.createdHeight}, expires ${new Date(p.expiresAt).toISOString()}`,
+          ...proposalTrail(p, o.json ? new Map() : await memberNames(t)),
+        ].join("\n"),
       );
     },
   );
@@ -326,7 +365,7 @@ export function registerContractCommands(program: Command): void {
       if (!!o.approve === !!o.reject) throw new UsageError("give exactly one of --approve and --reject");
       await sendAndReport(
         o,
-        await wallet(o),
+        target(o),
         { to: "governance", method: "vote", args: [proposalNumber(id), !!o.approve] },
         (r) => {
           const v = r.output as { status: string; approvals: number; threshold: number };
@@ -339,7 +378,7 @@ export function registerContractCommands(program: Command): void {
     .action(async (id: string, o: SignOpts & { reason: string }) => {
       await sendAndReport(
         o,
-        await wallet(o),
+        target(o),
         { to: "governance", method: "veto", args: [proposalNumber(id), o.reason] },
         () => `vetoed proposal ${id}`,
       );
@@ -348,10 +387,31 @@ export function registerContractCommands(program: Command): void {
   validatorCommands(program);
 
   const member = program.command("member").description("consortium members (changes are proposals)");
+  rpcOption(member.command("list").description("every current member, from chain state"))
+    .option("--role <role>", "only members with this role")
+    .action(async (o: RpcOpts & { role?: string }) => {
+      const list = await query<Record<string, any>[]>(target(o), "members", "list", [o.role ?? null]);
+      output(
+        !!o.json,
+        { members: list },
+        list.length
+          ? list
+              .map(
+                (m) =>
+                  `${m.address}  ${String(m.name).padEnd(20)} ${(m.roles as string[]).join(",").padEnd(12)} tier ${m.ecnyTier}`,
+              )
+              .join("\n")
+          : "no members",
+      );
+    });
   rpcOption(
-    member.command("show").description("a member's name, roles and wallet tier").argument("<address>"),
+    member
+      .command("show")
+      .description("a member's name, roles and wallet tier")
+      .argument("<address>", "an address or a demo member's name"),
   ).action(async (addr: string, o: RpcOpts) => {
-    const m = await query(o, "members", "get", [address(addr, "ADDRESS")]);
+    const t = target(o);
+    const m = await query(t, "members", "get", [t.names.address(addr, "ADDRESS")]);
     output(!!o.json, m, `${m.address} ${m.name}: ${(m.roles as string[]).join(", ")}, tier ${m.ecnyTier}`);
   });
   signOption(member.command("add").description("propose adding a member"))
@@ -367,7 +427,7 @@ export function registerContractCommands(program: Command): void {
       async (
         o: SignOpts & { name: string; publicKey: string; roles: string; tier: string; ttl?: string },
       ) => {
-        await propose(o, "member.add", {
+        await propose(o, target(o), "member.add", {
           name: o.name,
           publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
           roles: o.roles.split(",").map((r) => r.trim()),
@@ -378,14 +438,16 @@ export function registerContractCommands(program: Command): void {
   signOption(member.command("remove").description("propose removing a member").argument("<address>"))
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { ttl?: string }) => {
-      await propose(o, "member.remove", { address: address(addr, "ADDRESS") });
+      const t = target(o);
+      await propose(o, t, "member.remove", { address: t.names.address(addr, "ADDRESS") });
     });
   signOption(member.command("roles").description("propose replacing a member's roles").argument("<address>"))
     .requiredOption("--roles <list>", "comma-separated roles")
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (addr: string, o: SignOpts & { roles: string; ttl?: string }) => {
-      await propose(o, "member.roles", {
-        address: address(addr, "ADDRESS"),
+      const t = target(o);
+      await propose(o, t, "member.roles", {
+        address: t.names.address(addr, "ADDRESS"),
         roles: o.roles.split(",").map((r) => r.trim()),
       });
     });
@@ -395,7 +457,7 @@ function validatorCommands(program: Command): void {
   const validator = program.command("validator").description("the validator set (changes are proposals)");
   rpcOption(validator.command("list").description("the validators of the next block")).action(
     async (o: RpcOpts) => {
-      const r = await query(o, "validators", "list");
+      const r = await query(target(o), "validators", "list");
       output(
         !!o.json,
         r,
@@ -410,7 +472,7 @@ function validatorCommands(program: Command): void {
   const observer = program.command("observer").description("observer nodes (changes are proposals)");
   rpcOption(observer.command("list").description("the observers allowed to connect")).action(
     async (o: RpcOpts) => {
-      const r = await query(o, "validators", "list");
+      const r = await query(target(o), "validators", "list");
       output(
         !!o.json,
         { observers: r.observers },
@@ -435,7 +497,7 @@ function peerProposals(group: Command, kind: "validator" | "observer", note: str
       async (
         o: SignOpts & { name: string; publicKey: string; peerId: string; p2p?: string[]; ttl?: string },
       ) => {
-        await propose(o, `${kind}.add`, {
+        await propose(o, target(o), `${kind}.add`, {
           name: o.name,
           publicKey: o.publicKey.replace(/^0x/, "").toLowerCase(),
           peerId: o.peerId,
@@ -446,7 +508,7 @@ function peerProposals(group: Command, kind: "validator" | "observer", note: str
   signOption(group.command("remove").description(`propose removing a ${kind}`).argument("<name>"))
     .option("--ttl <seconds>", "how long the proposal stays open")
     .action(async (name: string, o: SignOpts & { ttl?: string }) => {
-      await propose(o, `${kind}.remove`, { name });
+      await propose(o, target(o), `${kind}.remove`, { name });
     });
 }
 
@@ -454,4 +516,66 @@ function proposalNumber(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new UsageError("a proposal id is a positive whole number");
   return n;
+}
+
+/** An --emitter: a system contract's name, a contract address, or a demo member's name. */
+function eventEmitter(t: Target, v: string): string {
+  if (/^[a-z]+$/.test(v)) return v; // ecny, templates, governance, members, validators
+  return t.names.address(v, "--emitter");
+}
+
+/**
+ * Prints matching events as JSON lines: with `from`, first those of the committed blocks from
+ * that height on, then live ones. The live subscription is opened first and buffers what
+ * arrives while the past is read, so no event falls between the two and none is printed twice
+ * (a live event at or below the last replayed height was replayed already).
+ */
+async function followEvents(
+  t: Target,
+  url: string,
+  filter: { emitter?: string; name?: string },
+  from: number | undefined,
+  limit: number,
+  apiKey: string | undefined,
+): Promise<void> {
+  let seen = 0;
+  let replayedTo = -1;
+  let replaying = from !== undefined;
+  const buffered: Record<string, unknown>[] = [];
+  let finish: (err?: Error) => void = () => {};
+  const finished = new Promise<void>((resolve, reject) => {
+    finish = (err) => (err ? reject(err) : resolve());
+  });
+  finished.catch(() => {}); // awaited below; a hang-up during the replay must not go unhandled
+  const print = (e: Record<string, unknown>) => {
+    if (seen >= limit) return;
+    process.stdout.write(`${JSON.stringify(e)}\n`);
+    if (++seen >= limit) finish();
+  };
+  const sub = await subscribe(
+    url,
+    "events",
+    filter,
+    (e) => {
+      if (replaying) buffered.push(e);
+      else if (Number(e.blockHeight) > replayedTo) print(e);
+    },
+    { ...(apiKey ? { apiKey } : {}), onClose: (err) => finish(err) },
+  );
+  try {
+    if (from !== undefined) {
+      for (let next = from; seen < limit; ) {
+        const page = await t.client.getEvents(next, filter);
+        for (const e of page.events) print(e);
+        replayedTo = page.toHeight;
+        if (page.toHeight >= page.head) break;
+        next = page.toHeight + 1;
+      }
+      replaying = false;
+      for (const e of buffered.splice(0)) if (Number(e.blockHeight) > replayedTo) print(e);
+    }
+    await finished;
+  } finally {
+    sub.close();
+  }
 }

@@ -1,6 +1,5 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { sm3 } from "@custos/crypto";
-import { DEV_TIERS } from "@custos/node";
 import { encodeGenesis, genesisToJson, parseGenesis } from "@custos/types";
 import { CustosError, toHex } from "@custos/utils";
 import type { Command } from "commander";
@@ -72,6 +71,7 @@ export function registerGenesisCommand(program: Command): void {
       const members = (o.member as string[]).map(parseMember);
       const observers = (o.observer as string[]).map(parseObserver);
       const int = (v: unknown) => Number(v);
+      const { DEV_TIERS } = await import("@custos/node");
       const genesis = parseGenesis({
         chainId: o.chainId ?? spec.chainId,
         timestamp: spec.timestamp ?? Date.now(),
@@ -99,7 +99,7 @@ export function registerGenesisCommand(program: Command): void {
           { cause },
         );
       }
-      const hash = toHex(sm3(encodeGenesis(genesis)));
+      const hash = `0x${toHex(sm3(encodeGenesis(genesis)))}`;
       output(
         !!o.json,
         {

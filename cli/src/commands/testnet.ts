@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import * as testnet from "@custos/testnet";
+import type * as Testnet from "@custos/testnet";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
 
@@ -14,7 +14,10 @@ function intOption(v: string, flag: string, min: number, max: number): number {
   return Number(v);
 }
 
-function summary(t: testnet.TestnetFile): string {
+/** The testnet library (and the node it starts) is loaded only by the testnet commands. */
+const lib = () => import("@custos/testnet");
+
+function summary(t: Testnet.TestnetFile): string {
   const lines = t.nodes.map(
     (n, i) => `  ${i} ${n.name.padEnd(12)} ${n.role.padEnd(9)} rpc ${n.rpc}  pid ${n.pid}`,
   );
@@ -51,6 +54,7 @@ export function registerTestnetCommands(program: Command): void {
         attach?: boolean;
         json?: boolean;
       }) => {
+        const testnet = await lib();
         const t = await testnet.up({
           dir: o.dir,
           nodes: intOption(o.nodes, "--nodes", 1, 64),
@@ -88,7 +92,7 @@ export function registerTestnetCommands(program: Command): void {
     .requiredOption("--dir <dir>", "testnet directory")
     .option("--json", "print one JSON document")
     .action(async (o: { dir: string; json?: boolean }) => {
-      const nodes = await testnet.status(o.dir);
+      const nodes = await (await lib()).status(o.dir);
       output(
         !!o.json,
         { nodes },
@@ -110,7 +114,7 @@ export function registerTestnetCommands(program: Command): void {
     .requiredOption("--dir <dir>", "testnet directory")
     .option("--json", "print one JSON document")
     .action(async (o: { dir: string; json?: boolean }) => {
-      await testnet.down(o.dir);
+      await (await lib()).down(o.dir);
       output(!!o.json, { stopped: true }, "stopped");
     });
 
@@ -121,7 +125,7 @@ export function registerTestnetCommands(program: Command): void {
     .option("--observer", "an observer (custos observer add) instead of a validator")
     .option("--json", "print one JSON document")
     .action(async (o: { dir: string; name?: string; observer?: boolean; json?: boolean }) => {
-      const a = await testnet.addNode(o.dir, {
+      const a = await (await lib()).addNode(o.dir, {
         ...(o.name ? { name: o.name } : {}),
         role: o.observer ? "observer" : "validator",
       });
@@ -140,7 +144,7 @@ export function registerTestnetCommands(program: Command): void {
   const fault = (
     name: string,
     description: string,
-    fn: (dir: string, which: string) => Promise<testnet.TestnetNode>,
+    fn: (t: typeof Testnet, dir: string, which: string) => Promise<Testnet.TestnetNode>,
     verb: string,
   ) =>
     tn
@@ -149,11 +153,11 @@ export function registerTestnetCommands(program: Command): void {
       .requiredOption("--dir <dir>", "testnet directory")
       .option("--json", "print one JSON document")
       .action(async (which: string, o: { dir: string; json?: boolean }) => {
-        const n = await fn(o.dir, which);
+        const n = await fn(await lib(), o.dir, which);
         output(!!o.json, { name: n.name, pid: n.pid, rpc: n.rpc }, `${n.name} ${verb}`);
       });
-  fault("kill", "SIGKILL a node: a crash", testnet.kill, "killed");
-  fault("restart", "stop a node if it runs and start it again", (d, w) => testnet.restart(d, w), "restarted");
-  fault("pause", "SIGSTOP a node: hung, connections open", testnet.pause, "paused");
-  fault("resume", "SIGCONT a paused node", testnet.resume, "resumed");
+  fault("kill", "SIGKILL a node: a crash", (t, d, w) => t.kill(d, w), "killed");
+  fault("restart", "stop a node if it runs and start it again", (t, d, w) => t.restart(d, w), "restarted");
+  fault("pause", "SIGSTOP a node: hung, connections open", (t, d, w) => t.pause(d, w), "paused");
+  fault("resume", "SIGCONT a paused node", (t, d, w) => t.resume(d, w), "resumed");
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,19 +7,27 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /** A developer's first session: custos init --dev, custos node start, then the CLI from another shell. */
 const BIN = fileURLToPath(new URL("../../bin/custos.js", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../../packages/contract-sdk/examples/counter.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "custos-cli-chain-"));
 const home = join(dir, "h");
 let node: ChildProcess;
 let rpc: string;
 let env: Record<string, string>;
 
-function custos(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args, "--rpc", rpc], {
+function custos(args: string[], o: { rpc?: boolean; env?: Record<string, string> } = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args, ...(o.rpc === false ? [] : ["--rpc", rpc])], {
     encoding: "utf8",
-    env: { PATH: process.env.PATH ?? "", ...env },
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "", ...env, ...o.env },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) };
 }
+
+/** With --home: the RPC URL and the demo members' names come from the home. */
+const inHome = (args: string[], extra: Record<string, string> = {}) =>
+  custos([...args, "--home", home], { rpc: false, env: extra });
+
+const height = () => custos(["status", "--json"]).json().height as number;
 
 beforeAll(async () => {
   const init = spawnSync(process.execPath, [BIN, "init", "--home", home, "--dev", "--json"], {
@@ -49,7 +57,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("custos on a dev chain", () => {
+describe("custos on a dev chain", { timeout: 120_000 }, () => {
   it("init wrote the dev accounts file shaped like testnet.json's accounts", () => {
     const dev = JSON.parse(readFileSync(join(home, "dev-accounts.json"), "utf8"));
     expect(dev.passwordFile).toBe(join(home, "dev-password"));
@@ -160,10 +168,201 @@ describe("custos on a dev chain", () => {
     expect(custos(["block", "get", "99999"]).stderr).toMatch(/BLOCK_NOT_FOUND/);
   });
 
+  it("commands given --home find the running node and take demo members' names", () => {
+    // the node listens on a port the kernel chose (--rpc-listen 127.0.0.1:0): run.json says which
+    expect(JSON.parse(readFileSync(join(home, "run.json"), "utf8")).rpc).toBe(rpc);
+    expect(inHome(["status", "--json"]).json().chainId).toBe("custos-dev");
+    const members = inHome(["member", "list", "--json"]).json().members;
+    expect(members).toHaveLength(13);
+    const c2 = members.find((m: { name: string }) => m.name === "consumer-2");
+    expect(c2).toMatchObject({ roles: ["consumer"], ecnyTier: 3 });
+    expect(inHome(["member", "list", "--role", "committee"]).stdout).toMatch(/committee-1 .*\n.*committee-2/);
+    const before = inHome(["ecny", "balance", "consumer-2", "--json"]).json();
+    expect(before.address).toBe(c2.address);
+    const issue = inHome([
+      "ecny",
+      "issue",
+      "--key",
+      "operator",
+      "--to",
+      "consumer-2",
+      "--amount",
+      "12.34",
+      "--recharge-id",
+      "rc-names",
+    ]);
+    expect(issue.stderr).toBe("");
+    expect(issue.stdout).toMatch(new RegExp(`issued 12.34 yuan to consumer-2 \\(${c2.address}\\)`));
+    expect(inHome(["ecny", "balance", "consumer-2", "--json"]).json().balance).toBe(
+      String(BigInt(before.balance) + 1234n),
+    );
+    const unknown = inHome(["ecny", "balance", "consumer-9"]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/no such member in .*dev-accounts\.json \(operator, regulator/);
+    // names from a list of another chain never resolve against this one
+    const other = join(dir, "other-chain.json");
+    writeFileSync(
+      other,
+      JSON.stringify({ chainId: "elsewhere", accounts: [{ name: "x", address: c2.address }] }),
+    );
+    const wrong = custos(["ecny", "balance", "x"], { env: { CUSTOS_ACCOUNTS: other } });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/ACCOUNTS_OTHER_CHAIN/);
+    const noList = custos(["ecny", "balance", "consumer-2"]);
+    expect(noList.status).toBe(2);
+    expect(noList.stderr).toMatch(/--home DIR .*--dir DIR .*CUSTOS_ACCOUNTS/);
+  });
+
+  it("refuses before signing: zero or negative amounts, recipients nobody holds", () => {
+    const h0 = height();
+    for (const amount of ["0", "0.00", "-1"]) {
+      const r = inHome(["ecny", "transfer", "--key", "consumer-1", "--to", "merchant-1", "--amount", amount]);
+      expect(r.status, amount).toBe(2);
+      expect(r.stderr, amount).toMatch(/--amount .*\(USAGE\)\n$/);
+    }
+    const nobody = `0x${"ab".repeat(20)}`;
+    const r = inHome(["ecny", "transfer", "--key", "consumer-1", "--to", nobody, "--amount", "1"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/neither a member of this chain nor a contract.*\(ECNY_RECIPIENT_NOT_MEMBER\)/);
+    expect(height()).toBe(h0); // nothing was signed, nothing committed
+  });
+
+  it("speaks yuan in messages about amounts, and every hash it shows has 0x", () => {
+    const over = inHome([
+      "ecny",
+      "transfer",
+      "--key",
+      "consumer-1",
+      "--to",
+      "merchant-1",
+      "--amount",
+      "60000",
+    ]);
+    expect(over.status).toBe(1);
+    expect(over.stderr).toBe(
+      "error: transaction failed: 60000.00 yuan exceeds the single-payment limit of 50000.00 yuan for tier 2 (ECNY_SINGLE_LIMIT_EXCEEDED)\n",
+    );
+    const dup = inHome([
+      "ecny",
+      "issue",
+      "--key",
+      "operator",
+      "--to",
+      "consumer-2",
+      "--amount",
+      "1",
+      "--recharge-id",
+      "rc-names",
+    ]);
+    expect(dup.stderr).toMatch(/already issued in tx 0x[0-9a-f]{64} \(ECNY_DUPLICATE_RECHARGE\)/);
+    const json = inHome([
+      "ecny",
+      "transfer",
+      "--key",
+      "consumer-1",
+      "--to",
+      "merchant-1",
+      "--amount",
+      "60000",
+      "--json",
+    ]);
+    expect(json.json()).toMatchObject({ success: false, errorCode: "ECNY_SINGLE_LIMIT_EXCEEDED" }); // receipt: fen
+    expect(JSON.parse(json.stderr)).toEqual({
+      error: {
+        code: "ECNY_SINGLE_LIMIT_EXCEEDED",
+        message:
+          "transaction failed: 60000.00 yuan exceeds the single-payment limit of 50000.00 yuan for tier 2",
+      },
+    });
+    const log = readFileSync(join(home, "logs", "node.log"), "utf8");
+    const hashes = [...log.matchAll(/"(?:hash|genesisHash|blockHash)":"([^"]*)"/g)].map((m) => m[1]);
+    expect(hashes.length).toBeGreaterThan(0);
+    for (const h of hashes) expect(h).toMatch(/^0x[0-9a-f]{64}$/);
+  });
+
+  it("lists observers and validators from chain state", () => {
+    const obs = custos(["observer", "list"]);
+    expect(obs.stderr).toBe("");
+    expect(obs.stdout).toBe("no observers\n");
+    expect(custos(["observer", "list", "--json"]).json()).toEqual({ observers: [] });
+    expect(custos(["validator", "list", "--json"]).json().validators).toMatchObject([
+      { index: 0, name: "validator-0" },
+    ]);
+  });
+
+  it("replays past events from a height, then follows live ones", () => {
+    const r = inHome([
+      "events",
+      "--emitter",
+      "ecny",
+      "--name",
+      "Issued",
+      "--from-height",
+      "0",
+      "--count",
+      "2",
+    ]);
+    expect(r.stderr).toBe("");
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ emitter: "ecny", name: "Issued", blockHeight: 1 });
+    expect(lines[0].txHash).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(lines[1].blockHeight).toBeGreaterThan(1);
+    expect(inHome(["events", "--from-height", "x"]).status).toBe(2);
+  });
+
+  it("a template submitted by a committee member opens its approval without a vote", () => {
+    const r = inHome([
+      "template",
+      "submit",
+      EXAMPLE,
+      "--name",
+      "counter",
+      "--version",
+      "1.0.0",
+      "--key",
+      "committee-1",
+      "--json",
+    ]);
+    expect(r.stderr).toBe("");
+    const id = r.json().output.proposalId;
+    const p = inHome(["proposal", "show", String(id), "--json"]).json();
+    expect(p).toMatchObject({ kind: "template.approve", status: "open", approvals: 0, votes: [] });
+    const vote = inHome(["proposal", "vote", String(id), "--approve", "--key", "committee-1"]);
+    expect(vote.stdout).toMatch(/open, 1\/2 approvals/);
+    expect(inHome(["proposal", "show", String(id)]).stdout).toMatch(
+      /approved by committee-1 \(0x[0-9a-f]{40}\)/,
+    );
+  });
+
+  it("node start refuses clearly when its RPC port is in use", () => {
+    const other = join(dir, "h2");
+    expect(
+      spawnSync(process.execPath, [BIN, "init", "--home", other, "--dev"], { encoding: "utf8" }).status,
+    ).toBe(0);
+    const port = new URL(rpc).port;
+    const r = spawnSync(
+      process.execPath,
+      [BIN, "node", "start", "--home", other, "--rpc-listen", `127.0.0.1:${port}`],
+      {
+        encoding: "utf8",
+        timeout: 30_000,
+      },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      `error: cannot listen for RPC on 127.0.0.1:${port}: the port is in use (another node or testnet?); choose another with --rpc-listen HOST:PORT or config.json rpc.listen (RPC_PORT_IN_USE)\n`,
+    );
+  });
+
   it("the node stops cleanly on SIGTERM", async () => {
     node.kill("SIGTERM");
     const code = await new Promise((r) => node.once("exit", r));
     expect(code).toBe(0);
+    expect(existsSync(join(home, "run.json"))).toBe(false);
     const unreachable = custos(["status"]);
     expect(unreachable.status).toBe(1);
     expect(unreachable.stderr).toMatch(/NODE_UNREACHABLE/);

@@ -28,7 +28,7 @@ const pwFile = join(dir, "pw");
 writeFileSync(pwFile, "s3cret passphrase\n");
 const FAST = ["--kdf-iterations", "2000"];
 
-describe("custos keys, sign and verify", () => {
+describe("custos keys, sign and verify", { timeout: 120_000 }, () => {
   it("keygen writes an owner-only keystore and prints the address and public key as JSON", () => {
     const r = custos(["keygen", "--out", "alice.json", "--password-file", pwFile, "--json", ...FAST]);
     expect(r.stderr).toBe("");
@@ -93,17 +93,59 @@ describe("custos keys, sign and verify", () => {
       [["keygen", "--out", "alice.json", ...FAST], { CUSTOS_PASSWORD: "x" }, 1, /FILE_EXISTS/],
       [["keygen", "--out", "b.json", "--kdf-iterations", "0"], { CUSTOS_PASSWORD: "x" }, 2, /USAGE/],
       [["key", "show", "evidence.txt"], {}, 1, /KEYSTORE_INVALID/],
-      [["nonsense"], {}, 2, /unknown command/],
+      // commander's own errors: one line with the USAGE code too
+      [["nonsense"], {}, 2, /^error: unknown command 'nonsense'; see custos --help \(USAGE\)$/],
+      [
+        ["statu"],
+        {},
+        2,
+        /^error: unknown command 'statu'; Did you mean status\?; see custos --help \(USAGE\)$/,
+      ],
+      [["status", "--bogus"], {}, 2, /^error: unknown option '--bogus'; see custos status --help \(USAGE\)$/],
+      [
+        ["ecny", "transfer", "--to", "x"],
+        {},
+        2,
+        /^error: required option '--key <file>' not specified; see custos ecny transfer --help \(USAGE\)$/,
+      ],
+      [
+        ["block", "get"],
+        {},
+        2,
+        /^error: missing required argument 'ref'; see custos block get --help \(USAGE\)$/,
+      ],
     ];
     const before = readFileSync(join(dir, "alice.json"), "utf8");
     for (const [args, env, status, err] of cases) {
       const r = custos(args, env);
       expect(r.status, args.join(" ")).toBe(status);
-      expect(r.stderr, args.join(" ")).toMatch(err);
-      if (status !== 0) expect(r.stderr.trim().split("\n").length, args.join(" ")).toBeLessThanOrEqual(2);
+      expect(r.stderr.trimEnd(), args.join(" ")).toMatch(err);
+      if (status !== 0) expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
     }
     expect(readFileSync(join(dir, "alice.json"), "utf8")).toBe(before);
     expect(() => statSync(join(dir, "b.json"))).toThrow();
+  });
+});
+
+describe("errors with --json", { timeout: 120_000 }, () => {
+  it("are one JSON document {error: {code, message}} on stderr, with the same exit status", () => {
+    const cases: [string[], number, string, RegExp][] = [
+      [["nonsense", "--json"], 2, "USAGE", /^unknown command 'nonsense'/],
+      [["ecny", "transfer", "--json"], 2, "USAGE", /^required option '--key <file>' not specified/],
+      [["key", "show", "evidence.txt", "--json"], 1, "KEYSTORE_INVALID", /./],
+      [["ecny", "balance", "0x12", "--json"], 2, "USAGE", /address/],
+      [["status", "--rpc", "http://127.0.0.1:1", "--json"], 1, "NODE_UNREACHABLE", /127\.0\.0\.1:1/],
+    ];
+    for (const [args, status, code, message] of cases) {
+      const r = custos(args);
+      expect(r.status, args.join(" ")).toBe(status);
+      expect(r.stdout, args.join(" ")).toBe("");
+      expect(r.stderr.endsWith("\n") && r.stderr.trim().split("\n").length === 1, args.join(" ")).toBe(true);
+      const doc = JSON.parse(r.stderr);
+      expect(Object.keys(doc), args.join(" ")).toEqual(["error"]);
+      expect(doc.error.code, args.join(" ")).toBe(code);
+      expect(doc.error.message, args.join(" ")).toMatch(message);
+    }
   });
 });
 

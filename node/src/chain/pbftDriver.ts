@@ -370,7 +370,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private async commit(e: Extract<Effect, { type: "commit" }>): Promise<void> {
     if (e.height <= this.ledger.head.height) return; // block sync stored it first
     const built = this.built.get(toHex(e.blockHash));
-    if (!built) throw new Error(`decided block ${toHex(e.blockHash)} was never executed here`);
+    if (!built) throw new Error(`decided block 0x${toHex(e.blockHash)} was never executed here`);
     const certificate: CommitCertificate = {
       version: 1,
       chainId: this.genesis.chainId,

@@ -558,7 +558,7 @@ export class BlockSync {
           // node's state is not the chain's; going on would serve wrong answers
           throw new CustosError(
             "STATE_DIVERGED",
-            `block ${h} (${toHex(block.hash)}) is certified but executes to ${toHex(built.block.hash)} here`,
+            `block ${h} (0x${toHex(block.hash)}) is certified but executes to 0x${toHex(built.block.hash)} here`,
           );
         }
         await this.o.ledger.commit({

@@ -7,7 +7,7 @@ import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
 import { invalidParams } from "./errors.js";
-import { blockJson, hex, jsonValue, proofJson, receiptJson, txJson } from "./views.js";
+import { blockEvents, blockJson, hex, jsonValue, proofJson, receiptJson, txJson } from "./views.js";
 
 export interface RpcContext {
   genesis: Genesis;
@@ -39,6 +39,9 @@ export interface MethodSpec {
 }
 
 const HASH_RE = /^0x[0-9a-fA-F]{64}$/;
+/** custos_getEvents covers at most this many blocks, and this many events, per call. */
+const EVENT_RANGE = 1000;
+const EVENT_LIMIT = 10_000;
 
 function hashParam(v: unknown, name: string): Uint8Array {
   if (typeof v !== "string" || !HASH_RE.test(v))
@@ -200,6 +203,49 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
           },
         );
         return jsonValue(result);
+      },
+    },
+
+    /**
+     * custos_getEvents(fromHeight, toHeight?, filter?): the contract events of committed blocks
+     * fromHeight..toHeight (default: the head), at most EVENT_RANGE blocks and EVENT_LIMIT events
+     * per call, as subscribers get them. `toHeight` in the answer is the last block covered:
+     * ask again from toHeight + 1 for more.
+     */
+    custos_getEvents: {
+      scope: "read",
+      fn: async ([from, to, filter]) => {
+        const head = ledger.head.height;
+        if (typeof from !== "number" || !Number.isSafeInteger(from) || from < 0)
+          throw invalidParams("fromHeight must be a block height (an integer >= 0)");
+        if (
+          to !== undefined &&
+          to !== null &&
+          (typeof to !== "number" || !Number.isSafeInteger(to) || to < from)
+        )
+          throw invalidParams("toHeight must be a block height >= fromHeight");
+        const f = (filter ?? {}) as { emitter?: unknown; name?: unknown };
+        if (
+          typeof f !== "object" ||
+          (f.emitter !== undefined && typeof f.emitter !== "string") ||
+          (f.name !== undefined && typeof f.name !== "string")
+        )
+          throw invalidParams("the events filter is {emitter?: string, name?: string}");
+        const last = Math.min(typeof to === "number" ? to : head, head, from + EVENT_RANGE - 1);
+        const events: Record<string, unknown>[] = [];
+        let covered = from - 1;
+        for (let h = Math.max(from, 1); h <= last; h++) {
+          const receipts = ((await ledger.getReceipts(h)) ?? []).map((r) => decodeReceipt(r));
+          const found = blockEvents(h, receipts, {
+            ...(f.emitter ? { emitter: f.emitter as string } : {}),
+            ...(f.name ? { name: f.name as string } : {}),
+          });
+          // whole blocks only: a caller resumes from toHeight + 1 without losing events
+          if (events.length > 0 && events.length + found.length > EVENT_LIMIT) break;
+          events.push(...found);
+          covered = h;
+        }
+        return { fromHeight: from, toHeight: Math.max(covered, Math.min(from, last)), head, events };
       },
     },
 

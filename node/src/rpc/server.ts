@@ -7,12 +7,12 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { CustosError, type Logger } from "@custos/utils";
+import { CustosError, errorMessage, type Logger } from "@custos/utils";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { CommittedBlock } from "../chain/pbftDriver.js";
 import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
 import type { MethodSpec, Scope } from "./methods.js";
-import { blockJson, eventJson, hex } from "./views.js";
+import { blockEvents, blockJson } from "./views.js";
 
 export interface ApiKey {
   key: string;
@@ -30,8 +30,32 @@ export interface RpcServerOptions {
   /** Requests per second per client (API key, else remote address); burst = 2x. 0 = unlimited. */
   rateLimit: number;
   tls?: { certFile: string; keyFile: string };
-  /** Serves GET /metrics (read scope when API keys are set). */
-  metrics?: { render(): Promise<string>; rpcRequest(method: string): void };
+  /** Serves GET /metrics (read scope when API keys are set) and counts requests. */
+  metrics?: { render(): Promise<string>; rpcRequest(method: string, outcome: RpcOutcome): void };
+}
+
+/**
+ * What became of a request, the `outcome` label of custos_rpc_requests_total: `ok` (a result),
+ * `error` (the method answered with an error: bad params, not found, a refused transaction),
+ * `refused` (it never ran: malformed, unknown method, no key, wrong scope, rate limit, too
+ * large), `aborted` (the client hung up before its request was complete).
+ */
+export type RpcOutcome = "ok" | "error" | "refused" | "aborted";
+
+/** The `method` label of requests that name no method of this node (bounded label values). */
+const OTHER = "other";
+
+/** Errors of a request stream that the client caused by going away (not the node's fault). */
+const CLIENT_GONE = new Set(["ECONNRESET", "ECONNABORTED", "EPIPE", "ERR_STREAM_PREMATURE_CLOSE"]);
+
+function clientCaused(req: IncomingMessage, e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return (
+    req.destroyed ||
+    req.aborted ||
+    (typeof code === "string" && CLIENT_GONE.has(code)) ||
+    (e instanceof Error && e.message === "aborted")
+  );
 }
 
 interface Request {
@@ -90,7 +114,17 @@ export class RpcServer {
   async start(): Promise<string> {
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.handleHttp(req, res).catch((e) => {
-        this.log.error("rpc handler failed", { error: String(e) });
+        if (clientCaused(req, e)) {
+          // a client that hangs up is not the node's failure: anyone could fill the error log
+          this.count(OTHER, "aborted");
+          this.log.debug("rpc request aborted by the client", {
+            remote: req.socket.remoteAddress,
+            cause: errorMessage(e),
+          });
+          res.destroy();
+          return;
+        }
+        this.log.error("rpc handler failed", { error: errorMessage(e) });
         if (!res.headersSent) res.writeHead(500).end();
       });
     };
@@ -114,7 +148,27 @@ export class RpcServer {
       this.wss?.handleUpgrade(req, socket, head, (ws) => this.handleSocket(ws, client));
     });
     await new Promise<void>((resolve, reject) => {
-      this.server?.once("error", reject);
+      this.server?.once("error", (e: NodeJS.ErrnoException) => {
+        const where = `${this.opts.host}:${this.opts.port}`;
+        if (e.code === "EADDRINUSE")
+          reject(
+            new CustosError(
+              "RPC_PORT_IN_USE",
+              `cannot listen for RPC on ${where}: the port is in use (another node or testnet?); choose another with --rpc-listen HOST:PORT or config.json rpc.listen`,
+              { listen: where },
+              { cause: e },
+            ),
+          );
+        else
+          reject(
+            new CustosError(
+              "RPC_LISTEN_FAILED",
+              `cannot listen for RPC on ${where}: ${e.message}`,
+              {},
+              { cause: e },
+            ),
+          );
+      });
       this.server?.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const addr = this.server.address() as AddressInfo;
@@ -129,18 +183,7 @@ export class RpcServer {
     for (const [ws, subs] of this.sockets) {
       for (const [id, sub] of subs) {
         if (sub.kind === "newBlocks") this.notify(ws, id, blockView);
-        else {
-          c.receipts.forEach((r, i) => {
-            for (const e of r.events) {
-              if ((sub.emitter && e.emitter !== sub.emitter) || (sub.name && e.name !== sub.name)) continue;
-              this.notify(ws, id, {
-                blockHeight: c.block.header.height,
-                txHash: hex((c.block.txs[i] as { hash: Uint8Array }).hash),
-                ...eventJson(e),
-              });
-            }
-          });
-        }
+        else for (const e of blockEvents(c.block.header.height, c.receipts, sub)) this.notify(ws, id, e);
       }
     }
   }
@@ -211,13 +254,16 @@ export class RpcServer {
         err(null, RpcCode.invalidRequest, "METHOD_NOT_ALLOWED", "use POST with a JSON-RPC 2.0 body"),
       );
     const client = this.authenticate(req);
-    if (client instanceof CustosError)
+    if (client instanceof CustosError) {
+      this.count(OTHER, "refused");
       return send(401, err(null, RpcCode.unauthorized, client.code, client.message));
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {
       size += (chunk as Buffer).byteLength;
       if (size > this.opts.maxBodyBytes) {
+        this.count(OTHER, "refused");
         send(
           413,
           err(
@@ -246,11 +292,16 @@ export class RpcServer {
     try {
       body = JSON.parse(text);
     } catch {
+      this.count(OTHER, "refused");
       return err(null, RpcCode.parseError, "PARSE_ERROR", "the request is not valid JSON");
     }
     if (Array.isArray(body)) {
-      if (body.length === 0) return err(null, RpcCode.invalidRequest, "INVALID_REQUEST", "an empty batch");
+      if (body.length === 0) {
+        this.count(OTHER, "refused");
+        return err(null, RpcCode.invalidRequest, "INVALID_REQUEST", "an empty batch");
+      }
       if (body.length > this.opts.maxBatch) {
+        this.count(OTHER, "refused");
         return err(
           null,
           RpcCode.invalidRequest,
@@ -265,7 +316,33 @@ export class RpcServer {
     return this.handleOne(body, client, ws);
   }
 
+  private count(method: string, outcome: RpcOutcome): void {
+    this.opts.metrics?.rpcRequest(method, outcome);
+  }
+
+  /** The `method` label: a method this node serves, else "other" (clients choose the names). */
+  private label(method: unknown): string {
+    return typeof method === "string" &&
+      (Object.hasOwn(this.methods, method) ||
+        method === "custos_subscribe" ||
+        method === "custos_unsubscribe")
+      ? method
+      : OTHER;
+  }
+
+  /** Answers one request and counts it by method and outcome. */
   private async handleOne(raw: unknown, client: Client, ws?: WebSocket): Promise<Response | undefined> {
+    const { response, outcome } = await this.answer(raw, client, ws);
+    this.count(this.label((raw as Request | null)?.method), outcome);
+    return response;
+  }
+
+  private async answer(
+    raw: unknown,
+    client: Client,
+    ws?: WebSocket,
+  ): Promise<{ response: Response | undefined; outcome: RpcOutcome }> {
+    const refused = (response: Response) => ({ response, outcome: "refused" as const });
     const r = raw as Request;
     const idOk =
       r !== null &&
@@ -273,19 +350,21 @@ export class RpcServer {
       (r.id === undefined || r.id === null || typeof r.id === "string" || typeof r.id === "number");
     const id = idOk && r.id !== undefined ? (r.id as Response["id"]) : null;
     if (!idOk || r.jsonrpc !== "2.0" || typeof r.method !== "string") {
-      return err(
-        id,
-        RpcCode.invalidRequest,
-        "INVALID_REQUEST",
-        'a request is {"jsonrpc":"2.0","method":string,"params"?:array,"id"?}',
+      return refused(
+        err(
+          id,
+          RpcCode.invalidRequest,
+          "INVALID_REQUEST",
+          'a request is {"jsonrpc":"2.0","method":string,"params"?:array,"id"?}',
+        ),
       );
     }
     const isNotification = r.id === undefined;
     if (r.params !== undefined && !Array.isArray(r.params)) {
-      return err(id, RpcCode.invalidParams, "INVALID_PARAMS", "params must be an array");
+      return refused(err(id, RpcCode.invalidParams, "INVALID_PARAMS", "params must be an array"));
     }
     if (!this.allow(client))
-      return err(id, RpcCode.rateLimited, "RATE_LIMITED", "too many requests; slow down and retry");
+      return refused(err(id, RpcCode.rateLimited, "RATE_LIMITED", "too many requests; slow down and retry"));
     const params = (r.params as unknown[] | undefined) ?? [];
     try {
       let result: unknown;
@@ -299,15 +378,22 @@ export class RpcServer {
       } else {
         const spec = Object.hasOwn(this.methods, r.method) ? this.methods[r.method] : undefined;
         if (!spec)
-          return err(id, RpcCode.methodNotFound, "METHOD_NOT_FOUND", `no method ${r.method.slice(0, 64)}`);
+          return refused(
+            err(id, RpcCode.methodNotFound, "METHOD_NOT_FOUND", `no method ${r.method.slice(0, 64)}`),
+          );
         if (!client.scopes.has(spec.scope)) {
-          return err(id, RpcCode.forbidden, "FORBIDDEN", `${r.method} needs the ${spec.scope} scope`);
+          return refused(
+            err(id, RpcCode.forbidden, "FORBIDDEN", `${r.method} needs the ${spec.scope} scope`),
+          );
         }
         result = await spec.fn(params);
       }
-      return isNotification ? undefined : { jsonrpc: "2.0", id, result };
+      return { response: isNotification ? undefined : { jsonrpc: "2.0", id, result }, outcome: "ok" };
     } catch (e) {
-      return isNotification ? undefined : { jsonrpc: "2.0", id, error: toRpcError(e) };
+      return {
+        response: isNotification ? undefined : { jsonrpc: "2.0", id, error: toRpcError(e) },
+        outcome: "error",
+      };
     }
   }
 

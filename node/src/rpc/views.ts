@@ -76,6 +76,31 @@ export function eventJson(e: ContractEvent): Record<string, unknown> {
   return { emitter: e.emitter, name: e.name, data: decodedOrNull(e.data) };
 }
 
+/** A contract-event filter: the emitter (contract address or system contract name) and the name. */
+export interface EventFilter {
+  emitter?: string;
+  name?: string;
+}
+
+/**
+ * The events of one block's receipts that match `filter`, in order, as subscribers and
+ * custos_getEvents give them: `{ blockHeight, txHash, emitter, name, data }`.
+ */
+export function blockEvents(
+  height: number,
+  receipts: readonly Receipt[],
+  filter: EventFilter,
+): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const r of receipts)
+    for (const e of r.events) {
+      if ((filter.emitter && e.emitter !== filter.emitter) || (filter.name && e.name !== filter.name))
+        continue;
+      out.push({ blockHeight: height, txHash: hex(r.txHash), ...eventJson(e) });
+    }
+  return out;
+}
+
 export function receiptJson(r: Receipt): Record<string, unknown> {
   return {
     txHash: hex(r.txHash),

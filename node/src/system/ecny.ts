@@ -3,6 +3,7 @@ import { type Address, parseAddress } from "@custos/crypto";
 import { toHex } from "@custos/utils";
 import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
 import { memberOf, requireRole } from "./members.js";
+import { readInstance } from "./templates.js";
 
 export const ECNY = "ecny";
 
@@ -45,6 +46,21 @@ async function requireNotFrozen(ctx: ContractContext, a: Address, who: string): 
   }
 }
 
+/**
+ * e-CNY goes only to an account someone holds: a member's wallet or a contract instance's
+ * balance. Money sent to any other address could never be spent (nobody on this chain signs
+ * for it), so every payment into one is refused, by every node alike.
+ */
+async function requireAccount(ctx: ContractContext, a: Address): Promise<void> {
+  if ((await memberOf(ctx, a)) !== undefined) return;
+  if ((await readInstance(ctx, a)) !== undefined) return;
+  throw new ContractError(
+    "ECNY_RECIPIENT_NOT_MEMBER",
+    `${a} is neither a member of this chain nor a contract: e-CNY sent there could never be spent`,
+    { address: a },
+  );
+}
+
 /** The e-CNY balance of an account as a contract sees it inside a VM call (no awaiting). */
 export function balanceKeyOf(a: Address): string {
   return balanceKey(a);
@@ -56,6 +72,7 @@ export function balanceKeyOf(a: Address): string {
  */
 export async function moveFen(ctx: ContractContext, from: Address, to: Address, amt: bigint): Promise<void> {
   const e = ctx.as(ECNY);
+  await requireAccount(e, to);
   await requireNotFrozen(e, from, "sending");
   await requireNotFrozen(e, to, "receiving");
   await debitCredit(e, from, to, amt);
@@ -73,6 +90,7 @@ export async function payFromWallet(
   amt: bigint,
 ): Promise<bigint> {
   const e = ctx.as(ECNY);
+  await requireAccount(e, to);
   await requireNotFrozen(e, from, "sending");
   await requireNotFrozen(e, to, "receiving");
   const sender = await memberOf(e, from);
@@ -117,7 +135,8 @@ async function debitCredit(e: ContractContext, from: Address, to: Address, amt: 
 
 /**
  * The digital-RMB (e-CNY) ledger, amounts in fen. The operator issues on recharge, once per
- * recharge id; members transfer within their wallet tier's single and daily limits; the
+ * recharge id; members transfer within their wallet tier's single and daily limits; money goes
+ * only to members and contract instances (ECNY_RECIPIENT_NOT_MEMBER otherwise); the
  * regulator freezes and unfreezes accounts; a transfer at or above the genesis threshold also
  * emits LargeTransaction.
  */
@@ -137,12 +156,13 @@ export const ecnyContract: SystemContract = {
       if (prior !== undefined) {
         throw new ContractError(
           "ECNY_DUPLICATE_RECHARGE",
-          `recharge ${rechargeId} was already issued in tx ${toHex(prior)}`,
+          `recharge ${rechargeId} was already issued in tx 0x${toHex(prior)}`,
           {
             rechargeId,
           },
         );
       }
+      await requireAccount(ctx, to);
       await requireNotFrozen(ctx, to, "receiving");
       const balance = (await ctx.getAmount(balanceKey(to))) + amt;
       ctx.setAmount(balanceKey(to), balance);

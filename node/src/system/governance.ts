@@ -93,6 +93,17 @@ export async function readProposal(ctx: ContractContext, id: number): Promise<Pr
   return decodeProposal(id, raw);
 }
 
+/** The proposals of `kind` that passed and were carried out, oldest first. */
+export async function executedProposals(ctx: ContractContext, kind: string): Promise<Proposal[]> {
+  const count = Number(await ctx.as(GOVERNANCE).getAmount(COUNT));
+  const out: Proposal[] = [];
+  for (let id = 1; id <= count; id++) {
+    const p = await readProposal(ctx, id);
+    if (p.kind === kind && p.status === "executed") out.push(p);
+  }
+  return out;
+}
+
 function save(ctx: ContractContext, p: Proposal): void {
   ctx.as(GOVERNANCE).set(proposalKey(p.id), encodeProposal(p));
 }

@@ -1,10 +1,11 @@
 import { decode, encode, fieldAt, readArray, readBytes, readString, readUint } from "@custos/codec";
-import { type Address, parseAddress } from "@custos/crypto";
+import { type Address, addressFromPublicKey, parseAddress } from "@custos/crypto";
 import type { EcnyTier, Genesis, Role } from "@custos/types";
-import { toHex } from "@custos/utils";
+import { fromHex, toHex } from "@custos/utils";
 import { stateKey } from "../ledger/keys.js";
 import type { StateReader, WriteSet } from "../state/overlay.js";
 import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
+import { executedProposals } from "./governance.js";
 
 export const MEMBERS = "members";
 
@@ -82,11 +83,47 @@ export function memberJson(m: Member): Record<string, unknown> {
   };
 }
 
-/** Members and roles come from genesis; changing them by proposal arrives with governance (issue 6). */
+/**
+ * Every current member: those of genesis, then those added by executed member.add proposals, in
+ * that order, each as it is now (roles changed, or gone when removed). Read from the state the
+ * registry and governance already keep, so listing needs no index of its own.
+ */
+async function listMembers(ctx: ContractContext): Promise<Member[]> {
+  const candidates: Address[] = ctx.env.genesis.members.map((m) => m.address);
+  for (const p of await executedProposals(ctx, "member.add")) {
+    try {
+      candidates.push(addressFromPublicKey(fromHex(String(p.payload.publicKey))));
+    } catch {
+      // an executed member.add always had a valid key; nothing to list otherwise
+    }
+  }
+  const out: Member[] = [];
+  const seen = new Set<string>();
+  for (const a of candidates) {
+    if (seen.has(a)) continue;
+    seen.add(a);
+    const m = await memberOf(ctx, a);
+    if (m !== undefined) out.push(m);
+  }
+  return out;
+}
+
+/** The member registry; members and roles change by governance proposals (memberProposals.ts). */
 export const membersContract: SystemContract = {
   name: MEMBERS,
   methods: {},
   queries: {
+    /** list(role?): every current member (genesis first, then by admission), optionally of one role. */
+    list: async (ctx, args) => {
+      const role =
+        args[0] === undefined || args[0] === null
+          ? null
+          : parseArgs("members.list", () =>
+              readString(args[0], fieldAt("members.list", "role"), { max: 32 }),
+            );
+      const all = await listMembers(ctx);
+      return all.filter((m) => role === null || m.roles.includes(role as Role)).map(memberJson);
+    },
     get: async (ctx, args) => {
       const address = parseArgs("members.get", () =>
         parseAddress(readString(args[0], fieldAt("members.get", "address"), { max: 42 })),

@@ -179,17 +179,19 @@ export const validatorsContract: SystemContract = {
   name: VALIDATORS,
   methods: {},
   queries: {
+    /** list(): the validators of the next block (in index order), their set hash, and the observers. */
     list: async (ctx) => {
       const set = await current(ctx);
+      const peer = (v: GenesisValidator) => ({
+        name: v.name,
+        publicKey: toHex(v.publicKey),
+        peerId: v.peerId,
+        p2p: v.p2p,
+      });
       return {
-        validators: set.map((v, index) => ({
-          index,
-          name: v.name,
-          publicKey: toHex(v.publicKey),
-          peerId: v.peerId,
-          p2p: v.p2p,
-        })),
+        validators: set.map((v, index) => ({ index, ...peer(v) })),
         setHash: `0x${toHex(setHash(set))}`,
+        observers: (await currentObservers(ctx)).map(peer),
       };
     },
   },

@@ -113,6 +113,33 @@ describe("e-CNY system contract", () => {
     ]);
   });
 
+  it("e-CNY goes only to members (or contract instances): an address nobody holds is refused", async () => {
+    const nobody = addr("outsider"); // a valid key's address, but not a member of this chain
+    const before = await balance("consumer-1");
+    const rs = await run(
+      tx(chain, "consumer-1", "transfer", [nobody, 100n]),
+      tx(chain, "consumer-1", "transfer", [`0x${"ab".repeat(20)}`, 100n]),
+      tx(chain, "operator", "issue", [nobody, 100n, "rc-300"]),
+      tx(chain, "consumer-1", "transfer", [addr("merchant"), 100n]),
+    );
+    expect(codes(rs)).toEqual([
+      "ECNY_RECIPIENT_NOT_MEMBER",
+      "ECNY_RECIPIENT_NOT_MEMBER",
+      "ECNY_RECIPIENT_NOT_MEMBER",
+      "ok",
+    ]);
+    expect(rs[0]?.errorMessage).toContain(nobody);
+    expect(await balance("consumer-1")).toBe(before - 100n);
+    expect(await balance("outsider")).toBe(0n);
+  });
+
+  it("a repeated recharge id names the first transaction's hash with 0x", async () => {
+    const first = tx(chain, "operator", "issue", [addr("merchant"), 1n, "rc-400"]);
+    const rs = await run(first, tx(chain, "operator", "issue", [addr("merchant"), 1n, "rc-400"]));
+    expect(codes(rs)).toEqual(["ok", "ECNY_DUPLICATE_RECHARGE"]);
+    expect(rs[1]?.errorMessage).toContain(`in tx 0x${toHex(first.hash)}`);
+  });
+
   it("a block of only failures writes nothing, and execution is deterministic", async () => {
     const before = toHex(ledger.head.header.stateRoot);
     const failing = [

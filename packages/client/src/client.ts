@@ -125,6 +125,23 @@ export class CustosClient {
     return this.request("custos_call", [to, method, `0x${toHex(args)}`]);
   }
 
+  /**
+   * Contract events of committed blocks from `fromHeight` (to `toHeight`, default the head),
+   * as subscribers get them. One call covers at most 1,000 blocks and about 10,000 events, whole
+   * blocks only: when `toHeight` in the answer is below `head`, ask again from `toHeight + 1`.
+   */
+  getEvents(
+    fromHeight: number,
+    o: { toHeight?: number; emitter?: string; name?: string; signal?: AbortSignal } = {},
+  ): Promise<{ fromHeight: number; toHeight: number; head: number; events: Record<string, unknown>[] }> {
+    const filter = { ...(o.emitter ? { emitter: o.emitter } : {}), ...(o.name ? { name: o.name } : {}) };
+    return this.request(
+      "custos_getEvents",
+      [fromHeight, o.toHeight ?? null, filter],
+      o.signal ? { signal: o.signal } : {},
+    );
+  }
+
   ecnyBalance(address: string): Promise<{ address: string; balance: string; frozen: string | null }> {
     return this.request("ecny_balance", [address]);
   }

@@ -112,7 +112,7 @@ export function verifyCommitCertificate(
   };
   if (cert.chainId !== expected.chainId) fail(`chain id ${cert.chainId}, expected ${expected.chainId}`);
   if (cert.height !== expected.height) fail(`certifies height ${cert.height}`);
-  if (!bytesEqual(cert.blockHash, expected.blockHash)) fail(`certifies block ${toHex(cert.blockHash)}`);
+  if (!bytesEqual(cert.blockHash, expected.blockHash)) fail(`certifies block 0x${toHex(cert.blockHash)}`);
   const need = quorumSize(validators.length);
   if (cert.signatures.length < need) fail(`${cert.signatures.length} signatures, quorum is ${need}`);
   const msg = commitVoteBytes(cert.chainId, cert.height, cert.view, cert.blockHash);

@@ -70,7 +70,7 @@ async function addByProposal(role: "validator" | "observer", proposer: string, v
 }
 
 beforeAll(async () => {
-  net = await startTestnet("custos-gov-", 1);
+  net = await startTestnet("custos-gov-", 2);
   ({ dir, t, password, clients, keys } = net);
 }, 90_000);
 
@@ -212,6 +212,10 @@ describe("contracts and governance on a 4-validator testnet", () => {
   it("a fifth validator is added by proposal and signs blocks; a genesis validator is removed", async () => {
     const { added, index: fifth, proposal } = await addByProposal("validator", "committee-1", "committee-3");
     expect(proposal.output.status).toBe("open"); // the proposer's approval alone: 1 of 2
+    // the sixth node of the testnet (index 5) on the documented ports: RPC base+5, libp2p base+105
+    const base = Number(new URL(t.nodes[0]?.rpc as string).port);
+    expect(added.node.rpc).toBe(`http://127.0.0.1:${base + 5}`);
+    expect(added.listen).toBe(`/ip4/127.0.0.1/tcp/${base + 105}`);
     await until(
       async () => ((await (clients[fifth] as CustosClient).status()) as any).validating === true,
       60_000,
@@ -278,7 +282,10 @@ describe("contracts and governance on a 4-validator testnet", () => {
   }, 90_000);
 
   it("an observer added by proposal is let in, syncs, serves reads and refuses writes", async () => {
-    const { index: obs } = await addByProposal("observer", "committee-3", "committee-2");
+    const { index: obs, added } = await addByProposal("observer", "committee-3", "committee-2");
+    const list = await cli("observer", "list", "--rpc", t.nodes[3]?.rpc as string);
+    expect(list.observers.map((o: { name: string }) => o.name)).toEqual(["observer-0", added.node.name]);
+    expect(list.observers[1]).toMatchObject({ publicKey: added.publicKey, peerId: added.peerId });
     const target = (await (clients[0] as CustosClient).status()).height;
     await until(async () => (await (clients[obs] as CustosClient).status()).height >= target, 60_000);
     expect(await query(obs, counter, "countOf", [keys.get("consumer-1")?.address])).toBe(2);

@@ -62,3 +62,22 @@ describe("ContractHarness members", () => {
     expect((await h.call("setNotice", ["open"], { caller: ALICE })).error?.code).toBe("NOT_REGULATOR");
   });
 });
+
+describe("the example counter's version 1.1.0 (counter-v2.ts, the README's upgrade)", () => {
+  it("keeps every method of counter.ts, adds decrement, and has its own code hash", async () => {
+    const v1 = await ContractHarness.fromFile(counter);
+    const h = await ContractHarness.fromFile(
+      fileURLToPath(new URL("../../examples/counter-v2.ts", import.meta.url)),
+    );
+    expect(h.contract.codeHash).not.toBe(v1.contract.codeHash);
+    expect(h.contract.code).not.toMatch(/^\s*import /m);
+    h.caller = ALICE;
+    await h.deploy({ step: 2 });
+    expect((await h.call("increment")).output).toBe(2);
+    expect((await h.call("decrement")).output).toBe(1);
+    expect((await h.call("decrement")).output).toBe(0);
+    expect((await h.call("decrement")).output).toBe(0);
+    expect(await h.query("countOf", [ALICE])).toBe(0);
+    expect(h.events.map((e) => e.name)).toEqual(["Incremented", "Decremented", "Decremented", "Decremented"]);
+  });
+});
