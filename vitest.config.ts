@@ -27,11 +27,12 @@ export default defineConfig({
       project("client", "packages/client"),
       project("consensus", "consensus"),
       project("vm", "vm"),
-      project("contract-sdk", "packages/contract-sdk"),
+      project("contract-sdk", "contracts/sdk"),
       project("prepaid-card", "contracts/prepaid-card"),
       project("node", "node"),
       project("cli", "cli"),
       project("testnet", "testnet"),
+      project("repo", "."),
     ],
   },
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { CustosClient } from "@custos/client";
 import { encode } from "@custos/codec";
 import { loadKeystoreFile, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
-import { buildBlock, Executor, genesisMemberWrites, homePaths, Ledger } from "@custos/node";
+import { buildBlock, Executor, homePaths, openChainLedger } from "@custos/node";
 import * as testnet from "@custos/testnet";
 import { commitVoteBytes, parseGenesis, type SignedTx, signTx, TX_VERSION } from "@custos/types";
 import { nullLogger } from "@custos/utils";
@@ -40,9 +40,7 @@ async function generateChain(t: testnet.TestnetFile, password: string, o: SyncBe
   const senders: Sm2KeyPair[] = [];
   for (const a of tier1) senders.push(await loadKeystoreFile(a.keyFile, password));
   const operator = senders[0] as Sm2KeyPair;
-  const writes = new Map();
-  genesisMemberWrites(genesis, writes);
-  const ledger = await Ledger.open(homePaths(v[0]?.home as string).ledger, genesis, writes, nullLogger);
+  const ledger = await openChainLedger(homePaths(v[0]?.home as string).ledger, genesis, nullLogger);
   const executor = new Executor(genesis, nullLogger);
   const tx = (key: Sm2KeyPair, height: number, method: string, args: unknown[]): SignedTx =>
     signTx(

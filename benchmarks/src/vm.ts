@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode, encode } from "@custos/codec";
 import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
-import { Executor, genesisMemberWrites, initHome, Ledger, Overlay } from "@custos/node";
+import { Executor, initHome, Overlay, openChainLedger } from "@custos/node";
 import { parseGenesis, type SignedTx, signTx } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { type ContractState, VmSession } from "@custos/vm";
@@ -139,9 +139,7 @@ async function executorPhase(o: VmBenchOptions): Promise<{ median: number; runs:
     const keys: Record<string, Sm2KeyPair> = {};
     for (const a of init.accounts ?? []) keys[a.name] = await loadKeystoreFile(a.keyFile, password);
     const genesis = parseGenesis(JSON.parse(await readFile(join(home, "n", "genesis.json"), "utf8")));
-    const writes = new Map();
-    genesisMemberWrites(genesis, writes);
-    const ledger = await Ledger.open(join(home, "ledger"), genesis, writes, nullLogger);
+    const ledger = await openChainLedger(join(home, "ledger"), genesis, nullLogger);
     const executor = new Executor(genesis, nullLogger);
     const tx = (from: string, to: string, method: string, args: unknown[]): SignedTx =>
       signTx(

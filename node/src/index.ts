@@ -1,4 +1,5 @@
 export { buildBlock } from "./chain/blockBuilder.js";
+export { openChainLedger } from "./chain/openLedger.js";
 export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
 export { FileWal } from "./consensus/fileWal.js";

@@ -5,6 +5,7 @@ import { decodeEnvelope, voteDigest, votePosition } from "@custos/consensus";
 import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair, selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis, type GenesisValidator, LIMITS, parseGenesis } from "@custos/types";
 import { bytesEqual, CustosError, errorMessage, fromHex, type Logger } from "@custos/utils";
+import { openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync, SerialWriter, topics } from "./chain/sync.js";
 import { homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
@@ -12,7 +13,7 @@ import { FileWal } from "./consensus/fileWal.js";
 import { type LastSigned, SignState } from "./consensus/signState.js";
 import { Executor } from "./execution/executor.js";
 import { senderAddress } from "./execution/senders.js";
-import { Ledger } from "./ledger/ledger.js";
+import type { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
 import { Channel, type GossipVerdict, type NetworkPeer, P2pNetwork } from "./p2p/network.js";
@@ -385,9 +386,7 @@ export class CustosNode {
     try {
       selectSm2({ logger: log.child({ module: "crypto" }) });
       ({ key, password } = await nodeKey(config, o.password));
-      const writes: WriteSet = new Map();
-      genesisMemberWrites(genesis, writes);
-      ledger = await Ledger.open(paths.ledger, genesis, writes, log.child({ module: "ledger" }));
+      ledger = await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" }));
       try {
         const head = ledger.head;
         ({ role, self } = roleOf(head.validators, head.observers, key, o.observer ?? false, o.join ?? false));

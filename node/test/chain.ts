@@ -2,16 +2,13 @@ import { type Sm2KeyPair, sm2Sign } from "@custos/crypto";
 import { type Block, CERT_VERSION, type CommitCertificate, commitVoteBytes } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { buildBlock } from "../src/chain/blockBuilder.js";
+import { openChainLedger } from "../src/chain/openLedger.js";
 import { Executor } from "../src/execution/executor.js";
-import { Ledger } from "../src/ledger/ledger.js";
-import type { WriteSet } from "../src/state/overlay.js";
-import { genesisMemberWrites } from "../src/system/members.js";
+import type { Ledger } from "../src/ledger/ledger.js";
 import type { TestChain, tx } from "./helpers.js";
 
 export async function openLedger(dir: string, chain: TestChain): Promise<Ledger> {
-  const writes: WriteSet = new Map();
-  genesisMemberWrites(chain.genesis, writes);
-  return Ledger.open(dir, chain.genesis, writes, nullLogger);
+  return openChainLedger(dir, chain.genesis, nullLogger);
 }
 
 /** Builds, executes and commits one block the way the sealer does. */

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { ADDRESS_RE } from "@custos/crypto";
 import variantModule from "@jitl/quickjs-wasmfile-release-sync";
 import {
   DefaultIntrinsics,
@@ -128,7 +129,6 @@ const Op = {
   memberOf: 13,
 } as const;
 
-const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 const EVENT_NAME_RE = /^[A-Za-z_][A-Za-z0-9_:.]{0,63}$/;
 const utf8Length = (s: string) => Buffer.byteLength(s, "utf8");
 

@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { formatFen, subscribe } from "@custos/client";
 import { encode } from "@custos/codec";
+import { HASH_RE } from "@custos/types";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
 import { rpcUrl } from "../target.js";
@@ -21,8 +22,6 @@ async function bundle(file: string): Promise<{ code: string; codeHash: string }>
   const { bundleContract } = await import("@custos/contract-sdk/harness");
   return bundleContract(file);
 }
-
-const HASH_RE = /^0x[0-9a-f]{64}$/;
 
 function jsonOption(v: string | undefined, flag: string): unknown {
   if (v === undefined) return undefined;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /** A developer's first session: custos init --dev, custos node start, then the CLI from another shell. */
 const BIN = fileURLToPath(new URL("../../bin/custos.js", import.meta.url));
-const EXAMPLE = fileURLToPath(new URL("../../../packages/contract-sdk/examples/counter.ts", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../../contracts/sdk/examples/counter.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "custos-cli-chain-"));
 const home = join(dir, "h");
 let node: ChildProcess;

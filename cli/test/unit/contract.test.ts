@@ -7,7 +7,7 @@ import { bundleContract } from "@custos/contract-sdk/harness";
 import { afterAll, describe, expect, it } from "vitest";
 
 const BIN = fileURLToPath(new URL("../../bin/custos.js", import.meta.url));
-const EXAMPLE = fileURLToPath(new URL("../../../packages/contract-sdk/examples/counter.ts", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../../contracts/sdk/examples/counter.ts", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "custos-contract-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,12 +5,13 @@ import {
   encodeReceipt,
   HEADER_VERSION,
   makeBlock,
+  nextStateRoot,
   type Receipt,
   type SignedTx,
 } from "@custos/types";
 import type { Executor } from "../execution/executor.js";
 import type { ChainHead } from "../ledger/ledger.js";
-import { nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
+import type { StateReader, WriteSet } from "../state/overlay.js";
 
 export interface BuiltBlock {
   block: Block;

@@ -3,6 +3,7 @@ import { type Effect, type Input, PbftEngine, sm2ConsensusCrypto } from "@custos
 import type { Sm2KeyPair, VerifierPool } from "@custos/crypto";
 import {
   type Block,
+  blockRuleViolation,
   type CommitCertificate,
   decodeBlock,
   type Genesis,
@@ -16,7 +17,6 @@ import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
 import { type BuiltBlock, buildBlock } from "./blockBuilder.js";
-import { blockRuleViolation } from "./blockRules.js";
 
 export interface CommittedBlock {
   block: Block;

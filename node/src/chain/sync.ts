@@ -12,6 +12,7 @@ import {
 import type { VerifierPool, VerifyItem } from "@custos/crypto";
 import {
   type Block,
+  blockRuleViolation,
   type CommitCertificate,
   commitVoteBytes,
   decodeBlock,
@@ -25,7 +26,6 @@ import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { GossipVerdict, NetworkPeer } from "../p2p/network.js";
 import { buildBlock } from "./blockBuilder.js";
-import { blockRuleViolation } from "./blockRules.js";
 import type { CommittedBlock } from "./pbftDriver.js";
 
 /** Blocks per range request, ranges in flight, and bytes per answer (at least one block). */

@@ -2,7 +2,7 @@ import { decode, encode } from "@custos/codec";
 import type { Address } from "@custos/crypto";
 import { toHex } from "@custos/utils";
 import type { CallEnv, CallResult, ContractState, VmSession } from "@custos/vm";
-import { stateKey } from "../ledger/keys.js";
+import { stateKey } from "../state/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
 import { type ContractContext, ContractError } from "../system/contract.js";
 import { balanceKeyOf, ECNY, moveFen } from "../system/ecny.js";

@@ -1,5 +1,3 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { decode, encode, fieldAt, readArray, readBytes, readSafeU64, readUint } from "@custos/codec";
 import {
   type Block,
@@ -13,31 +11,38 @@ import {
   genesisHeader,
   type Header,
   makeBlock,
+  nextStateRoot,
+  type WriteSet,
 } from "@custos/types";
-import { bytesEqual, CustosError, errorMessage, type Logger, toHex } from "@custos/utils";
+import { bytesEqual, CustosError, compareBytes, errorMessage, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
-import { compareBytes, nextStateRoot, type StateReader, type WriteSet } from "../state/overlay.js";
-import {
-  decodeValidatorSet,
-  OBSERVER_SET_KEY,
-  observerSetOf,
-  setHash,
-  VALIDATOR_SET_KEY,
-  validatorSetOf,
-} from "../system/validators.js";
-import { Bucket, heightKey, META_GENESIS, META_HEAD, prefixed } from "./keys.js";
-import { checkLevelLogs, levelDbComplaints } from "./levelLog.js";
-import { SlotFile } from "./slotFile.js";
+import type { StateReader } from "../state/overlay.js";
+import { Bucket, META_GENESIS, META_HEAD } from "./buckets.js";
+import { HeadMark } from "./headMark.js";
+import { type Batch, bytesKey, type Db, heightBytes, Repository, type ValueCodec } from "./repository.js";
 
-export interface ChainHead {
+/** Who signs the next block and who may connect, as the state after a block says. */
+export interface HeadSets {
+  /** The validator set of the next block (height + 1). */
+  validators: GenesisValidator[];
+  validatorSetHash: Uint8Array;
+  /** The observers allowed to connect. */
+  observers: GenesisValidator[];
+}
+
+/**
+ * How the sets follow the state: the system contract that keeps them (validators) knows where and
+ * how; the ledger only asks, at open and after each block.
+ */
+export interface SetTracker {
+  load(read: (key: Uint8Array) => Promise<Uint8Array | undefined>): Promise<HeadSets>;
+  after(prev: HeadSets, writes: WriteSet): HeadSets;
+}
+
+export interface ChainHead extends HeadSets {
   height: number;
   hash: Uint8Array;
   header: Header;
-  /** The validator set of the next block (height + 1), as the state after this block says. */
-  validators: GenesisValidator[];
-  validatorSetHash: Uint8Array;
-  /** The observers allowed to connect after this block. */
-  observers: GenesisValidator[];
 }
 
 export interface TxPosition {
@@ -55,19 +60,65 @@ export interface BlockCommit {
   certificate: CommitCertificate;
 }
 
-const ZERO32 = new Uint8Array(32);
-const MARK_MAGIC = "CUSTOSHD";
-
-/** The head this node committed last, as `LEDGER.head` remembers it (height u64 BE, hash). */
-function encodeMark(height: number, hash: Uint8Array): Uint8Array {
-  const out = new Uint8Array(40);
-  new DataView(out.buffer).setBigUint64(0, BigInt(height));
-  out.set(hash, 8);
-  return out;
+export interface LedgerOptions {
+  dir: string;
+  genesis: Genesis;
+  /** The state genesis starts with (members, ...). */
+  genesisWrites: WriteSet;
+  /** State entries kept in memory. */
+  cacheEntries?: number;
 }
 
-const RECOVERY =
-  "Keep the directory for analysis. To recover: `custos node reset-ledger --home HOME` moves it aside and the node syncs the chain again from its peers (a validator keeps its sign-state, so it cannot sign twice); a chain with one validator can only be restored from a backup";
+export interface LedgerModules {
+  log: Logger;
+  sets: SetTracker;
+}
+
+// ---------- the records of each bucket ----------
+
+const blockCodec: ValueCodec<Block> = {
+  encode: () => {
+    throw new Error("a block is stored as the exact bytes it was decided in (putBinary)");
+  },
+  decode: decodeBlock,
+};
+const heightCodec: ValueCodec<number> = {
+  encode: (h) => encode(BigInt(h)),
+  decode: (raw) => readSafeU64(decode(raw, "HeightRef", 16), fieldAt("HeightRef", "")),
+};
+const certificateCodec: ValueCodec<CommitCertificate> = {
+  encode: encodeCertificate,
+  decode: decodeCertificate,
+};
+const positionCodec: ValueCodec<TxPosition> = {
+  encode: (p) => encode([BigInt(p.height), p.index]),
+  decode: (raw) => {
+    const a = readArray(decode(raw, "TxPosition", 32), fieldAt("TxPosition", ""), 2);
+    return {
+      height: readSafeU64(a[0], fieldAt("TxPosition", "height")),
+      index: readUint(a[1], fieldAt("TxPosition", "index")),
+    };
+  },
+};
+const receiptsCodec: ValueCodec<Uint8Array[]> = {
+  encode: (r) => encode(r),
+  decode: (raw) =>
+    readArray(decode(raw, "Receipts", 64 * 1024 * 1024), fieldAt("Receipts", "")).map((r, i) =>
+      readBytes(r, fieldAt("Receipts", `[${i}]`)),
+    ),
+};
+const headCodec: ValueCodec<{ height: number; hash: Uint8Array }> = {
+  encode: (h) => encode([BigInt(h.height), h.hash]),
+  decode: (raw) => {
+    const a = readArray(decode(raw, "Head", 1024), fieldAt("Head", ""), 2);
+    return {
+      height: readSafeU64(a[0], fieldAt("Head", "height")),
+      hash: readBytes(a[1], fieldAt("Head", "hash"), 32),
+    };
+  },
+};
+
+const ZERO32 = new Uint8Array(32);
 /** State keys of contracts named 0x...: [state bucket, "0", "x"] up to [state bucket, "0", "y"]. */
 const CONTRACT_KEYS_FROM = new Uint8Array([Bucket.state, 0x30, 0x78]);
 const CONTRACT_KEYS_TO = new Uint8Array([Bucket.state, 0x30, 0x79]);
@@ -85,11 +136,17 @@ function lowerBound(sorted: readonly string[], x: string): number {
 }
 
 /**
- * The chain on LevelDB. A block, its certificate, its receipts, its tx index entries, its state
- * writes and the new head are one batch written with fsync: after a crash the ledger holds
- * every committed block whole and nothing of a block that was not.
+ * The chain on LevelDB, one typed repository per bucket. A block, its certificate, its receipts,
+ * its tx index entries, its state writes and the new head are one batch written with fsync: after
+ * a crash the ledger holds every committed block whole and nothing of a block that was not; and
+ * it never opens below the head it last committed (ledger/headMark.ts).
  */
 export class Ledger implements StateReader {
+  private readonly blocks: Repository<number, Block>;
+  private readonly blockHeights: Repository<Uint8Array, number>;
+  private readonly certificates: Repository<number, CommitCertificate>;
+  private readonly positions: Repository<Uint8Array, TxPosition>;
+  private readonly receipts: Repository<number, Uint8Array[]>;
   /**
    * State entries read or written, by hex key (null = absent). The node is the ledger's only
    * writer, so a commit brings the cache up to date; a read that raced a commit is not cached.
@@ -104,65 +161,33 @@ export class Ledger implements StateReader {
   /** Tx hashes of the last `window` blocks: the only blocks a valid tx could be replayed into. */
   private readonly recent = new Map<string, number>();
   private readonly recentByHeight = new Map<number, string[]>();
+  private headState!: ChainHead;
+  private readonly window: number;
+  private readonly cacheEntries: number;
 
   private constructor(
-    private readonly db: Level<Uint8Array, Uint8Array>,
-    private headState: ChainHead,
-    private readonly log: Logger,
-    private readonly window: number,
-    private readonly cacheEntries: number,
-    private readonly mark: SlotFile,
-  ) {}
+    private readonly db: Db,
+    private readonly mark: HeadMark,
+    private readonly opts: LedgerOptions,
+    private readonly modules: LedgerModules,
+  ) {
+    this.blocks = new Repository(db, Bucket.block, heightBytes, blockCodec);
+    this.blockHeights = new Repository(db, Bucket.blockHash, bytesKey, heightCodec);
+    this.certificates = new Repository(db, Bucket.certificate, heightBytes, certificateCodec);
+    this.positions = new Repository(db, Bucket.txIndex, bytesKey, positionCodec);
+    this.receipts = new Repository(db, Bucket.receipts, heightBytes, receiptsCodec);
+    this.window = opts.genesis.blockLimitWindow;
+    this.cacheEntries = opts.cacheEntries ?? 500_000;
+  }
 
   /**
    * Opens (creating on first use) the ledger under `dir` for `genesis`. A ledger made from a
-   * different genesis is refused with GENESIS_MISMATCH.
+   * different genesis is refused with GENESIS_MISMATCH; a damaged or rolled-back one with
+   * LEDGER_CORRUPT or LEDGER_ROLLED_BACK, before LevelDB can drop anything.
    */
-  static async open(
-    dir: string,
-    genesis: Genesis,
-    genesisWrites: WriteSet,
-    log: Logger,
-    cacheEntries = 500_000,
-  ): Promise<Ledger> {
-    // What this node committed last: the ledger may never open below it.
-    const markPath = `${dir}.head`;
-    const markRead = await SlotFile.read(markPath, MARK_MAGIC);
-    if (markRead.state === "damaged")
-      throw new CustosError(
-        "LEDGER_CORRUPT",
-        `${markPath} (the head this node committed last) is damaged, so the ledger cannot be checked against it. ${RECOVERY}`,
-        { dir },
-      );
-    const mark =
-      markRead.state === "ok" && markRead.payload.length === 40
-        ? {
-            height: Number(
-              new DataView(markRead.payload.buffer, markRead.payload.byteOffset).getBigUint64(0),
-            ),
-            hash: markRead.payload.slice(8),
-          }
-        : undefined;
-    if (mark !== undefined && mark.height > 0 && !existsSync(join(dir, "CURRENT"))) {
-      throw new CustosError(
-        "LEDGER_ROLLED_BACK",
-        `the ledger at ${dir} is missing, but this node had committed height ${mark.height} (0x${toHex(mark.hash)}, recorded in ${markPath}). ${RECOVERY}`,
-        { dir, committed: mark.height },
-      );
-    }
-    // LevelDB would drop damaged log records at open and delete the log: check it first
-    const damage = await checkLevelLogs(dir);
-    if (damage.length > 0) {
-      const where = damage
-        .slice(0, 3)
-        .map((d) => `${d.file} at byte ${d.offset}: ${d.reason}`)
-        .join("; ");
-      throw new CustosError(
-        "LEDGER_CORRUPT",
-        `the ledger at ${dir} is damaged (${where}${damage.length > 3 ? `; ${damage.length - 3} more` : ""}): opening it would silently lose committed blocks, so the node refuses to start. ${RECOVERY}`,
-        { dir, damage: damage.slice(0, 10) },
-      );
-    }
+  static async open(opts: LedgerOptions, modules: LedgerModules): Promise<Ledger> {
+    const { dir, genesis } = opts;
+    const mark = await HeadMark.check(dir);
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
     try {
       await db.open();
@@ -174,116 +199,76 @@ export class Ledger implements StateReader {
         { cause },
       );
     }
-    const complaints = await levelDbComplaints(dir);
-    if (complaints.length > 0) {
-      await db.close();
-      throw new CustosError(
-        "LEDGER_CORRUPT",
-        `LevelDB reported damage while opening the ledger at ${dir}: ${complaints.slice(0, 3).join(" | ")}. ${RECOVERY}`,
-        { dir, complaints: complaints.slice(0, 10) },
-      );
-    }
-    let markFile: SlotFile | undefined;
+    const ledger = new Ledger(db, mark, opts, modules);
     try {
-      const genesisBytes = encodeGenesis(genesis);
-      const stored = await db.get(META_GENESIS);
-      if (stored === undefined) {
-        const stateRoot = nextStateRoot(ZERO32, genesisWrites);
-        const { block, bytes } = makeBlock(genesisHeader(genesis, stateRoot), []);
-        const batch = db.batch();
-        batch.put(META_GENESIS, genesisBytes);
-        batch.put(heightKey(Bucket.block, 0), bytes);
-        batch.put(prefixed(Bucket.blockHash, block.hash), encode(0n));
-        batch.put(heightKey(Bucket.receipts, 0), encode([]));
-        for (const w of genesisWrites.values()) {
-          if (w.value === null) batch.del(w.key);
-          else batch.put(w.key, w.value);
-        }
-        batch.put(META_HEAD, encode([0n, block.hash]));
-        await batch.write({ sync: true });
-        log.info("ledger created", { chainId: genesis.chainId, genesisHash: `0x${toHex(block.hash)}` });
-      } else if (!bytesEqual(stored, genesisBytes)) {
-        throw new CustosError("GENESIS_MISMATCH", `the ledger at ${dir} belongs to another genesis`, { dir });
-      }
-      const head = await Ledger.readHead(db, genesis);
-      await Ledger.checkMark(db, dir, head, mark);
-      markFile = await SlotFile.open(markPath, MARK_MAGIC, markRead.state === "ok" ? markRead.sequence : 0);
-      if (mark === undefined || mark.height !== head.height)
-        await markFile.write(encodeMark(head.height, head.hash), true);
-      const ledger = new Ledger(db, head, log, genesis.blockLimitWindow, cacheEntries, markFile);
-      for await (const key of db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
-        ledger.contractKeys.push(latin1(key));
-      }
-      for (let h = Math.max(1, head.height - genesis.blockLimitWindow + 1); h <= head.height; h++) {
-        const block = await ledger.getBlock(h);
-        if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
-        ledger.remember(
-          h,
-          block.txs.map((t) => toHex(t.hash)),
-        );
-      }
-      log.info("ledger opened", { height: head.height, hash: `0x${toHex(head.hash)}` });
+      await ledger.load();
       return ledger;
     } catch (err) {
-      await markFile?.close().catch(() => {});
+      await mark.close().catch(() => {});
       await db.close().catch(() => {});
       throw err;
     }
   }
 
-  /** The ledger must hold the block this node last recorded committing, with the same hash. */
-  private static async checkMark(
-    db: Level<Uint8Array, Uint8Array>,
-    dir: string,
-    head: { height: number; hash: Uint8Array },
-    mark: { height: number; hash: Uint8Array } | undefined,
-  ): Promise<void> {
-    if (mark === undefined) return;
-    if (mark.height > head.height) {
-      throw new CustosError(
-        "LEDGER_ROLLED_BACK",
-        `the ledger at ${dir} opened at height ${head.height}, but this node had committed height ${mark.height} (0x${toHex(mark.hash)}): committed blocks are missing (damaged or replaced files), and going on would fork the chain, so the node refuses to start. ${RECOVERY}`,
-        { dir, height: head.height, committed: mark.height },
+  private async load(): Promise<void> {
+    const { genesis, genesisWrites } = this.opts;
+    const genesisBytes = encodeGenesis(genesis);
+    const stored = await this.db.get(META_GENESIS);
+    if (stored === undefined) {
+      const stateRoot = nextStateRoot(ZERO32, genesisWrites);
+      const { block, bytes } = makeBlock(genesisHeader(genesis, stateRoot), []);
+      const batch = this.db.batch();
+      batch.put(META_GENESIS, genesisBytes);
+      this.blocks.putBinary(batch, 0, bytes);
+      this.blockHeights.put(batch, block.hash, 0);
+      this.receipts.put(batch, 0, []);
+      this.putState(batch, genesisWrites);
+      batch.put(META_HEAD, headCodec.encode({ height: 0, hash: block.hash }));
+      await batch.write({ sync: true });
+      this.modules.log.info("ledger created", {
+        chainId: genesis.chainId,
+        genesisHash: `0x${toHex(block.hash)}`,
+      });
+    } else if (!bytesEqual(stored, genesisBytes)) {
+      throw new CustosError("GENESIS_MISMATCH", `the ledger at ${this.opts.dir} belongs to another genesis`, {
+        dir: this.opts.dir,
+      });
+    }
+    const head = await this.readHead();
+    await this.mark.verify(head, async (h) => (await this.blocks.get(h))?.hash);
+    await this.mark.open(head);
+    this.headState = head;
+    for await (const key of this.db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
+      this.contractKeys.push(latin1(key));
+    }
+    for (let h = Math.max(1, head.height - this.window + 1); h <= head.height; h++) {
+      const block = await this.getBlock(h);
+      if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
+      this.remember(
+        h,
+        block.txs.map((t) => toHex(t.hash)),
       );
     }
-    const raw = await db.get(heightKey(Bucket.block, mark.height));
-    const block = raw === undefined ? undefined : decodeBlock(raw);
-    if (block === undefined || !bytesEqual(block.hash, mark.hash)) {
-      throw new CustosError(
-        "LEDGER_CORRUPT",
-        `the ledger at ${dir} holds ${block ? `another block (0x${toHex(block.hash)})` : "no block"} at height ${mark.height}, where this node committed 0x${toHex(mark.hash)}. ${RECOVERY}`,
-        { dir, height: mark.height },
-      );
-    }
+    this.modules.log.info("ledger opened", { height: head.height, hash: `0x${toHex(head.hash)}` });
   }
 
-  private static async readHead(db: Level<Uint8Array, Uint8Array>, genesis: Genesis): Promise<ChainHead> {
-    const raw = await db.get(META_HEAD);
+  private async readHead(): Promise<ChainHead> {
+    const raw = await this.db.get(META_HEAD);
     if (raw === undefined) throw new CustosError("LEDGER_CORRUPT", "the ledger has no head record");
-    const a = readArray(decode(raw, "Head", 1024), fieldAt("Head", ""), 2);
-    const height = readSafeU64(a[0], fieldAt("Head", "height"));
-    const hash = readBytes(a[1], fieldAt("Head", "hash"), 32);
-    const blockBytes = await db.get(heightKey(Bucket.block, height));
-    if (blockBytes === undefined)
-      throw new CustosError("LEDGER_CORRUPT", `the head block ${height} is missing`);
-    const block = decodeBlock(blockBytes);
+    const { height, hash } = headCodec.decode(raw);
+    const block = await this.blocks.get(height);
+    if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `the head block ${height} is missing`);
     if (!bytesEqual(block.hash, hash))
       throw new CustosError("LEDGER_CORRUPT", `the head block ${height} has another hash`);
-    const validators = validatorSetOf(await db.get(VALIDATOR_SET_KEY), genesis);
-    const observers = observerSetOf(await db.get(OBSERVER_SET_KEY), genesis);
-    return {
-      height,
-      hash,
-      header: block.header,
-      validators,
-      validatorSetHash: setHash(validators),
-      observers,
-    };
+    const sets = await this.modules.sets.load((key) => this.db.get(key));
+    return { height, hash, header: block.header, ...sets };
   }
 
   get head(): ChainHead {
     return this.headState;
   }
+
+  // ---------- state ----------
 
   /** State (or any) entry, through the cache. */
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
@@ -319,6 +304,13 @@ export class Ledger implements StateReader {
     return out;
   }
 
+  private putState(batch: Batch, writes: WriteSet): void {
+    for (const w of writes.values()) {
+      if (w.value === null) batch.del(w.key);
+      else batch.put(w.key, w.value);
+    }
+  }
+
   private indexContractKey(key: Uint8Array, present: boolean): void {
     if (compareBytes(key, CONTRACT_KEYS_FROM) < 0 || compareBytes(key, CONTRACT_KEYS_TO) >= 0) return;
     const k = latin1(key);
@@ -328,16 +320,18 @@ export class Ledger implements StateReader {
     else if (!present && there) this.contractKeys.splice(i, 1);
   }
 
-  /** Whether a tx with this hash is in one of the last `blockLimitWindow` blocks. */
-  isRecentlyCommitted(hash: Uint8Array): boolean {
-    return this.recent.has(toHex(hash));
-  }
-
   private cachePut(id: string, value: Uint8Array | null): void {
     if (this.cache.size >= this.cacheEntries && !this.cache.has(id)) {
       this.cache.delete(this.cache.keys().next().value as string);
     }
     this.cache.set(id, value);
+  }
+
+  // ---------- replay window ----------
+
+  /** Whether a tx with this hash is in one of the last `blockLimitWindow` blocks. */
+  isRecentlyCommitted(hash: Uint8Array): boolean {
+    return this.recent.has(toHex(hash));
   }
 
   private remember(height: number, hashes: string[]): void {
@@ -350,9 +344,11 @@ export class Ledger implements StateReader {
     }
   }
 
+  // ---------- blocks ----------
+
   async getBlockBytes(height: number): Promise<Uint8Array | undefined> {
     if (!Number.isSafeInteger(height) || height < 0 || height > this.headState.height) return undefined;
-    return this.db.get(heightKey(Bucket.block, height));
+    return this.blocks.getBinary(height);
   }
 
   async getBlock(height: number): Promise<Block | undefined> {
@@ -360,38 +356,24 @@ export class Ledger implements StateReader {
     return bytes === undefined ? undefined : decodeBlock(bytes);
   }
 
-  async heightOf(hash: Uint8Array): Promise<number | undefined> {
-    const raw = await this.db.get(prefixed(Bucket.blockHash, hash));
-    return raw === undefined
-      ? undefined
-      : readSafeU64(decode(raw, "HeightRef", 16), fieldAt("HeightRef", ""));
+  heightOf(hash: Uint8Array): Promise<number | undefined> {
+    return this.blockHeights.get(hash);
   }
 
-  async getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
-    return this.db.get(heightKey(Bucket.certificate, height));
+  getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.certificates.getBinary(height);
   }
 
-  async getCertificate(height: number): Promise<CommitCertificate | undefined> {
-    const raw = await this.db.get(heightKey(Bucket.certificate, height));
-    return raw === undefined ? undefined : decodeCertificate(raw);
+  getCertificate(height: number): Promise<CommitCertificate | undefined> {
+    return this.certificates.get(height);
   }
 
-  async txPosition(hash: Uint8Array): Promise<TxPosition | undefined> {
-    const raw = await this.db.get(prefixed(Bucket.txIndex, hash));
-    if (raw === undefined) return undefined;
-    const a = readArray(decode(raw, "TxPosition", 32), fieldAt("TxPosition", ""), 2);
-    return {
-      height: readSafeU64(a[0], fieldAt("TxPosition", "height")),
-      index: readUint(a[1], fieldAt("TxPosition", "index")),
-    };
+  txPosition(hash: Uint8Array): Promise<TxPosition | undefined> {
+    return this.positions.get(hash);
   }
 
-  async getReceipts(height: number): Promise<Uint8Array[] | undefined> {
-    const raw = await this.db.get(heightKey(Bucket.receipts, height));
-    if (raw === undefined) return undefined;
-    return readArray(decode(raw, "Receipts", 64 * 1024 * 1024), fieldAt("Receipts", "")).map((r, i) =>
-      readBytes(r, fieldAt("Receipts", `[${i}]`)),
-    );
+  getReceipts(height: number): Promise<Uint8Array[] | undefined> {
+    return this.receipts.get(height);
   }
 
   /** Appends the next block. Throws LEDGER_NOT_NEXT unless it extends the head. */
@@ -404,23 +386,20 @@ export class Ledger implements StateReader {
       );
     }
     const batch = this.db.batch();
-    batch.put(heightKey(Bucket.block, h.height), c.blockBytes);
-    batch.put(prefixed(Bucket.blockHash, c.block.hash), encode(BigInt(h.height)));
-    batch.put(heightKey(Bucket.certificate, h.height), encodeCertificate(c.certificate));
-    batch.put(heightKey(Bucket.receipts, h.height), encode(c.receipts));
+    this.blocks.putBinary(batch, h.height, c.blockBytes);
+    this.blockHeights.put(batch, c.block.hash, h.height);
+    this.certificates.put(batch, h.height, c.certificate);
+    this.receipts.put(batch, h.height, c.receipts);
     c.block.txs.forEach((tx, index) => {
-      batch.put(prefixed(Bucket.txIndex, tx.hash), encode([BigInt(h.height), index]));
+      this.positions.put(batch, tx.hash, { height: h.height, index });
     });
-    for (const w of c.writes.values()) {
-      if (w.value === null) batch.del(w.key);
-      else batch.put(w.key, w.value);
-    }
-    batch.put(META_HEAD, encode([BigInt(h.height), c.block.hash]));
+    this.putState(batch, c.writes);
+    batch.put(META_HEAD, headCodec.encode({ height: h.height, hash: c.block.hash }));
     try {
       await batch.write({ sync: true });
     } catch (cause) {
       // A failed write to the ledger is not recoverable here: the caller stops the node.
-      this.log.error("ledger write failed", { height: h.height, error: String(cause) });
+      this.modules.log.error("ledger write failed", { height: h.height, error: String(cause) });
       throw new CustosError(
         "LEDGER_WRITE_FAILED",
         `writing block ${h.height} failed`,
@@ -437,28 +416,17 @@ export class Ledger implements StateReader {
       h.height,
       c.block.txs.map((t) => toHex(t.hash)),
     );
-    const changed = c.writes.get(toHex(VALIDATOR_SET_KEY));
-    const validators = changed?.value != null ? decodeValidatorSet(changed.value) : this.headState.validators;
-    const observersChanged = c.writes.get(toHex(OBSERVER_SET_KEY));
     this.headState = {
       height: h.height,
       hash: c.block.hash,
       header: h,
-      validators,
-      validatorSetHash: changed ? setHash(validators) : this.headState.validatorSetHash,
-      observers:
-        observersChanged?.value != null
-          ? decodeValidatorSet(observersChanged.value)
-          : this.headState.observers,
+      ...this.modules.sets.after(this.headState, c.writes),
     };
-    // after LevelDB has the block durably and readers see it; the head record is not synced
-    // itself (the ledger is, and the record only ever lags it): a crash can leave it a block
-    // behind, never ahead
-    await this.mark.write(encodeMark(h.height, c.block.hash), false);
+    // after LevelDB has the block durably and readers see it
+    await this.mark.record(this.headState);
   }
 
   async close(): Promise<void> {
-    await this.mark.sync().catch(() => {});
     await this.mark.close();
     await this.db.close();
   }

@@ -1,6 +1,6 @@
 import { encode, merkleProof } from "@custos/codec";
 import { selectSm2 } from "@custos/crypto";
-import { decodeReceipt, type Genesis, type SignedTx } from "@custos/types";
+import { decodeReceipt, type Genesis, HASH_RE, type SignedTx } from "@custos/types";
 import { CustosError, fromHex } from "@custos/utils";
 import { ENGINE } from "@custos/vm";
 import type { Executor } from "../execution/executor.js";
@@ -38,13 +38,13 @@ export interface MethodSpec {
   fn: RpcMethod;
 }
 
-const HASH_RE = /^0x[0-9a-fA-F]{64}$/;
 /** custos_getEvents covers at most this many blocks, and this many events, per call. */
 const EVENT_RANGE = 1000;
 const EVENT_LIMIT = 10_000;
 
 function hashParam(v: unknown, name: string): Uint8Array {
-  if (typeof v !== "string" || !HASH_RE.test(v))
+  // hex digits in either case are accepted from clients; the chain's own form is lowercase
+  if (typeof v !== "string" || !HASH_RE.test(v.toLowerCase()))
     throw invalidParams(`${name} must be a 0x-prefixed 32-byte hex hash`);
   return fromHex(v);
 }
@@ -136,7 +136,7 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
         let height: number;
         if (typeof ref === "number" && Number.isSafeInteger(ref) && ref >= 0) height = ref;
         else if (ref === "latest") height = ledger.head.height;
-        else if (typeof ref === "string" && HASH_RE.test(ref)) {
+        else if (typeof ref === "string" && HASH_RE.test(ref.toLowerCase())) {
           const h = await ledger.heightOf(fromHex(ref));
           if (h === undefined) throw new CustosError("BLOCK_NOT_FOUND", `no block with hash ${ref}`);
           height = h;

@@ -1,6 +1,7 @@
-import { encode } from "@custos/codec";
-import { sm3 } from "@custos/crypto";
-import { toHex } from "@custos/utils";
+import type { WriteSet } from "@custos/types";
+import { compareBytes, toHex } from "@custos/utils";
+
+export type { StateWrite, WriteSet } from "@custos/types";
 
 /** Reads state by full LevelDB key; undefined when absent. */
 export interface StateReader {
@@ -13,15 +14,6 @@ export interface StateReader {
    */
   scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]>;
 }
-
-export interface StateWrite {
-  key: Uint8Array;
-  /** null deletes */
-  value: Uint8Array | null;
-}
-
-/** Writes keyed by the hex of their key, so that a later write to a key replaces an earlier one. */
-export type WriteSet = Map<string, StateWrite>;
 
 /**
  * Writes layered over a reader. A transaction runs on an overlay over the block's overlay:
@@ -72,20 +64,4 @@ export class Overlay implements StateReader {
   mergeInto(target: Overlay): void {
     for (const [k, w] of this.writes) target.writes.set(k, w);
   }
-}
-
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
-/**
- * stateRoot = SM3(prevStateRoot || SM3(encoded write set sorted by key)). Hex order of keys is
- * byte order, so sorting the hex strings sorts the keys.
- */
-export function nextStateRoot(prev: Uint8Array, writes: WriteSet): Uint8Array {
-  const entries = [...writes.keys()].sort().map((k) => {
-    const w = writes.get(k) as StateWrite;
-    return [w.key, w.value];
-  });
-  return sm3(prev, sm3(encode(entries)));
 }

@@ -2,7 +2,7 @@ import { DecodeError, decode, encode, fieldAt, readArray } from "@custos/codec";
 import type { Address } from "@custos/crypto";
 import type { ContractEvent, Genesis } from "@custos/types";
 import { CustosError } from "@custos/utils";
-import { stateKey } from "../ledger/keys.js";
+import { stateKey } from "../state/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
 
 /** A business-rule refusal: the tx fails with this code in its receipt; nothing it wrote stays. */

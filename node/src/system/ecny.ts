@@ -1,4 +1,4 @@
-import { decode, encode, fieldAt, readString, readU64 } from "@custos/codec";
+import { decode, encode, fieldAt, readArray, readSafeU64, readString, readU64 } from "@custos/codec";
 import { type Address, parseAddress } from "@custos/crypto";
 import { toHex } from "@custos/utils";
 import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
@@ -30,7 +30,11 @@ function amount(v: unknown, where: string): bigint {
 
 async function frozenReason(ctx: ContractContext, a: Address): Promise<string | undefined> {
   const raw = await ctx.get(frozenKey(a));
-  return raw === undefined ? undefined : ((decode(raw, "Frozen", 1024) as unknown[])[0] as string);
+  if (raw === undefined) return undefined;
+  // [reason, height frozen at]
+  const [reason, height] = readArray(decode(raw, "Frozen", 1024), fieldAt("Frozen", ""), 2);
+  readSafeU64(height, fieldAt("Frozen", "height"));
+  return readString(reason, fieldAt("Frozen", "reason"), { max: 256 });
 }
 
 async function requireNotFrozen(ctx: ContractContext, a: Address, who: string): Promise<void> {

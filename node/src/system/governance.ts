@@ -1,160 +1,29 @@
-import { decode, encode, fieldAt, readBool, readString, readUint } from "@custos/codec";
-import type { Address } from "@custos/crypto";
+import { fieldAt, readBool, readString, readUint } from "@custos/codec";
 import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
 import { memberKindHandlers } from "./memberProposals.js";
 import { memberOf, requireRole } from "./members.js";
+import {
+  COUNT,
+  GOVERNANCE,
+  type KindHandler,
+  openProposal,
+  type Proposal,
+  proposalJson,
+  readProposal,
+  saveProposal,
+} from "./proposals.js";
 import { templateKindHandlers } from "./templates.js";
 import { validatorKindHandlers } from "./validators.js";
 
-export const GOVERNANCE = "governance";
+export { GOVERNANCE } from "./proposals.js";
 
-/** What a proposal kind does: check its payload when proposed, carry it out when passed. */
-export interface KindHandler {
-  validate(ctx: ContractContext, payload: Record<string, unknown>): Promise<void>;
-  execute(ctx: ContractContext, payload: Record<string, unknown>, proposalId: number): Promise<void>;
-  /** Called when the proposal is rejected or vetoed. */
-  closed?(
-    ctx: ContractContext,
-    payload: Record<string, unknown>,
-    status: "rejected" | "vetoed",
-  ): Promise<void>;
-  /** Whether the regulator may veto this kind. */
-  vetoable?: boolean;
-  /** Only opened by another system contract (templates.submit), never by governance.propose. */
-  internal?: boolean;
-}
-
-let kindTable: Record<string, KindHandler> | undefined;
-/** Built on first use: templates.ts and governance.ts import each other. */
-function kinds(): Record<string, KindHandler> {
-  kindTable ??= { ...templateKindHandlers, ...memberKindHandlers, ...validatorKindHandlers };
-  return kindTable;
-}
-
-export type ProposalStatus = "open" | "executed" | "rejected" | "vetoed";
-
-export interface Proposal {
-  id: number;
-  kind: string;
-  payload: Record<string, unknown>;
-  proposer: Address;
-  createdHeight: number;
-  createdTime: number;
-  expiresAt: number;
-  status: ProposalStatus;
-  votes: { voter: Address; approve: boolean; height: number }[];
-  closedHeight: number | null;
-  veto: { by: Address; reason: string } | null;
-}
-
-const proposalKey = (id: number) => `p:${id.toString().padStart(12, "0")}`;
-const COUNT = "count";
-
-function encodeProposal(p: Proposal): Uint8Array {
-  return encode([
-    p.kind,
-    JSON.stringify(p.payload),
-    p.proposer,
-    p.createdHeight,
-    p.createdTime,
-    p.expiresAt,
-    p.status,
-    p.votes.map((v) => [v.voter, v.approve, v.height]),
-    p.closedHeight,
-    p.veto === null ? null : [p.veto.by, p.veto.reason],
-  ]);
-}
-
-function decodeProposal(id: number, raw: Uint8Array): Proposal {
-  const a = decode(raw, "Proposal", 1 << 20) as unknown[];
-  const veto = a[9] as [Address, string] | null;
-  return {
-    id,
-    kind: a[0] as string,
-    payload: JSON.parse(a[1] as string) as Record<string, unknown>,
-    proposer: a[2] as Address,
-    createdHeight: Number(a[3]),
-    createdTime: Number(a[4]),
-    expiresAt: Number(a[5]),
-    status: a[6] as ProposalStatus,
-    votes: (a[7] as [Address, boolean, number][]).map(([voter, approve, height]) => ({
-      voter,
-      approve,
-      height: Number(height),
-    })),
-    closedHeight: a[8] === null ? null : Number(a[8]),
-    veto: veto === null ? null : { by: veto[0], reason: veto[1] },
-  };
-}
-
-export async function readProposal(ctx: ContractContext, id: number): Promise<Proposal> {
-  const raw = await ctx.as(GOVERNANCE).get(proposalKey(id));
-  if (raw === undefined) throw new ContractError("PROPOSAL_NOT_FOUND", `there is no proposal ${id}`);
-  return decodeProposal(id, raw);
-}
-
-/** The proposals of `kind` that passed and were carried out, oldest first. */
-export async function executedProposals(ctx: ContractContext, kind: string): Promise<Proposal[]> {
-  const count = Number(await ctx.as(GOVERNANCE).getAmount(COUNT));
-  const out: Proposal[] = [];
-  for (let id = 1; id <= count; id++) {
-    const p = await readProposal(ctx, id);
-    if (p.kind === kind && p.status === "executed") out.push(p);
-  }
-  return out;
-}
-
-function save(ctx: ContractContext, p: Proposal): void {
-  ctx.as(GOVERNANCE).set(proposalKey(p.id), encodeProposal(p));
-}
-
-/** Opens a proposal (templates.submit calls this for template approvals). Returns its id. */
-export async function openProposal(
-  ctx: ContractContext,
-  kind: string,
-  payload: Record<string, unknown>,
-  ttlMs?: number,
-): Promise<number> {
-  const g = ctx.as(GOVERNANCE);
-  const id = Number(await g.getAmount(COUNT)) + 1;
-  g.setAmount(COUNT, BigInt(id));
-  const p: Proposal = {
-    id,
-    kind,
-    payload,
-    proposer: ctx.env.sender,
-    createdHeight: ctx.env.height,
-    createdTime: ctx.env.timestamp,
-    expiresAt: ctx.env.timestamp + (ttlMs ?? ctx.env.genesis.governance.proposalTtlMs),
-    status: "open",
-    votes: [],
-    closedHeight: null,
-    veto: null,
-  };
-  save(ctx, p);
-  g.emit("ProposalCreated", [id, kind, ctx.env.sender, p.expiresAt]);
-  return id;
-}
-
-export function proposalJson(p: Proposal, now: number, threshold: number): Record<string, unknown> {
-  const approvals = p.votes.filter((v) => v.approve).length;
-  return {
-    id: p.id,
-    kind: p.kind,
-    payload: p.payload,
-    proposer: p.proposer,
-    createdHeight: p.createdHeight,
-    createdTime: p.createdTime,
-    expiresAt: p.expiresAt,
-    status: p.status === "open" && now > p.expiresAt ? "expired" : p.status,
-    approvals,
-    rejections: p.votes.length - approvals,
-    threshold,
-    votes: p.votes,
-    closedHeight: p.closedHeight,
-    veto: p.veto,
-  };
-}
+/** Every kind a proposal can be, and what it does: assembled here, defined with what it governs. */
+const KINDS: Record<string, KindHandler> = {
+  ...templateKindHandlers,
+  ...memberKindHandlers,
+  ...validatorKindHandlers,
+};
+const kinds = () => KINDS;
 
 function proposalId(v: unknown, where: string): number {
   return parseArgs(where, () => readUint(v, fieldAt(where, "id")));
@@ -189,7 +58,6 @@ export const governanceContract: SystemContract = {
       const W = "governance.propose";
       await requireRole(ctx, "committee", "opening a proposal");
       const kind = parseArgs(W, () => readString(args[0], fieldAt(W, "kind"), { max: 32 }));
-      const KINDS = kinds();
       const handler = Object.hasOwn(KINDS, kind) ? KINDS[kind] : undefined;
       if (handler === undefined || handler.internal) {
         const known = Object.keys(KINDS).filter((k) => !KINDS[k]?.internal);
@@ -233,7 +101,7 @@ export const governanceContract: SystemContract = {
       p.closedHeight = ctx.env.height;
       p.veto = { by: ctx.env.sender, reason };
       await kinds()[p.kind]?.closed?.(ctx, p.payload, "vetoed");
-      save(ctx, p);
+      saveProposal(ctx, p);
       ctx.as(GOVERNANCE).emit("ProposalVetoed", [id, ctx.env.sender, reason]);
       return { id, status: p.status };
     },
@@ -297,7 +165,7 @@ async function castVote(ctx: ContractContext, p: Proposal, approve: boolean) {
     await kinds()[p.kind]?.closed?.(ctx, p.payload, "rejected");
     g.emit("ProposalRejected", [p.id, p.kind]);
   }
-  save(ctx, p);
+  saveProposal(ctx, p);
   return { id: p.id, status: p.status, approvals, threshold };
 }
 
@@ -313,13 +181,4 @@ function parsePayload(v: unknown, where: string): Record<string, unknown> {
     throw new ContractError("INVALID_ARGUMENTS", `${where}: the payload must be a JSON object`);
   }
   return payload as Record<string, unknown>;
-}
-
-/** Reads a string field of a proposal payload. */
-export function payloadString(p: Record<string, unknown>, field: string, re: RegExp): string {
-  const v = p[field];
-  if (typeof v !== "string" || !re.test(v)) {
-    throw new ContractError("INVALID_ARGUMENTS", `payload.${field} must match ${re}`);
-  }
-  return v;
 }

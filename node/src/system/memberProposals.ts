@@ -1,11 +1,10 @@
 import { addressFromPublicKey } from "@custos/crypto";
-import { type EcnyTier, ROLES, type Role } from "@custos/types";
+import { ADDRESS_RE, type EcnyTier, ROLES, type Role } from "@custos/types";
 import { fromHex } from "@custos/utils";
 import { type ContractContext, ContractError } from "./contract.js";
-import type { KindHandler } from "./governance.js";
 import { encodeMember, MEMBERS, type Member, memberOf } from "./members.js";
+import type { KindHandler } from "./proposals.js";
 
-const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function roles(p: Record<string, unknown>): Role[] {

@@ -2,10 +2,10 @@ import { decode, encode, fieldAt, readArray, readBytes, readString, readUint } f
 import { type Address, addressFromPublicKey, parseAddress } from "@custos/crypto";
 import type { EcnyTier, Genesis, Role } from "@custos/types";
 import { fromHex, toHex } from "@custos/utils";
-import { stateKey } from "../ledger/keys.js";
+import { stateKey } from "../state/keys.js";
 import type { StateReader, WriteSet } from "../state/overlay.js";
 import { type ContractContext, ContractError, parseArgs, type SystemContract } from "./contract.js";
-import { executedProposals } from "./governance.js";
+import { executedProposals } from "./proposals.js";
 
 export const MEMBERS = "members";
 

@@ -1,12 +1,22 @@
-import { decode, encode, fieldAt, readArray, readString } from "@custos/codec";
+import {
+  DecodeError,
+  decode,
+  encode,
+  fieldAt,
+  readArray,
+  readNullable,
+  readString,
+  readUint,
+} from "@custos/codec";
 import { type Address, sm3 } from "@custos/crypto";
+import { ADDRESS_RE, HASH_RE } from "@custos/types";
 import { toHex } from "@custos/utils";
 import { VM_LIMITS } from "@custos/vm";
-import { stateKey } from "../ledger/keys.js";
+import { stateKey } from "../state/keys.js";
 import type { StateReader } from "../state/overlay.js";
 import { type ContractContext, ContractError, GAS, parseArgs, type SystemContract } from "./contract.js";
-import { type KindHandler, openProposal, payloadString, proposalJson, readProposal } from "./governance.js";
 import { requireRole } from "./members.js";
+import { type KindHandler, openProposal, payloadString, proposalJson, readProposal } from "./proposals.js";
 
 export const TEMPLATES = "templates";
 
@@ -40,8 +50,6 @@ export interface Instance {
   history: [number, string, number][];
 }
 
-const HASH_RE = /^0x[0-9a-f]{64}$/;
-const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 const NAME_RE = /^[a-z][a-z0-9-]{1,63}$/;
 const SEMVER_RE = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$/;
 const TAG_RE = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -68,20 +76,35 @@ function encodeTemplate(t: Template): Uint8Array {
   ]);
 }
 
+const TIME = Number.MAX_SAFE_INTEGER;
+const TEMPLATE_STATUSES: readonly TemplateStatus[] = ["pending", "approved", "rejected", "vetoed"];
+
+function oneOf<T extends string>(v: unknown, c: ReturnType<typeof fieldAt>, allowed: readonly T[]): T {
+  const s = readString(v, c, { max: 16 });
+  if (!(allowed as readonly string[]).includes(s))
+    throw new DecodeError("DECODE_OUT_OF_RANGE", c.structure, c.field, `unknown value ${s}`);
+  return s as T;
+}
+
+/** The stored template record, checked field by field. */
 function decodeTemplate(codeHash: string, raw: Uint8Array): Template {
-  const a = decode(raw, "Template", 1 << 16) as unknown[];
+  const S = "Template";
+  const f = (name: string) => fieldAt(S, name);
+  const a = readArray(decode(raw, S, 1 << 16), f(""), 10);
   return {
     codeHash,
-    name: a[0] as string,
-    version: a[1] as string,
-    description: a[2] as string,
-    tags: a[3] as string[],
-    category: a[4] as string,
-    creator: a[5] as Address,
-    createdHeight: Number(a[6]),
-    createdTime: Number(a[7]),
-    status: a[8] as TemplateStatus,
-    proposalId: Number(a[9]),
+    name: readString(a[0], f("name"), { max: 64, pattern: NAME_RE }),
+    version: readString(a[1], f("version"), { max: 32, pattern: SEMVER_RE }),
+    description: readString(a[2], f("description"), { max: 1024 }),
+    tags: readArray(a[3], f("tags"), { min: 0, max: 16 }).map((t, i) =>
+      readString(t, f(`tags[${i}]`), { max: 32, pattern: TAG_RE }),
+    ),
+    category: readString(a[4], f("category"), { max: 64 }),
+    creator: readString(a[5], f("creator"), { max: 42, pattern: ADDRESS_RE }) as Address,
+    createdHeight: readUint(a[6], f("createdHeight"), TIME),
+    createdTime: readUint(a[7], f("createdTime"), TIME),
+    status: oneOf(a[8], f("status"), TEMPLATE_STATUSES),
+    proposalId: readUint(a[9], f("proposalId"), TIME),
   };
 }
 
@@ -99,19 +122,29 @@ function encodeInstance(i: Instance): Uint8Array {
   ]);
 }
 
+/** The stored instance record, checked field by field. */
 function decodeInstance(address: Address, raw: Uint8Array): Instance {
-  const a = decode(raw, "Instance", 1 << 20) as unknown[];
+  const S = "Instance";
+  const f = (name: string) => fieldAt(S, name);
+  const a = readArray(decode(raw, S, 1 << 20), f(""), 9);
   return {
     address,
-    codeHash: a[0] as string,
-    template: a[1] as string,
-    creator: a[2] as Address,
-    createdHeight: Number(a[3]),
-    createdTime: Number(a[4]),
-    status: a[5] as Instance["status"],
-    frozenReason: a[6] as string | null,
-    params: JSON.parse(a[7] as string),
-    history: (a[8] as unknown[][]).map((h) => [Number(h[0]), h[1] as string, Number(h[2])]),
+    codeHash: readString(a[0], f("codeHash"), { max: 66, pattern: HASH_RE }),
+    template: readString(a[1], f("template"), { max: 128 }),
+    creator: readString(a[2], f("creator"), { max: 42, pattern: ADDRESS_RE }) as Address,
+    createdHeight: readUint(a[3], f("createdHeight"), TIME),
+    createdTime: readUint(a[4], f("createdTime"), TIME),
+    status: oneOf(a[5], f("status"), ["active", "frozen"] as const),
+    frozenReason: readNullable(a[6], (v) => readString(v, f("frozenReason"), { max: 256 })),
+    params: JSON.parse(readString(a[7], f("params"), { max: 1 << 20 })),
+    history: readArray(a[8], f("history")).map((h, i) => {
+      const t = readArray(h, f(`history[${i}]`), 3);
+      return [
+        readUint(t[0], f(`history[${i}].height`), TIME),
+        readString(t[1], f(`history[${i}].codeHash`), { max: 66, pattern: HASH_RE }),
+        readUint(t[2], f(`history[${i}].proposalId`), TIME),
+      ] as [number, string, number];
+    }),
   };
 }
 

@@ -1,4 +1,4 @@
-import { decode, encode } from "@custos/codec";
+import { decode, encode, fieldAt, readArray, readBytes, readString } from "@custos/codec";
 import { addressFromPublicKey } from "@custos/crypto";
 import {
   type Genesis,
@@ -10,9 +10,10 @@ import {
   validatorSetHash,
 } from "@custos/types";
 import { fromHex, toHex } from "@custos/utils";
-import { stateKey } from "../ledger/keys.js";
+import type { SetTracker } from "../ledger/ledger.js";
+import { stateKey } from "../state/keys.js";
 import { type ContractContext, ContractError, type SystemContract } from "./contract.js";
-import type { KindHandler } from "./governance.js";
+import type { KindHandler } from "./proposals.js";
 
 export const VALIDATORS = "validators";
 const SET = "set";
@@ -26,13 +27,21 @@ export function encodeValidatorSet(set: readonly GenesisValidator[]): Uint8Array
   return encode(set.map((v) => [v.name, v.publicKey, v.peerId, v.p2p]));
 }
 
+/** A stored validator (or observer) set, checked entry by entry. */
 export function decodeValidatorSet(raw: Uint8Array): GenesisValidator[] {
-  return (decode(raw, "ValidatorSet", 1 << 20) as unknown[][]).map((v) => ({
-    name: v[0] as string,
-    publicKey: v[1] as Uint8Array,
-    peerId: v[2] as string,
-    p2p: v[3] as string[],
-  }));
+  const S = "ValidatorSet";
+  return readArray(decode(raw, S, 1 << 20), fieldAt(S, ""), { min: 0, max: 1024 }).map((e, i) => {
+    const f = (name: string) => fieldAt(S, `[${i}].${name}`);
+    const v = readArray(e, f(""), 4);
+    return {
+      name: readString(v[0], f("name"), { max: 64 }),
+      publicKey: readBytes(v[1], f("publicKey"), 33),
+      peerId: readString(v[2], f("peerId"), { max: 128 }),
+      p2p: readArray(v[3], f("p2p"), { min: 0, max: 8 }).map((a, k) =>
+        readString(a, f(`p2p[${k}]`), { max: 256 }),
+      ),
+    };
+  });
 }
 
 /** The set that validates the next block: the stored one, or genesis's until the first change. */
@@ -47,6 +56,31 @@ export function observerSetOf(raw: Uint8Array | undefined, genesis: Genesis): Ge
 
 export function setHash(set: readonly GenesisValidator[]): Uint8Array {
   return validatorSetHash(set.map((v) => v.publicKey));
+}
+
+/**
+ * How the ledger's head follows the validator and observer sets: read from the state at open,
+ * and from each block's writes after it (a change takes effect from the next block).
+ */
+export function validatorSetTracker(genesis: Genesis): SetTracker {
+  return {
+    async load(read) {
+      const validators = validatorSetOf(await read(VALIDATOR_SET_KEY), genesis);
+      const observers = observerSetOf(await read(OBSERVER_SET_KEY), genesis);
+      return { validators, validatorSetHash: setHash(validators), observers };
+    },
+    after(prev, writes) {
+      const changed = writes.get(toHex(VALIDATOR_SET_KEY));
+      const observersChanged = writes.get(toHex(OBSERVER_SET_KEY));
+      const validators = changed?.value != null ? decodeValidatorSet(changed.value) : prev.validators;
+      return {
+        validators,
+        validatorSetHash: changed ? setHash(validators) : prev.validatorSetHash,
+        observers:
+          observersChanged?.value != null ? decodeValidatorSet(observersChanged.value) : prev.observers,
+      };
+    },
+  };
 }
 
 async function current(ctx: ContractContext): Promise<GenesisValidator[]> {

@@ -2,7 +2,7 @@ import { encode } from "@custos/codec";
 import { makeBlock } from "@custos/types";
 import { toHex } from "@custos/utils";
 import { afterEach, describe, expect, it } from "vitest";
-import { stateKey } from "../../src/ledger/keys.js";
+import { stateKey } from "../../src/state/keys.js";
 import { commitBlock, openLedger as open } from "../chain.js";
 import { tempDir, testChain, tx } from "../helpers.js";
 

@@ -4,12 +4,11 @@ import { commitVoteBytes } from "@custos/types";
 import { nullLogger, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildBlock } from "../../src/chain/blockBuilder.js";
+import { openChainLedger } from "../../src/chain/openLedger.js";
 import { BlockSync, SerialWriter, type SyncNetwork } from "../../src/chain/sync.js";
 import { Executor } from "../../src/execution/executor.js";
-import { Ledger } from "../../src/ledger/ledger.js";
+import type { Ledger } from "../../src/ledger/ledger.js";
 import type { NetworkPeer } from "../../src/p2p/network.js";
-import type { WriteSet } from "../../src/state/overlay.js";
-import { genesisMemberWrites } from "../../src/system/members.js";
 import { tempDir, testChain, tx, until } from "../helpers.js";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -18,15 +17,10 @@ afterAll(async () => {
 });
 
 const chain = testChain();
-const writes = () => {
-  const w: WriteSet = new Map();
-  genesisMemberWrites(chain.genesis, w);
-  return w;
-};
 
 async function ledgerAt(name: string): Promise<Ledger> {
   const t = await tempDir(`custos-sync-${name}-`);
-  const l = await Ledger.open(t.dir, chain.genesis, writes(), nullLogger);
+  const l = await openChainLedger(t.dir, chain.genesis, nullLogger);
   cleanups.push(async () => {
     await l.close();
     await t.cleanup();

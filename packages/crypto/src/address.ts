@@ -5,7 +5,8 @@ import { sm3 } from "./sm3.js";
 /** An account address: `0x` + 40 lowercase hex digits. */
 export type Address = string;
 
-const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
+/** The one pattern of an address in the chain's canonical form (lowercase). */
+export const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 
 export function isAddress(value: unknown): value is Address {
   return typeof value === "string" && ADDRESS_RE.test(value);

@@ -14,3 +14,6 @@ export function hmacSm3(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
 }
 
 export const SM3_LENGTH = 32;
+
+/** The one pattern of an SM3 hash (tx, block, code) in the chain's canonical form: 0x + 64 lowercase hex. */
+export const HASH_RE = /^0x[0-9a-f]{64}$/;

@@ -42,3 +42,8 @@ export function bigIntToBytes(value: bigint, length: number): Uint8Array {
   }
   return fromHex(hex.padStart(length * 2, "0"));
 }
+
+/** Byte order of two byte strings (-1, 0, 1), as LevelDB sorts keys. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}

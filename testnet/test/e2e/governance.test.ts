@@ -17,7 +17,7 @@ import { CLI, type RunningTestnet, startTestnet, until } from "../helpers.js";
  * the chain from zero; and a fifth validator is added, then a genesis validator removed, by
  * proposal, while the chain runs.
  */
-const EXAMPLE = new URL("../../../packages/contract-sdk/examples/counter.ts", import.meta.url).pathname;
+const EXAMPLE = new URL("../../../contracts/sdk/examples/counter.ts", import.meta.url).pathname;
 const run = promisify(execFile);
 let net: RunningTestnet;
 let dir: string;

@@ -313,7 +313,7 @@ describe("the README, followed as written", () => {
 
   it("lists counter.ts exactly as the file is", async () => {
     const listings = blocks().filter((b) => b.file);
-    expect(listings.map((b) => b.file)).toContain("packages/contract-sdk/examples/counter.ts");
+    expect(listings.map((b) => b.file)).toContain("contracts/sdk/examples/counter.ts");
     for (const b of listings)
       expect(b.body, b.file).toBe(await readFile(join(ROOT, b.file as string), "utf8"));
   });

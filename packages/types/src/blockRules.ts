@@ -1,6 +1,15 @@
-import type { Block, Genesis } from "@custos/types";
 import { bytesEqual, toHex } from "@custos/utils";
-import type { ChainHead } from "../ledger/ledger.js";
+import type { Block } from "./block.js";
+import type { Genesis } from "./genesis.js";
+
+/** What the block rules need of the chain's head. */
+export interface HeadView {
+  height: number;
+  hash: Uint8Array;
+  header: { timestamp: number };
+  /** The hash of the validator set that must sign the next block. */
+  validatorSetHash: Uint8Array;
+}
 
 /**
  * What a block must satisfy on top of `head` before it is worth executing, whoever made it: it
@@ -10,7 +19,7 @@ import type { ChainHead } from "../ledger/ledger.js";
  */
 export function blockRuleViolation(
   genesis: Genesis,
-  head: ChainHead,
+  head: HeadView,
   block: Block,
   isRecentlyCommitted: (hash: Uint8Array) => boolean,
 ): string | undefined {

@@ -1,0 +1,23 @@
+/**
+ * One key space per kind of data, each behind a one-byte prefix. A prefix is never reused: a
+ * retired bucket stays here as a comment.
+ */
+export const Bucket = {
+  meta: 0x01,
+  /** height (8 bytes BE) -> encoded block */
+  block: 0x02,
+  /** block hash -> height */
+  blockHash: 0x03,
+  /** height -> encoded commit certificate */
+  certificate: 0x04,
+  /** tx hash -> [height, index] */
+  txIndex: 0x05,
+  /** height -> msgpack array of encoded receipts */
+  receipts: 0x06,
+  /** contract name || 0x00 || key -> value (see state/keys.ts) */
+  state: 0x07,
+  // 0x08: reserved for the consensus WAL, never used (the WAL is a file of its own)
+} as const;
+
+export const META_HEAD = new Uint8Array([Bucket.meta, 1]);
+export const META_GENESIS = new Uint8Array([Bucket.meta, 2]);
