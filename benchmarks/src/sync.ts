@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { CustosClient } from "@custos/client";
 import { encode } from "@custos/codec";
 import { loadKeystoreFile, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
-import { buildBlock, Executor, homePaths, openChainLedger } from "@custos/node";
+import { buildBlock, commitOf, Executor, homePaths, openChainLedger } from "@custos/node";
 import * as testnet from "@custos/testnet";
 import { commitVoteBytes, parseGenesis, type SignedTx, signTx, TX_VERSION } from "@custos/types";
 import { nullLogger } from "@custos/utils";
@@ -78,12 +78,8 @@ async function generateChain(t: testnet.TestnetFile, password: string, o: SyncBe
         state: ledger,
       });
       const vote = commitVoteBytes(genesis.chainId, h, 0, built.block.hash);
-      await ledger.commit({
-        block: built.block,
-        blockBytes: built.bytes,
-        receipts: built.receiptBytes,
-        writes: built.writes,
-        certificate: {
+      await ledger.commit(
+        commitOf(built, {
           version: 1,
           chainId: genesis.chainId,
           height: h,
@@ -93,8 +89,8 @@ async function generateChain(t: testnet.TestnetFile, password: string, o: SyncBe
             validator,
             signature: sm2Sign(k.privateKey, vote),
           })),
-        },
-      });
+        }),
+      );
       txCount += txs.length;
     }
   } finally {

@@ -1,12 +1,11 @@
 import { access, mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CustosClient, Wallet } from "@custos/client";
 import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
 import { DEV_MEMBERS } from "@custos/node";
-import { down, readTestnet, type TestnetFile, up } from "@custos/testnet";
+import { down, freeBasePort, readTestnet, type TestnetFile, up } from "@custos/testnet";
 import {
   CommitWatcher,
   driveOpenLoop,
@@ -113,25 +112,6 @@ async function sample(validators: readonly { rpc: string }[]): Promise<void> {
 }
 
 const metric = (m: Map<string, number>, name: string) => m.get(name) ?? 0;
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once("error", () => done(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
-  });
-}
-
-/** A random base port in 20000-40000 whose RPC (base+i) and libp2p (base+100+i) ports are free. */
-async function freeBasePort(nodes: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 20_000);
-    let ok = true;
-    for (let i = 0; i < nodes && ok; i++) ok = (await isFree(base + i)) && (await isFree(base + 100 + i));
-    if (ok) return base;
-  }
-  throw new Error("no free base port found in 20000-40000");
-}
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(

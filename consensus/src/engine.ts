@@ -1,5 +1,4 @@
-import { DecodeError } from "@custos/codec";
-import { bytesEqual, toHex } from "@custos/utils";
+import { bytesEqual, isCustosError, toHex } from "@custos/utils";
 import {
   type Body,
   decodeEnvelope,
@@ -455,7 +454,10 @@ export class PbftEngine {
     try {
       env = decodeEnvelope(bytes, this.opts.maxMessageBytes);
     } catch (err) {
-      this.reject(from, err instanceof DecodeError ? err.message : "undecodable message");
+      this.reject(
+        from,
+        isCustosError(err) && err.code.startsWith("DECODE_") ? err.message : "undecodable message",
+      );
       return;
     }
     const b = env.body;

@@ -57,5 +57,8 @@ export interface Wal {
   /** Appends and makes durable before returning. */
   append(record: Uint8Array): Promise<void> | void;
   /** Whole records in order, a torn tail dropped. */
-  readAll(): Promise<Uint8Array[]> | Uint8Array[];
+  readAll(): Uint8Array[];
+  /** After a block commits: keeps only `keep` (the records of heights not yet decided). */
+  compact(keep: Uint8Array[]): Promise<void>;
+  close(): Promise<void>;
 }

@@ -4,6 +4,9 @@ import { CustosError } from "@custos/utils";
 import type { ApiKey } from "./rpc/server.js";
 import { DEFAULT_POOL_OPTIONS, type TxPoolOptions } from "./txpool/txpool.js";
 
+/** Why a node home cannot be used (config.json, genesis.json, the key's password). */
+export type HomeErrorCode = "CONFIG_INVALID" | "GENESIS_INVALID" | "NO_PASSWORD";
+
 /** HOME/config.json: how this node runs (what the chain is lives in genesis.json). */
 export interface NodeConfig {
   rpc: {
@@ -57,7 +60,7 @@ export const homePaths = (home: string) => ({
 });
 
 function bad(field: string, why: string): CustosError {
-  return new CustosError("CONFIG_INVALID", `config.json ${field}: ${why}`, { field });
+  return new CustosError<HomeErrorCode>("CONFIG_INVALID", `config.json ${field}: ${why}`, { field });
 }
 
 const MULTIADDR_RE = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/\s]{1,253}\/tcp\/\d{1,5}$/;

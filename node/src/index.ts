@@ -1,17 +1,18 @@
-export { buildBlock } from "./chain/blockBuilder.js";
+export { buildBlock, commitOf } from "./chain/blockBuilder.js";
 export { openChainLedger } from "./chain/openLedger.js";
 export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 export { DEFAULT_CONFIG, homePaths, loadConfig, type NodeConfig } from "./config.js";
 export { FileWal } from "./consensus/fileWal.js";
-export { Executor } from "./execution/executor.js";
 export {
+  createDevMembers,
+  DEV_CHAIN,
   DEV_MEMBERS,
   DEV_TIERS,
   type DevAccount,
-  type InitOptions,
-  type InitResult,
-  initHome,
-} from "./init.js";
+  devGenesis,
+} from "./devChain.js";
+export { Executor } from "./execution/executor.js";
+export { type InitOptions, type InitResult, initHome } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
 export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";
 export { CustosNode, type StartOptions } from "./node.js";

@@ -6,12 +6,14 @@ import {
   encryptP2pKeystore,
   generateKeyPair,
   generateP2pKey,
-  type Sm2KeyPair,
   writeKeystoreFile,
 } from "@custos/crypto";
-import { type EcnyTier, type Genesis, genesisToJson, parseGenesis, type Role } from "@custos/types";
+import { genesisToJson } from "@custos/types";
 import { CustosError } from "@custos/utils";
 import { homePaths } from "./config.js";
+import { createDevMembers, type DevAccount, devGenesis } from "./devChain.js";
+
+export { DEV_CHAIN, DEV_MEMBERS, DEV_TIERS, type DevAccount } from "./devChain.js";
 
 export interface InitOptions {
   home: string;
@@ -22,13 +24,6 @@ export interface InitOptions {
   /** PBKDF2 iterations for the keystores; dev homes use fewer so that init stays quick. */
   kdfIterations?: number;
   rpcListen?: string;
-}
-
-export interface DevAccount {
-  name: string;
-  role: Role;
-  address: string;
-  keyFile: string;
 }
 
 export interface InitResult {
@@ -43,31 +38,6 @@ export interface InitResult {
   passwordFile?: string;
   accounts?: DevAccount[];
 }
-
-/** Demo members of a dev chain: who they are, their role and e-CNY wallet tier. */
-export const DEV_MEMBERS: { name: string; role: Role; tier: EcnyTier }[] = [
-  { name: "operator", role: "operator", tier: 1 },
-  { name: "regulator", role: "regulator", tier: 1 },
-  { name: "committee-1", role: "committee", tier: 1 },
-  { name: "committee-2", role: "committee", tier: 1 },
-  { name: "committee-3", role: "committee", tier: 1 },
-  { name: "bank", role: "institution", tier: 1 },
-  { name: "service-institution", role: "institution", tier: 1 },
-  { name: "merchant-1", role: "merchant", tier: 1 },
-  { name: "merchant-2", role: "merchant", tier: 1 },
-  { name: "consumer-1", role: "consumer", tier: 2 },
-  { name: "consumer-2", role: "consumer", tier: 3 },
-  { name: "consumer-3", role: "consumer", tier: 4 },
-  { name: "auditor", role: "auditor", tier: 1 },
-];
-
-/** Tier limits in fen, after the e-CNY wallet levels (tier 1: fully verified, tier 4: anonymous). */
-export const DEV_TIERS = {
-  "1": { singleLimit: "1000000000000", dailyLimit: "1000000000000" },
-  "2": { singleLimit: "5000000", dailyLimit: "10000000" },
-  "3": { singleLimit: "500000", dailyLimit: "1000000" },
-  "4": { singleLimit: "200000", dailyLimit: "500000" },
-};
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -134,31 +104,11 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
   };
   if (!o.dev) return result;
 
-  const accounts: DevAccount[] = [];
-  const members: { name: string; pair: Sm2KeyPair; role: Role; tier: EcnyTier }[] = [];
-  for (const m of DEV_MEMBERS) {
-    const pair = generateKeyPair();
-    const keyFile = join(resolve(o.home), "keys", `${m.name}.json`);
-    await writeKeystoreFile(keyFile, await encryptKeystore(pair.privateKey, password, kdf));
-    members.push({ name: m.name, pair, role: m.role, tier: m.tier });
-    accounts.push({ name: m.name, role: m.role, address: pair.address, keyFile });
-  }
-  const genesis: Genesis = parseGenesis({
+  const { accounts, members } = await createDevMembers(join(resolve(o.home), "keys"), password, kdf);
+  const genesis = devGenesis({
     chainId: result.chainId,
-    timestamp: Date.now(),
-    blockLimitWindow: 600,
-    consensus: {
-      validators: [{ name: "validator-0", publicKey: result.nodePublicKey }],
-      minBlockIntervalMs: 100,
-      maxBlockTxs: 5000,
-    },
-    members: members.map((m) => ({
-      name: m.name,
-      publicKey: Buffer.from(m.pair.publicKey).toString("hex"),
-      roles: [m.role],
-      ecnyTier: m.tier,
-    })),
-    ecny: { tiers: DEV_TIERS, largeTxThreshold: "5000000" },
+    validators: [{ name: "validator-0", publicKey: result.nodePublicKey }],
+    members,
   });
   await writeFile(paths.genesis, `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`, { flag: "wx" });
   await writeFile(

@@ -1,7 +1,7 @@
 import { type Sm2KeyPair, sm2Sign } from "@custos/crypto";
 import { type Block, CERT_VERSION, type CommitCertificate, commitVoteBytes } from "@custos/types";
 import { nullLogger } from "@custos/utils";
-import { buildBlock } from "../src/chain/blockBuilder.js";
+import { buildBlock, commitOf } from "../src/chain/blockBuilder.js";
 import { openChainLedger } from "../src/chain/openLedger.js";
 import { Executor } from "../src/execution/executor.js";
 import type { Ledger } from "../src/ledger/ledger.js";
@@ -22,13 +22,7 @@ export async function commitBlock(ledger: Ledger, chain: TestChain, txs: ReturnT
     state: ledger,
   });
   const certificate = soloCertificate(chain.genesis.chainId, built.block, chain.validator);
-  await ledger.commit({
-    block: built.block,
-    blockBytes: built.bytes,
-    receipts: built.receiptBytes,
-    writes: built.writes,
-    certificate,
-  });
+  await ledger.commit(commitOf(built, certificate));
   return { block: built.block, result: { receipts: built.receipts, writes: built.writes } };
 }
 

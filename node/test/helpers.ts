@@ -1,11 +1,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode } from "@custos/codec";
 import { generateKeyPair, type Sm2KeyPair } from "@custos/crypto";
 import { type Genesis, parseGenesis, type Role, type SignedTx, signTx } from "@custos/types";
-import { toHex } from "@custos/utils";
+import { freePort, toHex, until as waitUntil } from "@custos/utils";
 import { DEV_TIERS } from "../src/init.js";
 
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -83,22 +82,8 @@ export function tx(
   );
 }
 
-/** A TCP port free on 127.0.0.1 right now (for listeners that must know their port in advance). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** Polls until `pred` holds; throws after `ms`. */
-export async function until(pred: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export const until = (pred: () => Promise<boolean> | boolean, ms = 20_000): Promise<true> =>
+  waitUntil(pred, { timeoutMs: ms, everyMs: 20 }) as Promise<true>;
+
+export { freePort };

@@ -2,13 +2,11 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { basename, join, resolve } from "node:path";
 import { CustosClient } from "@custos/client";
-import { encryptKeystore, generateKeyPair, writeKeystoreFile } from "@custos/crypto";
-import { DEV_MEMBERS, DEV_TIERS, type DevAccount, initHome } from "@custos/node";
-import { genesisToJson, parseGenesis } from "@custos/types";
-import { CustosError, errorMessage, sleep } from "@custos/utils";
+import { createDevMembers, type DevAccount, devGenesis, initHome } from "@custos/node";
+import { genesisToJson } from "@custos/types";
+import { CustosError, errorMessage, portFree, sleep } from "@custos/utils";
 
 export interface TestnetNode {
   name: string;
@@ -100,14 +98,6 @@ async function writeTestnet(dir: string, t: TestnetFile): Promise<void> {
   const tmp = `${fileOf(dir)}.tmp`;
   await writeFile(tmp, `${JSON.stringify(t, null, 2)}\n`);
   await rename(tmp, fileOf(dir));
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once("error", () => done(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => done(true)));
-  });
 }
 
 /**
@@ -302,41 +292,22 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
       home,
     });
   }
-  const accounts: DevAccount[] = [];
-  const members = [];
-  for (const m of DEV_MEMBERS) {
-    const pair = generateKeyPair();
-    const keyFile = join(dir, "accounts", `${m.name}.json`);
-    await writeKeystoreFile(
-      keyFile,
-      await encryptKeystore(pair.privateKey, password, { iterations: TESTNET_KDF_ITERATIONS }),
-    );
-    accounts.push({ name: m.name, role: m.role, address: pair.address, keyFile });
-    members.push({
-      name: m.name,
-      publicKey: Buffer.from(pair.publicKey).toString("hex"),
-      roles: [m.role],
-      ecnyTier: m.tier,
-    });
-  }
+  const { accounts, members } = await createDevMembers(join(dir, "accounts"), password, {
+    iterations: TESTNET_KDF_ITERATIONS,
+  });
   const entry = (i: number) => ({
     name: nodes[i]?.name,
     publicKey: inits[i]?.nodePublicKey,
     peerId: inits[i]?.peerId,
     p2p: [`/ip4/127.0.0.1/tcp/${o.basePort + 100 + i}`],
   });
-  const genesis = parseGenesis({
+  const genesis = devGenesis({
     chainId,
-    timestamp: Date.now(),
-    blockLimitWindow: 600,
-    consensus: {
-      validators: Array.from({ length: o.nodes }, (_, i) => entry(i)),
-      minBlockIntervalMs: o.blockIntervalMs ?? 100,
-      maxBlockTxs: o.maxBlockTxs ?? 5000,
-    },
+    validators: Array.from({ length: o.nodes }, (_, i) => entry(i)),
     observers: Array.from({ length: o.observers }, (_, k) => entry(o.nodes + k)),
     members,
-    ecny: { tiers: DEV_TIERS, largeTxThreshold: "5000000" },
+    ...(o.blockIntervalMs === undefined ? {} : { minBlockIntervalMs: o.blockIntervalMs }),
+    ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
   });
   const text = `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`;
   await writeFile(join(dir, "genesis.json"), text);

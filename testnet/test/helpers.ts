@@ -4,18 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CustosClient } from "@custos/client";
 import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import { until as waitUntil } from "@custos/utils";
 import * as testnet from "../src/index.js";
 
 /** How the tests run nodes: the built CLI under this Node. */
 export const CLI = [process.execPath, new URL("../../cli/bin/custos.js", import.meta.url).pathname];
 
-export async function until(pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export const until = (pred: () => Promise<boolean> | boolean, ms = 30_000): Promise<true> =>
+  waitUntil(pred, { timeoutMs: ms, everyMs: 100 }) as Promise<true>;
 
 export interface RunningTestnet {
   dir: string;

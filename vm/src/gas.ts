@@ -2,11 +2,12 @@
  * The VM's consensus rules: the gas schedule and the limits. Every validator must run the same
  * numbers (and the same QuickJS build, see ENGINE in vm.ts): changing any of them is a fork.
  *
- * Gas never depends on what ran before: every call gets a fresh QuickJS runtime and context, so
- * the interrupt counter, the heap and the GC start from the same state each time.
+ * Gas never depends on what ran before: every call starts from the same bytes, the memory of
+ * the contract's instance as it was snapshotted after loading (vm.ts restores it after each
+ * call), so the interrupt counter, the heap and the GC start from the same state each time.
  */
 export const GAS = {
-  /** Charged once per call (runtime, context, prelude, module evaluation). */
+  /** Charged once per call (restoring the instance, entering the method). */
   call: 5_000n,
   /** QuickJS calls the interrupt handler once every 10,000 interpreter ticks. */
   interrupt: 1_000n,

@@ -505,7 +505,10 @@ class CallRun {
       case Op.revert: {
         const code = s(1);
         const message = s(2).slice(0, 512);
-        if (!REVERT_CODE_RE.test(code)) this.stop("CONTRACT_REVERTED", `${code.slice(0, 64)}: ${message}`);
+        // VM_* codes are the VM's own (VM_UNAVAILABLE means this node could not run the call and
+        // fails the block locally): a contract cannot claim them
+        if (!REVERT_CODE_RE.test(code) || code.startsWith("VM_"))
+          this.stop("CONTRACT_REVERTED", `${code.slice(0, 64)}: ${message}`);
         this.stop(code, message || code);
         break;
       }

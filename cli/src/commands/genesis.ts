@@ -53,10 +53,13 @@ export function registerGenesisCommand(program: Command): void {
       [],
     )
     .option("--member <spec>", "name,publicKey,role[+role][,tier] (repeat per member)", collect, [])
-    .option("--block-interval <ms>", "minimum block interval", "100")
-    .option("--max-block-txs <n>", "transactions per block at most", "5000")
-    .option("--block-limit-window <n>", "blockLimit window", "600")
-    .option("--large-tx-threshold <fen>", "e-CNY amount that raises LargeTransaction", "5000000")
+    .option("--block-interval <ms>", "minimum block interval (default: a dev chain's)")
+    .option("--max-block-txs <n>", "transactions per block at most (default: a dev chain's)")
+    .option("--block-limit-window <n>", "blockLimit window (default: a dev chain's)")
+    .option(
+      "--large-tx-threshold <fen>",
+      "e-CNY amount that raises LargeTransaction (default: a dev chain's)",
+    )
     .option("--json", "print one JSON document")
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
       let spec: Record<string, unknown> = {};
@@ -71,22 +74,28 @@ export function registerGenesisCommand(program: Command): void {
       const members = (o.member as string[]).map(parseMember);
       const observers = (o.observer as string[]).map(parseObserver);
       const int = (v: unknown) => Number(v);
-      const { DEV_TIERS } = await import("@custos/node");
+      const { DEV_CHAIN, DEV_TIERS } = await import("@custos/node");
       const genesis = parseGenesis({
         chainId: o.chainId ?? spec.chainId,
         timestamp: spec.timestamp ?? Date.now(),
-        blockLimitWindow: spec.blockLimitWindow ?? int(o.blockLimitWindow),
+        blockLimitWindow: spec.blockLimitWindow ?? int(o.blockLimitWindow ?? DEV_CHAIN.blockLimitWindow),
         consensus: {
           validators: validators.length
             ? validators
             : (spec.validators ?? (spec.consensus as { validators?: unknown })?.validators),
           minBlockIntervalMs:
-            (spec.consensus as { minBlockIntervalMs?: number })?.minBlockIntervalMs ?? int(o.blockInterval),
-          maxBlockTxs: (spec.consensus as { maxBlockTxs?: number })?.maxBlockTxs ?? int(o.maxBlockTxs),
+            (spec.consensus as { minBlockIntervalMs?: number })?.minBlockIntervalMs ??
+            int(o.blockInterval ?? DEV_CHAIN.minBlockIntervalMs),
+          maxBlockTxs:
+            (spec.consensus as { maxBlockTxs?: number })?.maxBlockTxs ??
+            int(o.maxBlockTxs ?? DEV_CHAIN.maxBlockTxs),
         },
         observers: observers.length ? observers : spec.observers,
         members: members.length ? members : spec.members,
-        ecny: spec.ecny ?? { tiers: DEV_TIERS, largeTxThreshold: o.largeTxThreshold },
+        ecny: spec.ecny ?? {
+          tiers: DEV_TIERS,
+          largeTxThreshold: o.largeTxThreshold ?? DEV_CHAIN.largeTxThreshold,
+        },
       });
       const json = genesisToJson(genesis);
       try {

@@ -1,5 +1,6 @@
 import {
   type Block,
+  type CommitCertificate,
   computeReceiptRoot,
   computeTxRoot,
   encodeReceipt,
@@ -10,7 +11,7 @@ import {
   type SignedTx,
 } from "@custos/types";
 import type { Executor } from "../execution/executor.js";
-import type { ChainHead } from "../ledger/ledger.js";
+import type { BlockCommit, ChainHead } from "../ledger/ledger.js";
 import type { StateReader, WriteSet } from "../state/overlay.js";
 
 export interface BuiltBlock {
@@ -52,4 +53,17 @@ export async function buildBlock(
     txs,
   );
   return { block, bytes, receipts: result.receipts, receiptBytes, writes: result.writes };
+}
+
+/**
+ * What the ledger stores for a built block once a certificate finalises it. `blockBytes` are the
+ * bytes the block was decided in (a synced block's as its peer sent them); a block built here
+ * encodes to the same bytes.
+ */
+export function commitOf(
+  built: BuiltBlock,
+  certificate: CommitCertificate,
+  blockBytes: Uint8Array = built.bytes,
+): BlockCommit {
+  return { block: built.block, blockBytes, receipts: built.receiptBytes, writes: built.writes, certificate };
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { type Effect, type Input, PbftEngine, sm2ConsensusCrypto } from "@custos/consensus";
+import { type Effect, type Input, PbftEngine, sm2ConsensusCrypto, type Wal } from "@custos/consensus";
 import type { Sm2KeyPair, VerifierPool } from "@custos/crypto";
 import {
   type Block,
@@ -11,12 +11,12 @@ import {
   type Receipt,
 } from "@custos/types";
 import { bytesEqual, errorMessage, type Logger, toHex } from "@custos/utils";
-import type { FileWal } from "../consensus/fileWal.js";
+
 import type { SignState } from "../consensus/signState.js";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
-import { type BuiltBlock, buildBlock } from "./blockBuilder.js";
+import { type BuiltBlock, buildBlock, commitOf } from "./blockBuilder.js";
 
 export interface CommittedBlock {
   block: Block;
@@ -31,8 +31,29 @@ export interface ChainEvents {
 }
 
 export interface PbftDriverOptions {
+  genesis: Genesis;
   baseTimeoutMs: number;
   maxTimeoutMs: number;
+}
+
+/** Where consensus messages go: the network's consensus channel (nowhere on a one-validator chain). */
+export interface ConsensusTransport {
+  send(e: Extract<Effect, { type: "broadcast" | "send" }>): void;
+  /** A peer sent something invalid (the network hangs up on it). */
+  penalize(peer: number, reason: string): void;
+}
+
+/** What the driver works with (js-libp2p style components: tests hand in their own). */
+export interface PbftDriverModules {
+  ledger: Ledger;
+  executor: Executor;
+  pool: TxPool;
+  verifier: VerifierPool;
+  wal: Wal;
+  signState: SignState;
+  key: Sm2KeyPair;
+  transport: ConsensusTransport;
+  log: Logger;
 }
 
 /**
@@ -63,32 +84,44 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private viewChangeSince: number | undefined;
   /** Votes the sign guard refused (each one would have been equivocation). */
   refusedVotes = 0;
-  transport: ((e: Extract<Effect, { type: "broadcast" | "send" }>) => void) | undefined;
-  /** Told about a peer that sent something invalid (the network disconnects it). */
-  onInvalid: ((peer: number, reason: string) => void) | undefined;
+  private readonly genesis: Genesis;
+  private readonly ledger: Ledger;
+  private readonly executor: Executor;
+  private readonly pool: TxPool;
+  private readonly verifier: VerifierPool;
+  private readonly wal: Wal;
+  private readonly signState: SignState;
+  private readonly key: Sm2KeyPair;
+  private readonly transport: ConsensusTransport;
+  private readonly log: Logger;
+  private readonly onAdded = () => {
+    // one "work" input per burst of admissions, not one per transaction
+    if (this.workQueued) return;
+    this.workQueued = true;
+    this.input({ type: "work" });
+  };
 
   constructor(
-    private readonly genesis: Genesis,
-    private readonly ledger: Ledger,
-    private readonly executor: Executor,
-    private readonly pool: TxPool,
-    private readonly verifier: VerifierPool,
-    private readonly wal: FileWal,
-    private readonly signState: SignState,
-    private readonly key: Sm2KeyPair,
     private readonly opts: PbftDriverOptions,
-    private readonly log: Logger,
+    modules: PbftDriverModules,
   ) {
     super();
-    this.engineSet = ledger.head.validatorSetHash;
+    this.genesis = opts.genesis;
+    ({
+      ledger: this.ledger,
+      executor: this.executor,
+      pool: this.pool,
+      verifier: this.verifier,
+      wal: this.wal,
+      signState: this.signState,
+      key: this.key,
+      transport: this.transport,
+      log: this.log,
+    } = modules);
+    this.engineSet = this.ledger.head.validatorSetHash;
     this.self = this.indexOfSelf();
     this.engine = this.newEngine(Math.max(0, this.self));
-    // one "work" input per burst of admissions, not one per transaction
-    pool.onAdded(() => {
-      if (this.workQueued) return;
-      this.workQueued = true;
-      this.input({ type: "work" });
-    });
+    this.pool.on("tx:added", this.onAdded);
   }
 
   /** The public keys of the set that validates the next block (cached per set). */
@@ -172,11 +205,10 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.pool.off("tx:added", this.onAdded);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.queue;
-    await this.wal.close();
-    await this.signState.close();
   }
 
   /**
@@ -264,7 +296,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         return;
       case "broadcast":
       case "send":
-        this.transport?.(e);
+        this.transport.send(e);
         return;
       case "setTimer":
         this.later(e.delayMs, () =>
@@ -299,7 +331,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         return;
       case "invalid":
         this.log.warn("invalid consensus input", { from: e.from, reason: e.reason });
-        if (e.from !== undefined) this.onInvalid?.(e.from, e.reason);
+        if (e.from !== undefined) this.transport.penalize(e.from, e.reason);
         return;
     }
   }
@@ -379,13 +411,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       blockHash: e.blockHash,
       signatures: e.signatures.map(([validator, signature]) => ({ validator, signature })),
     };
-    await this.ledger.commit({
-      block: built.block,
-      blockBytes: built.bytes,
-      receipts: built.receiptBytes,
-      writes: built.writes,
-      certificate,
-    });
+    await this.ledger.commit(commitOf(built, certificate));
     this.pool.remove(built.block.txs);
     this.built.clear();
     await this.wal.compact([]);

@@ -1,66 +1,53 @@
-import {
-  DecodeError,
-  decode,
-  encode,
-  fieldAt,
-  readArray,
-  readBytes,
-  readSafeU64,
-  readString,
-  readUint,
-} from "@custos/codec";
 import type { VerifierPool, VerifyItem } from "@custos/crypto";
 import {
   type Block,
   blockRuleViolation,
   type CommitCertificate,
   commitVoteBytes,
-  decodeBlock,
   decodeCertificate,
   type Genesis,
-  LIMITS,
   verifyCommitCertificate,
 } from "@custos/types";
-import { bytesEqual, CustosError, errorMessage, type Logger, sleep, toHex } from "@custos/utils";
+import {
+  bytesEqual,
+  CustosError,
+  errorMessage,
+  isCustosError,
+  type Logger,
+  sleep,
+  toHex,
+} from "@custos/utils";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { GossipVerdict, NetworkPeer } from "../p2p/network.js";
-import { buildBlock } from "./blockBuilder.js";
+import { buildBlock, commitOf } from "./blockBuilder.js";
+import type { ChainWriter } from "./chainWriter.js";
 import type { CommittedBlock } from "./pbftDriver.js";
+import {
+  decodeSyncBlock,
+  decodeSyncHead,
+  encodeSyncRequest,
+  MAX_BLOCKS_ANSWER_BYTES,
+  RANGE,
+  serveSync,
+} from "./syncProtocol.js";
 
-/** Blocks per range request, ranges in flight, and bytes per answer (at least one block). */
-const RANGE = 64;
+/** Ranges in flight. */
 const IN_FLIGHT = 4;
-const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 /** How long a peer that timed out or dropped is left alone by sync. */
 const BACKOFF_MS = 30_000;
 
 /** The network as block sync sees it. */
 export interface SyncNetwork {
   connectedPeers(): NetworkPeer[];
+  /** Sends one request, reads up to `maxFrames` frames; aborted (SYNC_TIMEOUT) by `signal`. */
   request(
     index: number,
     request: Uint8Array,
     maxFrames: number,
-    timeoutMs?: number,
-    maxBytes?: number,
+    o: { signal: AbortSignal; maxBytes?: number },
   ): Promise<Uint8Array[]>;
   disconnect(index: number): Promise<void>;
-}
-
-/** Whoever else writes the ledger (consensus) steps aside while `fn` runs. */
-export interface ChainWriter {
-  exclusive<T>(fn: () => Promise<T>): Promise<T>;
-}
-
-/** The writer of a node without consensus (an observer): sync alone, one range at a time. */
-export class SerialWriter implements ChainWriter {
-  private queue: Promise<unknown> = Promise.resolve();
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.catch(() => {});
-    return run;
-  }
 }
 
 export interface BlockSyncOptions {
@@ -75,55 +62,34 @@ export interface BlockSyncOptions {
   /** ...for this long (consensus catches up small gaps by itself). */
   graceMs: number;
   pollMs?: number;
+  /** The node's root signal: aborting it stops sync's requests. */
+  signal?: AbortSignal;
   onApplied(c: CommittedBlock): void;
   /** The ledger could not be written, or executing a certified block gave another result. */
   onFatal(err: Error): void;
 }
 
-type Request = { kind: "head" } | { kind: "blocks"; from: number; count: number };
+/** Why a range from a peer failed: its fault (it is disconnected), or it has no such blocks yet. */
+export type SyncErrorCode = "SYNC_PEER_FAULT" | "SYNC_NOT_YET" | "STATE_DIVERGED" | "NODE_STOPPING";
 
-export function encodeSyncRequest(r: Request): Uint8Array {
-  return encode(r.kind === "head" ? [1, "head"] : [1, "blocks", BigInt(r.from), r.count]);
-}
-
-function decodeSyncRequest(bytes: Uint8Array): Request {
-  const S = "SyncRequest";
-  const a = readArray(decode(bytes, S, 256), fieldAt(S, ""), { min: 2, max: 4 });
-  if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
-    throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
-  const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
-  if (kind === "head" && a.length === 2) return { kind };
-  if (kind === "blocks" && a.length === 4) {
-    const from = readSafeU64(a[2], fieldAt(S, "from"));
-    const count = readUint(a[3], fieldAt(S, "count"), RANGE);
-    if (from < 1 || count < 1)
-      throw new DecodeError("DECODE_OUT_OF_RANGE", S, "from", "from and count start at 1");
-    return { kind, from, count };
-  }
-  throw new DecodeError("DECODE_OUT_OF_RANGE", S, "kind", `unknown request ${kind}`);
-}
-
-class PeerFault extends Error {
-  constructor(
-    readonly peer: number,
-    message: string,
-  ) {
-    super(message);
-  }
+function peerFault(peer: number, message: string): CustosError<SyncErrorCode> {
+  return new CustosError<SyncErrorCode>("SYNC_PEER_FAULT", message, { peer });
 }
 
 /** The peer does not have the range (yet): not a fault. */
-class NotYet extends PeerFault {}
+function notYet(peer: number): CustosError<SyncErrorCode> {
+  return new CustosError<SyncErrorCode>("SYNC_NOT_YET", "has no blocks from there yet", { peer });
+}
 
-/** Errors that decoding a block or certificate throws (DecodeError, or a CustosError of the types package). */
-function isDecodeFailure(err: Error): boolean {
-  const code = (err as { code?: string }).code ?? "";
-  return (
-    err instanceof DecodeError ||
-    code.startsWith("DECODE_") ||
-    code.startsWith("BLOCK_") ||
-    code.startsWith("CERT_")
-  );
+/** Errors that decoding a block or certificate throws (codes of the codec and the types package). */
+function isDecodeFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^(DECODE|BLOCK|CERT)_/.test(code);
+}
+
+/** The peer sent something invalid: a fault, or undecodable data. */
+function isFault(err: unknown): boolean {
+  return isCustosError(err, "SYNC_PEER_FAULT") || isDecodeFailure(err);
 }
 
 interface Fetched {
@@ -155,11 +121,17 @@ export class BlockSync {
   private behindAtHead = -1;
   private timer: NodeJS.Timeout | undefined;
   private lastPoll = 0;
+  /** Aborts every request in flight at stop; a child of the node's root signal. */
+  private readonly controller = new AbortController();
+  private readonly signal: AbortSignal;
+  private runs: Promise<void> = Promise.resolve();
   private net: SyncNetwork | undefined;
   /** Blocks stored by sync since start. */
   applied = 0;
 
-  constructor(private readonly o: BlockSyncOptions) {}
+  constructor(private readonly o: BlockSyncOptions) {
+    this.signal = o.signal ? AbortSignal.any([o.signal, this.controller.signal]) : this.controller.signal;
+  }
 
   /**
    * The set that signs the next block. Blocks are checked and applied in order, so each
@@ -196,10 +168,12 @@ export class BlockSync {
     tick();
   }
 
+  /** Stops polling, aborts what is in flight and waits for a range being stored to finish. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    while (this.running) await sleep(20);
+    this.controller.abort(new CustosError<SyncErrorCode>("NODE_STOPPING", "the node is stopping"));
+    await this.runs;
   }
 
   /** Gossip handler for block announcements (a block's commit certificate). */
@@ -251,29 +225,9 @@ export class BlockSync {
     }));
   }
 
-  /** Answers a peer's sync request from the ledger. */
-  async *serve(_from: NetworkPeer, request: Uint8Array): AsyncGenerator<Uint8Array> {
-    let r: Request;
-    try {
-      r = decodeSyncRequest(request);
-    } catch (err) {
-      throw new CustosError("SYNC_BAD_REQUEST", `bad sync request: ${errorMessage(err)}`);
-    }
-    const ledger = this.o.ledger;
-    if (r.kind === "head") {
-      yield encode([BigInt(ledger.head.height), ledger.head.hash]);
-      return;
-    }
-    let bytes = 0;
-    for (let h = r.from; h < r.from + r.count && h <= ledger.head.height; h++) {
-      const block = await ledger.getBlockBytes(h);
-      const cert = await ledger.getCertificateBytes(h);
-      if (!block || !cert) return;
-      const item = encode([block, cert]);
-      bytes += item.byteLength;
-      if (bytes > MAX_REPLY_BYTES && h > r.from) return;
-      yield item;
-    }
+  /** Answers a peer's sync request from the ledger (syncProtocol.ts). */
+  serve(_from: NetworkPeer, request: Uint8Array): AsyncGenerator<Uint8Array> {
+    return serveSync(this.o.ledger, request);
   }
 
   private async pollHeads(): Promise<void> {
@@ -285,14 +239,11 @@ export class BlockSync {
         .filter((p) => !this.backedOff(p.index))
         .map(async (p) => {
           try {
-            const [frame] = await net.request(p.index, encodeSyncRequest({ kind: "head" }), 1, 5000, 128);
-            const a = readArray(
-              decode(frame ?? new Uint8Array(), "SyncHead", 128),
-              fieldAt("SyncHead", ""),
-              2,
-            );
-            const height = readSafeU64(a[0], fieldAt("SyncHead", "height"));
-            readBytes(a[1], fieldAt("SyncHead", "hash"), 32);
+            const [frame] = await net.request(p.index, encodeSyncRequest({ kind: "head" }), 1, {
+              signal: AbortSignal.any([this.signal, AbortSignal.timeout(5000)]),
+              maxBytes: 128,
+            });
+            const { height } = decodeSyncHead(frame);
             // a claim, not proof: a peer that claims more than it serves is found out by the fetch
             this.heights.set(p.index, height);
           } catch (err) {
@@ -319,8 +270,9 @@ export class BlockSync {
     }
     if (Date.now() - this.behindSince < this.o.graceMs) return;
     this.running = true;
-    this.run()
+    this.runs = this.run()
       .catch((err: Error) => {
+        if (this.stopped && this.signal.aborted) return; // stopping: requests in flight were aborted
         this.stopped = true;
         this.o.log.error("block sync stopped", { error: errorMessage(err) });
         this.o.onFatal(err);
@@ -343,7 +295,7 @@ export class BlockSync {
       const before = this.o.ledger.head.height;
       await this.round();
       idle = this.o.ledger.head.height > before ? 0 : idle + 1;
-      if (idle > 0) await sleep(500);
+      if (idle > 0) await sleep(500, { signal: this.signal }).catch(() => {});
     }
     const seconds = (Date.now() - started) / 1000;
     const blocks = this.o.ledger.head.height - from;
@@ -398,7 +350,7 @@ export class BlockSync {
     } finally {
       // ranges not reached: a peer already caught serving something invalid is still let go
       for (const f of await Promise.all(inflight.values()))
-        if (f.error instanceof PeerFault || f.error instanceof DecodeError) this.blame(f.peer, f.error);
+        if (isFault(f.error)) this.blame(f.peer, f.error as Error);
     }
   }
 
@@ -412,12 +364,12 @@ export class BlockSync {
    * slow: it is left alone for BACKOFF_MS, its head claims included.
    */
   private blame(peer: number, err: Error): void {
-    if (err instanceof NotYet) {
+    if (isCustosError(err, "SYNC_NOT_YET")) {
       this.heights.set(peer, this.o.ledger.head.height);
       return;
     }
     this.heights.delete(peer);
-    if (err instanceof PeerFault || err instanceof DecodeError) {
+    if (isFault(err)) {
       this.o.log.warn("sync peer served invalid data; disconnecting", { peer, reason: err.message });
       void this.net?.disconnect(peer);
     } else {
@@ -431,28 +383,21 @@ export class BlockSync {
       const net = this.net as SyncNetwork;
       let frames: Uint8Array[];
       try {
-        frames = await net.request(
-          peer,
-          encodeSyncRequest({ kind: "blocks", from, count }),
-          count,
-          60_000,
-          MAX_REPLY_BYTES + LIMITS.maxBlockBytes + 128 * 1024,
-        );
+        frames = await net.request(peer, encodeSyncRequest({ kind: "blocks", from, count }), count, {
+          signal: AbortSignal.any([this.signal, AbortSignal.timeout(60_000)]),
+          maxBytes: MAX_BLOCKS_ANSWER_BYTES,
+        });
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (code === "SYNC_UNAVAILABLE" || code === "SYNC_TIMEOUT") throw err;
-        throw new PeerFault(peer, errorMessage(err)); // over the limits, or broken framing
+        throw peerFault(peer, errorMessage(err)); // over the limits, or broken framing
       }
-      if (frames.length === 0) throw new NotYet(peer, "has no blocks from there yet");
+      if (frames.length === 0) throw notYet(peer);
       const items = frames.map((frame, i) => {
-        const S = "SyncBlock";
-        const a = readArray(decode(frame, S, LIMITS.maxBlockBytes + 128 * 1024), fieldAt(S, ""), 2);
-        const bytes = readBytes(a[0], fieldAt(S, "block"), { max: LIMITS.maxBlockBytes });
-        const block = decodeBlock(bytes);
-        const cert = decodeCertificate(readBytes(a[1], fieldAt(S, "certificate"), { max: 64 * 1024 }));
-        if (block.header.height !== from + i)
-          throw new PeerFault(peer, `sent height ${block.header.height} for ${from + i}`);
-        return { block, bytes, cert };
+        const item = decodeSyncBlock(frame);
+        if (item.block.header.height !== from + i)
+          throw peerFault(peer, `sent height ${item.block.header.height} for ${from + i}`);
+        return item;
       });
       const setHash = this.o.ledger.head.validatorSetHash;
       const certOk = await this.verifySignatures(peer, items);
@@ -465,13 +410,7 @@ export class BlockSync {
       };
     } catch (err) {
       // anything undecodable (a tx root that does not match, say) is the peer's fault
-      const e =
-        err instanceof Error &&
-        !(err instanceof PeerFault) &&
-        !(err instanceof NotYet) &&
-        isDecodeFailure(err)
-          ? new PeerFault(peer, errorMessage(err))
-          : (err as Error);
+      const e = isDecodeFailure(err) ? peerFault(peer, errorMessage(err)) : (err as Error);
       return { peer, from, count, error: e };
     }
   }
@@ -511,10 +450,10 @@ export class BlockSync {
     const all = (r: [number, number]) => ok.slice(r[0], r[1]).every(Boolean);
     return items.map(({ block }, i) => {
       const span = spans[i] as (typeof spans)[number];
-      if (!all(span.txs)) throw new PeerFault(peer, `a bad tx signature in block ${block.header.height}`);
+      if (!all(span.txs)) throw peerFault(peer, `a bad tx signature in block ${block.header.height}`);
       const certOk = span.cert !== undefined && all(span.cert);
       if (!certOk && block.header.height === this.o.ledger.head.height + 1)
-        throw new PeerFault(peer, `block ${block.header.height} has no valid certificate`);
+        throw peerFault(peer, `block ${block.header.height} has no valid certificate`);
       return certOk;
     });
   }
@@ -536,14 +475,14 @@ export class BlockSync {
           ? certOk
           : (await this.verifySignatures(f.peer, [{ block, cert }]).catch(() => [false]))[0];
         if (!valid) {
-          this.blame(f.peer, new PeerFault(f.peer, `block ${h} has no valid certificate`));
+          this.blame(f.peer, peerFault(f.peer, `block ${h} has no valid certificate`));
           return n;
         }
         const why = blockRuleViolation(this.o.genesis, head, block, (t) =>
           this.o.ledger.isRecentlyCommitted(t),
         );
         if (why) {
-          this.blame(f.peer, new PeerFault(f.peer, `block ${h}: ${why}`));
+          this.blame(f.peer, peerFault(f.peer, `block ${h}: ${why}`));
           return n;
         }
         const built = await buildBlock(this.o.genesis.chainId, head, block.txs, {
@@ -556,18 +495,12 @@ export class BlockSync {
         if (!bytesEqual(built.block.hash, block.hash)) {
           // a quorum certified this block, and executing it here gives another header: this
           // node's state is not the chain's; going on would serve wrong answers
-          throw new CustosError(
+          throw new CustosError<SyncErrorCode>(
             "STATE_DIVERGED",
             `block ${h} (0x${toHex(block.hash)}) is certified but executes to 0x${toHex(built.block.hash)} here`,
           );
         }
-        await this.o.ledger.commit({
-          block: built.block,
-          blockBytes: bytes,
-          receipts: built.receiptBytes,
-          writes: built.writes,
-          certificate: cert,
-        });
+        await this.o.ledger.commit(commitOf(built, cert, bytes));
         this.applied++;
         n++;
         this.o.onApplied({ block: built.block, receipts: built.receipts, certificate: cert });
@@ -576,9 +509,3 @@ export class BlockSync {
     });
   }
 }
-
-/** The gossip topics of a chain. */
-export const topics = (chainId: string) => ({
-  txs: `/custos/${chainId}/txs/1`,
-  blocks: `/custos/${chainId}/blocks/1`,
-});

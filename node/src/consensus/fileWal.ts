@@ -1,6 +1,7 @@
 import { type FileHandle, open, rename } from "node:fs/promises";
 import { frameRecord, readRecords, type Wal } from "@custos/consensus";
 import { CustosError, type Logger } from "@custos/utils";
+import type { SigningErrorCode } from "./signState.js";
 
 /**
  * The consensus WAL on disk: length + CRC framed records appended with fdatasync, so that a vote
@@ -39,7 +40,7 @@ export class FileWal implements Wal {
       await this.fh.write(framed, 0, framed.length, this.size);
       await this.fh.datasync();
     } catch (cause) {
-      throw new CustosError(
+      throw new CustosError<SigningErrorCode>(
         "WAL_WRITE_FAILED",
         `cannot append to the consensus WAL ${this.path}`,
         {},

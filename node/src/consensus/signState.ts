@@ -2,6 +2,13 @@ import { compareVotePositions, type SignGuard, type VotePosition } from "@custos
 import { bytesEqual, CustosError, type Logger, toHex } from "@custos/utils";
 import { SlotFile } from "../ledger/slotFile.js";
 
+/** Why a validator refused to start or to sign (the sign-state, the WAL). */
+export type SigningErrorCode =
+  | "LEDGER_BEHIND_SIGNED"
+  | "SIGN_STATE_DAMAGED"
+  | "SIGN_STATE_MISSING"
+  | "WAL_WRITE_FAILED";
+
 const MAGIC = "CUSTOSSG";
 const VERSION = 1;
 
@@ -72,7 +79,7 @@ export class SignState implements SignGuard {
     if (!fresh && !o.allowMissing) {
       throw read.state === "damaged"
         ? damaged(path)
-        : new CustosError(
+        : new CustosError<SigningErrorCode>(
             "SIGN_STATE_MISSING",
             `${path} (what this validator last signed) is missing but the node has run before (ledger at height ${o.ledgerHeight}${o.walHasRecords ? ", a consensus WAL" : ""}); without it the node could sign a second, different vote for a round it already voted in. Restore the file, or if you are sure this validator signed nothing after its last WAL record, start once with --allow-missing-sign-state`,
             { path },
@@ -136,7 +143,7 @@ export class SignState implements SignGuard {
 }
 
 function damaged(path: string): CustosError {
-  return new CustosError(
+  return new CustosError<SigningErrorCode>(
     "SIGN_STATE_DAMAGED",
     `${path} (what this validator last signed) is damaged; restore it, or start once with --allow-missing-sign-state if you are sure this validator signed nothing after its last WAL record`,
     { path },

@@ -18,7 +18,7 @@ import { membersContract, readMember } from "../system/members.js";
 import { readCodeUnmetered, readInstance, templatesContract } from "../system/templates.js";
 import { validatorsContract } from "../system/validators.js";
 import { senderAddress } from "./senders.js";
-import { runContract, VmUnavailable } from "./vmCall.js";
+import { runContract } from "./vmCall.js";
 
 const SYSTEM_CONTRACTS = [
   membersContract,
@@ -149,7 +149,7 @@ export class Executor {
       txOverlay.mergeInto(block);
       return this.receipt(stx, true, ctx, encode(output ?? null), null);
     } catch (err) {
-      if (err instanceof VmUnavailable) throw err; // a local fault: no receipt this node alone would write
+      if (isCustosError(err, "VM_UNAVAILABLE")) throw err; // a local fault: no receipt this node alone would write
       if (!isCustosError(err)) {
         this.log.error("system contract threw", { to: tx.to, method: tx.method, error: String(err) });
       }

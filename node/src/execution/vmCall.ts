@@ -1,6 +1,6 @@
 import { decode, encode } from "@custos/codec";
 import type { Address } from "@custos/crypto";
-import { toHex } from "@custos/utils";
+import { CustosError, toHex } from "@custos/utils";
 import type { CallEnv, CallResult, ContractState, VmSession } from "@custos/vm";
 import { stateKey } from "../state/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
@@ -11,9 +11,12 @@ import { decodeMember, MEMBERS, memberKey } from "../system/members.js";
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
-/** Thrown through the executor (never a receipt): the node itself could not run a contract. */
-export class VmUnavailable extends Error {
-  override readonly name = "VmUnavailable";
+/**
+ * Thrown through the executor (never a receipt): the node itself could not run a contract
+ * (VM_UNAVAILABLE). Recognised by its code, like every error that crosses a module.
+ */
+export function vmUnavailable(message: string): CustosError<"VM_UNAVAILABLE"> {
+  return new CustosError("VM_UNAVAILABLE", message);
 }
 
 /** A VM contract's view of the node's state: its own key space, e-CNY balances and the member registry. */
@@ -77,7 +80,7 @@ export async function runContract(
   if (r.error?.code === "VM_UNAVAILABLE") {
     // this node could not run the VM (no memory for an instance, say): not a receipt, which other
     // nodes would not agree on, but a local fault that stops this block's execution here
-    throw new VmUnavailable(r.error.message);
+    throw vmUnavailable(r.error.message);
   }
   ctx.gasUsed += r.gasUsed;
   if (!r.ok) {

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { bytesEqual, CustosError, toHex } from "@custos/utils";
+import type { LedgerErrorCode } from "./ledger.js";
 import { checkLevelLogs, levelDbComplaints } from "./levelLog.js";
 import { SlotFile } from "./slotFile.js";
 
@@ -44,7 +45,7 @@ export class HeadMark {
     const path = `${dir}.head`;
     const read = await SlotFile.read(path, MAGIC);
     if (read.state === "damaged")
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_CORRUPT",
         `${path} (the head this node committed last) is damaged, so the ledger cannot be checked against it. ${RECOVERY}`,
         { dir },
@@ -57,7 +58,7 @@ export class HeadMark {
           }
         : undefined;
     if (marked !== undefined && marked.height > 0 && !existsSync(join(dir, "CURRENT"))) {
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_ROLLED_BACK",
         `the ledger at ${dir} is missing, but this node had committed height ${marked.height} (0x${toHex(marked.hash)}, recorded in ${path}). ${RECOVERY}`,
         { dir, committed: marked.height },
@@ -69,7 +70,7 @@ export class HeadMark {
         .slice(0, 3)
         .map((d) => `${d.file} at byte ${d.offset}: ${d.reason}`)
         .join("; ");
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_CORRUPT",
         `the ledger at ${dir} is damaged (${where}${damage.length > 3 ? `; ${damage.length - 3} more` : ""}): opening it would silently lose committed blocks, so the node refuses to start. ${RECOVERY}`,
         { dir, damage: damage.slice(0, 10) },
@@ -85,7 +86,7 @@ export class HeadMark {
   async verify(head: MarkedHead, hashAt: (height: number) => Promise<Uint8Array | undefined>): Promise<void> {
     const complaints = await levelDbComplaints(this.dir);
     if (complaints.length > 0)
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_CORRUPT",
         `LevelDB reported damage while opening the ledger at ${this.dir}: ${complaints.slice(0, 3).join(" | ")}. ${RECOVERY}`,
         { dir: this.dir, complaints: complaints.slice(0, 10) },
@@ -93,14 +94,14 @@ export class HeadMark {
     const m = this.marked;
     if (m === undefined) return;
     if (m.height > head.height)
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_ROLLED_BACK",
         `the ledger at ${this.dir} opened at height ${head.height}, but this node had committed height ${m.height} (0x${toHex(m.hash)}): committed blocks are missing (damaged or replaced files), and going on would fork the chain, so the node refuses to start. ${RECOVERY}`,
         { dir: this.dir, height: head.height, committed: m.height },
       );
     const stored = await hashAt(m.height);
     if (stored === undefined || !bytesEqual(stored, m.hash))
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_CORRUPT",
         `the ledger at ${this.dir} holds ${stored ? `another block (0x${toHex(stored)})` : "no block"} at height ${m.height}, where this node committed 0x${toHex(m.hash)}. ${RECOVERY}`,
         { dir: this.dir, height: m.height },

@@ -21,6 +21,18 @@ import { Bucket, META_GENESIS, META_HEAD } from "./buckets.js";
 import { HeadMark } from "./headMark.js";
 import { type Batch, bytesKey, type Db, heightBytes, Repository, type ValueCodec } from "./repository.js";
 
+/** Why the ledger refused to open, to reset or to take a block. */
+export type LedgerErrorCode =
+  | "DISK_WRITE_FAILED"
+  | "GENESIS_MISMATCH"
+  | "LEDGER_CORRUPT"
+  | "LEDGER_MISSING"
+  | "LEDGER_NOT_NEXT"
+  | "LEDGER_OPEN_FAILED"
+  | "LEDGER_ROLLED_BACK"
+  | "LEDGER_WRITE_FAILED"
+  | "NODE_RUNNING";
+
 /** Who signs the next block and who may connect, as the state after a block says. */
 export interface HeadSets {
   /** The validator set of the next block (height + 1). */
@@ -186,13 +198,13 @@ export class Ledger implements StateReader {
    * LEDGER_CORRUPT or LEDGER_ROLLED_BACK, before LevelDB can drop anything.
    */
   static async open(opts: LedgerOptions, modules: LedgerModules): Promise<Ledger> {
-    const { dir, genesis } = opts;
+    const { dir } = opts;
     const mark = await HeadMark.check(dir);
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
     try {
       await db.open();
     } catch (cause) {
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_OPEN_FAILED",
         `cannot open the ledger at ${dir}: ${errorMessage((cause as { cause?: unknown }).cause ?? cause)}`,
         { dir },
@@ -230,9 +242,13 @@ export class Ledger implements StateReader {
         genesisHash: `0x${toHex(block.hash)}`,
       });
     } else if (!bytesEqual(stored, genesisBytes)) {
-      throw new CustosError("GENESIS_MISMATCH", `the ledger at ${this.opts.dir} belongs to another genesis`, {
-        dir: this.opts.dir,
-      });
+      throw new CustosError<LedgerErrorCode>(
+        "GENESIS_MISMATCH",
+        `the ledger at ${this.opts.dir} belongs to another genesis`,
+        {
+          dir: this.opts.dir,
+        },
+      );
     }
     const head = await this.readHead();
     await this.mark.verify(head, async (h) => (await this.blocks.get(h))?.hash);
@@ -243,7 +259,8 @@ export class Ledger implements StateReader {
     }
     for (let h = Math.max(1, head.height - this.window + 1); h <= head.height; h++) {
       const block = await this.getBlock(h);
-      if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `block ${h} is missing`);
+      if (block === undefined)
+        throw new CustosError<LedgerErrorCode>("LEDGER_CORRUPT", `block ${h} is missing`);
       this.remember(
         h,
         block.txs.map((t) => toHex(t.hash)),
@@ -254,12 +271,14 @@ export class Ledger implements StateReader {
 
   private async readHead(): Promise<ChainHead> {
     const raw = await this.db.get(META_HEAD);
-    if (raw === undefined) throw new CustosError("LEDGER_CORRUPT", "the ledger has no head record");
+    if (raw === undefined)
+      throw new CustosError<LedgerErrorCode>("LEDGER_CORRUPT", "the ledger has no head record");
     const { height, hash } = headCodec.decode(raw);
     const block = await this.blocks.get(height);
-    if (block === undefined) throw new CustosError("LEDGER_CORRUPT", `the head block ${height} is missing`);
+    if (block === undefined)
+      throw new CustosError<LedgerErrorCode>("LEDGER_CORRUPT", `the head block ${height} is missing`);
     if (!bytesEqual(block.hash, hash))
-      throw new CustosError("LEDGER_CORRUPT", `the head block ${height} has another hash`);
+      throw new CustosError<LedgerErrorCode>("LEDGER_CORRUPT", `the head block ${height} has another hash`);
     const sets = await this.modules.sets.load((key) => this.db.get(key));
     return { height, hash, header: block.header, ...sets };
   }
@@ -380,7 +399,7 @@ export class Ledger implements StateReader {
   async commit(c: BlockCommit): Promise<void> {
     const h = c.block.header;
     if (h.height !== this.headState.height + 1 || !bytesEqual(h.prevHash, this.headState.hash)) {
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_NOT_NEXT",
         `block ${h.height} does not extend the head ${this.headState.height}`,
       );
@@ -400,7 +419,7 @@ export class Ledger implements StateReader {
     } catch (cause) {
       // A failed write to the ledger is not recoverable here: the caller stops the node.
       this.modules.log.error("ledger write failed", { height: h.height, error: String(cause) });
-      throw new CustosError(
+      throw new CustosError<LedgerErrorCode>(
         "LEDGER_WRITE_FAILED",
         `writing block ${h.height} failed`,
         { height: h.height },

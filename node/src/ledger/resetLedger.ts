@@ -3,6 +3,7 @@ import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CustosError } from "@custos/utils";
 import { homePaths } from "../config.js";
+import type { LedgerErrorCode } from "./ledger.js";
 
 export interface LedgerReset {
   /** Where the old ledger now is (with its head record). */
@@ -33,10 +34,16 @@ async function lockedByProcess(dir: string): Promise<boolean> {
 export async function resetLedger(home: string, now = new Date()): Promise<LedgerReset> {
   const paths = homePaths(home);
   if (!existsSync(paths.ledger) && !existsSync(paths.ledgerMark)) {
-    throw new CustosError("LEDGER_MISSING", `there is no ledger at ${paths.ledger} to reset`);
+    throw new CustosError<LedgerErrorCode>(
+      "LEDGER_MISSING",
+      `there is no ledger at ${paths.ledger} to reset`,
+    );
   }
   if (await lockedByProcess(paths.ledger)) {
-    throw new CustosError("NODE_RUNNING", `a node has the ledger at ${paths.ledger} open: stop it first`);
+    throw new CustosError<LedgerErrorCode>(
+      "NODE_RUNNING",
+      `a node has the ledger at ${paths.ledger} open: stop it first`,
+    );
   }
   const stamp = now.toISOString().replace(/[:.]/g, "-");
   const movedTo = `${paths.ledger}.moved-${stamp}`;

@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { CustosError, crc32c } from "@custos/utils";
+import type { LedgerErrorCode } from "./ledger.js";
 
 /**
  * A small record kept in a file of two fixed slots, written alternately in place: a write that
@@ -72,7 +73,12 @@ export class SlotFile {
       await this.fh.write(slot, 0, SLOT, (seq % 2) * SLOT);
       if (sync) await this.fh.datasync();
     } catch (cause) {
-      throw new CustosError("DISK_WRITE_FAILED", `cannot write ${this.path}`, { path: this.path }, { cause });
+      throw new CustosError<LedgerErrorCode>(
+        "DISK_WRITE_FAILED",
+        `cannot write ${this.path}`,
+        { path: this.path },
+        { cause },
+      );
     }
     this.sequence = seq;
   }

@@ -2,7 +2,7 @@ import "./withResolvers.js";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
-import { CustosError, errorMessage, type Logger } from "@custos/utils";
+import { CustosError, errorMessage, isCustosError, type Logger } from "@custos/utils";
 import { privateKeyFromRaw } from "@libp2p/crypto/keys";
 import { type GossipSub, gossipsub, StrictNoSign, TopicValidatorResult } from "@libp2p/gossipsub";
 import { identify } from "@libp2p/identify";
@@ -11,6 +11,21 @@ import { ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2p } from "libp2p";
+
+/** Why the network layer refused a peer, a frame or this node's own place. */
+export type P2pErrorCode =
+  | "CONFIG_INVALID"
+  | "MESSAGE_TOO_LARGE"
+  | "MESSAGE_TRUNCATED"
+  | "NOT_IN_GENESIS"
+  | "ROLE_MISMATCH"
+  | "P2P_KEY_MISMATCH"
+  | "P2P_NOT_VALIDATOR"
+  | "P2P_BAD_FRAME"
+  | "SYNC_BAD_REPLY"
+  | "SYNC_BAD_REQUEST"
+  | "SYNC_TIMEOUT"
+  | "SYNC_UNAVAILABLE";
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
 /** Frames queued for one peer at most (a PBFT round needs a handful). */
@@ -100,7 +115,8 @@ async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenera
         if (have < 4) break;
         const h = take(4);
         need = new DataView(h.buffer).getUint32(0);
-        if (need > max) throw new CustosError("MESSAGE_TOO_LARGE", `a frame of ${need} bytes (limit ${max})`);
+        if (need > max)
+          throw new CustosError<P2pErrorCode>("MESSAGE_TOO_LARGE", `a frame of ${need} bytes (limit ${max})`);
       }
       if (have < need) break;
       const frame = take(need);
@@ -108,7 +124,8 @@ async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenera
       yield frame;
     }
   }
-  if (need >= 0 || have > 0) throw new CustosError("MESSAGE_TRUNCATED", "the stream ended inside a frame");
+  if (need >= 0 || have > 0)
+    throw new CustosError<P2pErrorCode>("MESSAGE_TRUNCATED", "the stream ended inside a frame");
   chunks = [];
 }
 
@@ -137,6 +154,8 @@ export class P2pNetwork {
   private stopping = false;
   /** Called after an allowed peer connected or disconnected. */
   onPeersChanged: (() => void) | undefined;
+  /** Dials of allowed peers that failed (refused, unreachable), since start. */
+  dialFailures = 0;
   /** Peers hung up on for sending invalid data, since start. */
   peersDisconnected = 0;
   private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
@@ -237,7 +256,7 @@ export class P2pNetwork {
     await this.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => {
       this.readConsensus(stream, connection).catch(async (err) => {
         const peer = this.byId.get(connection.remotePeer.toString());
-        if (err instanceof CustosError && peer) await this.hangUp(peer, err.message);
+        if (isCustosError(err) && peer) await this.hangUp(peer, err.message);
         else this.log.debug("consensus stream ended", { error: errorMessage(err) });
       });
     });
@@ -299,7 +318,9 @@ export class P2pNetwork {
     for (const p of this.peers) {
       if (p.peerId === this.peerId || this.isConnected(p.peerId) || this.isBanned(p.peerId)) continue;
       for (const a of p.addrs) {
-        this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {});
+        this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {
+          this.dialFailures++;
+        });
       }
     }
     this.timer = setTimeout(() => this.redial(), this.opts.redialMs ?? 1000);
@@ -318,14 +339,15 @@ export class P2pNetwork {
     }
     // only validators talk consensus: anybody else is hung up on before a byte is read
     if (peer.role !== "validator")
-      throw new CustosError("P2P_NOT_VALIDATOR", "a consensus stream from a non-validator");
+      throw new CustosError<P2pErrorCode>("P2P_NOT_VALIDATOR", "a consensus stream from a non-validator");
     const remote = connection.remotePeer.toString();
     for await (const frame of frames(stream, this.opts.maxMessageBytes)) {
       if (frame.length < 1 || frame[0] !== Channel.consensus)
-        throw new CustosError("P2P_BAD_FRAME", "a frame on an unknown channel");
+        throw new CustosError<P2pErrorCode>("P2P_BAD_FRAME", "a frame on an unknown channel");
       // looked up per frame: a validator-set change moves indices while the stream stays open
       const now = this.byId.get(remote);
-      if (now?.role !== "validator") throw new CustosError("P2P_NOT_VALIDATOR", "no longer a validator");
+      if (now?.role !== "validator")
+        throw new CustosError<P2pErrorCode>("P2P_NOT_VALIDATOR", "no longer a validator");
       this.handler(Channel.consensus, now.index, frame.subarray(1));
     }
   }
@@ -342,16 +364,17 @@ export class P2pNetwork {
     try {
       // the asker closes its side after one request frame
       for await (const f of frames(stream, 4096)) {
-        if (request) throw new CustosError("SYNC_BAD_REQUEST", "more than one request on a stream");
+        if (request)
+          throw new CustosError<P2pErrorCode>("SYNC_BAD_REQUEST", "more than one request on a stream");
         request = f;
       }
-      if (!request) throw new CustosError("SYNC_BAD_REQUEST", "no request");
+      if (!request) throw new CustosError<P2pErrorCode>("SYNC_BAD_REQUEST", "no request");
       for await (const reply of this.requestHandler(peer, request)) {
         if (!stream.send(frameOf(reply))) await stream.onDrain();
       }
       await stream.close();
     } catch (err) {
-      if (err instanceof CustosError && err.code !== "SYNC_UNAVAILABLE") await this.hangUp(peer, err.message);
+      if (isCustosError(err) && err.code !== "SYNC_UNAVAILABLE") await this.hangUp(peer, err.message);
       else stream.abort(err as Error);
     } finally {
       clearTimeout(deadline);
@@ -368,17 +391,19 @@ export class P2pNetwork {
     index: number,
     request: Uint8Array,
     maxFrames: number,
-    timeoutMs = 30_000,
-    maxBytes = this.opts.maxMessageBytes,
+    o: { signal: AbortSignal; maxBytes?: number },
   ): Promise<Uint8Array[]> {
+    const { signal } = o;
+    const maxBytes = o.maxBytes ?? this.opts.maxMessageBytes;
     const p = this.peer(index);
     const conn = this.node
       ?.getConnections()
       .find((c) => c.remotePeer.toString() === p?.peerId && c.status === "open");
-    if (!p || !conn) throw new CustosError("SYNC_UNAVAILABLE", `peer ${index} is not connected`);
-    const signal = AbortSignal.timeout(timeoutMs);
+    if (!p || !conn)
+      throw new CustosError<P2pErrorCode>("SYNC_UNAVAILABLE", `peer ${index} is not connected`);
+    signal.throwIfAborted();
     const stream = await conn.newStream(SYNC_PROTOCOL, { signal });
-    const abort = () => stream.abort(new Error("sync request timed out"));
+    const abort = () => stream.abort(new Error("sync request aborted"));
     signal.addEventListener("abort", abort);
     try {
       stream.send(frameOf(request));
@@ -388,14 +413,19 @@ export class P2pNetwork {
       for await (const f of frames(stream, Math.min(this.opts.maxMessageBytes, maxBytes))) {
         out.push(f);
         bytes += f.length;
-        if (out.length > maxFrames) throw new CustosError("SYNC_BAD_REPLY", "more frames than asked for");
-        if (bytes > maxBytes) throw new CustosError("SYNC_BAD_REPLY", `an answer over ${maxBytes} bytes`);
+        if (out.length > maxFrames)
+          throw new CustosError<P2pErrorCode>("SYNC_BAD_REPLY", "more frames than asked for");
+        if (bytes > maxBytes)
+          throw new CustosError<P2pErrorCode>("SYNC_BAD_REPLY", `an answer over ${maxBytes} bytes`);
       }
       return out;
     } catch (err) {
       stream.abort(err as Error);
       if (signal.aborted)
-        throw new CustosError("SYNC_TIMEOUT", `peer ${index} did not answer in ${timeoutMs} ms`);
+        throw new CustosError<P2pErrorCode>(
+          "SYNC_TIMEOUT",
+          `peer ${index} did not answer in time (${errorMessage(signal.reason)})`,
+        );
       throw err;
     } finally {
       signal.removeEventListener("abort", abort);
@@ -459,7 +489,7 @@ export class P2pNetwork {
 
   private async sendTo(p: NetworkPeer, channel: ChannelId, bytes: Uint8Array): Promise<void> {
     if (bytes.byteLength + 1 > this.opts.maxMessageBytes) {
-      throw new CustosError("MESSAGE_TOO_LARGE", "message over the limit");
+      throw new CustosError<P2pErrorCode>("MESSAGE_TOO_LARGE", "message over the limit");
     }
     const body = new Uint8Array(1 + bytes.byteLength);
     body[0] = channel;

@@ -1,4 +1,25 @@
-import { CustosError, errorMessage, isCustosError } from "@custos/utils";
+import { randomUUID } from "node:crypto";
+import { CustosError, isCustosError } from "@custos/utils";
+
+/** The RPC's own codes (methods add those of the modules they call). */
+export type RpcErrorName =
+  | "BLOCK_NOT_FOUND"
+  | "FORBIDDEN"
+  | "INVALID_PARAMS"
+  | "INVALID_REQUEST"
+  | "METHOD_NOT_FOUND"
+  | "OBSERVER_READ_ONLY"
+  | "PARSE_ERROR"
+  | "RATE_LIMITED"
+  | "REQUEST_TOO_LARGE"
+  | "RPC_LISTEN_FAILED"
+  | "RPC_PORT_IN_USE"
+  | "SUBSCRIPTIONS_NEED_WEBSOCKET"
+  | "TOO_MANY_SUBSCRIPTIONS"
+  | "TX_NOT_FOUND"
+  | "TX_TOO_LARGE"
+  | "UNAUTHORIZED"
+  | "INTERNAL";
 
 /** JSON-RPC 2.0 error numbers; `data.code` carries Custos's stable string code. */
 export const RpcCode = {
@@ -39,19 +60,28 @@ export interface RpcErrorObject {
   data: { code: string; retryable?: boolean; [k: string]: unknown };
 }
 
-/** Maps anything thrown by a method to a JSON-RPC error object (internal details are not leaked). */
-export function toRpcError(err: unknown): RpcErrorObject {
-  if (err instanceof RpcError)
-    return { code: err.rpcCode, message: err.message, data: { code: err.code, ...err.meta } };
+/**
+ * Maps anything thrown by a method to a JSON-RPC error object. A CustosError's message is meant
+ * for the client (it says what was wrong and what to do); anything else is a fault of the node:
+ * the client gets INTERNAL with an id, and `internal` is told the error with that id (the node
+ * logs it), so no stack, path or library message reaches the client.
+ */
+export function toRpcError(err: unknown, internal?: (id: string, err: unknown) => void): RpcErrorObject {
+  if (isCustosError(err) && typeof (err as { rpcCode?: unknown }).rpcCode === "number") {
+    const e = err as RpcError;
+    return { code: e.rpcCode, message: e.message, data: { code: e.code, ...e.meta } };
+  }
   if (isCustosError(err)) {
     const e = err as CustosError;
     const retryable = e.meta.retryable === true;
     const code = NOT_FOUND.test(e.code) ? RpcCode.notFound : RpcCode.rejected;
     return { code, message: e.message, data: { code: e.code, ...(retryable ? { retryable } : {}) } };
   }
+  const id = randomUUID();
+  internal?.(id, err);
   return {
     code: RpcCode.internal,
-    message: `internal error: ${errorMessage(err)}`,
-    data: { code: "INTERNAL" },
+    message: `internal error (logged on the node as ${id})`,
+    data: { code: "INTERNAL", id },
   };
 }

@@ -1,11 +1,12 @@
 import { encode, merkleProof } from "@custos/codec";
 import { selectSm2 } from "@custos/crypto";
 import { decodeReceipt, type Genesis, HASH_RE, type SignedTx } from "@custos/types";
-import { CustosError, fromHex } from "@custos/utils";
+import { CustosError, errorMessage, fromHex } from "@custos/utils";
 import { ENGINE } from "@custos/vm";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
+import type { RpcErrorName } from "./errors.js";
 import { invalidParams } from "./errors.js";
 import { blockEvents, blockJson, hex, jsonValue, proofJson, receiptJson, txJson } from "./views.js";
 
@@ -53,7 +54,7 @@ function hexParam(v: unknown, name: string, maxBytes: number): Uint8Array {
   if (typeof v !== "string" || !/^0x([0-9a-fA-F]{2})*$/.test(v))
     throw invalidParams(`${name} must be 0x-prefixed hex`);
   if ((v.length - 2) / 2 > maxBytes)
-    throw new CustosError("TX_TOO_LARGE", `${name} is over ${maxBytes} bytes`);
+    throw new CustosError<RpcErrorName>("TX_TOO_LARGE", `${name} is over ${maxBytes} bytes`);
   return fromHex(v);
 }
 
@@ -72,7 +73,7 @@ export function rpcMethods(c: RpcContext): Record<string, MethodSpec> {
     all[name] = {
       scope: m.scope,
       fn: async () => {
-        throw new CustosError(
+        throw new CustosError<RpcErrorName>(
           "OBSERVER_READ_ONLY",
           `${name} is refused: this node is an observer and serves reads only; send writes to a validator's RPC`,
         );
@@ -88,7 +89,7 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
   const blockAt = async (height: number) => {
     const block = await ledger.getBlock(height);
     if (block === undefined)
-      throw new CustosError(
+      throw new CustosError<RpcErrorName>(
         "BLOCK_NOT_FOUND",
         `no block at height ${height} (head is ${ledger.head.height})`,
       );
@@ -138,7 +139,8 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
         else if (ref === "latest") height = ledger.head.height;
         else if (typeof ref === "string" && HASH_RE.test(ref.toLowerCase())) {
           const h = await ledger.heightOf(fromHex(ref));
-          if (h === undefined) throw new CustosError("BLOCK_NOT_FOUND", `no block with hash ${ref}`);
+          if (h === undefined)
+            throw new CustosError<RpcErrorName>("BLOCK_NOT_FOUND", `no block with hash ${ref}`);
           height = h;
         } else throw invalidParams('the block is a height (integer >= 0), "latest", or a 0x block hash');
         const { block, cert } = await blockAt(height);
@@ -154,7 +156,7 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
         if (pos === undefined) {
           const pending = c.pendingTx(hash);
           if (pending) return { status: "pending", tx: txJson(pending) };
-          throw new CustosError("TX_NOT_FOUND", `no transaction ${h} is committed or pending`);
+          throw new CustosError<RpcErrorName>("TX_NOT_FOUND", `no transaction ${h} is committed or pending`);
         }
         const { block } = await blockAt(pos.height);
         const receipts = (await ledger.getReceipts(pos.height)) ?? [];
@@ -181,7 +183,19 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
     custos_sendTx: {
       scope: "write",
       fn: async ([raw]) => {
-        const stx = await pool.add(hexParam(raw, "the signed transaction", 1024 * 1024));
+        let bytes: Uint8Array;
+        try {
+          bytes = hexParam(raw, "the signed transaction", 1024 * 1024);
+        } catch (err) {
+          // refused before the pool saw it: still a write request the operations log records
+          pool.emit("tx:rejected", {
+            code: (err as { code?: string }).code ?? "INTERNAL",
+            reason: errorMessage(err),
+            source: "rpc",
+          });
+          throw err;
+        }
+        const stx = await pool.add(bytes, "rpc");
         return { hash: hex(stx.hash) };
       },
     },

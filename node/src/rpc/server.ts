@@ -7,9 +7,10 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { CustosError, errorMessage, type Logger } from "@custos/utils";
+import { CustosError, errorMessage, isCustosError, type Logger } from "@custos/utils";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { CommittedBlock } from "../chain/pbftDriver.js";
+import type { RpcErrorName } from "./errors.js";
 import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
 import type { MethodSpec, Scope } from "./methods.js";
 import { blockEvents, blockJson } from "./views.js";
@@ -141,7 +142,7 @@ export class RpcServer {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.opts.maxBodyBytes });
     this.server.on("upgrade", (req, socket, head) => {
       const client = this.authenticate(req);
-      if (client instanceof CustosError) {
+      if (isCustosError(client)) {
         socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
         return;
       }
@@ -152,7 +153,7 @@ export class RpcServer {
         const where = `${this.opts.host}:${this.opts.port}`;
         if (e.code === "EADDRINUSE")
           reject(
-            new CustosError(
+            new CustosError<RpcErrorName>(
               "RPC_PORT_IN_USE",
               `cannot listen for RPC on ${where}: the port is in use (another node or testnet?); choose another with --rpc-listen HOST:PORT or config.json rpc.listen`,
               { listen: where },
@@ -161,7 +162,7 @@ export class RpcServer {
           );
         else
           reject(
-            new CustosError(
+            new CustosError<RpcErrorName>(
               "RPC_LISTEN_FAILED",
               `cannot listen for RPC on ${where}: ${e.message}`,
               {},
@@ -217,7 +218,10 @@ export class RpcServer {
       : (req.headers["x-api-key"] as string | undefined);
     const match = presented ? keys.find((k) => k.key === presented) : undefined;
     if (!match)
-      return new CustosError("UNAUTHORIZED", "a valid API key is required (Authorization: Bearer <key>)");
+      return new CustosError<RpcErrorName>(
+        "UNAUTHORIZED",
+        "a valid API key is required (Authorization: Bearer <key>)",
+      );
     return { id: `key:${match.name ?? match.key.slice(0, 6)}`, scopes: new Set(match.scopes) };
   }
 
@@ -241,7 +245,7 @@ export class RpcServer {
     if (req.method === "GET" && req.url === "/health") return send(200, { ok: true });
     if (req.method === "GET" && req.url === "/metrics" && this.opts.metrics) {
       const who = this.authenticate(req);
-      if (who instanceof CustosError || !who.scopes.has("read"))
+      if (isCustosError(who) || !who.scopes.has("read"))
         return send(401, err(null, RpcCode.unauthorized, "UNAUTHORIZED", "metrics need the read scope"));
       res
         .writeHead(200, { "content-type": "text/plain; version=0.0.4" })
@@ -254,7 +258,7 @@ export class RpcServer {
         err(null, RpcCode.invalidRequest, "METHOD_NOT_ALLOWED", "use POST with a JSON-RPC 2.0 body"),
       );
     const client = this.authenticate(req);
-    if (client instanceof CustosError) {
+    if (isCustosError(client)) {
       this.count(OTHER, "refused");
       return send(401, err(null, RpcCode.unauthorized, client.code, client.message));
     }
@@ -370,7 +374,7 @@ export class RpcServer {
       let result: unknown;
       if (r.method === "custos_subscribe" || r.method === "custos_unsubscribe") {
         if (!ws)
-          throw new CustosError(
+          throw new CustosError<RpcErrorName>(
             "SUBSCRIPTIONS_NEED_WEBSOCKET",
             "subscriptions are available over WebSocket only",
           );
@@ -391,7 +395,15 @@ export class RpcServer {
       return { response: isNotification ? undefined : { jsonrpc: "2.0", id, result }, outcome: "ok" };
     } catch (e) {
       return {
-        response: isNotification ? undefined : { jsonrpc: "2.0", id, error: toRpcError(e) },
+        response: isNotification
+          ? undefined
+          : {
+              jsonrpc: "2.0",
+              id,
+              error: toRpcError(e, (errorId, err) =>
+                this.log.error("rpc method failed", { method: r.method, errorId, error: errorMessage(err) }),
+              ),
+            },
         outcome: "error",
       };
     }
@@ -400,7 +412,7 @@ export class RpcServer {
   private subscribe(ws: WebSocket, params: unknown[]): string {
     const [kind, filter] = params;
     if (kind !== "newBlocks" && kind !== "events") {
-      throw new CustosError(
+      throw new CustosError<RpcErrorName>(
         "INVALID_PARAMS",
         'subscribe to "newBlocks" or "events" (with an optional {emitter, name} filter)',
       );
@@ -411,11 +423,17 @@ export class RpcServer {
       (f.emitter !== undefined && typeof f.emitter !== "string") ||
       (f.name !== undefined && typeof f.name !== "string")
     ) {
-      throw new CustosError("INVALID_PARAMS", "the events filter is {emitter?: string, name?: string}");
+      throw new CustosError<RpcErrorName>(
+        "INVALID_PARAMS",
+        "the events filter is {emitter?: string, name?: string}",
+      );
     }
     const subs = this.sockets.get(ws) as Map<string, Subscription>;
     if (subs.size >= 32)
-      throw new CustosError("TOO_MANY_SUBSCRIPTIONS", "at most 32 subscriptions per connection");
+      throw new CustosError<RpcErrorName>(
+        "TOO_MANY_SUBSCRIPTIONS",
+        "at most 32 subscriptions per connection",
+      );
     const id = `0x${(this.nextSub++).toString(16)}`;
     subs.set(id, {
       kind,

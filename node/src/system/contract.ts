@@ -1,7 +1,7 @@
-import { DecodeError, decode, encode, fieldAt, readArray } from "@custos/codec";
+import { decode, encode, fieldAt, readArray } from "@custos/codec";
 import type { Address } from "@custos/crypto";
 import type { ContractEvent, Genesis } from "@custos/types";
-import { CustosError } from "@custos/utils";
+import { CustosError, isCustosError } from "@custos/utils";
 import { stateKey } from "../state/keys.js";
 import type { Overlay, StateReader } from "../state/overlay.js";
 
@@ -124,7 +124,8 @@ export function decodeArgs(bytes: Uint8Array, where: string): unknown[] {
 }
 
 export function invalidArguments(err: unknown, where: string): ContractError {
-  if (err instanceof DecodeError) return new ContractError("INVALID_ARGUMENTS", err.message);
+  if (isCustosError(err) && err.code.startsWith("DECODE_"))
+    return new ContractError("INVALID_ARGUMENTS", err.message);
   return new ContractError(
     "INVALID_ARGUMENTS",
     `${where}: ${err instanceof Error ? err.message : String(err)}`,

@@ -1,7 +1,7 @@
-import { DecodeError } from "@custos/codec";
+import { EventEmitter } from "node:events";
 import type { Address, VerifierPool } from "@custos/crypto";
 import { decodeSignedTx, type SignedTx } from "@custos/types";
-import { CustosError, type Logger, toHex } from "@custos/utils";
+import { CustosError, errorMessage, isCustosError, type Logger, toHex } from "@custos/utils";
 import { senderAddress } from "../execution/senders.js";
 
 export interface TxPoolOptions {
@@ -22,6 +22,31 @@ export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
   // contract code travels in templates.submit: a bundle of up to 56 KiB plus its metadata
   maxTxBytes: 64 * 1024,
 };
+
+/** Where a transaction came from: a client of this node, or a peer's gossip. */
+export type TxSource = "rpc" | "gossip";
+
+export type TxPoolErrorCode =
+  | "TX_TOO_LARGE"
+  | "TX_MALFORMED"
+  | "TX_WRONG_CHAIN"
+  | "TX_BLOCK_LIMIT_EXPIRED"
+  | "TX_BLOCK_LIMIT_TOO_FAR"
+  | "TX_DUPLICATE"
+  | "TX_ALREADY_COMMITTED"
+  | "TX_BAD_SIGNATURE"
+  | "TX_SENDER_NOT_MEMBER"
+  | "TX_POOL_FULL"
+  | "TX_SENDER_QUOTA";
+
+/**
+ * What the pool tells its subscribers (the operations log, gossip, metrics, consensus): each
+ * admitted transaction with its sender, and each refusal with its code.
+ */
+export interface TxPoolEvents {
+  "tx:added": [{ tx: SignedTx; sender: Address; source: TxSource }];
+  "tx:rejected": [{ code: string; reason: string; source: TxSource }];
+}
 
 /** What admission needs from the chain. */
 export interface PoolChainView {
@@ -45,19 +70,20 @@ interface Entry {
  * (on the verifier pool); a transaction in the pool has been verified and is not verified again
  * when its block executes.
  */
-export class TxPool {
+export class TxPool extends EventEmitter<TxPoolEvents> {
   private readonly pending = new Map<string, Entry>();
   private readonly inFlight = new Set<string>();
   private readonly perSender = new Map<Address, number>();
   private totalBytes = 0;
-  private readonly listeners: (() => void)[] = [];
 
   constructor(
     private readonly opts: TxPoolOptions,
     private readonly chain: PoolChainView,
     private readonly verifier: VerifierPool,
     private readonly log: Logger,
-  ) {}
+  ) {
+    super();
+  }
 
   get size(): number {
     return this.pending.size;
@@ -71,12 +97,23 @@ export class TxPool {
     return this.pending.get(toHex(hash))?.tx;
   }
 
-  /** Called whenever a transaction is admitted. */
-  onAdded(fn: () => void): void {
-    this.listeners.push(fn);
+  /** Admits a transaction (announced as tx:added) or throws why not (announced as tx:rejected). */
+  async add(bytes: Uint8Array, source: TxSource = "rpc"): Promise<SignedTx> {
+    try {
+      const { stx, sender } = await this.admit(bytes);
+      this.emit("tx:added", { tx: stx, sender, source });
+      return stx;
+    } catch (err) {
+      this.emit("tx:rejected", {
+        code: (err as { code?: string }).code ?? "INTERNAL",
+        reason: errorMessage(err),
+        source,
+      });
+      throw err;
+    }
   }
 
-  async add(bytes: Uint8Array): Promise<SignedTx> {
+  private async admit(bytes: Uint8Array): Promise<{ stx: SignedTx; sender: Address }> {
     if (bytes.byteLength > this.opts.maxTxBytes) {
       throw new CustosError(
         "TX_TOO_LARGE",
@@ -87,7 +124,7 @@ export class TxPool {
     try {
       stx = decodeSignedTx(bytes);
     } catch (err) {
-      if (err instanceof DecodeError)
+      if (isCustosError(err) && err.code.startsWith("DECODE_"))
         throw new CustosError("TX_MALFORMED", `malformed transaction: ${err.message}`, err.meta);
       throw err;
     }
@@ -167,11 +204,10 @@ export class TxPool {
       this.pending.set(id, { tx: stx, sender, announcedAt: Date.now() });
       this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
       this.totalBytes += bytes.byteLength;
+      return { stx, sender };
     } finally {
       this.inFlight.delete(id);
     }
-    for (const fn of this.listeners) fn();
-    return stx;
   }
 
   /**

@@ -6,7 +6,7 @@ import { generateKeyPair, type Sm2KeyPair } from "@custos/crypto";
 import { toHex } from "@custos/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CustosNode, initHome } from "../../src/index.js";
-import { tempDir } from "../helpers.js";
+import { tempDir, until } from "../helpers.js";
 
 let node: CustosNode;
 let client: CustosClient;
@@ -130,8 +130,7 @@ describe("templates, governance and VM contracts on a dev chain", () => {
       const r = await send("consumer-1", address, "inc", []);
       expect(r.success).toBe(true);
       expect(r.output).toBe("5");
-      const until = Date.now() + 5000;
-      while (seen.length === 0 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+      await until(() => seen.length > 0, 5000);
       expect(seen[0]).toMatchObject({ emitter: address, name: "Incremented" });
       expect(JSON.stringify(seen[0])).toContain(keys["consumer-1"]?.address as string);
     } finally {
@@ -210,7 +209,9 @@ describe("templates, governance and VM contracts on a dev chain", () => {
       JSON.stringify({ address, reason: "audit" }),
       1,
     ]);
-    await new Promise((res) => setTimeout(res, 1500));
+    // a proposal with a one-second life: vote once the clock that stamps blocks has passed its expiry
+    const { expiresAt } = await query("governance", "get", [freeze.output.id]);
+    await until(() => Date.now() > expiresAt + 10, 10_000);
     expect((await send("committee-2", "governance", "vote", [freeze.output.id, true])).errorCode).toBe(
       "PROPOSAL_EXPIRED",
     );

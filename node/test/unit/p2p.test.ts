@@ -119,12 +119,14 @@ describe("requests (block sync) and gossip", () => {
     a.onGossip("/t", () => "accept");
     await Promise.all([a.start(), b.start()]);
     await until(() => a.connected === 1 && b.connected === 1);
-    expect(await a.request(1, new Uint8Array([3]), 10)).toEqual([
+    expect(await a.request(1, new Uint8Array([3]), 10, { signal: AbortSignal.timeout(10_000) })).toEqual([
       new Uint8Array([0, 0]),
       new Uint8Array([1, 1]),
       new Uint8Array([2, 2]),
     ]);
-    await expect(a.request(1, new Uint8Array([5]), 2)).rejects.toMatchObject({ code: "SYNC_BAD_REPLY" });
+    await expect(
+      a.request(1, new Uint8Array([5]), 2, { signal: AbortSignal.timeout(10_000) }),
+    ).rejects.toMatchObject({ code: "SYNC_BAD_REPLY" });
     await until(async () => {
       a.publish("/t", new TextEncoder().encode(`hello ${got.length}`));
       await new Promise((r) => setTimeout(r, 100));
@@ -132,12 +134,14 @@ describe("requests (block sync) and gossip", () => {
     });
     expect(got[0]).toMatch(/^hello/);
     a.publish("/t", new TextEncoder().encode("xx forged"));
-    await until(() => b.peersDisconnected === 1, 5000);
+    await until(() => b.peersDisconnected === 1, 15_000);
     // a request its handler refuses with a CustosError (SYNC_BAD_REQUEST): the asker is hung up on
     await until(() => a.connected === 1 && b.connected === 1, 10_000); // after the ban for the forged gossip
     // the answer is cut off (an empty answer or a broken stream, depending on timing)
-    expect(await a.request(1, new Uint8Array([0]), 1).catch(() => [])).toEqual([]);
-    await until(() => b.peersDisconnected === 2, 5000);
+    expect(
+      await a.request(1, new Uint8Array([0]), 1, { signal: AbortSignal.timeout(10_000) }).catch(() => []),
+    ).toEqual([]);
+    await until(() => b.peersDisconnected === 2, 15_000);
     expect(b.peersDisconnected).toBe(2);
   }, 30_000);
 });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Metrics } from "../../src/metrics.js";
 import type { MethodSpec } from "../../src/rpc/methods.js";
 import { RpcServer } from "../../src/rpc/server.js";
+import { until } from "../helpers.js";
 
 /** Every line the server logs, with its level, as a recording Logger. */
 const lines: { level: string; msg: string; fields: LogFields }[] = [];
@@ -64,14 +65,6 @@ async function counter(method: string, outcome: string): Promise<number> {
     "m",
   ).exec(text);
   return m ? Number(m[1]) : 0;
-}
-
-async function until(pred: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("RPC server", () => {

@@ -3,9 +3,10 @@ import { sm2Sign, VerifierPool } from "@custos/crypto";
 import { commitVoteBytes } from "@custos/types";
 import { nullLogger, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
-import { buildBlock } from "../../src/chain/blockBuilder.js";
+import { buildBlock, commitOf } from "../../src/chain/blockBuilder.js";
+import { SerialWriter } from "../../src/chain/chainWriter.js";
 import { openChainLedger } from "../../src/chain/openLedger.js";
-import { BlockSync, SerialWriter, type SyncNetwork } from "../../src/chain/sync.js";
+import { BlockSync, type SyncNetwork } from "../../src/chain/sync.js";
 import { Executor } from "../../src/execution/executor.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
 import type { NetworkPeer } from "../../src/p2p/network.js";
@@ -35,7 +36,7 @@ function syncFor(ledger: Ledger, verifier: VerifierPool, onFatal: (e: Error) => 
     executor: new Executor(chain.genesis, nullLogger),
     verifier,
     writer: new SerialWriter(),
-    log: nullLogger,
+    log: process.env.SYNC_DEBUG ? debugLogger : nullLogger,
     lagBlocks: 1,
     graceMs: 0,
     onApplied: () => {},
@@ -66,20 +67,16 @@ describe("block sync", () => {
         state: source,
       });
       const vote = commitVoteBytes(chain.genesis.chainId, h, 0, built.block.hash);
-      await source.commit({
-        block: built.block,
-        blockBytes: built.bytes,
-        receipts: built.receiptBytes,
-        writes: built.writes,
-        certificate: {
+      await source.commit(
+        commitOf(built, {
           version: 1,
           chainId: chain.genesis.chainId,
           height: h,
           view: 0,
           blockHash: built.block.hash,
           signatures: [{ validator: 0, signature: sm2Sign(chain.validator.privateKey, vote) }],
-        },
-      });
+        }),
+      );
     }
     const server = syncFor(source, verifier);
 
@@ -165,3 +162,11 @@ describe("block sync", () => {
     }
   });
 });
+const debugLogger: import("@custos/utils").Logger = {
+  trace: () => {},
+  debug: (m, f) => console.log("debug", m, JSON.stringify(f)),
+  info: (m, f) => console.log("info", m, JSON.stringify(f)),
+  warn: (m, f) => console.log("warn", m, JSON.stringify(f)),
+  error: (m, f) => console.log("error", m, JSON.stringify(f)),
+  child: () => debugLogger,
+};

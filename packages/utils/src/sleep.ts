@@ -26,3 +26,23 @@ export function sleep(ms: number, opts: { signal?: AbortSignal } = {}): Promise<
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * Waits on a condition, not on a guessed time: calls `probe` every `everyMs` until it returns a
+ * truthy value (which it resolves with), and fails with WAIT_TIMEOUT (saying `what`) after
+ * `timeoutMs`, or AbortedError when `signal` aborts. Tests, the testnet and the CLI wait with it.
+ */
+export async function until<T>(
+  probe: () => T | Promise<T>,
+  o: { timeoutMs?: number; everyMs?: number; what?: string; signal?: AbortSignal } = {},
+): Promise<NonNullable<T>> {
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > end)
+      throw new CustosError("WAIT_TIMEOUT", `${o.what ?? "condition"} not met within ${timeoutMs} ms`);
+    await sleep(o.everyMs ?? 50, o.signal ? { signal: o.signal } : {});
+  }
+}

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, until as waitUntil } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
 import { CLI } from "../helpers.js";
@@ -150,26 +150,8 @@ function claimsOf(comment: string): Claims {
   return { texts, json, status };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<NonNullable<T>> =>
+  waitUntil(probe, { what, timeoutMs: ms, everyMs: 100 });
 
 interface Ran {
   n: number;
@@ -331,14 +313,10 @@ describe("the README, followed as written", () => {
 
     dir = await mkdtemp(join(tmpdir(), "custos-readme-"));
     runDir = await mkdtemp(join(tmpdir(), "custos-readme-run-"));
-    await mkdir(join(dir, "packages", "contract-sdk"), { recursive: true });
-    await cp(
-      join(ROOT, "packages", "contract-sdk", "examples"),
-      join(dir, "packages", "contract-sdk", "examples"),
-      {
-        recursive: true,
-      },
-    );
+    await mkdir(join(dir, "contracts", "sdk"), { recursive: true });
+    await cp(join(ROOT, "contracts", "sdk", "examples"), join(dir, "contracts", "sdk", "examples"), {
+      recursive: true,
+    });
     // `npx custos` from the repository root is this checkout's CLI
     await mkdir(join(runDir, "bin"));
     const [node, bin] = CLI as [string, string];

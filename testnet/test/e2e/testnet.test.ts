@@ -123,7 +123,9 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       { to: "ecny", method: "transfer", args: [address("merchant-2"), 1n] },
       { wait: false },
     );
-    await new Promise((r) => setTimeout(r, 4000));
+    // both that run time out of view 0 (a round without a quorum) and nothing has committed
+    await until(async () => (await (clients[0] as CustosClient).status()).view >= 1, 30_000);
+    await until(async () => (await (clients[3] as CustosClient).status()).view >= 1, 30_000);
     expect(await height(0)).toBe(before);
     expect(await height(3)).toBe(before);
     await sameChain(before, [0, 3, 4]);
@@ -159,7 +161,8 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     );
     await outsider.start();
     try {
-      await new Promise((r) => setTimeout(r, 3000));
+      // it keeps trying (every 200 ms) and is refused every time
+      await until(() => outsider.dialFailures >= 5, 15_000);
       expect(outsider.connected).toBe(0);
     } finally {
       await outsider.stop();
@@ -208,11 +211,9 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       const expectHangUp = async () => {
         await until(async () => (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp, 10_000);
         hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
-        // refused for 1 s, 2 s, 4 s ...; then the redialler brings it back for the next try
-        await new Promise((r) => setTimeout(r, 1000 * 2 ** strikes++ + 200));
-        await until(connectedTo0, 15_000);
-        await new Promise((r) => setTimeout(r, 300));
-        await until(connectedTo0, 15_000);
+        // hung up on, refused for 1 s, 2 s, 4 s ...; then the redialler brings it back for the next try
+        await until(async () => !(await connectedTo0()), 15_000);
+        await until(connectedTo0, 15_000 + 1000 * 2 ** strikes++);
       };
       await until(connectedTo0, 10_000);
 
@@ -284,8 +285,12 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
           ),
         ),
       );
-      // views 1 and 2 time out (3 s, then 6 s) on the two that run
-      await until(async () => (await (clients[0] as CustosClient).status()).view >= 2, 40_000);
+      // the two that run time out into view 1 and stay there: without a quorum of view changes
+      // no further timeout runs (no view-change storm while the quorum is lost)
+      const view = async (i: number) => (await (clients[i] as CustosClient).status()).view;
+      await until(async () => (await view(0)) >= 1 && (await view(3)) >= 1, 40_000);
+      await new Promise((r) => setTimeout(r, 9_000)); // the scenario: paused past view 1's and 2's timeouts (3 s + 6 s)
+      expect([await view(0), await view(3)]).toEqual([1, 1]);
       await testnet.resume(dir, 1);
       await testnet.resume(dir, 2);
       const resumed = Date.now();

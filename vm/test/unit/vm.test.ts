@@ -24,6 +24,7 @@ export function inc(by) {
 export function get() { return BigInt(storage.get("n") ?? "0"); }
 export function failAfterWrite() { storage.set("n", "999"); revert("NOPE", "changed my mind"); }
 export function swallowRevert() { try { revert("HIDDEN", "caught"); } catch (e) {} return 1; }
+export function claimVmFault() { revert("VM_UNAVAILABLE", "not really"); }
 export function loop() { for (;;) {} }
 export function recurse() { const f = (n) => f(n + 1) + 1; return f(0); }
 export function bomb() { const a = []; for (;;) a.push({ n: a.length, s: "s" + a.length }); }
@@ -73,6 +74,9 @@ describe("VmSession", () => {
     const s = await call(new MemState(), "swallowRevert");
     expect(s.ok).toBe(false);
     expect(s.error?.code).toBe("HIDDEN");
+    // the VM's own codes are not a contract's to claim: VM_UNAVAILABLE would fail blocks on every node
+    const v = await call(new MemState(), "claimVmFault");
+    expect(v.error?.code).toBe("CONTRACT_REVERTED");
   });
 
   it("stops an infinite loop, deep recursion and a memory bomb with their own codes", async () => {

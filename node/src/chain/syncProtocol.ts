@@ -1,0 +1,100 @@
+import {
+  DecodeError,
+  decode,
+  encode,
+  fieldAt,
+  readArray,
+  readBytes,
+  readSafeU64,
+  readString,
+  readUint,
+} from "@custos/codec";
+import { type Block, type CommitCertificate, decodeBlock, decodeCertificate, LIMITS } from "@custos/types";
+import { CustosError, errorMessage } from "@custos/utils";
+import type { Ledger } from "../ledger/ledger.js";
+
+/**
+ * The block-sync wire protocol (`/custos/sync/1.0.0`, one request per stream): a request is
+ * `[1, "head"]` (answered by one frame `[height, hash]`) or `[1, "blocks", from, count]` with
+ * count <= RANGE (answered by up to count frames `[block bytes, certificate bytes]`, in height
+ * order, stopping early at the head or past MAX_REPLY_BYTES). Everything read is checked here;
+ * what a peer sends is a claim until BlockSync has verified it.
+ */
+
+/** Blocks per range request, and bytes per answer (at least one block). */
+export const RANGE = 64;
+export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
+/** Most bytes a blocks answer may take on the wire. */
+export const MAX_BLOCKS_ANSWER_BYTES = MAX_REPLY_BYTES + LIMITS.maxBlockBytes + 128 * 1024;
+
+export type SyncRequest = { kind: "head" } | { kind: "blocks"; from: number; count: number };
+
+export function encodeSyncRequest(r: SyncRequest): Uint8Array {
+  return encode(r.kind === "head" ? [1, "head"] : [1, "blocks", BigInt(r.from), r.count]);
+}
+
+export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
+  const S = "SyncRequest";
+  const a = readArray(decode(bytes, S, 256), fieldAt(S, ""), { min: 2, max: 4 });
+  if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
+    throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
+  const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
+  if (kind === "head" && a.length === 2) return { kind };
+  if (kind === "blocks" && a.length === 4) {
+    const from = readSafeU64(a[2], fieldAt(S, "from"));
+    const count = readUint(a[3], fieldAt(S, "count"), RANGE);
+    if (from < 1 || count < 1)
+      throw new DecodeError("DECODE_OUT_OF_RANGE", S, "from", "from and count start at 1");
+    return { kind, from, count };
+  }
+  throw new DecodeError("DECODE_OUT_OF_RANGE", S, "kind", `unknown request ${kind}`);
+}
+
+export interface SyncHead {
+  height: number;
+  hash: Uint8Array;
+}
+
+export function decodeSyncHead(frame: Uint8Array | undefined): SyncHead {
+  const S = "SyncHead";
+  const a = readArray(decode(frame ?? new Uint8Array(), S, 128), fieldAt(S, ""), 2);
+  return { height: readSafeU64(a[0], fieldAt(S, "height")), hash: readBytes(a[1], fieldAt(S, "hash"), 32) };
+}
+
+/** One frame of a blocks answer: the block's exact bytes, decoded, and its certificate. */
+export function decodeSyncBlock(frame: Uint8Array): {
+  block: Block;
+  bytes: Uint8Array;
+  cert: CommitCertificate;
+} {
+  const S = "SyncBlock";
+  const a = readArray(decode(frame, S, LIMITS.maxBlockBytes + 128 * 1024), fieldAt(S, ""), 2);
+  const bytes = readBytes(a[0], fieldAt(S, "block"), { max: LIMITS.maxBlockBytes });
+  const block = decodeBlock(bytes);
+  const cert = decodeCertificate(readBytes(a[1], fieldAt(S, "certificate"), { max: 64 * 1024 }));
+  return { block, bytes, cert };
+}
+
+/** Answers a peer's sync request from the ledger; SYNC_BAD_REQUEST for anything malformed. */
+export async function* serveSync(ledger: Ledger, request: Uint8Array): AsyncGenerator<Uint8Array> {
+  let r: SyncRequest;
+  try {
+    r = decodeSyncRequest(request);
+  } catch (err) {
+    throw new CustosError<"SYNC_BAD_REQUEST">("SYNC_BAD_REQUEST", `bad sync request: ${errorMessage(err)}`);
+  }
+  if (r.kind === "head") {
+    yield encode([BigInt(ledger.head.height), ledger.head.hash]);
+    return;
+  }
+  let bytes = 0;
+  for (let h = r.from; h < r.from + r.count && h <= ledger.head.height; h++) {
+    const block = await ledger.getBlockBytes(h);
+    const cert = await ledger.getCertificateBytes(h);
+    if (!block || !cert) return;
+    const item = encode([block, cert]);
+    bytes += item.byteLength;
+    if (bytes > MAX_REPLY_BYTES && h > r.from) return;
+    yield item;
+  }
+}
