@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
-import { access, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { CustosClient } from "@custos/client";
 import { createDevMembers, type DevAccount, devGenesis, initHome } from "@custos/node";
@@ -68,14 +68,7 @@ const TESTNET_KDF_ITERATIONS = 20_000;
 
 const fileOf = (dir: string) => join(dir, "testnet.json");
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = async (path: string): Promise<boolean> => existsSync(path);
 
 export async function readTestnet(dir: string): Promise<TestnetFile> {
   let json: TestnetFile;
