@@ -18,20 +18,9 @@ import { bytesEqual, CustosError, compareBytes, errorMessage, type Logger, toHex
 import { Level } from "level";
 import type { StateReader } from "../state/overlay.js";
 import { Bucket, META_GENESIS, META_HEAD } from "./buckets.js";
+import type { LedgerErrorCode } from "./errors.js";
 import { HeadMark } from "./headMark.js";
 import { type Batch, bytesKey, type Db, heightBytes, Repository, type ValueCodec } from "./repository.js";
-
-/** Why the ledger refused to open, to reset or to take a block. */
-export type LedgerErrorCode =
-  | "DISK_WRITE_FAILED"
-  | "GENESIS_MISMATCH"
-  | "LEDGER_CORRUPT"
-  | "LEDGER_MISSING"
-  | "LEDGER_NOT_NEXT"
-  | "LEDGER_OPEN_FAILED"
-  | "LEDGER_ROLLED_BACK"
-  | "LEDGER_WRITE_FAILED"
-  | "NODE_RUNNING";
 
 /** Who signs the next block and who may connect, as the state after a block says. */
 export interface HeadSets {

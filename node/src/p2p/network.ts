@@ -154,8 +154,8 @@ export class P2pNetwork {
   private stopping = false;
   /** Called after an allowed peer connected or disconnected. */
   onPeersChanged: (() => void) | undefined;
-  /** Dials of allowed peers that failed (refused, unreachable), since start. */
-  dialFailures = 0;
+  /** Dials of peers not connected, since start (the redialler's attempts). */
+  dialAttempts = 0;
   /** Peers hung up on for sending invalid data, since start. */
   peersDisconnected = 0;
   private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
@@ -318,9 +318,8 @@ export class P2pNetwork {
     for (const p of this.peers) {
       if (p.peerId === this.peerId || this.isConnected(p.peerId) || this.isBanned(p.peerId)) continue;
       for (const a of p.addrs) {
-        this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {
-          this.dialFailures++;
-        });
+        this.dialAttempts++;
+        this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {});
       }
     }
     this.timer = setTimeout(() => this.redial(), this.opts.redialMs ?? 1000);
