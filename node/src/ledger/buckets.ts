@@ -14,7 +14,7 @@ export const Bucket = {
   txIndex: 0x05,
   /** height -> msgpack array of encoded receipts */
   receipts: 0x06,
-  /** contract name || 0x00 || key -> value (see state/keys.ts) */
+  /** contract name || 0x00 || key -> value (STATE_BUCKET of @custos/types, a chain rule) */
   state: 0x07,
   // 0x08: reserved for the consensus WAL, never used (the WAL is a file of its own)
 } as const;

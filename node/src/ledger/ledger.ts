@@ -11,7 +11,8 @@ import {
   genesisHeader,
   type Header,
   makeBlock,
-  nextStateRoot,
+  type StateProof,
+  StateTree,
   type WriteSet,
 } from "@custos/types";
 import { bytesEqual, CustosError, compareBytes, errorMessage, type Logger, toHex } from "@custos/utils";
@@ -19,7 +20,7 @@ import { Level } from "level";
 import type { StateReader } from "../state/overlay.js";
 import { Bucket, META_GENESIS, META_HEAD } from "./buckets.js";
 import type { LedgerErrorCode } from "./errors.js";
-import { HeadMark } from "./headMark.js";
+import { HeadMark, RECOVERY } from "./headMark.js";
 import { type Batch, bytesKey, type Db, heightBytes, Repository, type ValueCodec } from "./repository.js";
 
 /** Who signs the next block and who may connect, as the state after a block says. */
@@ -119,7 +120,8 @@ const headCodec: ValueCodec<{ height: number; hash: Uint8Array }> = {
   },
 };
 
-const ZERO32 = new Uint8Array(32);
+const STATE_FROM = new Uint8Array([Bucket.state]);
+const STATE_TO = new Uint8Array([Bucket.state + 1]);
 /** State keys of contracts named 0x...: [state bucket, "0", "x"] up to [state bucket, "0", "y"]. */
 const CONTRACT_KEYS_FROM = new Uint8Array([Bucket.state, 0x30, 0x78]);
 const CONTRACT_KEYS_TO = new Uint8Array([Bucket.state, 0x30, 0x79]);
@@ -163,6 +165,8 @@ export class Ledger implements StateReader {
   private readonly recent = new Map<string, number>();
   private readonly recentByHeight = new Map<number, string[]>();
   private headState!: ChainHead;
+  /** The state tree (the state root's rule), over every state entry; updated at each commit. */
+  private tree = new StateTree();
   private readonly window: number;
   private readonly cacheEntries: number;
 
@@ -216,7 +220,11 @@ export class Ledger implements StateReader {
     const genesisBytes = encodeGenesis(genesis);
     const stored = await this.db.get(META_GENESIS);
     if (stored === undefined) {
-      const stateRoot = nextStateRoot(ZERO32, genesisWrites);
+      const stateRoot = StateTree.from(
+        [...genesisWrites.values()].flatMap((w) =>
+          w.value === null ? [] : [[w.key, w.value] as [Uint8Array, Uint8Array]],
+        ),
+      ).root;
       const { block, bytes } = makeBlock(genesisHeader(genesis, stateRoot), []);
       const batch = this.db.batch();
       batch.put(META_GENESIS, genesisBytes);
@@ -241,6 +249,16 @@ export class Ledger implements StateReader {
     }
     const head = await this.readHead();
     await this.mark.verify(head, async (h) => (await this.blocks.get(h))?.hash);
+    // the state as stored must be the state the head block certifies
+    const entries: [Uint8Array, Uint8Array][] = [];
+    for await (const [k, v] of this.db.iterator({ gte: STATE_FROM, lt: STATE_TO })) entries.push([k, v]);
+    this.tree = StateTree.from(entries);
+    if (!bytesEqual(this.tree.root, head.header.stateRoot))
+      throw new CustosError<LedgerErrorCode>(
+        "LEDGER_CORRUPT",
+        `the state in ${this.opts.dir} (root 0x${toHex(this.tree.root)}) is not the state block ${head.height} certifies (0x${toHex(head.header.stateRoot)}). ${RECOVERY}`,
+        { dir: this.opts.dir, height: head.height },
+      );
     await this.mark.open(head);
     this.headState = head;
     for await (const key of this.db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
@@ -310,6 +328,16 @@ export class Ledger implements StateReader {
       if (value !== undefined) out.push([key, value]);
     }
     return out;
+  }
+
+  /** The state root these writes would give on top of the head's state. */
+  stateRootAfter(writes: WriteSet): Uint8Array {
+    return this.tree.rootAfter(writes.values());
+  }
+
+  /** A proof of `key`'s value (or absence) against the head's state root. */
+  stateProof(key: Uint8Array): StateProof {
+    return this.tree.prove(key);
   }
 
   private putState(batch: Batch, writes: WriteSet): void {
@@ -416,6 +444,7 @@ export class Ledger implements StateReader {
       );
     }
     this.generation++;
+    this.tree.apply(c.writes.values());
     for (const [id, w] of c.writes) {
       this.cachePut(id, w.value);
       this.indexContractKey(w.key, w.value !== null);

@@ -1,3 +1,4 @@
+export * from "./auditChain.js";
 export * from "./block.js";
 export * from "./blockRules.js";
 export * from "./certificate.js";
@@ -5,5 +6,7 @@ export * from "./genesis.js";
 export * from "./limits.js";
 export * from "./patterns.js";
 export * from "./receipt.js";
+export * from "./stateKeys.js";
 export * from "./stateRoot.js";
+export * from "./stateTree.js";
 export * from "./tx.js";

@@ -4,7 +4,7 @@ import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "nod
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, until as waitUntil } from "@custos/utils";
+import { freeListenPort, until as waitUntil } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
 import { CLI } from "../helpers.js";
@@ -334,7 +334,7 @@ describe("the README, followed as written", () => {
       moved.set(8645 + i, base + 100 + i);
     }
     const move = async (port: number) => {
-      if (!moved.has(port)) moved.set(port, await freePort());
+      if (!moved.has(port)) moved.set(port, await freeListenPort());
       return moved.get(port) as number;
     };
     for (const m of README.matchAll(/127\.0\.0\.1:(\d{2,5})/g)) await move(Number(m[1]));
