@@ -17,6 +17,7 @@ import { Channel, type P2pNetwork } from "./p2p/network.js";
 import { openNetwork, peersOf, type Role, roleOf } from "./p2p/peers.js";
 import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
+import { fetchTxs } from "./p2p/txFetch.js";
 import { TxGossip } from "./p2p/txGossip.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
@@ -211,6 +212,8 @@ export class CustosNode {
                   penalize: (peer) => {
                     net?.disconnect(peer).catch(() => {});
                   },
+                  fetchTxs: async (hashes, from) =>
+                    net ? fetchTxs(net, hashes, from, controller.signal, log.child({ module: "p2p" })) : [],
                 },
                 log: log.child({ module: "consensus" }),
               },
@@ -267,6 +270,7 @@ export class CustosNode {
         writer,
         log: log.child({ module: "sync" }),
         signal: controller.signal,
+        pendingTx: (h) => pool.get(h)?.bytes,
         // a validator gives consensus a moment to fill a gap (decisions from its peers) before it
         // syncs; on an idle chain nothing else would bring a restarted validator up to date
         lagBlocks: 1,

@@ -30,6 +30,7 @@ import {
   MAX_BLOCKS_ANSWER_BYTES,
   RANGE,
   serveSync,
+  type TxSource,
 } from "./syncProtocol.js";
 
 /** Ranges in flight. */
@@ -64,6 +65,8 @@ export interface BlockSyncOptions {
   pollMs?: number;
   /** The node's root signal: aborting it stops sync's requests. */
   signal?: AbortSignal;
+  /** Pending transactions by hash, for peers assembling a proposal (`txs` requests). */
+  pendingTx?: TxSource;
   onApplied(c: CommittedBlock): void;
   /** The ledger could not be written, or executing a certified block gave another result. */
   onFatal(err: Error): void;
@@ -227,7 +230,7 @@ export class BlockSync {
 
   /** Answers a peer's sync request from the ledger (syncProtocol.ts). */
   serve(_from: NetworkPeer, request: Uint8Array): AsyncGenerator<Uint8Array> {
-    return serveSync(this.o.ledger, request);
+    return serveSync(this.o.ledger, request, this.o.pendingTx);
   }
 
   private async pollHeads(): Promise<void> {

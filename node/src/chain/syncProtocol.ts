@@ -27,15 +27,24 @@ export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 /** Most bytes a blocks answer may take on the wire. */
 export const MAX_BLOCKS_ANSWER_BYTES = MAX_REPLY_BYTES + LIMITS.maxBlockBytes + 128 * 1024;
 
-export type SyncRequest = { kind: "head" } | { kind: "blocks"; from: number; count: number };
+/** Transactions one `txs` request may ask for (a proposal's missing ones). */
+export const MAX_TXS_ASKED = 8192;
+
+export type SyncRequest =
+  | { kind: "head" }
+  | { kind: "blocks"; from: number; count: number }
+  /** Transactions by hash (32 bytes each, concatenated): a replica assembling a proposal. */
+  | { kind: "txs"; hashes: Uint8Array[] };
 
 export function encodeSyncRequest(r: SyncRequest): Uint8Array {
-  return encode(r.kind === "head" ? [1, "head"] : [1, "blocks", BigInt(r.from), r.count]);
+  if (r.kind === "head") return encode([1, "head"]);
+  if (r.kind === "blocks") return encode([1, "blocks", BigInt(r.from), r.count]);
+  return encode([1, "txs", Buffer.concat(r.hashes)]);
 }
 
 export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
   const S = "SyncRequest";
-  const a = readArray(decode(bytes, S, 256), fieldAt(S, ""), { min: 2, max: 4 });
+  const a = readArray(decode(bytes, S, 32 * MAX_TXS_ASKED + 64), fieldAt(S, ""), { min: 2, max: 4 });
   if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
     throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
   const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
@@ -46,6 +55,14 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
     if (from < 1 || count < 1)
       throw new DecodeError("DECODE_OUT_OF_RANGE", S, "from", "from and count start at 1");
     return { kind, from, count };
+  }
+  if (kind === "txs" && a.length === 3) {
+    const all = readBytes(a[2], fieldAt(S, "hashes"), { max: 32 * MAX_TXS_ASKED });
+    if (all.byteLength === 0 || all.byteLength % 32 !== 0)
+      throw new DecodeError("DECODE_OUT_OF_RANGE", S, "hashes", "one or more 32-byte hashes");
+    const hashes: Uint8Array[] = [];
+    for (let i = 0; i < all.byteLength; i += 32) hashes.push(all.subarray(i, i + 32));
+    return { kind, hashes };
   }
   throw new DecodeError("DECODE_OUT_OF_RANGE", S, "kind", `unknown request ${kind}`);
 }
@@ -75,8 +92,19 @@ export function decodeSyncBlock(frame: Uint8Array): {
   return { block, bytes, cert };
 }
 
-/** Answers a peer's sync request from the ledger; SYNC_BAD_REQUEST for anything malformed. */
-export async function* serveSync(ledger: Ledger, request: Uint8Array): AsyncGenerator<Uint8Array> {
+/** Where the server finds transactions asked for by hash: its pool, then its recent blocks. */
+export type TxSource = (hash: Uint8Array) => Uint8Array | undefined;
+
+/**
+ * Answers a peer's sync request from the ledger (and, for `txs`, the pool first); SYNC_BAD_REQUEST
+ * for anything malformed. A `txs` answer is one frame per transaction found, its exact signed bytes,
+ * in the order asked; the asker matches them by hash.
+ */
+export async function* serveSync(
+  ledger: Ledger,
+  request: Uint8Array,
+  pending?: TxSource,
+): AsyncGenerator<Uint8Array> {
   let r: SyncRequest;
   try {
     r = decodeSyncRequest(request);
@@ -85,6 +113,25 @@ export async function* serveSync(ledger: Ledger, request: Uint8Array): AsyncGene
   }
   if (r.kind === "head") {
     yield encode([BigInt(ledger.head.height), ledger.head.hash]);
+    return;
+  }
+  if (r.kind === "txs") {
+    let bytes = 0;
+    const blocks = new Map<number, Block | undefined>();
+    for (const h of r.hashes) {
+      let tx = pending?.(h);
+      if (tx === undefined) {
+        const pos = await ledger.txPosition(h);
+        if (pos !== undefined) {
+          if (!blocks.has(pos.height)) blocks.set(pos.height, await ledger.getBlock(pos.height));
+          tx = blocks.get(pos.height)?.txs[pos.index]?.bytes;
+        }
+      }
+      if (tx === undefined) continue;
+      bytes += tx.byteLength;
+      if (bytes > MAX_REPLY_BYTES) return;
+      yield tx;
+    }
     return;
   }
   let bytes = 0;

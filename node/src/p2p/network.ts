@@ -275,6 +275,7 @@ export class P2pNetwork {
     this.node.addEventListener("peer:disconnect", (e) => {
       const p = this.byId.get(e.detail.toString());
       if (!p || this.stopping) return;
+      this.outbound.delete(p.peerId); // its streams went with the connection
       const fields = { peer: p.name ?? p.index, role: p.role, connected: this.connected };
       if (p.role === "validator") this.log.warn("validator peer lost", fields);
       else this.log.info("observer peer lost", fields);
@@ -494,7 +495,8 @@ export class P2pNetwork {
     body[0] = channel;
     body.set(bytes, 1);
     let stream = this.outbound.get(p.peerId);
-    if (stream?.writeStatus !== "writable") {
+    // a stream of a connection that closed can still call itself writable: check both
+    if (stream?.writeStatus !== "writable" || stream.status !== "open") {
       const conn = this.node
         ?.getConnections()
         .find((c) => c.remotePeer.toString() === p.peerId && c.status === "open");

@@ -254,6 +254,17 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       });
       const sig = Uint8Array.from(stx.signature);
       sig[5] = (sig[5] ?? 0) ^ 0xff;
+      // gossip reaches a peer once it has told us its topics again after the reconnection
+      const pubsub = (
+        impostor as unknown as {
+          node: { services: { pubsub: { getSubscribers(t: string): { toString(): string }[] } } };
+        }
+      ).node.services.pubsub;
+      await until(
+        () =>
+          pubsub.getSubscribers(`/custos/${chainId}/txs/1`).some((p) => p.toString() === peers[0]?.peerId),
+        15_000,
+      );
       impostor.publish(`/custos/${chainId}/txs/1`, encode([[encode([stx.body, sig])], 0]));
       await expectHangUp();
 
