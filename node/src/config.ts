@@ -92,6 +92,13 @@ function posInt(v: unknown, field: string, fallback: number): number {
   return v;
 }
 
+function seconds(v: unknown, field: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 3600)
+    throw bad(field, "expected a number of seconds from 0 to 3600");
+  return v;
+}
+
 /** Reads and validates HOME/config.json; missing fields take their defaults. */
 export async function loadConfig(home: string): Promise<NodeConfig> {
   let raw: Record<string, unknown> = {};
@@ -154,6 +161,8 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
         posInt(pool.maxTxBytes, "pool.maxTxBytes", DEFAULT_POOL_OPTIONS.maxTxBytes),
         64 * 1024,
       ),
+      queueSeconds: seconds(pool.queueSeconds, "pool.queueSeconds", DEFAULT_POOL_OPTIONS.queueSeconds),
+      minQueue: posInt(pool.minQueue, "pool.minQueue", DEFAULT_POOL_OPTIONS.minQueue),
     },
     consensus: {
       baseTimeoutMs: Math.max(

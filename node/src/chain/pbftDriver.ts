@@ -27,6 +27,9 @@ export interface CommittedBlock {
   certificate: CommitCertificate;
 }
 
+/** Execution time a block may take on this node (see blockCap). */
+const BLOCK_EXEC_TARGET_MS = 250;
+
 export interface ChainEvents {
   "block:committed": [CommittedBlock];
   /** An unrecoverable local fault (ledger or WAL write): block production has stopped. */
@@ -88,6 +91,28 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private viewChangeSince: number | undefined;
   /** Proposals of others this replica refused to prepare (rules, signatures, execution). */
   proposalsRefused = 0;
+  /** Building (executing) one transaction, ms, exponentially weighted: what caps a block. */
+  private execMsPerTx = 0;
+
+  /**
+   * How many transactions the next block may take: genesis's maxBlockTxs, and no more than this
+   * node executes in BLOCK_EXEC_TARGET_MS (every validator executes the block again before it
+   * votes, so a round is at least twice that): under overload blocks stay small enough for a
+   * round to end well inside the view timeout, instead of growing with the backlog into rounds
+   * that time out and grow the backlog further.
+   */
+  private blockCap(): number {
+    const max = this.genesis.consensus.maxBlockTxs;
+    if (this.execMsPerTx <= 0) return Math.min(max, 1000);
+    return Math.max(100, Math.min(max, Math.floor(BLOCK_EXEC_TARGET_MS / this.execMsPerTx)));
+  }
+
+  private measureExecution(txs: number, ms: number): void {
+    if (txs < 20) return; // too few to say much per transaction
+    const perTx = ms / txs;
+    this.execMsPerTx = this.execMsPerTx === 0 ? perTx : this.execMsPerTx * 0.7 + perTx * 0.3;
+  }
+
   /** Transactions of proposals this replica fetched from peers (its pool lacked them). */
   fetchedTxs = 0;
   /** Votes the sign guard refused (each one would have been equivocation). */
@@ -364,17 +389,21 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
 
   private async propose(height: number, view: number): Promise<void> {
     if (this.stopped || height !== this.ledger.head.height + 1) return;
-    const taken = this.pool.take(this.genesis.consensus.maxBlockTxs, height);
+    const taken = this.pool.take(this.blockCap(), height);
     // never propose what is already on chain (the pool and the ledger can race; others would refuse the block)
     const txs = taken.filter((t) => !this.ledger.isRecentlyCommitted(t.hash));
     if (txs.length < taken.length)
-      this.pool.remove(taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)));
+      this.pool.remove(
+        taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)),
+        false,
+      );
     if (txs.length === 0) {
       // no empty blocks: the engine asks again when the pool has work
       await this.run({ type: "noProposal", height, view });
       return;
     }
     const head = this.ledger.head;
+    const started = performance.now();
     const built = await buildBlock(this.genesis.chainId, head, txs, {
       timestamp: Math.max(Date.now(), head.header.timestamp + 1),
       proposer: this.engine.leaderOf(height, view),
@@ -383,6 +412,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       state: this.ledger,
     });
     this.built.set(toHex(built.block.hash), built);
+    this.measureExecution(txs.length, performance.now() - started);
     await this.run({
       type: "proposal",
       height,
@@ -472,6 +502,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         });
         return false;
       }
+      const started = performance.now();
       const rebuilt = await buildBlock(this.genesis.chainId, head, b.txs, {
         timestamp: h.timestamp,
         proposer: h.proposer,
@@ -479,6 +510,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         executor: this.executor,
         state: this.ledger,
       });
+      this.measureExecution(b.txs.length, performance.now() - started);
       if (!bytesEqual(rebuilt.block.hash, hash)) {
         this.proposalsRefused++;
         this.log.warn("proposal rejected", { height: h.height, reason: "executing it gives another header" });

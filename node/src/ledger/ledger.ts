@@ -11,6 +11,7 @@ import {
   genesisHeader,
   type Header,
   makeBlock,
+  type StateChange,
   type StateProof,
   StateTree,
   type WriteSet,
@@ -119,6 +120,17 @@ const headCodec: ValueCodec<{ height: number; hash: Uint8Array }> = {
     };
   },
 };
+
+/** A write set as the state tree takes it: one object per write set, so that its work is kept. */
+const changesOf = new WeakMap<WriteSet, StateChange[]>();
+function stateChanges(writes: WriteSet): StateChange[] {
+  let c = changesOf.get(writes);
+  if (!c) {
+    c = [...writes.values()];
+    changesOf.set(writes, c);
+  }
+  return c;
+}
 
 const STATE_FROM = new Uint8Array([Bucket.state]);
 const STATE_TO = new Uint8Array([Bucket.state + 1]);
@@ -332,7 +344,7 @@ export class Ledger implements StateReader {
 
   /** The state root these writes would give on top of the head's state. */
   stateRootAfter(writes: WriteSet): Uint8Array {
-    return this.tree.rootAfter(writes.values());
+    return this.tree.rootAfter(stateChanges(writes));
   }
 
   /** A proof of `key`'s value (or absence) against the head's state root. */
@@ -444,7 +456,7 @@ export class Ledger implements StateReader {
       );
     }
     this.generation++;
-    this.tree.apply(c.writes.values());
+    this.tree.apply(stateChanges(c.writes));
     for (const [id, w] of c.writes) {
       this.cachePut(id, w.value);
       this.indexContractKey(w.key, w.value !== null);
