@@ -1,5 +1,6 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
+import { registerBackupCommands } from "./commands/backup.js";
 import { registerChainCommands } from "./commands/chain.js";
 import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerContractCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
+  registerBackupCommands(program);
   registerDoctor(program);
   return program;
 }

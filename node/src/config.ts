@@ -56,6 +56,8 @@ export const homePaths = (home: string) => ({
   signState: join(home, "data", "sign-state"),
   /** Written by `custos node reset-ledger`: the ledger was moved aside and syncs again. */
   ledgerReset: join(home, "data", "ledger.reset.json"),
+  /** Written by `custos restore`: a validator catches up with its peers before it signs. */
+  restored: join(home, "data", "restored.json"),
   logs: join(home, "logs"),
 });
 

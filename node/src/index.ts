@@ -1,3 +1,5 @@
+export { type BackupProgress, restoreBackup, writeBackup } from "./backup/backup.js";
+export { type BackupManifest, readBackup } from "./backup/format.js";
 export { buildBlock, commitOf } from "./chain/blockBuilder.js";
 export { openChainLedger } from "./chain/openLedger.js";
 export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
@@ -12,6 +14,7 @@ export {
   devGenesis,
 } from "./devChain.js";
 export { Executor } from "./execution/executor.js";
+export { readGenesis } from "./home.js";
 export { type InitOptions, type InitResult, initHome } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
 export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis } from "@custos/types";
 import { CustosError, type Logger } from "@custos/utils";
@@ -19,6 +21,7 @@ import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
 import { fetchTxs } from "./p2p/txFetch.js";
 import { TxGossip } from "./p2p/txGossip.js";
+import { adminMethods } from "./rpc/adminMethods.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import { readMember } from "./system/members.js";
@@ -240,7 +243,9 @@ export class CustosNode {
       let rpc: RpcServer | undefined;
       let peerSets = { validators: head.validators, observers: head.observers };
       /** After every block, from consensus (`announce`: tell the peers) or from sync. */
+      let hold: (() => void) | undefined;
       const committed = (c: CommittedBlock, announce: boolean) => {
+        hold?.();
         const now = ledger.head;
         if (peerSets.validators !== now.validators || peerSets.observers !== now.observers) {
           // governance changed the validator or observer set in this block: new peers from now on
@@ -278,22 +283,25 @@ export class CustosNode {
         onApplied: (c) => committed(c, false),
         onFatal: (err) => nodeRef.current?.fail(err),
       });
-      const methods = rpcMethods({
-        genesis,
-        ledger,
-        pool,
-        executor,
-        role,
-        pendingTx: (h) => pool.get(h),
-        live: () => ({
-          view: driver?.view ?? 0,
-          peers: net?.connected ?? 0,
-          validatorPeers: net?.connectedPeers().filter((p) => p.role === "validator").length ?? 0,
-          syncing: sync.syncing,
-          syncTarget: sync.target,
-          ...(driver ? { active: driver.active } : {}),
+      const methods = {
+        ...adminMethods({ ledger, genesis, home: o.home, log: log.child({ module: "backup" }) }),
+        ...rpcMethods({
+          genesis,
+          ledger,
+          pool,
+          executor,
+          role,
+          pendingTx: (h) => pool.get(h),
+          live: () => ({
+            view: driver?.view ?? 0,
+            peers: net?.connected ?? 0,
+            validatorPeers: net?.connectedPeers().filter((p) => p.role === "validator").length ?? 0,
+            syncing: sync.syncing,
+            syncTarget: sync.target,
+            ...(driver ? { active: driver.active } : {}),
+          }),
         }),
-      });
+      };
       rpc = new RpcServer(
         {
           ...parseListen(o.rpcListen ?? config.rpc.listen),
@@ -335,7 +343,41 @@ export class CustosNode {
         await life.add(net, (n) => n.stop()).start();
       }
       if (driver) {
-        life.add(driver, (d) => d.stop()).start();
+        life.add(driver, (d) => d.stop());
+        const alone = ledger.head.validators.length === 1;
+        if (existsSync(paths.restored) && alone) {
+          log.warn(
+            "restored from a backup on a chain with one validator: it goes on from the backup's height",
+            {
+              height: ledger.head.height,
+            },
+          );
+          void rm(paths.restored, { force: true });
+          driver.start();
+        } else if (existsSync(paths.restored)) {
+          // restored from a backup: what this validator signed after the backup is unknown here,
+          // so it takes part only once it has caught up and seen the others commit a block more
+          // (every height it could have voted at is decided by then; the sign guard does the rest)
+          log.warn("restored from a backup: catching up with the peers before signing anything", {
+            height: ledger.head.height,
+          });
+          let caughtUpAt: number | undefined;
+          const timer = setInterval(() => hold?.(), 1000);
+          life.add(timer, (t) => clearInterval(t));
+          hold = () => {
+            const now = ledger.head.height;
+            if (caughtUpAt === undefined) {
+              if (sync.peersHeard > 0 && sync.target <= now) caughtUpAt = now;
+              return;
+            }
+            if (now <= caughtUpAt) return;
+            hold = undefined;
+            clearInterval(timer);
+            driver.start();
+            void rm(paths.restored, { force: true });
+            log.info("caught up after the restore: taking part in consensus", { height: now });
+          };
+        } else driver.start();
         if (gossip) life.add(gossip, (g) => g.stop()).start();
       }
       if (net) life.add(sync, (s) => s.stop()).start(net);

@@ -144,6 +144,11 @@ export class BlockSync {
     return this.o.ledger.head.validators.map((v) => v.publicKey);
   }
 
+  /** How many peers have told this node their height. */
+  get peersHeard(): number {
+    return this.heights.size;
+  }
+
   /** Highest height some peer has shown it has. */
   get target(): number {
     return Math.max(this.o.ledger.head.height, ...this.heights.values());

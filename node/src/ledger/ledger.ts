@@ -475,6 +475,22 @@ export class Ledger implements StateReader {
     await this.mark.record(this.headState);
   }
 
+  /**
+   * Every entry of the ledger (blocks, indexes, state, meta) in key order, as of one moment: the
+   * iterator reads a LevelDB snapshot taken when it starts, so commits that happen meanwhile are
+   * not seen (a backup of a running node is consistent). Also gives the head in that snapshot.
+   */
+  async *entries(): AsyncGenerator<[Uint8Array, Uint8Array]> {
+    for await (const [k, v] of this.db.iterator()) yield [k, v];
+  }
+
+  /** The head a META_HEAD entry (from `entries`) names. */
+  static headOf(value: Uint8Array): { height: number; hash: Uint8Array } {
+    return headCodec.decode(value);
+  }
+
+  static readonly HEAD_KEY = META_HEAD;
+
   async close(): Promise<void> {
     await this.mark.close();
     await this.db.close();

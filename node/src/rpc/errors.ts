@@ -4,6 +4,8 @@ import { CustosError, isCustosError } from "@custos/utils";
 /** The RPC's own codes (methods add those of the modules they call). */
 export type RpcErrorName =
   | "BLOCK_NOT_FOUND"
+  | "BACKUP_RUNNING"
+  | "BACKUP_NOT_FOUND"
   | "FORBIDDEN"
   | "INVALID_PARAMS"
   | "INVALID_REQUEST"
