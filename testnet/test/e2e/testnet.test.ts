@@ -1,4 +1,5 @@
-import { readFile } from "node:fs/promises";
+import { spawn, spawnSync } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type CustosClient, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
@@ -9,7 +10,7 @@ import { ROLES } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
-import { type RunningTestnet, startTestnet, until } from "../helpers.js";
+import { CLI, type RunningTestnet, startTestnet, until } from "../helpers.js";
 
 /**
  * One real testnet (4 validator processes + 1 observer, libp2p on 127.0.0.1) taken through the
@@ -338,4 +339,56 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     expect(s.map((n) => n.state)).toEqual(["running", "running", "running", "running", "running"]);
     expect(new Set(s.map((n) => n.height)).size).toBe(1);
   }, 60_000);
+
+  // Issue 18: a validator's disk is lost; the operator restores last night's backup and it joins
+  it("a backup taken under load restores into a validator that catches up, signs again and agrees on every block", async () => {
+    const v2 = t.nodes[2] as testnet.TestnetNode;
+    const out = join(dir, "validator-2.bak");
+    let stop = false;
+    let sent = 0;
+    const load = (async () => {
+      while (!stop && sent < 500) {
+        await wallet("consumer-1", 0)
+          .send({ to: "ecny", method: "transfer", args: [address("merchant-2"), 1n] }, { wait: false })
+          .catch(() => {});
+        sent++;
+      }
+    })();
+    const b = spawnSync(
+      CLI[0] as string,
+      [CLI[1] as string, "backup", "--home", v2.home, "--out", out, "--json"],
+      {
+        encoding: "utf8",
+      },
+    );
+    stop = true;
+    await load;
+    expect(b.status, b.stderr).toBe(0);
+    const backedUp = JSON.parse(b.stdout).height as number;
+    // the disk is gone: ledger, WAL and sign-state
+    await testnet.kill(dir, 2);
+    await rm(join(v2.home, "data"), { recursive: true, force: true });
+    const r = spawnSync(CLI[0] as string, [CLI[1] as string, "restore", out, "--home", v2.home, "--json"], {
+      encoding: "utf8",
+    });
+    expect(r.status, r.stderr).toBe(0);
+    // the chain went on meanwhile; the restored validator catches up from its backup's height
+    await wallet("consumer-1", 0).send({ to: "ecny", method: "transfer", args: [address("merchant-2"), 1n] });
+    await testnet.restart(dir, 2);
+    expect(backedUp).toBeGreaterThan(0);
+    const h = await height(0);
+    await until(async () => (await height(2)) >= h, 60_000);
+    // once caught up and a block later, it takes part again: the chain commits with it
+    await wallet("consumer-1", 1).send({ to: "ecny", method: "transfer", args: [address("merchant-2"), 1n] });
+    const log = await readFile(join(v2.home, "logs", "node.log"), "utf8");
+    await until(
+      async () =>
+        (await readFile(join(v2.home, "logs", "node.log"), "utf8")).includes("caught up after the restore"),
+      60_000,
+    );
+    expect(log).toContain("restored from a backup: catching up");
+    const h2 = await height(0);
+    await until(async () => (await height(2)) >= h2, 60_000);
+    await sameChain(h2, [0, 1, 2, 3, 4]);
+  }, 180_000);
 });
