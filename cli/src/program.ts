@@ -6,6 +6,7 @@ import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerSnapshotCommands } from "./commands/snapshot.js";
 import { registerTestnetCommands } from "./commands/testnet.js";
 import { printError, USAGE } from "./io.js";
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerGenesisCommand(program);
   registerTestnetCommands(program);
   registerBackupCommands(program);
+  registerSnapshotCommands(program);
   registerDoctor(program);
   return program;
 }

@@ -21,6 +21,8 @@ export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";
 export { CustosNode, type StartOptions } from "./node.js";
 export { Channel, P2pNetwork } from "./p2p/network.js";
 export { RpcCode } from "./rpc/errors.js";
+export { chunkDigest, decodeChunk, encodeChunk, type SnapshotMeta } from "./snapshot/snapshot.js";
+export { readSnapshotFile, SnapshotStore, writeSnapshotFile } from "./snapshot/store.js";
 export { Overlay, type StateReader } from "./state/overlay.js";
 export { genesisMemberWrites } from "./system/members.js";
 export { TxPool } from "./txpool/txpool.js";

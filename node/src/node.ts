@@ -1,13 +1,15 @@
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Sm2KeyPair } from "@custos/crypto";
 import { selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis } from "@custos/types";
 import { CustosError, type Logger } from "@custos/utils";
 import { type ChainWriter, SerialWriter } from "./chain/chainWriter.js";
-import { openChainLedger } from "./chain/openLedger.js";
+import { chainLedgerSpec, openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync } from "./chain/sync.js";
-import { homePaths, loadConfig, parseListen } from "./config.js";
+import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
 import { Executor } from "./execution/executor.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
@@ -24,6 +26,8 @@ import { TxGossip } from "./p2p/txGossip.js";
 import { adminMethods } from "./rpc/adminMethods.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
+import { joinFromSnapshot } from "./snapshot/join.js";
+import { SnapshotStore } from "./snapshot/store.js";
 import { readMember } from "./system/members.js";
 import { TxPool } from "./txpool/txpool.js";
 
@@ -41,6 +45,8 @@ export interface StartOptions {
   join?: boolean;
   /** Start a validator whose sign-state record is missing or damaged (the operator's explicit choice). */
   allowMissingSignState?: boolean;
+  /** An empty ledger starts from the newest verified snapshot the peers offer (config snapshots.join). */
+  fromSnapshot?: boolean;
 }
 
 /** The parts of a running node (Lodestar's chain modules): made and started by `CustosNode.start`. */
@@ -145,6 +151,12 @@ export class CustosNode {
     try {
       selectSm2({ logger: log.child({ module: "crypto" }) });
       const { key, password } = await loadNodeKey(config, o.password);
+      if (
+        (o.fromSnapshot ?? config.snapshots.join) &&
+        !existsSync(join(paths.ledger, "CURRENT")) &&
+        !existsSync(paths.ledgerMark)
+      )
+        await ledgerFromSnapshot(genesis, config, paths.ledger, key, password, o, log, controller.signal);
       const ledger = life.add(
         await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" })),
         (l) => l.close(),
@@ -156,6 +168,26 @@ export class CustosNode {
         key,
         o.observer ?? false,
         o.join ?? false,
+      );
+      if (role === "observer" && config.ledger.keepBlocks > 0)
+        throw new CustosError<HomeErrorCode>(
+          "CONFIG_INVALID",
+          "config.json ledger.keepBlocks: observers keep every block (they serve audits and trace every fen); remove it",
+        );
+      if (config.ledger.keepBlocks > 0 && config.ledger.keepBlocks < genesis.blockLimitWindow)
+        throw new CustosError<HomeErrorCode>(
+          "CONFIG_INVALID",
+          `config.json ledger.keepBlocks: at least the chain's blockLimitWindow (${genesis.blockLimitWindow}), the blocks a transaction could be replayed into`,
+        );
+      const snapshots = life.add(
+        await new SnapshotStore(
+          paths.snapshots,
+          config.snapshots,
+          ledger,
+          genesis.chainId,
+          log.child({ module: "snapshot" }),
+        ).open(),
+        (s) => s.stop(),
       );
       const verifier = life.add(new VerifierPool(), (v) => v.close());
       const pool = new TxPool(
@@ -244,6 +276,7 @@ export class CustosNode {
       let peerSets = { validators: head.validators, observers: head.observers };
       /** After every block, from consensus (`announce`: tell the peers) or from sync. */
       let hold: (() => void) | undefined;
+      let pruning: Promise<unknown> | undefined;
       const committed = (c: CommittedBlock, announce: boolean) => {
         hold?.();
         const now = ledger.head;
@@ -264,6 +297,14 @@ export class CustosNode {
         );
         if (!announce) pool.remove(c.block.txs); // consensus removes its own
         rpc?.publish(c);
+        snapshots.afterCommit(c.block.header.height);
+        if (config.ledger.keepBlocks > 0 && !pruning)
+          pruning = ledger
+            .prune(config.ledger.keepBlocks)
+            .catch((err) => log.error("pruning failed", { error: (err as Error).message }))
+            .finally(() => {
+              pruning = undefined;
+            });
         if (announce) net?.publish(topics(genesis.chainId).blocks, encodeCertificate(c.certificate));
       };
       const writer: ChainWriter = driver ?? new SerialWriter();
@@ -276,6 +317,7 @@ export class CustosNode {
         log: log.child({ module: "sync" }),
         signal: controller.signal,
         pendingTx: (h) => pool.get(h)?.bytes,
+        snapshots,
         // a validator gives consensus a moment to fill a gap (decisions from its peers) before it
         // syncs; on an idle chain nothing else would bring a restarted validator up to date
         lagBlocks: 1,
@@ -284,7 +326,7 @@ export class CustosNode {
         onFatal: (err) => nodeRef.current?.fail(err),
       });
       const methods = {
-        ...adminMethods({ ledger, genesis, home: o.home, log: log.child({ module: "backup" }) }),
+        ...adminMethods({ ledger, genesis, home: o.home, log: log.child({ module: "backup" }), snapshots }),
         ...rpcMethods({
           genesis,
           ledger,
@@ -426,5 +468,38 @@ export class CustosNode {
       await logsClose?.();
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * Creates an empty ledger from a peer's snapshot: a network of its own (the peers genesis names,
+ * this node's identity) for as long as the fetch takes, then closed; the node then starts on the
+ * ledger as usual and syncs the blocks after the snapshot.
+ */
+async function ledgerFromSnapshot(
+  genesis: Genesis,
+  config: NodeConfig,
+  dir: string,
+  key: Sm2KeyPair,
+  password: string,
+  o: StartOptions,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const sets = { validators: genesis.consensus.validators, observers: genesis.observers };
+  let self = -1;
+  try {
+    self = roleOf(sets.validators, sets.observers, key, o.observer ?? false, o.join ?? false).self;
+  } catch {
+    // not in genesis: a node that governance added later; it dials the genesis peers as a stranger
+  }
+  const plog = log.child({ module: "snapshot" });
+  const net = await openNetwork(sets, config, self, password, o.p2pListen, log.child({ module: "p2p" }));
+  await net.start();
+  try {
+    plog.info("starting from a snapshot: asking the peers", { peers: net.connected });
+    await joinFromSnapshot({ genesis, ledger: chainLedgerSpec(dir, genesis, plog), net, log: plog, signal });
+  } finally {
+    await net.stop();
   }
 }

@@ -15,7 +15,7 @@ interface BackupStatus {
 }
 
 /** The RPC URL of the node of `home` if it runs now (its run file names a live process). */
-function runningNode(home: string): string | undefined {
+export function runningNode(home: string): string | undefined {
   const run = runFileOf(home);
   if (!existsSync(run)) return undefined;
   try {

@@ -34,11 +34,25 @@ export type SyncRequest =
   | { kind: "head" }
   | { kind: "blocks"; from: number; count: number }
   /** Transactions by hash (32 bytes each, concatenated): a replica assembling a proposal. */
-  | { kind: "txs"; hashes: Uint8Array[] };
+  | { kind: "txs"; hashes: Uint8Array[] }
+  /** The heights of the state snapshots the peer holds (one frame: [heights], newest first). */
+  | { kind: "snapshots" }
+  /** A snapshot's meta (snapshot/snapshot.ts), in frames of at most META_FRAME_BYTES to concatenate. */
+  | { kind: "snapshotMeta"; height: number }
+  /** One state chunk of a snapshot (one frame), checked by the asker against the meta's digest. */
+  | { kind: "snapshotChunk"; height: number; index: number };
+
+/** A snapshot meta travels in frames of this size. */
+export const META_FRAME_BYTES = 4 * 1024 * 1024;
+/** Most bytes a snapshot meta may have. */
+export const MAX_META_BYTES = 256 * 1024 * 1024;
 
 export function encodeSyncRequest(r: SyncRequest): Uint8Array {
   if (r.kind === "head") return encode([1, "head"]);
   if (r.kind === "blocks") return encode([1, "blocks", BigInt(r.from), r.count]);
+  if (r.kind === "snapshots") return encode([1, "snapshots"]);
+  if (r.kind === "snapshotMeta") return encode([1, "snapshotMeta", BigInt(r.height)]);
+  if (r.kind === "snapshotChunk") return encode([1, "snapshotChunk", BigInt(r.height), r.index]);
   return encode([1, "txs", Buffer.concat(r.hashes)]);
 }
 
@@ -48,7 +62,15 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
   if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
     throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
   const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
-  if (kind === "head" && a.length === 2) return { kind };
+  if ((kind === "head" || kind === "snapshots") && a.length === 2) return { kind };
+  if (kind === "snapshotMeta" && a.length === 3)
+    return { kind, height: readSafeU64(a[2], fieldAt(S, "height")) };
+  if (kind === "snapshotChunk" && a.length === 4)
+    return {
+      kind,
+      height: readSafeU64(a[2], fieldAt(S, "height")),
+      index: readUint(a[3], fieldAt(S, "index"), 1_000_000),
+    };
   if (kind === "blocks" && a.length === 4) {
     const from = readSafeU64(a[2], fieldAt(S, "from"));
     const count = readUint(a[3], fieldAt(S, "count"), RANGE);
@@ -70,12 +92,31 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
 export interface SyncHead {
   height: number;
   hash: Uint8Array;
+  /** The lowest block the peer holds above genesis (0: all; it started from a snapshot or prunes). */
+  base: number;
 }
 
 export function decodeSyncHead(frame: Uint8Array | undefined): SyncHead {
   const S = "SyncHead";
-  const a = readArray(decode(frame ?? new Uint8Array(), S, 128), fieldAt(S, ""), 2);
-  return { height: readSafeU64(a[0], fieldAt(S, "height")), hash: readBytes(a[1], fieldAt(S, "hash"), 32) };
+  const a = readArray(decode(frame ?? new Uint8Array(), S, 128), fieldAt(S, ""), { min: 2, max: 3 });
+  const height = readSafeU64(a[0], fieldAt(S, "height"));
+  const base = a.length === 3 ? readSafeU64(a[2], fieldAt(S, "base")) : 0;
+  if (base > height) throw new DecodeError("DECODE_OUT_OF_RANGE", S, "base", "above the head");
+  return { height, hash: readBytes(a[1], fieldAt(S, "hash"), 32), base };
+}
+
+export function decodeSnapshotList(frame: Uint8Array | undefined): number[] {
+  const S = "SnapshotList";
+  return readArray(decode(frame ?? new Uint8Array(), S, 4096), fieldAt(S, ""), { min: 0, max: 64 }).map(
+    (h, i) => readSafeU64(h, fieldAt(S, `[${i}]`)),
+  );
+}
+
+/** Where the server finds its snapshots (snapshot/store.ts). */
+export interface SnapshotSource {
+  heights(): number[];
+  metaBytes(height: number): Uint8Array | undefined;
+  chunk(height: number, index: number): Promise<Uint8Array | undefined>;
 }
 
 /** One frame of a blocks answer: the block's exact bytes, decoded, and its certificate. */
@@ -104,6 +145,7 @@ export async function* serveSync(
   ledger: Ledger,
   request: Uint8Array,
   pending?: TxSource,
+  snapshots?: SnapshotSource,
 ): AsyncGenerator<Uint8Array> {
   let r: SyncRequest;
   try {
@@ -112,7 +154,22 @@ export async function* serveSync(
     throw new CustosError<"SYNC_BAD_REQUEST">("SYNC_BAD_REQUEST", `bad sync request: ${errorMessage(err)}`);
   }
   if (r.kind === "head") {
-    yield encode([BigInt(ledger.head.height), ledger.head.hash]);
+    yield encode([BigInt(ledger.head.height), ledger.head.hash, BigInt(ledger.base)]);
+    return;
+  }
+  if (r.kind === "snapshots") {
+    yield encode((snapshots?.heights() ?? []).slice(0, 64).map(BigInt));
+    return;
+  }
+  if (r.kind === "snapshotMeta") {
+    const meta = snapshots?.metaBytes(r.height);
+    if (!meta) return;
+    for (let i = 0; i < meta.byteLength; i += META_FRAME_BYTES) yield meta.subarray(i, i + META_FRAME_BYTES);
+    return;
+  }
+  if (r.kind === "snapshotChunk") {
+    const chunk = await snapshots?.chunk(r.height, r.index);
+    if (chunk) yield chunk;
     return;
   }
   if (r.kind === "txs") {

@@ -4,6 +4,7 @@ import type { Genesis } from "@custos/types";
 import { CustosError, errorMessage, type Logger } from "@custos/utils";
 import { type BackupProgress, writeBackup } from "../backup/backup.js";
 import type { Ledger } from "../ledger/ledger.js";
+import type { SnapshotStore } from "../snapshot/store.js";
 import { invalidParams, type RpcErrorName } from "./errors.js";
 import type { MethodSpec } from "./methods.js";
 
@@ -27,9 +28,24 @@ export function adminMethods(c: {
   genesis: Genesis;
   home: string;
   log: Logger;
+  snapshots?: SnapshotStore;
 }): Record<string, MethodSpec> {
   const jobs = new Map<string, BackupJob>();
   return {
+    /** Takes a state snapshot of the head now (as the interval would), and says where. */
+    admin_snapshot: {
+      scope: "admin",
+      fn: async () => {
+        if (!c.snapshots)
+          throw new CustosError<RpcErrorName>("SNAPSHOT_UNAVAILABLE", "this node keeps no snapshots");
+        return c.snapshots.take();
+      },
+    },
+    /** The state snapshots this node holds and serves, newest first. */
+    admin_snapshots: {
+      scope: "admin",
+      fn: async () => c.snapshots?.list() ?? [],
+    },
     admin_backup: {
       scope: "admin",
       fn: async ([opts]) => {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type CustosClient, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
@@ -391,4 +391,84 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     await until(async () => (await height(2)) >= h2, 60_000);
     await sameChain(h2, [0, 1, 2, 3, 4]);
   }, 180_000);
+  it("an observer started from a snapshot (one validator serving a forged one) serves the same state as the others", async () => {
+    await wallet("consumer-1", 0).send({ to: "ecny", method: "transfer", args: [address("merchant-1"), 3n] });
+    const h = await height(0);
+    for (const i of [1, 2, 3, 4]) await until(async () => (await height(i)) >= h, 60_000);
+    const snap = (i: number) =>
+      spawnSync(
+        CLI[0] as string,
+        [
+          CLI[1] as string,
+          "snapshot",
+          "create",
+          "--home",
+          (t.nodes[i] as testnet.TestnetNode).home,
+          "--json",
+        ],
+        {
+          encoding: "utf8",
+        },
+      );
+    const taken: number[] = [];
+    for (const i of [0, 1, 2, 3]) {
+      const r = snap(i);
+      expect(r.status, r.stderr).toBe(0);
+      taken.push(JSON.parse(r.stdout).height);
+    }
+    // validator-0 forges its snapshot: one state value changed, its chunk digest recomputed
+    const { readSnapshotFile, writeSnapshotFile, decodeChunk, encodeChunk, chunkDigest } = await import(
+      "@custos/node"
+    );
+    const v0 = t.nodes[0] as testnet.TestnetNode;
+    const file = join(v0.home, "data", "snapshots", `${String(taken[0]).padStart(12, "0")}.snap`);
+    await testnet.kill(dir, 0);
+    const { meta, chunks } = await readSnapshotFile(file);
+    const entries = decodeChunk(chunks[0] as Uint8Array);
+    const [k, v] = entries[0] as [Uint8Array, Uint8Array];
+    entries[0] = [k, Uint8Array.from(v, (b, i) => (i === 0 ? b ^ 1 : b))];
+    chunks[0] = encodeChunk(entries);
+    await writeSnapshotFile(
+      file,
+      { ...meta, chunks: [chunkDigest(chunks[0] as Uint8Array), ...meta.chunks.slice(1)] },
+      chunks,
+    );
+    await testnet.restart(dir, 0);
+    // the observer loses its disk and starts again from a snapshot
+    const obs = t.nodes[4] as testnet.TestnetNode;
+    await testnet.kill(dir, 4);
+    await rm(join(obs.home, "data"), { recursive: true, force: true });
+    await rm(join(obs.home, "logs"), { recursive: true, force: true });
+    const cfgPath = join(obs.home, "config.json");
+    const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+    await writeFile(cfgPath, JSON.stringify({ ...cfg, snapshots: { join: true } }));
+    await testnet.restart(dir, 4, 90_000);
+    const log = await readFile(join(obs.home, "logs", "node.log"), "utf8");
+    expect(log).toContain("ledger started from a snapshot");
+    if (Math.max(...taken) === taken[0]) {
+      // the forger's was among the newest offered, so it was tried, refused and its sender let go
+      expect(log).toMatch(/"peer":0,[^\n]*peer served an invalid snapshot; disconnecting/);
+    }
+    const started = JSON.parse(
+      log.split("\n").find((l) => l.includes("ledger started from a snapshot")) as string,
+    );
+    expect(started.peer).not.toBe(0);
+    // it follows the chain from there and holds the same balances as a validator
+    await wallet("consumer-1", 1).send({ to: "ecny", method: "transfer", args: [address("merchant-1"), 4n] });
+    const h2 = await height(1);
+    await until(async () => (await height(4)) >= h2, 60_000);
+    for (const name of ["consumer-1", "merchant-1", "merchant-2", "operator"]) {
+      const [a, b] = await Promise.all([
+        (clients[1] as CustosClient).ecnyBalance(address(name)),
+        (clients[4] as CustosClient).ecnyBalance(address(name)),
+      ]);
+      expect(b.balance, name).toBe(a.balance);
+    }
+    expect((await (clients[4] as CustosClient).status()).latestHash).toBe(
+      ((await (clients[1] as CustosClient).getBlock(h2)) as { hash: string }).hash,
+    );
+    // blocks below its snapshot are not held by it, and it says so
+    const err = await (clients[4] as CustosClient).getBlock(1).catch((e) => e);
+    expect(err?.code ?? err?.data?.code).toBe("BLOCK_PRUNED");
+  }, 240_000);
 });
