@@ -210,7 +210,7 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       let hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
       let strikes = 0;
       const expectHangUp = async () => {
-        await until(async () => (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp, 10_000);
+        await until(async () => (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp, 30_000);
         hungUp = await metric(0, "custos_p2p_peers_disconnected_total");
         // hung up on, refused for 1 s, 2 s, 4 s ...; then the redialler brings it back for the next try
         await until(async () => !(await connectedTo0()), 15_000);
@@ -276,13 +276,15 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       );
       expect(r.receipt?.success).toBe(true);
     } finally {
+      // validator-3 comes back even when a step above failed, so that the tests after this one
+      // do not fail for its absence
       await impostor.stop();
+      await testnet.restart(dir, 3);
     }
-    await testnet.restart(dir, 3);
     const h = await height(0);
     await until(async () => (await height(3)) >= h);
     await sameChain(h, [0, 1, 2, 3, 4]);
-  }, 120_000);
+  }, 240_000);
 
   // Issue 11: after a lost quorum the view the validators then reached never completed when its
   // leader was one of the resumed ones (it had missed the transactions' gossip): 25-55 s to the
