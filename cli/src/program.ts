@@ -5,6 +5,7 @@ import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerPrepaidCommands } from "./commands/prepaid.js";
 import { registerTestnetCommands } from "./commands/testnet.js";
 import { printError, USAGE } from "./io.js";
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerChainCommands(program);
   registerContractCommands(program);
+  registerPrepaidCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
   registerDoctor(program);
