@@ -53,6 +53,10 @@ import {
 
 const yuan = (fen: bigint) => `${formatFen(fen)} yuan`;
 
+/** "1 card", "2 cards". */
+const count = (n: number | bigint, word: string, many = `${word}s`) =>
+  `${n} ${n === 1 || n === 1n ? word : many}`;
+
 /** Basis points as a percentage: 7000 -> "70%", 7050 -> "70.5%". */
 function pct(bps: number): string {
   const whole = Math.trunc(bps / 100);
@@ -116,7 +120,7 @@ const KIND_NAMES: Record<CardKind, string> = {
 /** What is left on a card, in its kind's unit. */
 function remaining(c: PrepaidCard): string {
   if (c.kind === "stored") return `${formatFen(c.remaining)} of ${yuan(c.units)} left`;
-  if (c.kind === "count") return `${c.remaining} of ${c.units} uses left`;
+  if (c.kind === "count") return `${c.remaining} of ${count(c.units, "use")} left`;
   return `${duration(Number(c.remaining))} of ${duration(Number(c.units))} left`;
 }
 
@@ -124,13 +128,13 @@ function productLine(p: PrepaidProduct): string {
   const what =
     p.kind === "stored"
       ? p.open
-        ? `open amount ${formatFen(p.minAmount)} to ${yuan(p.maxAmount)}`
+        ? "open amount"
         : `${yuan(p.faceValue)} of value`
       : p.kind === "count"
         ? `${p.uses} uses`
-        : `${p.periods} ${p.period}${p.periods === 1 ? "" : "s"}${p.usesPerDay ? `, ${p.usesPerDay} visit(s) a day` : ""}`;
+        : `${count(p.periods, p.period ?? "period")}${p.usesPerDay ? `, ${count(p.usesPerDay, "visit")} a day` : ""}`;
   const term = p.kind === "period" ? `${p.termDays} days` : `valid ${p.termDays} days`;
-  const price = p.open ? "amount paid" : yuan(p.price);
+  const price = p.open ? `${formatFen(p.minAmount)} to ${yuan(p.maxAmount)}` : yuan(p.price);
   return `${String(p.id).padStart(3)}  ${p.name.padEnd(24)} ${KIND_NAMES[p.kind].padEnd(13)} ${`${what}, ${term}`.padEnd(40)} ${price}${p.retired ? "  (retired)" : ""}`;
 }
 
@@ -163,6 +167,13 @@ const slug = (name: string) =>
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-|-$/g, "");
+
+/** The template's programmes by name (the registry lists them newest first: two opened in one block come in either order). */
+async function programmesByName(t: Target) {
+  return (await listProgrammes(t.client)).sort(
+    (a, b) => slug(a.name).localeCompare(slug(b.name)) || a.createdHeight - b.createdHeight,
+  );
+}
 
 /**
  * A programme on the command line: its address, or its name as opened (case and punctuation
@@ -216,10 +227,6 @@ function seconds(v: string): number {
   return n * 1000;
 }
 
-function events(r: { events: PrepaidEvent[] }): PrepaidEvent[] {
-  return r.events;
-}
-
 /** The reminders and risk flags a transaction raised, as lines for people. */
 function notices(evs: PrepaidEvent[]): string[] {
   const out: string[] = [];
@@ -227,7 +234,8 @@ function notices(evs: PrepaidEvent[]): string[] {
     const d = e.data;
     if (e.name === "LowBalance")
       out.push(`reminder: low balance on card ${d.card}, ${yuan(BigInt(String(d.balance)))} left`);
-    else if (e.name === "FewUsesLeft") out.push(`reminder: card ${d.card} has ${d.usesLeft} use(s) left`);
+    else if (e.name === "FewUsesLeft")
+      out.push(`reminder: card ${d.card} has ${count(Number(d.usesLeft), "use")} left`);
     else if (e.name === "CardExpiring")
       out.push(`reminder: card ${d.card} expires ${when(Number(d.expiresAt))}`);
     else if (e.name === "RiskFlagged")
@@ -291,7 +299,7 @@ async function transact<T>(
       ...json(r),
       events: r.events,
     },
-    [await human(r), ...notices(events(r)), `tx ${r.hash} in block ${r.blockHeight}`].join("\n"),
+    [await human(r), ...notices(r.events), `tx ${r.hash} in block ${r.blockHeight}`].join("\n"),
   );
 }
 
@@ -333,9 +341,9 @@ async function programmeText(p: ProgrammeInfo, names: MemberNames): Promise<stri
     `${p.name} ${p.address}: ${status}`,
     `  merchant ${await names.of(p.merchant)}, opened by ${await names.short(p.institution)} at height ${p.createdHeight} (${when(p.createdAt)})`,
     `  escrow ${pct(p.escrowShareBps)} of every price (floor ${pct(p.escrowFloorBps)}, issuer class ${p.issuerClass}); card cap ${yuan(p.cardCap)}; terms up to ${p.maxTermDays} days`,
-    `  cooling-off ${p.coolingOffDays} days; refunds after cooling-off: ${p.refund.afterCoolingOff ? `yes, fee ${pct(p.refund.feeBps)}` : "no"}; closure notice ${p.closureNoticeDays} days`,
-    `  reminders: balance at ${yuan(p.reminders.lowBalance)}, ${p.reminders.usesLeft} uses left, ${p.reminders.expiryDays} days before expiry; risk flags over ${p.risk.cardUsesPerDay} uses of a card a day, ${p.risk.programmeUsesPerHour} uses an hour`,
-    `  ${p.products} product(s)`,
+    `  cooling-off ${count(p.coolingOffDays, "day")}; refunds after cooling-off: ${p.refund.afterCoolingOff ? `yes, fee ${pct(p.refund.feeBps)}` : "no"}; closure notice ${count(p.closureNoticeDays, "day")}`,
+    `  reminders: balance at ${yuan(p.reminders.lowBalance)}, ${count(p.reminders.usesLeft, "use")} left, ${count(p.reminders.expiryDays, "day")} before expiry; risk flags over ${count(p.risk.cardUsesPerDay, "use")} of a card a day, ${count(p.risk.programmeUsesPerHour, "use")} an hour`,
+    `  ${count(p.products, "product")}`,
   ].join("\n");
 }
 
@@ -344,7 +352,7 @@ function checkText(name: string, r: InvariantReport): string {
   const lines = [
     head,
     `  e-CNY balance ${yuan(r.balance)} ${r.surplus === 0n ? "=" : "!="} escrow ${formatFen(r.escrowed)} + due to the merchant ${formatFen(r.due)}`,
-    `  ${r.cards} card(s) in ${r.pages} page(s): their escrow adds up to ${yuan(r.cardEscrow)}${r.cardEscrow === r.escrowed ? ", the programme's total" : `, the programme's total is ${yuan(r.escrowed)}`}`,
+    `  ${count(r.cards, "card")} in ${count(r.pages, "page")}: their escrow adds up to ${yuan(r.cardEscrow)}${r.cardEscrow === r.escrowed ? ", the programme's total" : `, the programme's total is ${yuan(r.escrowed)}`}`,
     `  the template's checkInvariant: ${r.contractOk ? "ok" : "problems"}`,
   ];
   for (const p of r.problems) lines.push(`  problem: ${p}`);
@@ -510,7 +518,7 @@ export function registerPrepaidCommands(program: Command): void {
   rpcOption(prepaid.command("programmes").description("every prepaid-card programme on the chain")).action(
     async (o: RpcOpts) => {
       const t = target(o);
-      const all = await listProgrammes(t.client);
+      const all = await programmesByName(t);
       const names = new MemberNames(t);
       const rows = await Promise.all(
         all.map(async (l) => {
@@ -521,7 +529,7 @@ export function registerPrepaidCommands(program: Command): void {
       const lines: string[] = [];
       for (const r of rows)
         lines.push(
-          `${r.slug.padEnd(24)} ${r.address}  ${r.status.padEnd(7)} merchant ${(await names.short(r.merchant)).padEnd(11)} ${r.products} product(s)  ${r.name}${r.instanceStatus === "frozen" ? "  (instance frozen by governance)" : ""}`,
+          `${r.slug.padEnd(22)} ${r.address}  ${r.status.padEnd(7)} merchant ${(await names.short(r.merchant)).padEnd(11)} ${count(r.products, "product").padEnd(11)} ${r.name}${r.instanceStatus === "frozen" ? "  (instance frozen by governance)" : ""}`,
         );
       output(!!o.json, { programmes: rows }, lines.join("\n") || "no prepaid-card programmes on this chain");
     },
@@ -833,7 +841,11 @@ export function registerPrepaidCommands(program: Command): void {
         "the purchase",
         async (r) => {
           const c = r.output;
-          return `bought card ${c.id}: ${prod.name} (${KIND_NAMES[c.kind]}) for ${yuan(c.paid)}\n${await cardText(c, names, prod)}`;
+          const [, ...rest] = (await cardText(c, names, prod)).split("\n");
+          return [
+            `bought card ${c.id}: ${prod.name} (${KIND_NAMES[c.kind]}) for ${yuan(c.paid)}, held by ${await names.short(c.holder)}`,
+            ...rest,
+          ].join("\n");
         },
         (r) => ({ card: r.output }),
       );
@@ -879,9 +891,9 @@ export function registerPrepaidCommands(program: Command): void {
           const c = r.output;
           const what =
             c.kind === "stored"
-              ? `paid ${yuan(quantity as bigint)}`
+              ? `${yuan(quantity as bigint)} spent`
               : c.kind === "count"
-                ? `${quantity ?? 1} use(s)`
+                ? count(quantity ?? 1, "use")
                 : "a visit";
           return `card ${c.id}: ${what}; ${remaining(c)}; ${yuan(released)} released to the merchant${c.status === "finished" ? " (the card is used up)" : ""}`;
         },
@@ -1058,28 +1070,28 @@ export function registerPrepaidCommands(program: Command): void {
             });
             if (!o.json)
               process.stdout.write(
-                `batch ${done.length}: ${r.output.refunded} card(s) after card ${from} refunded, ${yuan(r.output.amount)}${r.output.skipped.length ? `; lost card(s) skipped: ${r.output.skipped.join(", ")}` : ""}${r.output.done ? "" : `; next after card ${r.output.next}`} (tx ${r.hash} in block ${r.blockHeight})\n`,
+                `batch ${done.length}: ${count(r.output.refunded, "card")} refunded, ${yuan(r.output.amount)}${r.output.skipped.length ? `; lost ${count(r.output.skipped.length, "card")} skipped (${r.output.skipped.join(", ")})` : ""}${r.output.done ? "" : `; next after card ${r.output.next}`} (tx ${r.hash} in block ${r.blockHeight})\n`,
               );
           },
         });
         output(
           !!o.json,
           { batches: done, refunded: all.refunded, amount: all.amount, skipped: all.skipped, done: true },
-          `forced refunds done: ${all.refunded} card(s), ${yuan(all.amount)} in ${done.length} batch(es)${all.skipped.length ? `; lost card(s) ${all.skipped.join(", ")} skipped: reissue them, then refund` : ""}`,
+          `forced refunds done: ${count(all.refunded, "card")}, ${yuan(all.amount)} in ${count(done.length, "batch", "batches")}${all.skipped.length ? `; lost ${count(all.skipped.length, "card")} skipped (${all.skipped.join(", ")}): reissue, then refund` : ""}`,
         );
       } catch (err) {
         if (!(err instanceof PrepaidTxError)) throw err;
         output(
           !!o.json,
           {
+            hash: err.hash,
+            blockHeight: err.blockHeight,
+            success: false,
+            errorCode: err.code,
+            errorMessage: err.receipt.errorMessage,
+            after: err.meta.after,
             batches: done,
             done: false,
-            failed: {
-              hash: err.hash,
-              blockHeight: err.blockHeight,
-              errorCode: err.code,
-              after: err.meta.after,
-            },
           },
           `batch ${done.length + 1} (after card ${String(err.meta.after)}) failed: tx ${err.hash} in block ${err.blockHeight}; continue with --after ${String(err.meta.after)}`,
         );
@@ -1142,7 +1154,7 @@ export function registerPrepaidCommands(program: Command): void {
         () => p.calls.settle(limit),
         "settling",
         (r) =>
-          `settled: ${r.output.cooled} cooling-off period(s) ended, ${r.output.accrued} period card(s) accrued, ${yuan(r.output.released)} released`,
+          `settled: ${count(r.output.cooled, "cooling-off period")} ended, ${count(r.output.accrued, "period card")} accrued, ${yuan(r.output.released)} released`,
         (r) => ({ settled: r.output }),
       );
     });
@@ -1157,7 +1169,7 @@ export function registerPrepaidCommands(program: Command): void {
       t,
       () => p.calls.remind(),
       "the reminders",
-      (r) => `${r.output.reminded} reminder(s) sent`,
+      (r) => `${count(r.output.reminded, "reminder")} sent`,
       (r) => ({ reminded: r.output.reminded }),
     );
   });
@@ -1208,7 +1220,7 @@ export function registerPrepaidCommands(program: Command): void {
       const t = target(o);
       const programmes =
         o.programme === undefined
-          ? (await listProgrammes(t.client)).map((l) => ({
+          ? (await programmesByName(t)).map((l) => ({
               p: new PrepaidProgramme(t.client, l.address),
               name: l.name,
             }))
