@@ -566,6 +566,8 @@ export function registerPrepaidCommands(program: Command): void {
     .option("--risk-uses-per-day <n>", "risk flag on a card's next use in a day (default 10)")
     .option("--risk-uses-per-hour <n>", "risk flag on the programme's next use in an hour (default 1000)")
     .action(async (o: OpenOpts) => {
+      if (!o.wait)
+        throw new UsageError("--no-wait: opening a programme waits for the new programme's address");
       const t = target(o);
       const params = programmeParams(o, t.names.address(o.merchant, "--merchant"));
       const w = await wallet(o, t);
@@ -1049,6 +1051,8 @@ export function registerPrepaidCommands(program: Command): void {
     .option("--batch <n>", "cards per transaction, 1-100", "50")
     .option("--after <card>", "start after this card (to continue a run that stopped)", "0")
     .action(async (o: SignOpts & ProgrammeOpts & { batch: string; after: string }) => {
+      if (!o.wait)
+        throw new UsageError("--no-wait: each batch of forced refunds starts where the last one ended");
       const batch = intOption(o.batch, "--batch", 1, 100);
       const after = intOption(o.after, "--after", 0, 1e10);
       const t = target(o);
