@@ -286,6 +286,19 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       const label = p.warmup
         ? p.name
         : `${p.name} (${k + (o.warmup > 0 ? 0 : 1)}/${phases.length - (o.warmup > 0 ? 1 : 0)})`;
+      // what an earlier phase left in the pools (an overloaded one) would be this phase's load too
+      const idleBy = performance.now() + 90_000;
+      while (
+        (
+          await Promise.all(validators.map(async (v) => metric(await scrape(v.rpc), "custos_txpool_size")))
+        ).some((n) => n > 0)
+      ) {
+        if (performance.now() > idleBy) {
+          log(`${label}: the pools still hold transactions of an earlier phase after 90 s; going on`);
+          break;
+        }
+        await sleep(200);
+      }
       // signed before the phase (outside its measured time), so that every blockLimit is fresh
       const phaseStart = performance.now();
       log(
