@@ -6,6 +6,7 @@ import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerPrepaidCommands } from "./commands/prepaid.js";
 import { registerSnapshotCommands } from "./commands/snapshot.js";
 import { registerTestnetCommands } from "./commands/testnet.js";
 import { printError, USAGE } from "./io.js";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerChainCommands(program);
   registerContractCommands(program);
+  registerPrepaidCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
   registerBackupCommands(program);
