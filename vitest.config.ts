@@ -24,6 +24,7 @@ export default defineConfig({
       project("crypto", "packages/crypto"),
       project("codec", "packages/codec"),
       project("types", "packages/types"),
+      project("audit", "packages/audit"),
       project("client", "packages/client"),
       project("consensus", "consensus"),
       project("vm", "vm"),

@@ -33,6 +33,8 @@ export interface NodeConfig {
     keepFiles: number;
     retentionDays: number;
   };
+  /** The audit index in HOME/data/audit (DESIGN.md §7a); `index: false` runs without it (no audit_* RPC). */
+  audit: { index: boolean };
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -43,6 +45,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   p2pKey: { file: "keys/p2p.json" },
   p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
+  audit: { index: true },
 };
 
 export const homePaths = (home: string) => ({
@@ -54,6 +57,8 @@ export const homePaths = (home: string) => ({
   wal: join(home, "data", "consensus.wal"),
   /** What this validator last signed (never sign a conflicting vote). */
   signState: join(home, "data", "sign-state"),
+  /** The audit index (derived from the ledger; rebuilt when missing). */
+  audit: join(home, "data", "audit"),
   /** Written by `custos node reset-ledger`: the ledger was moved aside and syncs again. */
   ledgerReset: join(home, "data", "ledger.reset.json"),
   logs: join(home, "logs"),
@@ -108,6 +113,9 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
   const log = (raw.log ?? {}) as Record<string, unknown>;
   const cons = (raw.consensus ?? {}) as Record<string, unknown>;
   const p2pKey = (raw.p2pKey ?? {}) as Record<string, unknown>;
+  const audit = (raw.audit ?? {}) as Record<string, unknown>;
+  if (audit.index !== undefined && typeof audit.index !== "boolean")
+    throw bad("audit.index", "expected true or false");
   const listen = typeof rpc.listen === "string" ? rpc.listen : DEFAULT_CONFIG.rpc.listen;
   parseListen(listen);
   let apiKeys: ApiKey[] | undefined;
@@ -179,5 +187,6 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       keepFiles: posInt(log.keepFiles, "log.keepFiles", DEFAULT_CONFIG.log.keepFiles),
       retentionDays: posInt(log.retentionDays, "log.retentionDays", DEFAULT_CONFIG.log.retentionDays),
     },
+    audit: { index: audit.index !== false },
   };
 }

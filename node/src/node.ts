@@ -1,6 +1,9 @@
 import { selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis } from "@custos/types";
 import { CustosError, type Logger } from "@custos/utils";
+import { AuditIndex } from "./audit/auditIndex.js";
+import { AuditService } from "./audit/auditService.js";
+import { auditRpcMethods } from "./audit/rpc.js";
 import { type ChainWriter, SerialWriter } from "./chain/chainWriter.js";
 import { openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
@@ -145,6 +148,17 @@ export class CustosNode {
         await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" })),
         (l) => l.close(),
       );
+      // the audit index: caught up from the ledger in the background, then fed after each commit
+      const auditIndex = config.audit.index
+        ? life.add(
+            await AuditIndex.open(
+              { dir: paths.audit, genesis },
+              { chain: ledger, log: log.child({ module: "audit" }) },
+            ),
+            (i) => i.close(),
+          )
+        : undefined;
+      auditIndex?.start();
       const head = ledger.head;
       const { role, self } = roleOf(
         head.validators,
@@ -255,6 +269,7 @@ export class CustosNode {
           c.block.header.timestamp,
         );
         if (!announce) pool.remove(c.block.txs); // consensus removes its own
+        auditIndex?.committed(c.block, c.receipts);
         rpc?.publish(c);
         if (announce) net?.publish(topics(genesis.chainId).blocks, encodeCertificate(c.certificate));
       };
@@ -290,6 +305,13 @@ export class CustosNode {
           ...(driver ? { active: driver.active } : {}),
         }),
       });
+      Object.assign(
+        methods,
+        auditRpcMethods(
+          auditIndex && new AuditService({ index: auditIndex, ledger, genesis }),
+          genesis.ecny.largeTxThreshold,
+        ),
+      );
       rpc = new RpcServer(
         {
           ...parseListen(o.rpcListen ?? config.rpc.listen),

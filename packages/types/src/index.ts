@@ -10,3 +10,4 @@ export * from "./stateKeys.js";
 export * from "./stateRoot.js";
 export * from "./stateTree.js";
 export * from "./tx.js";
+export * from "./validatorSet.js";
