@@ -1,6 +1,8 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
+import { registerAuditCommands } from "./commands/audit.js";
 import { registerChainCommands } from "./commands/chain.js";
+import { registerComplaintCommands } from "./commands/complaint.js";
 import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerChainCommands(program);
   registerContractCommands(program);
+  registerAuditCommands(program);
+  registerComplaintCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
   registerDoctor(program);

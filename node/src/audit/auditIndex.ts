@@ -260,23 +260,33 @@ export class AuditIndex {
   }
 
   private kick(): void {
-    if (this.running || this.closed || this.failed) return;
-    this.running = (async () => {
-      try {
-        while (!this.closed && this.indexed < this.m.chain.head.height) await this.step();
-      } catch (err) {
-        if (this.closed) return;
-        this.failed = err as Error;
-        this.m.log.error("audit index stopped: it will catch up at the next start", {
-          height: this.indexed,
-          error: errorMessage(err),
-        });
-      } finally {
+    if (this.running || this.closed || this.failed || this.indexed >= this.m.chain.head.height) return;
+    const run = this.drain();
+    this.running = run;
+    run.then(
+      () => {
         this.running = undefined;
-        this.catchUp = undefined;
-      }
-      if (!this.closed && !this.failed && this.indexed < this.m.chain.head.height) this.kick();
-    })();
+        this.kick(); // blocks committed while the last batch was written
+      },
+      () => {},
+    );
+  }
+
+  /** Indexes up to the ledger's head; a failure stops the index (it catches up at the next start). */
+  private async drain(): Promise<void> {
+    try {
+      while (!this.closed && this.indexed < this.m.chain.head.height) await this.step();
+    } catch (err) {
+      if (this.closed) return;
+      this.failed = err as Error;
+      this.m.log.error("audit index stopped: it will catch up at the next start", {
+        height: this.indexed,
+        error: errorMessage(err),
+      });
+      for (const w of this.waiters.splice(0)) w.resolve();
+    } finally {
+      this.catchUp = undefined;
+    }
   }
 
   /**
@@ -346,11 +356,14 @@ export class AuditIndex {
    */
   async waitFor(height: number, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if (this.indexed >= height) return;
-    if (this.failed)
-      throw new CustosError<AuditIndexErrorCode>(
+    const stopped = () =>
+      new CustosError<AuditIndexErrorCode>(
         "AUDIT_INDEX_BUILDING",
-        `the audit index stopped at height ${this.indexed} (${errorMessage(this.failed)}); it catches up when the node restarts`,
+        this.failed
+          ? `the audit index stopped at height ${this.indexed} (${errorMessage(this.failed)}); it catches up when the node restarts`
+          : `the audit index is closed at height ${this.indexed}`,
       );
+    if (this.failed || this.closed) throw stopped();
     this.kick();
     await new Promise<void>((resolve, reject) => {
       const w = { height, resolve: () => done(resolve) };
@@ -378,6 +391,8 @@ export class AuditIndex {
       o.signal?.addEventListener("abort", onAbort, { once: true });
       this.waiters.push(w);
     });
+    // woken without the height: the index stopped or closed
+    if (this.indexed < height) throw stopped();
   }
 
   async close(): Promise<void> {
