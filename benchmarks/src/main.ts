@@ -1,4 +1,5 @@
 // `npm run bench -- <name> [--json] [--runs N] [--ms N] ...`; `npm run bench:crypto`.
+import { runAuditVerifyBench } from "./auditVerify.js";
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
@@ -42,9 +43,18 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       ...(o.args.includes("--max-block-txs") ? { maxBlockTxs: flag(o.args, "--max-block-txs", 5000) } : {}),
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
       keep: o.args.includes("--keep"),
+      auditIndex: !o.args.includes("--no-audit-index"),
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
+  "audit-verify": (o) =>
+    runAuditVerifyBench({
+      json: o.json,
+      runs: flag(o.args, "--runs", 3),
+      entries: flag(o.args, "--entries", 10_000),
+      txsPerBlock: flag(o.args, "--txs-per-block", 500),
+      validators: flag(o.args, "--validators", 4),
+    }),
   sync: (o) =>
     runSyncBench({
       json: o.json,
@@ -66,7 +76,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index]`,
     );
     process.exitCode = 2;
     return;

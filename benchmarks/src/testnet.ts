@@ -38,6 +38,8 @@ export interface TestnetBenchOptions {
   blockIntervalMs: number;
   /** Seconds of unmeasured load before the measured phases (0: none). */
   warmup: number;
+  /** Run the nodes without their audit index (config audit.index false), to measure what it costs. */
+  auditIndex?: boolean;
   /** Keep the testnet directory (nodes stopped) for its logs instead of removing it. */
   keep: boolean;
 }
@@ -123,7 +125,7 @@ async function exists(path: string): Promise<boolean> {
 /** Starts the testnet, picking another base port if one was taken in the meantime. */
 async function startTestnet(
   dir: string,
-  o: { nodes: number; blockIntervalMs: number; maxBlockTxs?: number },
+  o: { nodes: number; blockIntervalMs: number; maxBlockTxs?: number; auditIndex?: boolean },
 ): Promise<TestnetFile> {
   // CUSTOS_BENCH_NODE_ARGS passes Node flags to the node processes only (e.g. --cpu-prof)
   const extra = (process.env.CUSTOS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -137,6 +139,7 @@ async function startTestnet(
         command: [process.execPath, ...extra, BIN],
         blockIntervalMs: o.blockIntervalMs,
         ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
+        ...(o.auditIndex === false ? { nodeConfig: { audit: { index: false } } } : {}),
         reuse: false,
       });
     } catch (err) {
@@ -365,6 +368,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         processes: "one `custos node start` per validator, libp2p on 127.0.0.1, PBFT",
         minBlockIntervalMs: o.blockIntervalMs,
         maxBlockTxs: o.maxBlockTxs ?? 5000,
+        auditIndex: o.auditIndex !== false,
         finalHeights: heights,
       },
       workload: `e-CNY transfers of 1 fen among ${members.length} tier-1 members, signed before each phase, sent open loop at a fixed rate for ${o.seconds} s, round-robin over the ${validators.length} validators' RPC, ${o.batch === 1 ? "one JSON-RPC request each" : `${o.batch} per JSON-RPC batch request`}, up to ${INFLIGHT_TXS} txs in flight per validator; latency = from the scheduled send time to the commit notification (WebSocket newBlocks) of the validator the tx was sent to`,
@@ -383,7 +387,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
     else {
       const names = validators.map((v) => v.name.replace("validator-", "v"));
       const lines = [
-        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}`,
+        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}`,
         report.workload,
         report.method,
         `ceiling (same run): SM2 verify ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s with the verifier pool on ${ceiling.threads} threads; each of ${validators.length} validators verifies every tx: at most ${ceilingTps} TPS`,

@@ -1,3 +1,5 @@
+export { AuditIndex, type IndexedChain } from "./audit/auditIndex.js";
+export { AuditService } from "./audit/auditService.js";
 export { buildBlock, commitOf } from "./chain/blockBuilder.js";
 export { openChainLedger } from "./chain/openLedger.js";
 export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";

@@ -46,6 +46,8 @@ export interface UpOptions {
   reuse?: boolean;
   /** How long to wait for every node's RPC and for the validators to connect. */
   timeoutMs?: number;
+  /** Settings merged into every node's config.json (e.g. `{ audit: { index: false } }` for a benchmark). */
+  nodeConfig?: Record<string, unknown>;
 }
 
 export interface NodeStatus {
@@ -272,7 +274,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
       rpcListen: `127.0.0.1:${o.basePort + i}`,
     });
     const cfgPath = join(home, "config.json");
-    const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+    const cfg = { ...JSON.parse(await readFile(cfgPath, "utf8")), ...o.nodeConfig };
     cfg.nodeKey.passwordFile = "../password";
     await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
     inits.push(r);

@@ -1,5 +1,5 @@
 import type { StateProof } from "@custos/types";
-import { fromHex, toHex } from "@custos/utils";
+import { toHex } from "@custos/utils";
 import { auditError } from "./errors.js";
 import { checkTarget, type TraceTarget } from "./trace.js";
 
@@ -192,7 +192,7 @@ function str(v: unknown, r: Reader, re?: RegExp): string {
 function bytes(v: unknown, r: Reader, length?: number, max = 64 * 1024 * 1024): Uint8Array {
   if (typeof v !== "string" || !/^0x([0-9a-f]{2})*$/.test(v) || (v.length - 2) / 2 > max)
     r.fail("must be 0x-prefixed lowercase hex of whole bytes");
-  const b = fromHex(v as string);
+  const b = new Uint8Array(Buffer.from((v as string).slice(2), "hex"));
   if (length !== undefined && b.byteLength !== length) r.fail(`must be ${length} bytes`);
   return b;
 }

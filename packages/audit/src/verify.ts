@@ -342,6 +342,10 @@ export async function verifyExport(
     return `entry ${r.entry} event ${r.event}${en ? ` (tx 0x${toHex(en.stx.hash).slice(0, 16)}… in block ${en.height})` : ""}`;
   };
 
+  // the transactions' signatures verify on the pool while the rest is checked here
+  const verifier = o.verifier ?? syncVerifier;
+  const txSigResults = verifier.verifyBatch(sigItems);
+
   // ---- the validator set from genesis through every certified change
   const spans: ValidatorSetSpan[] = [
     { from: 0, members: genesis.consensus.validators.map((v) => ({ name: v.name, publicKey: v.publicKey })) },
@@ -459,24 +463,10 @@ export async function verifyExport(
     checked.certificates++;
   }
 
-  // ---- every signature, in one batch
-  const verifier = o.verifier ?? syncVerifier;
-  const results = await verifier.verifyBatch([...sigItems, ...commitItems]);
-  sigItems.forEach((s, i) => {
-    if (results[i]) {
-      checked.txSignatures++;
-      return;
-    }
-    const en = entries.get(s.entry);
-    if (en) en.ok = false;
-    fail({
-      check: "entry.signature",
-      entry: s.entry,
-      message: `entry ${s.entry}: the transaction's SM2 signature does not verify against its sender's key`,
-    });
-  });
+  // ---- the certificates' signatures (the transactions' run on the pool meanwhile)
+  const commitResults = await verifier.verifyBatch(commitItems);
   commitItems.forEach((c, i) => {
-    if (results[sigItems.length + i]) {
+    if (commitResults[i]) {
       checked.commitSignatures++;
       return;
     }
@@ -662,6 +652,22 @@ export async function verifyExport(
         message: `context ${refLabel(c.ref)} is not a ProductAdded event`,
       });
   }
+
+  // ---- the transactions' signatures (started with the entries)
+  const txResults = await txSigResults;
+  sigItems.forEach((s, i) => {
+    if (txResults[i]) {
+      checked.txSignatures++;
+      return;
+    }
+    const en = entries.get(s.entry);
+    if (en) en.ok = false;
+    fail({
+      check: "entry.signature",
+      entry: s.entry,
+      message: `entry ${s.entry}: the transaction's SM2 signature does not verify against its sender's key`,
+    });
+  });
 
   // ---- the figures, recomputed from the entries
   const q = x.query;
