@@ -300,7 +300,7 @@ describe("the README, followed as written", () => {
       expect(b.body, b.file).toBe(await readFile(join(ROOT, b.file as string), "utf8"));
   });
 
-  it("quick start, the laptop chain, contracts and governance run as written, on a fresh home", async () => {
+  it("quick start, the laptop chain, contracts, governance and audit run as written, on a fresh home", async () => {
     const runnable = blocks().filter((b) => !b.file);
     expect(runnable.map((b) => b.name)).toEqual([
       "quick-start",
@@ -309,6 +309,7 @@ describe("the README, followed as written", () => {
       "laptop-shell",
       "contracts",
       "governance",
+      "audit",
     ]);
 
     dir = await mkdtemp(join(tmpdir(), "custos-readme-"));
