@@ -199,6 +199,7 @@ export function registerAuditCommands(program: Command): void {
       ),
     ),
   ).action(async (o: AuditOpts & { account?: string; programme?: string; card?: string }) => {
+    format(o);
     const t = target(o);
     const tt = traceTarget(t, o);
     await checkNames(t);
@@ -225,6 +226,7 @@ export function registerAuditCommands(program: Command): void {
       ),
     ),
   ).action(async (o: AuditOpts & { threshold?: string; programme?: string[]; section?: string[] }) => {
+    format(o);
     const t = target(o);
     const programmes = o.programme?.map((p) => t.names.address(p, "--programme"));
     const sections = (o.section ?? ["merchants", "kinds", "days", "large"]) as ReportSection[];
@@ -261,6 +263,7 @@ export function registerAuditCommands(program: Command): void {
       ),
     ),
   ).action(async (o: AuditOpts & { recharges?: string }) => {
+    format(o);
     const t = target(o);
     let recharges: { rechargeId: string; account: string; amount: string }[] | undefined;
     if (o.recharges !== undefined) {
@@ -294,6 +297,7 @@ export function registerAuditCommands(program: Command): void {
       ),
     ),
   ).action(async (o: AuditOpts) => {
+    format(o);
     const t = target(o);
     const r: Record<string, any> = await audit(t).clearing(range(o));
     await emit(

@@ -159,6 +159,8 @@ interface BatchWrite {
 
 /** Blocks a catch-up writes per batch, and the transactions after which it lets other work run. */
 const CATCH_UP_BATCH_BLOCKS = 100;
+/** Committed blocks held for the index at most (beyond, it reads them from the ledger). */
+const MAX_PENDING_BLOCKS = 256;
 const YIELD_EVERY_TXS = 500;
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -255,7 +257,9 @@ export class AuditIndex {
   /** After each commit: the block is indexed soon, off the commit's path. */
   committed(block: Block, receipts: readonly Receipt[]): void {
     if (this.closed) return;
-    if (block.header.height > this.indexed) this.pending.set(block.header.height, { block, receipts });
+    // kept while the index is close behind; far behind (a long sync), it reads the ledger instead
+    if (block.header.height > this.indexed && this.pending.size < MAX_PENDING_BLOCKS)
+      this.pending.set(block.header.height, { block, receipts });
     this.kick();
   }
 
