@@ -149,6 +149,8 @@ export interface InstanceRecord {
 }
 
 type Db = Level<Uint8Array, Uint8Array>;
+/** An event's place in the chain: block, transaction in it, event in its receipt. */
+type Position = { height: number; tx: number; index: number };
 type Batch = ReturnType<Db["batch"]>;
 /** One batch being built: its puts, and the running sums it will write with them. */
 interface BatchWrite {
@@ -635,13 +637,16 @@ export class AuditIndex {
     prefix: Uint8Array,
     fromHeight: number,
     toHeight: number,
-    o: { reverse?: boolean; limit?: number } = {},
-  ): AsyncGenerator<{ height: number; tx: number; index: number }> {
+    o: { reverse?: boolean; limit?: number; after?: Position } = {},
+  ): AsyncGenerator<Position> {
     if (toHeight < fromHeight) return;
     const lo = new Uint8Array(Buffer.concat([prefix, u64(fromHeight)]));
     const hi = new Uint8Array(Buffer.concat([prefix, u64(toHeight + 1)]));
+    const start = o.after
+      ? { gt: new Uint8Array(Buffer.concat([prefix, pos(o.after.height, o.after.tx, o.after.index)])) }
+      : { gte: lo };
     for await (const k of this.db.keys({
-      gte: lo,
+      ...start,
       lt: hi,
       reverse: o.reverse ?? false,
       limit: o.limit ?? -1,
@@ -674,14 +679,13 @@ export class AuditIndex {
     fromHeight: number,
     toHeight: number,
     limit?: number,
+    after?: Position,
   ): Promise<AuditEvent[]> {
     return this.eventsAt(
-      this.positions(
-        key(K.subject, subject, ZERO),
-        fromHeight,
-        toHeight,
-        limit === undefined ? {} : { limit },
-      ),
+      this.positions(key(K.subject, subject, ZERO), fromHeight, toHeight, {
+        ...(limit === undefined ? {} : { limit }),
+        ...(after ? { after } : {}),
+      }),
     );
   }
 
@@ -695,24 +699,27 @@ export class AuditIndex {
   }
 
   /** Events named `name` of a system contract (or of any VM contract: kind "vm") in [fromHeight, toHeight]. */
-  namedEvents(kind: string, name: string, fromHeight: number, toHeight: number): Promise<AuditEvent[]> {
-    return this.eventsAt(this.positions(key(K.name, kind, ZERO, name, ZERO), fromHeight, toHeight));
+  namedEvents(
+    kind: string,
+    name: string,
+    fromHeight: number,
+    toHeight: number,
+    limit?: number,
+    after?: Position,
+  ): Promise<AuditEvent[]> {
+    return this.eventsAt(
+      this.positions(key(K.name, kind, ZERO, name, ZERO), fromHeight, toHeight, {
+        ...(limit === undefined ? {} : { limit }),
+        ...(after ? { after } : {}),
+      }),
+    );
   }
 
   /** Every event in blocks [fromHeight, toHeight], in chain order (at most `limit`). */
-  async allEvents(fromHeight: number, toHeight: number, limit: number): Promise<AuditEvent[]> {
-    const self = this;
-    async function* all() {
-      let n = 0;
-      for await (const k of self.db.keys({
-        gte: key(K.event, u64(fromHeight)),
-        lt: key(K.event, u64(toHeight + 1)),
-      })) {
-        if (n++ >= limit) return;
-        yield readPos(k, 1);
-      }
-    }
-    return this.eventsAt(all());
+  allEvents(fromHeight: number, toHeight: number, limit: number, after?: Position): Promise<AuditEvent[]> {
+    return this.eventsAt(
+      this.positions(Uint8Array.of(K.event), fromHeight, toHeight, { limit, ...(after ? { after } : {}) }),
+    );
   }
 
   /** Transactions sent by or to `address` in blocks [fromHeight, toHeight] (failed ones too). */

@@ -412,17 +412,15 @@ export class AuditService {
   }): Promise<Record<string, unknown>> {
     const { index } = this.m;
     const height = await this.caughtUp();
-    let fromHeight = await this.fromHeight(f.range.from, height);
-    if (f.cursor) fromHeight = Math.max(fromHeight, f.cursor.height);
+    const fromHeight = await this.fromHeight(f.range.from, height);
     const toHeight =
       f.range.to === null ? height : Math.min(height, await index.heightAtOrBefore(f.range.to));
-    const over = f.limit + 1 + (f.cursor ? 1_000 : 0);
-    let list = f.subject
-      ? await index.subjectEvents(f.subject, fromHeight, toHeight, over)
+    const over = f.limit + 1;
+    const list = f.subject
+      ? await index.subjectEvents(f.subject, fromHeight, toHeight, over, f.cursor)
       : f.name
-        ? await index.namedEvents(f.name.kind, f.name.name, fromHeight, toHeight)
-        : await index.allEvents(fromHeight, toHeight, over);
-    if (f.cursor) list = list.filter((e) => comparePosition(e, f.cursor as typeof e) > 0);
+        ? await index.namedEvents(f.name.kind, f.name.name, fromHeight, toHeight, over, f.cursor)
+        : await index.allEvents(fromHeight, toHeight, over, f.cursor);
     const page = list.slice(0, f.limit);
     const last = page[page.length - 1];
     return {
