@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CustosError } from "@custos/utils";
@@ -20,8 +21,11 @@ export interface NodeConfig {
   /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
   consensus: { baseTimeoutMs: number; maxTimeoutMs: number };
   nodeKey: { file: string; passwordFile?: string };
-  /** The libp2p identity (Ed25519), encrypted with the node key's password. */
-  p2pKey: { file: string };
+  /**
+   * A separate libp2p key (Ed25519, encrypted with the node key's password) of a home made before
+   * issue 19; absent: the libp2p key is derived from the node key (`p2pKeyFromNodeKey`).
+   */
+  p2pKey?: { file: string };
   /**
    * Where libp2p listens (e.g. /ip4/0.0.0.0/tcp/30300 behind NAT); default: this node's own
    * addresses in genesis. `--p2p-listen` overrides both.
@@ -40,10 +44,12 @@ export const DEFAULT_CONFIG: NodeConfig = {
   pool: DEFAULT_POOL_OPTIONS,
   consensus: { baseTimeoutMs: 3000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
-  p2pKey: { file: "keys/p2p.json" },
   p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
 };
+
+/** Where homes made before issue 19 keep their separate libp2p key. */
+const LEGACY_P2P_KEY = "keys/p2p.json";
 
 export const homePaths = (home: string) => ({
   config: join(home, "config.json"),
@@ -169,9 +175,12 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       file: resolve(home, typeof key.file === "string" ? key.file : DEFAULT_CONFIG.nodeKey.file),
       ...(typeof key.passwordFile === "string" ? { passwordFile: resolve(home, key.passwordFile) } : {}),
     },
-    p2pKey: {
-      file: resolve(home, typeof p2pKey.file === "string" ? p2pKey.file : DEFAULT_CONFIG.p2pKey.file),
-    },
+    // a home of before issue 19 has its libp2p key in keys/p2p.json, named in config.json or not
+    ...(typeof p2pKey.file === "string"
+      ? { p2pKey: { file: resolve(home, p2pKey.file) } }
+      : existsSync(join(home, LEGACY_P2P_KEY))
+        ? { p2pKey: { file: resolve(home, LEGACY_P2P_KEY) } }
+        : {}),
     p2p: p2pListen(raw.p2p),
     log: {
       level: level as NodeConfig["log"]["level"],

@@ -181,7 +181,19 @@ export class CustosNode {
         head.observers.length > 0 ||
         self < 0;
       const net = multiNode
-        ? await openNetwork(head, config, self, password, o.p2pListen, log.child({ module: "p2p" }))
+        ? await openNetwork(
+            head,
+            config,
+            {
+              self,
+              key,
+              password,
+              chainId: genesis.chainId,
+              secure: genesis.p2p.secure,
+              ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
+            },
+            log.child({ module: "p2p" }),
+          )
         : undefined;
 
       const signing =
@@ -315,6 +327,7 @@ export class CustosNode {
       metrics.network = {
         peers: () => net?.connected ?? 0,
         peersDisconnected: () => net?.peersDisconnected ?? 0,
+        secureRefused: () => net?.secureRefused ?? new Map(),
         viewChanges: () => driver?.viewChanges ?? 0,
         syncedBlocks: () => sync.applied,
       };
