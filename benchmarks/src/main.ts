@@ -42,6 +42,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       ...(o.args.includes("--max-block-txs") ? { maxBlockTxs: flag(o.args, "--max-block-txs", 5000) } : {}),
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
       keep: o.args.includes("--keep"),
+      p2pSecure: secureFlag(o.args),
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
@@ -52,6 +53,14 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       txsPerBlock: flag(o.args, "--txs-per-block", 5),
     }),
 };
+
+/** --p2p-secure sm|noise: how the testnet's nodes secure their connections (sm by default). */
+function secureFlag(args: string[]): "sm" | "noise" {
+  const i = args.indexOf("--p2p-secure");
+  const v = i >= 0 ? args[i + 1] : "sm";
+  if (v !== "sm" && v !== "noise") throw new Error("--p2p-secure takes sm or noise");
+  return v;
+}
 
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);

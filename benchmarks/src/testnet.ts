@@ -1,5 +1,5 @@
 import { access, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CustosClient, Wallet } from "@custos/client";
@@ -40,6 +40,8 @@ export interface TestnetBenchOptions {
   warmup: number;
   /** Keep the testnet directory (nodes stopped) for its logs instead of removing it. */
   keep: boolean;
+  /** How the nodes secure their connections (genesis p2p.secure): "sm" (default) or "noise". */
+  p2pSecure: "sm" | "noise";
 }
 
 const BIN = fileURLToPath(new URL("../../cli/bin/custos.js", import.meta.url));
@@ -123,7 +125,7 @@ async function exists(path: string): Promise<boolean> {
 /** Starts the testnet, picking another base port if one was taken in the meantime. */
 async function startTestnet(
   dir: string,
-  o: { nodes: number; blockIntervalMs: number; maxBlockTxs?: number },
+  o: { nodes: number; blockIntervalMs: number; maxBlockTxs?: number; p2pSecure: "sm" | "noise" },
 ): Promise<TestnetFile> {
   // CUSTOS_BENCH_NODE_ARGS passes Node flags to the node processes only (e.g. --cpu-prof)
   const extra = (process.env.CUSTOS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -137,6 +139,7 @@ async function startTestnet(
         command: [process.execPath, ...extra, BIN],
         blockIntervalMs: o.blockIntervalMs,
         ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
+        p2pSecure: o.p2pSecure,
         reuse: false,
       });
     } catch (err) {
@@ -151,6 +154,8 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
   const log = (s: string) => {
     if (!o.json) process.stderr.write(`${s}\n`);
   };
+  // the machine is shared: its load before and after the run goes into the report
+  const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
   // the machine's own ceiling, measured in this run before the nodes start
   log("measuring the SM2 verify ceiling");
   const ceiling = await measureVerifyCeiling();
@@ -173,7 +178,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
   const watchers: CommitWatcher[] = [];
   const senders: RawSender[] = [];
   try {
-    log(`starting a testnet of ${o.nodes} validators in ${dir}`);
+    log(`starting a testnet of ${o.nodes} validators in ${dir} (connections: ${o.p2pSecure})`);
     const startedAt = performance.now();
     await startTestnet(dir, o);
     const t = await readTestnet(dir);
@@ -360,9 +365,11 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       benchmark: "testnet",
       date: new Date().toISOString(),
       machine: machine(),
+      loadAverage: { before: loadBefore, after: loadavg().map((x) => Math.round(x * 100) / 100) },
       testnet: {
         validators: validators.length,
         processes: "one `custos node start` per validator, libp2p on 127.0.0.1, PBFT",
+        p2pSecure: o.p2pSecure,
         minBlockIntervalMs: o.blockIntervalMs,
         maxBlockTxs: o.maxBlockTxs ?? 5000,
         finalHeights: heights,
@@ -383,7 +390,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
     else {
       const names = validators.map((v) => v.name.replace("validator-", "v"));
       const lines = [
-        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}`,
+        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; connections secured with ${o.p2pSecure === "sm" ? "national algorithms (sm-secure)" : "noise"}`,
         report.workload,
         report.method,
         `ceiling (same run): SM2 verify ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s with the verifier pool on ${ceiling.threads} threads; each of ${validators.length} validators verifies every tx: at most ${ceilingTps} TPS`,
@@ -441,6 +448,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             `  ${r.name}: ${r.rejected} refused, ${r.failedReceipts} failed receipts, ${r.notCommitted} not committed, ${r.notSent} not sent`,
         ),
         `refused at admission, all phases: ${JSON.stringify(report.refusals)}; final heights: ${heights.join(" ")}`,
+        `load average (1, 5, 15 min) before the run ${report.loadAverage.before.join(" ")}, after ${report.loadAverage.after.join(" ")}`,
         "latency and block interval (ivl, from header timestamps) in ms; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; load%: this load generator's CPU (it shares the machine)",
       ];
       process.stdout.write(`${lines.join("\n")}\n`);

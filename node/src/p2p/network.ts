@@ -552,8 +552,11 @@ export class P2pNetwork {
     const p = this.peer(index);
     if (!p) return;
     this.strike(p);
+    // a graceful close that times out (a loaded machine, streams the peer keeps open) would
+    // leave the connection open: it is cut then
     for (const c of this.node?.getConnections() ?? [])
-      if (c.remotePeer.toString() === p.peerId) await c.close().catch(() => {});
+      if (c.remotePeer.toString() === p.peerId)
+        await c.close().catch(() => c.abort(new Error("hung up: the peer sent invalid data")));
   }
 
   /** Counts a peer's offence and refuses it for a while, longer each time: 1 s, 2 s, 4 s ... at most a minute. */

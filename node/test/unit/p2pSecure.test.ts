@@ -66,11 +66,26 @@ describe("the network on national algorithms", () => {
     const nc = net(c, [...peers, c.peer]);
     const got: string[] = [];
     nb.onMessage((_ch, from, bytes) => got.push(`${from}:${new TextDecoder().decode(bytes)}`));
+    const gossip: string[] = [];
+    nb.onGossip("/t", (from, data) => {
+      gossip.push(`${from.index}:${new TextDecoder().decode(data)}`);
+      return "accept";
+    });
+    na.onGossip("/t", () => "accept");
     await Promise.all([na.start(), nb.start(), nc.start()]);
     await until(() => na.connected === 1 && nb.connected === 1);
     na.send(Channel.consensus, 1, new TextEncoder().encode("prepare"));
     await until(() => got.length === 1);
     expect(got).toEqual(["0:prepare"]);
+    // gossip (gossipsub over identify's protocol lists) works over the national-algorithm transport
+    // (new bytes each time: gossip drops a message id it has seen, even one that reached nobody)
+    let n = 0;
+    await until(async () => {
+      na.publish("/t", new TextEncoder().encode(`tx batch ${n++}`));
+      await new Promise((r) => setTimeout(r, 100));
+      return gossip.length > 0;
+    });
+    expect(gossip[0]).toMatch(/^0:tx batch \d+$/);
     await until(() => (nb.secureRefused.get("SM_PEER_NOT_ALLOWED") ?? 0) >= 2);
     nc.send(Channel.consensus, 1, new TextEncoder().encode("from an outsider"));
     expect(nc.connected).toBe(0);
