@@ -16,6 +16,12 @@ export interface NodeConfig {
     rateLimit: number;
     apiKeys?: ApiKey[];
     tls?: { certFile: string; keyFile: string };
+    /**
+     * Requests signed with a member's SM2 key (X-Custos-* headers): accepted when enabled, as that
+     * member with the read and write scopes; the timestamp must be within windowMs of the node's
+     * clock and a nonce is spent for that long.
+     */
+    memberSignatures?: { windowMs: number };
   };
   pool: TxPoolOptions;
   /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
@@ -130,6 +136,12 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       return { key: o.key, scopes, ...(typeof o.name === "string" ? { name: o.name } : {}) } as ApiKey;
     });
   }
+  const sigIn = rpc.memberSignatures as Record<string, unknown> | undefined;
+  if (
+    sigIn !== undefined &&
+    (typeof sigIn !== "object" || sigIn === null || (sigIn.enabled !== true && sigIn.enabled !== false))
+  )
+    throw bad("rpc.memberSignatures", "expected {enabled: true|false, windowMs?: milliseconds}");
   const tlsIn = rpc.tls as Record<string, unknown> | undefined;
   if (tlsIn !== undefined && (typeof tlsIn.certFile !== "string" || typeof tlsIn.keyFile !== "string")) {
     throw bad("rpc.tls", "expected {certFile, keyFile}");
@@ -143,6 +155,16 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       maxBodyBytes: posInt(rpc.maxBodyBytes, "rpc.maxBodyBytes", DEFAULT_CONFIG.rpc.maxBodyBytes),
       rateLimit: posInt(rpc.rateLimit, "rpc.rateLimit", DEFAULT_CONFIG.rpc.rateLimit),
       ...(apiKeys ? { apiKeys } : {}),
+      ...(sigIn?.enabled === true
+        ? {
+            memberSignatures: {
+              windowMs: Math.min(
+                600_000,
+                Math.max(1000, posInt(sigIn.windowMs, "rpc.memberSignatures.windowMs", 60_000)),
+              ),
+            },
+          }
+        : {}),
       ...(tlsIn
         ? {
             tls: {

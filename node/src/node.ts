@@ -18,6 +18,7 @@ import { openNetwork, peersOf, type Role, roleOf } from "./p2p/peers.js";
 import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
 import { TxGossip } from "./p2p/txGossip.js";
+import { MemberSignatures } from "./rpc/memberAuth.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import { readMember } from "./system/members.js";
@@ -310,6 +311,15 @@ export class CustosNode {
           rateLimit: config.rpc.rateLimit,
           metrics,
           ...(config.rpc.apiKeys ? { apiKeys: config.rpc.apiKeys } : {}),
+          chainId: genesis.chainId,
+          ...(config.rpc.memberSignatures
+            ? {
+                memberSignatures: new MemberSignatures(
+                  { chainId: genesis.chainId, windowMs: config.rpc.memberSignatures.windowMs },
+                  async (address) => (await readMember(ledger, address))?.publicKey,
+                ),
+              }
+            : {}),
           ...(config.rpc.tls ? { tls: config.rpc.tls } : {}),
         },
         methods,

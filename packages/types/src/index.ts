@@ -5,5 +5,6 @@ export * from "./genesis.js";
 export * from "./limits.js";
 export * from "./patterns.js";
 export * from "./receipt.js";
+export * from "./rpcSignature.js";
 export * from "./stateRoot.js";
 export * from "./tx.js";
