@@ -2,7 +2,7 @@ import "./withResolvers.js";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
-import { type RekeyLimits, type SmSecure, type StaticIdentity, smSecure } from "@custos/sm-secure";
+import { type RekeyLimits, refusal, type SmSecure, type StaticIdentity, smSecure } from "@custos/sm-secure";
 import { CustosError, errorMessage, isCustosError, type Logger, toHex } from "@custos/utils";
 import { privateKeyFromRaw } from "@libp2p/crypto/keys";
 import { type GossipSub, gossipsub, StrictNoSign, TopicValidatorResult } from "@libp2p/gossipsub";
@@ -298,7 +298,12 @@ export class P2pNetwork {
           ...(secure.handshakeTimeoutMs ? { handshakeTimeoutMs: secure.handshakeTimeoutMs } : {}),
           peerIdOf: (key) => {
             const p = this.byKey.get(toHex(key));
-            return p && !this.isBanned(p.peerId) ? p.peerId : undefined;
+            if (p && this.isBanned(p.peerId))
+              throw refusal(
+                "SM_PEER_NOT_ALLOWED",
+                `${p.name ?? p.peerId} is refused for a while: it sent invalid data`,
+              );
+            return p?.peerId;
           },
           onAuthenticated: ({ peerId, publicKey }) => this.proven.set(peerId, toHex(publicKey)),
           onRefused: (err, info) => {

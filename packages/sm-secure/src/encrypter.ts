@@ -20,8 +20,9 @@ export interface SmSecureInit {
   identity: StaticIdentity;
   /**
    * The libp2p peer id the chain binds to this SM2 node key now (the current validator and
-   * observer sets), or undefined when the key may not connect. Asked for every handshake, so a
-   * change of the sets by governance applies to the next connection.
+   * observer sets), or undefined when the key may not connect (SM_PEER_NOT_ALLOWED); it may also
+   * throw an SM_* refusal of its own to say why. Asked for every handshake, so a change of the
+   * sets by governance applies to the next connection.
    */
   peerIdOf(publicKey: Uint8Array): string | undefined;
   /** A handshake that takes longer is refused (SM_HANDSHAKE_TIMEOUT). Default 10 s. */
@@ -110,7 +111,9 @@ export class SmSecure implements ConnectionEncrypter {
       channel.detach();
       const e = isSmSecureError(err)
         ? err
-        : refusal("SM_HANDSHAKE_CLOSED", `the handshake failed: ${errorMessage(err)}`);
+        : signal.aborted
+          ? refusal("SM_HANDSHAKE_TIMEOUT", `the handshake did not complete in time: ${errorMessage(err)}`)
+          : refusal("SM_HANDSHAKE_CLOSED", `the handshake failed: ${errorMessage(err)}`);
       connection.abort(e);
       this.stats.refused++;
       init.onRefused?.(e, { direction, remoteAddr: remoteAddrOf(connection), phase: "handshake" });
