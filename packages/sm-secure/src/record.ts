@@ -1,4 +1,4 @@
-import { createCipheriv, createHmac, timingSafeEqual } from "node:crypto";
+import { type Cipher, createCipheriv, createHash, type Hash, timingSafeEqual } from "node:crypto";
 import type { CustosError } from "@custos/utils";
 import { refusal, type SmSecureErrorCode } from "./errors.js";
 import { nextTrafficSecret, recordKeys } from "./keySchedule.js";
@@ -27,45 +27,67 @@ export interface RekeyLimits {
 
 export const DEFAULT_REKEY: RekeyLimits = { records: MAX_EPOCH_RECORDS, bytes: MAX_EPOCH_BYTES };
 
-/** The keys of one direction in one epoch. */
+const SM3_BLOCK = 64;
+
+/**
+ * The keys of one direction in one epoch, as OpenSSL contexts made once per epoch: creating a
+ * cipher or HMAC context per record costs more than protecting a small record (OpenSSL 3 fetches
+ * the algorithm every time). SM4-CTR is computed as SM4-ECB of the counter blocks
+ * u64(seq) || u64(block) XORed onto the data (exactly what CTR with IV u64(seq) || 0^64 gives,
+ * the low half never carrying), and HMAC-SM3 from the two hash states after K xor ipad and
+ * K xor opad (RFC 2104), copied per record.
+ */
 class Epoch {
-  readonly enc: Uint8Array;
-  readonly mac: Uint8Array;
+  private readonly ecb: Cipher;
+  private readonly inner: Hash;
+  private readonly outer: Hash;
   records = 0;
   bytes = 0;
 
   constructor(readonly secret: Uint8Array) {
     const k = recordKeys(secret);
-    this.enc = k.enc;
-    this.mac = k.mac;
+    this.ecb = createCipheriv("sm4-ecb", k.enc, null);
+    this.ecb.setAutoPadding(false);
+    const pad = Buffer.alloc(SM3_BLOCK); // the 32-byte MAC key, zero-padded to the block size
+    pad.set(k.mac);
+    const ipad = pad.map((b) => b ^ 0x36);
+    const opad = pad.map((b) => b ^ 0x5c);
+    this.inner = createHash("sm3").update(ipad);
+    this.outer = createHash("sm3").update(opad);
+    for (const x of [pad, ipad, opad, k.enc, k.mac]) x.fill(0);
   }
 
-  /** The next epoch; this one's secret and keys are wiped. */
+  /** The next epoch; this one's secret is wiped (its OpenSSL contexts are freed with it). */
   next(): Epoch {
     const n = new Epoch(nextTrafficSecret(this.secret));
     this.secret.fill(0);
-    this.enc.fill(0);
-    this.mac.fill(0);
     return n;
   }
 
   wipe(): void {
     this.secret.fill(0);
-    this.enc.fill(0);
-    this.mac.fill(0);
   }
-}
 
-/** IV of SM4-CTR for record `seq`: seq(8, big-endian) || 0^64; a record is < 2^64 blocks. */
-function ivOf(hi: number, lo: number): Buffer {
-  const iv = Buffer.alloc(16);
-  iv.writeUInt32BE(hi, 0);
-  iv.writeUInt32BE(lo, 4);
-  return iv;
-}
+  /** XORs the SM4-CTR keystream of record seq = hi * 2^32 + lo onto `data`, in place. */
+  crypt(hi: number, lo: number, data: Uint8Array): void {
+    const blocks = Math.ceil(data.byteLength / 16);
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    for (let j = 0; j < blocks; j++) {
+      counters.writeUInt32BE(hi, j * 16);
+      counters.writeUInt32BE(lo, j * 16 + 4);
+      counters.writeUInt32BE(0, j * 16 + 8);
+      counters.writeUInt32BE(j, j * 16 + 12);
+    }
+    const ks = this.ecb.update(counters);
+    for (let i = 0; i < data.byteLength; i++) data[i] = (data[i] as number) ^ (ks[i] as number);
+    ks.fill(0);
+  }
 
-function tagOf(mac: Uint8Array, header: Uint8Array, ciphertext: Uint8Array): Buffer {
-  return createHmac("sm3", mac).update(header).update(ciphertext).digest();
+  /** HMAC-SM3(mac key, header || ciphertext). */
+  tag(header: Uint8Array, ciphertext: Uint8Array): Buffer {
+    const h = this.inner.copy().update(header).update(ciphertext).digest();
+    return this.outer.copy().update(h).digest();
+  }
 }
 
 /** Something that holds bytes: a Uint8Array or libp2p's Uint8ArrayList. */
@@ -141,13 +163,11 @@ export class RecordSealer {
     out.writeUInt16BE(plaintext.byteLength, 9);
     const body = out.subarray(RECORD_HEADER_LEN, RECORD_HEADER_LEN + plaintext.byteLength);
     if (plaintext.byteLength > 0) {
-      const c = createCipheriv("sm4-ctr", this.epoch.enc, ivOf(hi, lo));
-      const ct = c.update(plaintext);
-      body.set(ct);
-      c.final();
+      body.set(plaintext);
+      this.epoch.crypt(hi, lo, body);
     }
     out.set(
-      tagOf(this.epoch.mac, out.subarray(0, RECORD_HEADER_LEN), body),
+      this.epoch.tag(out.subarray(0, RECORD_HEADER_LEN), body),
       RECORD_HEADER_LEN + plaintext.byteLength,
     );
     return out;
@@ -262,7 +282,7 @@ export class RecordOpener {
     const header = rec.subarray(0, RECORD_HEADER_LEN);
     const ct = rec.subarray(RECORD_HEADER_LEN, RECORD_HEADER_LEN + length);
     const tag = rec.subarray(RECORD_HEADER_LEN + length);
-    const expected = tagOf(this.epoch.mac, header, ct);
+    const expected = this.epoch.tag(header, ct);
     if (!timingSafeEqual(expected, tag))
       throw refusal("SM_RECORD_MAC", `record ${this.seq} fails its MAC`, { seq: this.seq });
     const seq = this.seq;
@@ -272,9 +292,8 @@ export class RecordOpener {
       this.updates++;
       return undefined;
     }
-    const c = createCipheriv("sm4-ctr", this.epoch.enc, ivOf(Math.floor(seq / TWO_32), seq % TWO_32));
-    const pt = new Uint8Array(c.update(ct));
-    c.final();
+    const pt = Uint8Array.from(ct);
+    this.epoch.crypt(Math.floor(seq / TWO_32), seq % TWO_32, pt);
     this.epoch.records++;
     this.epoch.bytes += length;
     return pt;
