@@ -3,7 +3,7 @@ import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
 import { runSyncBench } from "./sync.js";
-import { runTestnetBench } from "./testnet.js";
+import { runTestnetBench, type WorkloadName } from "./testnet.js";
 import { runVmBench } from "./vm.js";
 
 type Opts = { runs: number; ms: number; json: boolean; args: string[] };
@@ -43,6 +43,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
       keep: o.args.includes("--keep"),
       p2pSecure: secureFlag(o.args),
+      workloads: workloads(o.args),
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
@@ -62,6 +63,16 @@ function secureFlag(args: string[]): "sm" | "noise" {
   return v;
 }
 
+/** --workload transfer|prepaid|transfer,prepaid (default transfer). */
+function workloads(args: string[]): WorkloadName[] {
+  const i = args.indexOf("--workload");
+  if (i < 0) return ["transfer"];
+  const v = String(args[i + 1]).split(",");
+  if (v.length === 0 || v.some((w) => w !== "transfer" && w !== "prepaid"))
+    throw new Error("--workload takes transfer, prepaid or transfer,prepaid");
+  return [...new Set(v)] as WorkloadName[];
+}
+
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
   const v = i >= 0 ? Number(args[i + 1]) : fallback;
@@ -75,7 +86,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--blocks N] [--txs-per-block K] [--block-txs N]`,
     );
     process.exitCode = 2;
     return;

@@ -1,10 +1,13 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
+import { registerBackupCommands } from "./commands/backup.js";
 import { registerChainCommands } from "./commands/chain.js";
 import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerPrepaidCommands } from "./commands/prepaid.js";
+import { registerSnapshotCommands } from "./commands/snapshot.js";
 import { registerTestnetCommands } from "./commands/testnet.js";
 import { printError, USAGE } from "./io.js";
 
@@ -22,8 +25,11 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerChainCommands(program);
   registerContractCommands(program);
+  registerPrepaidCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
+  registerBackupCommands(program);
+  registerSnapshotCommands(program);
   registerDoctor(program);
   return program;
 }

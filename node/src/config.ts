@@ -43,6 +43,17 @@ export interface NodeConfig {
     keepFiles: number;
     retentionDays: number;
   };
+  /**
+   * State snapshots (issue 18): one every `interval` blocks (0: none), the newest `keep` kept in
+   * data/snapshots and served to peers; `join`: a node whose ledger is empty starts from the
+   * newest snapshot its peers offer instead of replaying from genesis (also `--from-snapshot`).
+   */
+  snapshots: { interval: number; keep: number; join: boolean };
+  /**
+   * `keepBlocks` (0: all): a validator deletes blocks older than that many below its head.
+   * Observers keep every block (they serve audits), so they refuse it.
+   */
+  ledger: { keepBlocks: number };
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -52,6 +63,8 @@ export const DEFAULT_CONFIG: NodeConfig = {
   nodeKey: { file: "keys/node.json" },
   p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
+  snapshots: { interval: 10_000, keep: 2, join: false },
+  ledger: { keepBlocks: 0 },
 };
 
 /** Where homes made before issue 19 keep their separate libp2p key. */
@@ -68,6 +81,10 @@ export const homePaths = (home: string) => ({
   signState: join(home, "data", "sign-state"),
   /** Written by `custos node reset-ledger`: the ledger was moved aside and syncs again. */
   ledgerReset: join(home, "data", "ledger.reset.json"),
+  /** Written by `custos restore`: a validator catches up with its peers before it signs. */
+  restored: join(home, "data", "restored.json"),
+  /** State snapshots this node took (and serves). */
+  snapshots: join(home, "data", "snapshots"),
   logs: join(home, "logs"),
 });
 
@@ -104,6 +121,13 @@ function posInt(v: unknown, field: string, fallback: number): number {
   return v;
 }
 
+function seconds(v: unknown, field: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 3600)
+    throw bad(field, "expected a number of seconds from 0 to 3600");
+  return v;
+}
+
 /** Reads and validates HOME/config.json; missing fields take their defaults. */
 export async function loadConfig(home: string): Promise<NodeConfig> {
   let raw: Record<string, unknown> = {};
@@ -120,6 +144,10 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
   const log = (raw.log ?? {}) as Record<string, unknown>;
   const cons = (raw.consensus ?? {}) as Record<string, unknown>;
   const p2pKey = (raw.p2pKey ?? {}) as Record<string, unknown>;
+  const snaps = (raw.snapshots ?? {}) as Record<string, unknown>;
+  const ledgerIn = (raw.ledger ?? {}) as Record<string, unknown>;
+  if (snaps.join !== undefined && typeof snaps.join !== "boolean")
+    throw bad("snapshots.join", "expected true or false");
   const listen = typeof rpc.listen === "string" ? rpc.listen : DEFAULT_CONFIG.rpc.listen;
   parseListen(listen);
   let apiKeys: ApiKey[] | undefined;
@@ -182,6 +210,8 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
         posInt(pool.maxTxBytes, "pool.maxTxBytes", DEFAULT_POOL_OPTIONS.maxTxBytes),
         64 * 1024,
       ),
+      queueSeconds: seconds(pool.queueSeconds, "pool.queueSeconds", DEFAULT_POOL_OPTIONS.queueSeconds),
+      minQueue: posInt(pool.minQueue, "pool.minQueue", DEFAULT_POOL_OPTIONS.minQueue),
     },
     consensus: {
       baseTimeoutMs: Math.max(
@@ -209,6 +239,14 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       maxFileBytes: posInt(log.maxFileBytes, "log.maxFileBytes", DEFAULT_CONFIG.log.maxFileBytes),
       keepFiles: posInt(log.keepFiles, "log.keepFiles", DEFAULT_CONFIG.log.keepFiles),
       retentionDays: posInt(log.retentionDays, "log.retentionDays", DEFAULT_CONFIG.log.retentionDays),
+    },
+    snapshots: {
+      interval: posInt(snaps.interval, "snapshots.interval", DEFAULT_CONFIG.snapshots.interval),
+      keep: Math.max(1, posInt(snaps.keep, "snapshots.keep", DEFAULT_CONFIG.snapshots.keep)),
+      join: (snaps.join as boolean | undefined) ?? DEFAULT_CONFIG.snapshots.join,
+    },
+    ledger: {
+      keepBlocks: posInt(ledgerIn.keepBlocks, "ledger.keepBlocks", DEFAULT_CONFIG.ledger.keepBlocks),
     },
   };
 }

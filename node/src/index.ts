@@ -1,3 +1,5 @@
+export { type BackupProgress, restoreBackup, writeBackup } from "./backup/backup.js";
+export { type BackupManifest, readBackup } from "./backup/format.js";
 export { buildBlock, commitOf } from "./chain/blockBuilder.js";
 export { openChainLedger } from "./chain/openLedger.js";
 export { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
@@ -12,6 +14,7 @@ export {
   devGenesis,
 } from "./devChain.js";
 export { Executor } from "./execution/executor.js";
+export { readGenesis } from "./home.js";
 export { type InitOptions, type InitResult, initHome } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
 export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";
@@ -19,6 +22,8 @@ export { CustosNode, type StartOptions } from "./node.js";
 export { Channel, type NetworkPeer, P2pNetwork } from "./p2p/network.js";
 export { peersOf } from "./p2p/peers.js";
 export { RpcCode } from "./rpc/errors.js";
+export { chunkDigest, decodeChunk, encodeChunk, type SnapshotMeta } from "./snapshot/snapshot.js";
+export { readSnapshotFile, SnapshotStore, writeSnapshotFile } from "./snapshot/store.js";
 export { Overlay, type StateReader } from "./state/overlay.js";
 export { genesisMemberWrites } from "./system/members.js";
 export { TxPool } from "./txpool/txpool.js";

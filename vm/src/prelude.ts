@@ -78,7 +78,11 @@ export const PRELUDE = `(function (host) {
       if (typeof amount !== "bigint") throw new TypeError("amount must be a bigint (fen)");
       host(7, str(to, "to"), amount);
     },
-    emit(name, data) { host(8, str(name, "event name"), enc(data)); },
+    emit(name, data, topics) {
+      const t = topics === undefined ? [] : topics;
+      if (!Array.isArray(t) || !t.every((x) => typeof x === "string")) throw new TypeError("topics must be an array of strings");
+      host(8, str(name, "event name"), enc(data), JSON.stringify(t));
+    },
     revert(code, message) {
       host(9, str(code, "code"), message === undefined ? "" : String(message));
       throw new Error("reverted: " + code);

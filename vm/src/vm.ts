@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { ADDRESS_RE } from "@custos/crypto";
+import { MAX_TOPICS, SUBJECT_RE } from "@custos/types";
 import variantModule from "@jitl/quickjs-wasmfile-release-sync";
 import {
   DefaultIntrinsics,
@@ -82,6 +83,8 @@ export interface CallRequest {
 export interface VmEvent {
   name: string;
   data: unknown;
+  /** What the event is about (addresses, `card:12`): each extends that subject's audit chain. */
+  topics: string[];
 }
 
 export interface VmTransfer {
@@ -494,12 +497,19 @@ class CallRun {
         if (this.events.length >= VM_LIMITS.maxEvents) {
           this.stop("TOO_MANY_EVENTS", `a call emits at most ${VM_LIMITS.maxEvents} events`);
         }
-        this.charge(GAS.event + GAS.eventByte * BigInt(bytes));
+        const topicsJson = s(3);
+        this.charge(GAS.event + GAS.eventByte * BigInt(bytes + utf8Length(topicsJson)));
+        const topics = JSON.parse(topicsJson) as string[];
+        if (topics.length > MAX_TOPICS || !topics.every((t) => SUBJECT_RE.test(t)))
+          this.stop(
+            "INVALID_EVENT",
+            `event ${name}: at most ${MAX_TOPICS} topics, each an address or kind:id (${SUBJECT_RE})`,
+          );
         const decoded = decodeContractValue(data);
         if (decoded === undefined) {
           this.stop("EVENT_INVALID", `event ${name} nests deeper than ${MAX_VALUE_DEPTH} levels`);
         }
-        this.events.push({ name, data: decoded.value });
+        this.events.push({ name, data: decoded.value, topics });
         return undefined;
       }
       case Op.revert: {

@@ -248,6 +248,10 @@ export function registerChainCommands(program: Command): void {
       "start a validator whose data/sign-state (what it last signed) is lost; only if you are sure it signed nothing after its last WAL record",
     )
     .option(
+      "--from-snapshot",
+      "with an empty ledger: start from the newest verified state snapshot the peers offer, not from genesis (config snapshots.join)",
+    )
+    .option(
       "--password-file <file>",
       "node key password (else config nodeKey.passwordFile, else CUSTOS_PASSWORD)",
     )
@@ -255,6 +259,7 @@ export function registerChainCommands(program: Command): void {
     .action(
       async (o: {
         home: string;
+        fromSnapshot?: boolean;
         rpcListen?: string;
         p2pListen?: string;
         observer?: boolean;
@@ -273,6 +278,7 @@ export function registerChainCommands(program: Command): void {
           ...(o.observer ? { observer: true } : {}),
           ...(o.join ? { join: true } : {}),
           ...(o.allowMissingSignState ? { allowMissingSignState: true } : {}),
+          ...(o.fromSnapshot ? { fromSnapshot: true } : {}),
         });
         output(
           !!o.json,
@@ -325,7 +331,7 @@ export function registerChainCommands(program: Command): void {
         !!o.json,
         r as unknown as Record<string, unknown>,
         `ledger moved to ${r.movedTo}
-the node starts from genesis and syncs the chain from its peers; a validator will not sign below what it signed before`,
+the node starts from genesis and syncs the chain from its peers (or from a peer's snapshot with --from-snapshot); a validator will not sign below what it signed before`,
       );
     });
 

@@ -3,9 +3,16 @@ import type * as Testnet from "@custos/testnet";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
 
-/** How a testnet runs its nodes: this same CLI, under this same Node. */
-function cliCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL("../../bin/custos.js", import.meta.url))];
+/**
+ * How a testnet runs its nodes: this same CLI, under this same Node, on the testnet's clock
+ * (which `custos testnet clock --advance` moves forward).
+ */
+function cliCommand(testnet: typeof Testnet): string[] {
+  return [
+    process.execPath,
+    ...testnet.clockNodeArgs(),
+    fileURLToPath(new URL("../../bin/custos.js", import.meta.url)),
+  ];
 }
 
 function intOption(v: string, flag: string, min: number, max: number): number {
@@ -46,7 +53,11 @@ export function registerTestnetCommands(program: Command): void {
     )
     .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
     .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
-    .option("--json", "print testnet.json")
+    .option(
+      "--no-demo",
+      "skip the prepaid-card demo (the template approved, two merchants' programmes, e-CNY for the consumers)",
+    )
+    .option("--json", "print testnet.json (and the demo)")
     .action(
       async (o: {
         dir: string;
@@ -58,6 +69,7 @@ export function registerTestnetCommands(program: Command): void {
         p2pSecure: string;
         reuse?: boolean;
         attach?: boolean;
+        demo: boolean;
         json?: boolean;
       }) => {
         if (o.p2pSecure !== "sm" && o.p2pSecure !== "noise")
@@ -71,10 +83,16 @@ export function registerTestnetCommands(program: Command): void {
           chainId: o.chainId,
           blockIntervalMs: intOption(o.blockInterval, "--block-interval", 0, 60_000),
           p2pSecure: o.p2pSecure,
-          command: cliCommand(),
+          command: cliCommand(testnet),
           ...(o.reuse ? { reuse: true } : {}),
         });
-        output(!!o.json, t as unknown as Record<string, unknown>, summary(t));
+        // the demo looks at the chain first: on a testnet started again it finds what it made
+        const demo = o.demo ? await testnet.prepaidDemo(o.dir) : undefined;
+        output(
+          !!o.json,
+          { ...(t as unknown as Record<string, unknown>), ...(demo ? { demo } : {}) },
+          [summary(t), ...(demo ? testnet.demoSummary(demo, o.dir) : [])].join("\n"),
+        );
         if (!o.attach) return;
         if (!o.json) process.stdout.write("running; Ctrl-C stops the testnet\n");
         await new Promise<void>((done) => {
@@ -147,6 +165,34 @@ export function registerTestnetCommands(program: Command): void {
           `  custos ${kind} add --name ${a.node.name} --public-key ${a.publicKey} --peer-id ${a.peerId} --p2p ${a.listen} --key <committee key>`,
           "  then committee members: custos proposal vote <id> --approve --key <committee key>",
         ].join("\n"),
+      );
+    });
+
+  tn.command("clock")
+    .description(
+      "the testnet's clock: --advance moves every node's time forward (block time: terms, cooling-off, accruals)",
+    )
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--advance <duration>", "how far, e.g. 8d, 12h, 30m, 1d12h")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; advance?: string; json?: boolean }) => {
+      const testnet = await lib();
+      let by: number | undefined;
+      if (o.advance !== undefined) {
+        try {
+          by = testnet.parseDuration(o.advance);
+        } catch (err) {
+          throw new UsageError(`--advance: ${(err as Error).message}`);
+        }
+        if (by <= 0) throw new UsageError("--advance takes a duration above zero");
+      }
+      const c = by === undefined ? testnet.readClock(o.dir) : await testnet.advanceClock(o.dir, by);
+      const days = Math.floor(c.offsetMs / 86_400_000);
+      const rest = Math.round((c.offsetMs % 86_400_000) / 60_000);
+      output(
+        !!o.json,
+        { offsetMs: c.offsetMs, now: c.now },
+        `testnet time ${new Date(c.now + 8 * 3_600_000).toISOString().slice(0, 16).replace("T", " ")} UTC+8: ${c.offsetMs === 0 ? "real time" : `${days} days ${Math.floor(rest / 60)} h ${rest % 60} min ahead of real time`}${by === undefined ? "" : "; the next block carries it"}`,
       );
     });
 

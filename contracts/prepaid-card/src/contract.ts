@@ -31,6 +31,19 @@ import {
 // Records
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * A card's audit subject. Every event about a card names it (and its holder) as topics, so the
+ * chain extends the card's and the holder's audit chains: an auditor's trace of a card or of a
+ * consumer is provably complete (the host keeps one hash chain per subject).
+ */
+function cardSubject(id: number): string {
+  return `card:${id}`;
+}
+
+function cardTopics(c: { id: number; holder: string }): string[] {
+  return [cardSubject(c.id), c.holder];
+}
+
 export interface Config {
   merchant: string;
   institution: string;
@@ -150,6 +163,8 @@ let st: ProgrammeState;
 let now: number;
 
 const MAX_BATCH = 100;
+/** Cards a forced-refund batch takes at most: each refund is an event of its own (a call emits at most 64). */
+const MAX_REFUND_BATCH = 60;
 const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 const CATEGORY_RE = /^[a-z][a-z0-9-]{0,31}$/;
 const MAX_TERM_DAYS = 3650;
@@ -820,15 +835,19 @@ export function buy(productId: unknown, amount?: unknown): CardView {
   st.released += c.released;
   saveCard(c, []);
   commit();
-  emit("CardSold", {
-    card: c.id,
-    product: product.id,
-    holder: c.holder,
-    paid: c.paid,
-    escrowed: c.escrow,
-    priceId: c.priceId,
-    basis: c.basis,
-  });
+  emit(
+    "CardSold",
+    {
+      card: c.id,
+      product: product.id,
+      holder: c.holder,
+      paid: c.paid,
+      escrowed: c.escrow,
+      priceId: c.priceId,
+      basis: c.basis,
+    },
+    cardTopics(c),
+  );
   return cardView(c);
 }
 
@@ -869,14 +888,18 @@ export function consume(cardId: unknown, quantity?: unknown): CardView {
   else applyUsed(c, c.used + q);
   if (c.kind !== "period" && c.used >= c.units) c.status = "finished";
   const remaining = c.units - c.used;
-  emit("CardConsumed", {
-    card: c.id,
-    holder: c.holder,
-    quantity: q,
-    remaining,
-    consumed: c.consumed,
-    released: st.released - releasedBefore,
-  });
+  emit(
+    "CardConsumed",
+    {
+      card: c.id,
+      holder: c.holder,
+      quantity: q,
+      remaining,
+      consumed: c.consumed,
+      released: st.released - releasedBefore,
+    },
+    cardTopics(c),
+  );
   remindAndFlag(c, left, remaining);
   saveCard(c, keys);
   commit();
@@ -886,26 +909,30 @@ export function consume(cardId: unknown, quantity?: unknown): CardView {
 function remindAndFlag(c: Card, before: bigint, after: bigint): void {
   const r = cfg.reminders;
   if (c.kind === "stored" && after > 0n && after <= r.lowBalance && before > r.lowBalance) {
-    emit("LowBalance", { card: c.id, holder: c.holder, balance: after });
+    emit("LowBalance", { card: c.id, holder: c.holder, balance: after }, cardTopics(c));
   }
   const usesLeft = BigInt(r.usesLeft);
   if (c.kind === "count" && after > 0n && after <= usesLeft && before > usesLeft) {
-    emit("FewUsesLeft", { card: c.id, holder: c.holder, usesLeft: after });
+    emit("FewUsesLeft", { card: c.id, holder: c.holder, usesLeft: after }, cardTopics(c));
   }
   const rest = remainingMs(c);
   if (c.status === "active" && !c.reminded && rest !== null && rest <= r.expiryDays * DAY_MS) {
     c.reminded = true;
-    emit("CardExpiring", { card: c.id, holder: c.holder, expiresAt: now + rest });
+    emit("CardExpiring", { card: c.id, holder: c.holder, expiresAt: now + rest }, cardTopics(c));
   }
   if (c.dayUses === cfg.risk.cardUsesPerDay + 1) {
-    emit("RiskFlagged", {
-      scope: "card",
-      card: c.id,
-      holder: c.holder,
-      uses: c.dayUses,
-      window: "day",
-      threshold: cfg.risk.cardUsesPerDay,
-    });
+    emit(
+      "RiskFlagged",
+      {
+        scope: "card",
+        card: c.id,
+        holder: c.holder,
+        uses: c.dayUses,
+        window: "day",
+        threshold: cfg.risk.cardUsesPerDay,
+      },
+      cardTopics(c),
+    );
   }
   const hour = hourIndex(now);
   if (st.hour !== hour) {
@@ -949,7 +976,7 @@ export function refund(cardId: unknown): { card: number; amount: bigint; fee: bi
   } else if (now < c.coolEnd) fail("CARD_USED");
   else fail("COOLING_OFF_OVER");
   const amount = payRefund(c, fee);
-  emit("CardRefunded", { card: c.id, holder: c.holder, amount, fee, reason });
+  emit("CardRefunded", { card: c.id, holder: c.holder, amount, fee, reason }, cardTopics(c));
   saveCard(c, keys);
   commit();
   return { card: c.id, amount, fee, reason };
@@ -970,7 +997,7 @@ export function transferCard(cardId: unknown, to: unknown): CardView {
   accrue(c);
   const from = c.holder;
   c.holder = next;
-  emit("CardTransferred", { card: c.id, from, to: next });
+  emit("CardTransferred", { card: c.id, from, to: next }, [cardSubject(c.id), from, next]);
   saveCard(c, keys);
   commit();
   return cardView(c);
@@ -990,7 +1017,7 @@ export function reportLost(cardId: unknown): CardView {
   if (c.status === "lost") fail("CARD_LOST", "the card is reported lost already");
   checkpoint(c);
   c.status = "lost";
-  emit("CardLost", { card: c.id, holder: c.holder, by: env.caller });
+  emit("CardLost", { card: c.id, holder: c.holder, by: env.caller }, cardTopics(c));
   saveCard(c, keys);
   commit();
   return cardView(c);
@@ -1006,7 +1033,7 @@ export function cancelLoss(cardId: unknown): CardView {
   c.chk = now;
   c.p0 = pausedNow();
   touch(c);
-  emit("CardLossCancelled", { card: c.id, holder: c.holder, by: env.caller });
+  emit("CardLossCancelled", { card: c.id, holder: c.holder, by: env.caller }, cardTopics(c));
   saveCard(c, keys);
   commit();
   return cardView(c);
@@ -1048,7 +1075,11 @@ export function reissue(cardId: unknown, newHolder?: unknown): CardView {
   touch(n);
   saveCard(n, []);
   commit();
-  emit("CardReissued", { card: c.id, newCard: n.id, holder: n.holder, escrow: n.escrow });
+  emit("CardReissued", { card: c.id, newCard: n.id, holder: n.holder, escrow: n.escrow }, [
+    cardSubject(c.id),
+    cardSubject(n.id),
+    n.holder,
+  ]);
   return cardView(n);
 }
 
@@ -1078,7 +1109,7 @@ export function unfreeze(): void {
 
 /**
  * forceRefund(limit?, after?) -> { refunded, amount, skipped, next, done }: refunds up to `limit`
- * (1-100, default 50) live cards after card id `after`, each to its holder. The regulator may do
+ * (1-60, default 50) live cards after card id `after`, each to its holder. The regulator may do
  * it once the programme is frozen or closing; the merchant or the institution once it is closed.
  * Lost cards are skipped (their holder may be compromised: reissue them first). Call again with
  * `after: next` until `done`.
@@ -1095,11 +1126,12 @@ export function forceRefund(
   } else if (isMerchant(env.caller) || env.caller === cfg.institution) {
     if (!closed()) fail("PROGRAMME_NOT_CLOSED");
   } else fail("NOT_REGULATOR");
-  const n = orDefault(limit, 50, (v) => int(v, "limit", 1, MAX_BATCH));
+  const n = orDefault(limit, 50, (v) => int(v, "limit", 1, MAX_REFUND_BATCH));
   const from = orDefault(after, 0, (v) => int(v, "after", 0, 1e10));
   const rows = storage.scan("l:", { start: `l:${pad(from + 1)}`, limit: n + 1 });
   const done = rows.length <= n;
   const cards: [number, bigint][] = [];
+  const refunded: Card[] = [];
   const skipped: number[] = [];
   let amount = 0n;
   let last = from;
@@ -1110,6 +1142,7 @@ export function forceRefund(
     else if (c.status === "active") {
       const paid = payRefund(c, 0n);
       cards.push([c.id, paid]);
+      refunded.push(c);
       amount += paid;
     }
     saveCard(c, keys);
@@ -1117,6 +1150,13 @@ export function forceRefund(
   }
   commit();
   const next = done ? null : last;
+  // one event per card (its audit chain and its holder's), then the batch
+  for (const [i, c] of refunded.entries())
+    emit(
+      "CardRefunded",
+      { card: c.id, holder: c.holder, amount: cards[i]?.[1], fee: 0n, reason: "forced" },
+      cardTopics(c),
+    );
   emit("CardsRefunded", { by: env.caller, cards, skipped, amount, next });
   return { refunded: cards.length, amount, skipped, next, done };
 }
@@ -1177,7 +1217,7 @@ export function claim(settleLimit?: unknown): { amount: bigint; claimed: bigint 
   st.claimed += amount;
   transfer(cfg.merchant, amount);
   commit();
-  emit("MerchantPaid", { merchant: cfg.merchant, amount, claimed: st.claimed });
+  emit("MerchantPaid", { merchant: cfg.merchant, amount, claimed: st.claimed }, [cfg.merchant]);
   return { amount, claimed: st.claimed };
 }
 
@@ -1213,7 +1253,7 @@ export function remind(limit?: unknown): { reminded: number } {
     else if (c.status === "active") {
       c.reminded = true;
       reminded += 1;
-      emit("CardExpiring", { card: c.id, holder: c.holder, expiresAt: now + rest });
+      emit("CardExpiring", { card: c.id, holder: c.holder, expiresAt: now + rest }, cardTopics(c));
     }
     saveCard(c, keys);
   }

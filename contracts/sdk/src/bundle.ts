@@ -27,7 +27,7 @@ export const hasRole = (a, role) => {
   return m !== null && m.roles.includes(role);
 };
 export const transfer = (to, amount) => api.transfer(to, amount);
-export const emit = (name, data) => api.emit(name, data);
+export const emit = (name, data, topics) => api.emit(name, data, topics);
 export const revert = (code, message) => api.revert(code, message);
 `;
 

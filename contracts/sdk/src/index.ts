@@ -67,8 +67,13 @@ export interface ContractApi {
   memberOf(address: Address): Member | null;
   /** Pays fen from the contract's own balance; applied only if the call succeeds. */
   transfer(to: Address, amount: bigint): void;
-  /** An event in the receipt, for WebSocket subscribers and auditors (at most 8 KiB of data). */
-  emit(name: string, data?: unknown): void;
+  /**
+   * An event in the receipt, for WebSocket subscribers and auditors (at most 8 KiB of data).
+   * `topics` (at most 4: member addresses, or `kind:id` names such as `card:12`) say what else it
+   * is about: each topic, like the contract itself, has an audit chain that the event extends, so
+   * an auditor can show a trace of that subject complete.
+   */
+  emit(name: string, data?: unknown, topics?: string[]): void;
   /** Fails the call with a stable code (A-Z, 0-9, _): nothing it wrote stays. */
   revert(code: string, message?: string): never;
 }

@@ -6,7 +6,6 @@ import {
   encodeReceipt,
   HEADER_VERSION,
   makeBlock,
-  nextStateRoot,
   type Receipt,
   type SignedTx,
 } from "@custos/types";
@@ -22,16 +21,22 @@ export interface BuiltBlock {
   writes: WriteSet;
 }
 
+/** The state a block executes on, and the state root its writes would give (the ledger). */
+export interface ChainState extends StateReader {
+  stateRootAfter(writes: WriteSet): Uint8Array;
+}
+
 /**
  * Executes `txs` on top of `head` and builds the block that carries the results: txRoot,
- * receiptRoot and the chained stateRoot in its header (execute-before-vote: a validator that
- * executes the same txs on the same state gets the same header).
+ * receiptRoot and the stateRoot of the state after it (the state tree's root) in its header
+ * (execute-before-vote: a validator that executes the same txs on the same state gets the same
+ * header).
  */
 export async function buildBlock(
   chainId: string,
   head: ChainHead,
   txs: SignedTx[],
-  o: { timestamp: number; proposer: number; view: number; executor: Executor; state: StateReader },
+  o: { timestamp: number; proposer: number; view: number; executor: Executor; state: ChainState },
 ): Promise<BuiltBlock> {
   const height = head.height + 1;
   const result = await o.executor.executeBlock(txs, { height, timestamp: o.timestamp }, o.state);
@@ -47,7 +52,7 @@ export async function buildBlock(
       view: o.view,
       txRoot: computeTxRoot(txs),
       receiptRoot: computeReceiptRoot(receiptBytes),
-      stateRoot: nextStateRoot(head.header.stateRoot, result.writes),
+      stateRoot: o.state.stateRootAfter(result.writes),
       validatorSetHash: head.validatorSetHash,
     },
     txs,

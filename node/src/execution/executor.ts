@@ -17,6 +17,7 @@ import { governanceContract } from "../system/governance.js";
 import { membersContract, readMember } from "../system/members.js";
 import { readCodeUnmetered, readInstance, templatesContract } from "../system/templates.js";
 import { validatorsContract } from "../system/validators.js";
+import { chainEvents } from "./auditChains.js";
 import { senderAddress } from "./senders.js";
 import { runContract } from "./vmCall.js";
 
@@ -138,6 +139,7 @@ export class Executor {
       }
       if (tx.to.startsWith("0x")) {
         const output = await this.callContract(ctx, tx.method, tx.args, tx.value, false);
+        await chainEvents(ctx.events, stx.hash, txOverlay);
         txOverlay.mergeInto(block);
         return this.receipt(stx, true, ctx, encode(output ?? null), null);
       }
@@ -146,6 +148,7 @@ export class Executor {
         throw new ContractError("VALUE_NOT_ACCEPTED", `${tx.to}.${tx.method} takes no attached value`);
       }
       const output = await method(ctx, decodeArgs(tx.args, `${tx.to}.${tx.method}`));
+      await chainEvents(ctx.events, stx.hash, txOverlay);
       txOverlay.mergeInto(block);
       return this.receipt(stx, true, ctx, encode(output ?? null), null);
     } catch (err) {

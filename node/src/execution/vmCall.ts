@@ -95,7 +95,13 @@ export async function runContract(
     }
     for (const t of r.transfers) await moveFen(ctx, address, t.to as Address, t.amount);
     for (const ev of r.events) {
-      ctx.events.push({ emitter: address, name: ev.name, data: encode(ev.data) });
+      ctx.events.push({
+        emitter: address,
+        name: ev.name,
+        data: encode(ev.data),
+        topics: ev.topics,
+        heads: [],
+      });
     }
   }
   return r;

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { bytesEqual, CustosError, toHex } from "@custos/utils";
-import type { LedgerErrorCode } from "./ledger.js";
+import type { LedgerErrorCode } from "./errors.js";
 import { checkLevelLogs, levelDbComplaints } from "./levelLog.js";
 import { SlotFile } from "./slotFile.js";
 

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CustosError } from "@custos/utils";
 import { homePaths } from "../config.js";
-import type { LedgerErrorCode } from "./ledger.js";
+import type { LedgerErrorCode } from "./errors.js";
 
 export interface LedgerReset {
   /** Where the old ledger now is (with its head record). */

@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import { CustosError, crc32c } from "@custos/utils";
-import type { LedgerErrorCode } from "./ledger.js";
+import type { LedgerErrorCode } from "./errors.js";
 
 /**
  * A small record kept in a file of two fixed slots, written alternately in place: a write that

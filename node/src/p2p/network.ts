@@ -188,8 +188,8 @@ export class P2pNetwork {
   private stopping = false;
   /** Called after an allowed peer connected or disconnected. */
   onPeersChanged: (() => void) | undefined;
-  /** Dials of allowed peers that failed (refused, unreachable), since start. */
-  dialFailures = 0;
+  /** Dials of peers not connected, since start (the redialler's attempts). */
+  dialAttempts = 0;
   /** Peers hung up on for sending invalid data, since start. */
   peersDisconnected = 0;
   /** Handshakes and records the national-algorithm transport refused, by code, since start. */
@@ -390,6 +390,7 @@ export class P2pNetwork {
     this.node.addEventListener("peer:disconnect", (e) => {
       const p = this.byId.get(e.detail.toString());
       if (!p || this.stopping) return;
+      this.outbound.delete(p.peerId); // its streams went with the connection
       const fields = { peer: p.name ?? p.index, role: p.role, connected: this.connected };
       if (p.role === "validator") this.log.warn("validator peer lost", fields);
       else this.log.info("observer peer lost", fields);
@@ -433,9 +434,8 @@ export class P2pNetwork {
     for (const p of this.peers) {
       if (p.peerId === this.peerId || this.isConnected(p.peerId) || this.isBanned(p.peerId)) continue;
       for (const a of p.addrs) {
-        this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {
-          this.dialFailures++;
-        });
+        this.dialAttempts++;
+        this.node?.dial(multiaddr(`${a}/p2p/${p.peerId}`)).catch(() => {});
       }
     }
     this.timer = setTimeout(() => this.redial(), this.opts.redialMs ?? 1000);
@@ -623,7 +623,8 @@ export class P2pNetwork {
     body[0] = channel;
     body.set(bytes, 1);
     let stream = this.outbound.get(p.peerId);
-    if (stream?.writeStatus !== "writable") {
+    // a stream of a connection that closed can still call itself writable: check both
+    if (stream?.writeStatus !== "writable" || stream.status !== "open") {
       const conn = this.node
         ?.getConnections()
         .find((c) => c.remotePeer.toString() === p.peerId && c.status === "open");

@@ -221,7 +221,11 @@ export class RpcServer {
   private authenticate(req: IncomingMessage): Client | CustosError {
     const keys = this.opts.apiKeys;
     const remote = req.socket.remoteAddress ?? "unknown";
-    if (!keys || keys.length === 0) return { id: remote, scopes: new Set<Scope>(["read", "write", "admin"]) };
+    if (!keys || keys.length === 0) {
+      // no keys configured: operators' methods (backups) only from the node's own machine
+      const local = remote === "127.0.0.1" || remote === "::1" || remote === "::ffff:127.0.0.1";
+      return { id: remote, scopes: new Set<Scope>(local ? ["read", "write", "admin"] : ["read", "write"]) };
+    }
     const auth = req.headers.authorization;
     const presented = auth?.startsWith("Bearer ")
       ? auth.slice(7).trim()

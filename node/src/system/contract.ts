@@ -93,8 +93,9 @@ export class ContractContext {
     else this.set(key, encode(amount));
   }
 
-  emit(name: string, data: unknown): void {
-    this.events.push({ emitter: this.contract, name, data: encode(data) });
+  /** An event about `topics` too (addresses, `kind:id`): each extends those subjects' audit chains. */
+  emit(name: string, data: unknown, topics: string[] = []): void {
+    this.events.push({ emitter: this.contract, name, data: encode(data), topics, heads: [] });
   }
 
   writable(): Overlay {

@@ -132,8 +132,8 @@ async function debitCredit(e: ContractContext, from: Address, to: Address, amt: 
   }
   e.setAmount(balanceKey(from), fromBalance - amt);
   e.setAmount(balanceKey(to), (await e.getAmount(balanceKey(to))) + amt);
-  e.emit("Transfer", [from, to, amt]);
-  if (amt >= e.env.genesis.ecny.largeTxThreshold) e.emit("LargeTransaction", [from, to, amt]);
+  e.emit("Transfer", [from, to, amt], [from, to]);
+  if (amt >= e.env.genesis.ecny.largeTxThreshold) e.emit("LargeTransaction", [from, to, amt], [from, to]);
   return fromBalance - amt;
 }
 
@@ -172,7 +172,7 @@ export const ecnyContract: SystemContract = {
       ctx.setAmount(balanceKey(to), balance);
       ctx.setAmount(SUPPLY, (await ctx.getAmount(SUPPLY)) + amt);
       ctx.set(rechargeKey(rechargeId), ctx.env.txHash);
-      ctx.emit("Issued", [to, amt, rechargeId]);
+      ctx.emit("Issued", [to, amt, rechargeId], [to]);
       return [balance];
     },
 
@@ -197,7 +197,7 @@ export const ecnyContract: SystemContract = {
         throw new ContractError("ECNY_ALREADY_FROZEN", `${target} is already frozen`);
       }
       ctx.set(frozenKey(target), encode([reason, BigInt(ctx.env.height)]));
-      ctx.emit("Frozen", [target, reason]);
+      ctx.emit("Frozen", [target, reason], [target]);
       return null;
     },
 
@@ -210,7 +210,7 @@ export const ecnyContract: SystemContract = {
         throw new ContractError("ECNY_NOT_FROZEN", `${target} is not frozen`);
       }
       ctx.delete(frozenKey(target));
-      ctx.emit("Unfrozen", [target]);
+      ctx.emit("Unfrozen", [target], [target]);
       return null;
     },
   },

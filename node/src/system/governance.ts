@@ -102,7 +102,7 @@ export const governanceContract: SystemContract = {
       p.veto = { by: ctx.env.sender, reason };
       await kinds()[p.kind]?.closed?.(ctx, p.payload, "vetoed");
       saveProposal(ctx, p);
-      ctx.as(GOVERNANCE).emit("ProposalVetoed", [id, ctx.env.sender, reason]);
+      ctx.as(GOVERNANCE).emit("ProposalVetoed", [id, ctx.env.sender, reason], [`proposal:${id}`]);
       return { id, status: p.status };
     },
   },
@@ -146,7 +146,7 @@ async function castVote(ctx: ContractContext, p: Proposal, approve: boolean) {
   }
   p.votes.push({ voter: ctx.env.sender, approve, height: ctx.env.height });
   const g = ctx.as(GOVERNANCE);
-  g.emit("Voted", [p.id, ctx.env.sender, approve]);
+  g.emit("Voted", [p.id, ctx.env.sender, approve], [`proposal:${p.id}`]);
   const threshold = ctx.env.genesis.governance.threshold;
   // only the votes of members who are on the committee now count
   const current: boolean[] = [];
@@ -158,12 +158,12 @@ async function castVote(ctx: ContractContext, p: Proposal, approve: boolean) {
     await handler.execute(ctx, p.payload, p.id);
     p.status = "executed";
     p.closedHeight = ctx.env.height;
-    g.emit("ProposalExecuted", [p.id, p.kind]);
+    g.emit("ProposalExecuted", [p.id, p.kind], [`proposal:${p.id}`]);
   } else if (rejections >= threshold) {
     p.status = "rejected";
     p.closedHeight = ctx.env.height;
     await kinds()[p.kind]?.closed?.(ctx, p.payload, "rejected");
-    g.emit("ProposalRejected", [p.id, p.kind]);
+    g.emit("ProposalRejected", [p.id, p.kind], [`proposal:${p.id}`]);
   }
   saveProposal(ctx, p);
   return { id: p.id, status: p.status, approvals, threshold };

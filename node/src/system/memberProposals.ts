@@ -105,7 +105,7 @@ export const memberKindHandlers: Record<string, KindHandler> = {
       const m = newMember(p);
       await changeCommittee(ctx, seat(m.roles), false);
       store(ctx, m);
-      ctx.as(MEMBERS).emit("MemberAdded", [m.address, m.name, m.roles]);
+      ctx.as(MEMBERS).emit("MemberAdded", [m.address, m.name, m.roles], [m.address]);
     },
   },
   "member.remove": {
@@ -117,7 +117,7 @@ export const memberKindHandlers: Record<string, KindHandler> = {
       const m = await existing(ctx, p);
       await changeCommittee(ctx, -seat(m.roles), false);
       ctx.as(MEMBERS).delete(`m:${m.address}`);
-      ctx.as(MEMBERS).emit("MemberRemoved", [m.address, m.name]);
+      ctx.as(MEMBERS).emit("MemberRemoved", [m.address, m.name], [m.address]);
     },
   },
   "member.roles": {
@@ -129,7 +129,7 @@ export const memberKindHandlers: Record<string, KindHandler> = {
       const m = await existing(ctx, p);
       await changeCommittee(ctx, seat(roles(p)) - seat(m.roles), false);
       store(ctx, { ...m, roles: roles(p) });
-      ctx.as(MEMBERS).emit("MemberRolesChanged", [m.address, roles(p)]);
+      ctx.as(MEMBERS).emit("MemberRolesChanged", [m.address, roles(p)], [m.address]);
     },
   },
 };

@@ -157,7 +157,7 @@ export async function openProposal(
     veto: null,
   };
   saveProposal(ctx, p);
-  g.emit("ProposalCreated", [id, kind, ctx.env.sender, p.expiresAt]);
+  g.emit("ProposalCreated", [id, kind, ctx.env.sender, p.expiresAt], [`proposal:${id}`]);
   return id;
 }
 

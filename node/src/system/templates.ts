@@ -55,6 +55,8 @@ const SEMVER_RE = /^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5}
 const TAG_RE = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 const tKey = (hash: string) => `t:${hash}`;
+/** A template's audit subject: `template:` + its code hash without 0x. */
+const templateSubject = (codeHash: string) => `template:${codeHash.slice(2)}`;
 const codeKey = (hash: string) => `c:${hash}`;
 const nameKey = (name: string, version: string) => `n:${name}@${version}`;
 const iKey = (a: Address) => `i:${a}`;
@@ -251,13 +253,19 @@ export const templateKindHandlers: Record<string, KindHandler> = {
       saveTemplate(ctx, t);
       ctx
         .as(TEMPLATES)
-        .emit(status === "vetoed" ? "TemplateVetoed" : "TemplateRejected", [t.codeHash, t.name, t.version]);
+        .emit(
+          status === "vetoed" ? "TemplateVetoed" : "TemplateRejected",
+          [t.codeHash, t.name, t.version],
+          [templateSubject(t.codeHash)],
+        );
     },
     async execute(ctx, p) {
       const t = await templateOrThrow(ctx, payloadString(p, "codeHash", HASH_RE));
       t.status = "approved";
       saveTemplate(ctx, t);
-      ctx.as(TEMPLATES).emit("TemplateApproved", [t.codeHash, t.name, t.version]);
+      ctx
+        .as(TEMPLATES)
+        .emit("TemplateApproved", [t.codeHash, t.name, t.version], [templateSubject(t.codeHash)]);
     },
   },
   "instance.upgrade": {
@@ -284,7 +292,7 @@ export const templateKindHandlers: Record<string, KindHandler> = {
       i.codeHash = p.codeHash as string;
       i.history.push([ctx.env.height, i.codeHash, proposalId]);
       saveInstance(ctx, i);
-      ctx.as(TEMPLATES).emit("InstanceUpgraded", [i.address, i.codeHash, proposalId]);
+      ctx.as(TEMPLATES).emit("InstanceUpgraded", [i.address, i.codeHash, proposalId], [i.address]);
     },
   },
   "instance.freeze": {
@@ -299,7 +307,7 @@ export const templateKindHandlers: Record<string, KindHandler> = {
       i.status = "frozen";
       i.frozenReason = p.reason as string;
       saveInstance(ctx, i);
-      ctx.as(TEMPLATES).emit("InstanceFrozen", [i.address, i.frozenReason]);
+      ctx.as(TEMPLATES).emit("InstanceFrozen", [i.address, i.frozenReason], [i.address]);
     },
   },
   "instance.unfreeze": {
@@ -313,7 +321,7 @@ export const templateKindHandlers: Record<string, KindHandler> = {
       i.status = "active";
       i.frozenReason = null;
       saveInstance(ctx, i);
-      ctx.as(TEMPLATES).emit("InstanceUnfrozen", [i.address]);
+      ctx.as(TEMPLATES).emit("InstanceUnfrozen", [i.address], [i.address]);
     },
   },
 };
@@ -376,7 +384,11 @@ export const templatesContract: SystemContract = {
           status: "pending",
           proposalId,
         });
-        t.emit("TemplateSubmitted", [codeHash, name, version, ctx.env.sender, proposalId]);
+        t.emit(
+          "TemplateSubmitted",
+          [codeHash, name, version, ctx.env.sender, proposalId],
+          [templateSubject(codeHash)],
+        );
         return { codeHash, proposalId };
       }
       const prior = await t.get(nameKey(name, version));
@@ -405,7 +417,11 @@ export const templatesContract: SystemContract = {
       const n = Number(await t.getAmount("count"));
       t.set(listKey(n), new TextEncoder().encode(codeHash));
       t.setAmount("count", BigInt(n + 1));
-      t.emit("TemplateSubmitted", [codeHash, name, version, ctx.env.sender, proposalId]);
+      t.emit(
+        "TemplateSubmitted",
+        [codeHash, name, version, ctx.env.sender, proposalId],
+        [templateSubject(codeHash)],
+      );
       return { codeHash, proposalId };
     },
 
@@ -437,7 +453,11 @@ export const templatesContract: SystemContract = {
       if (ctx.env.initContract === undefined)
         throw new ContractError("VM_UNAVAILABLE", "this executor runs no VM");
       await ctx.env.initContract(ctx, address, await readCode(ctx, codeHash), params);
-      t.emit("InstanceCreated", [address, codeHash, tmpl.name, tmpl.version, ctx.env.sender]);
+      t.emit(
+        "InstanceCreated",
+        [address, codeHash, tmpl.name, tmpl.version, ctx.env.sender],
+        [address, templateSubject(codeHash)],
+      );
       return { address };
     },
   },

@@ -178,7 +178,9 @@ function handlers(which: Which): Record<string, KindHandler> {
         const v = parseNew(p);
         const set = await checkAdd(ctx, v, which);
         store(ctx, [...set, v], which);
-        ctx.as(VALIDATORS).emit(`${event}Added`, [v.name, v.publicKey, v.peerId, ctx.env.height + 1]);
+        ctx
+          .as(VALIDATORS)
+          .emit(`${event}Added`, [v.name, v.publicKey, v.peerId, ctx.env.height + 1], [`${which}:${v.name}`]);
       },
     },
     [`${which}.remove`]: {
@@ -192,7 +194,9 @@ function handlers(which: Which): Record<string, KindHandler> {
           set.filter((v) => v.name !== p.name),
           which,
         );
-        ctx.as(VALIDATORS).emit(`${event}Removed`, [p.name, ctx.env.height + 1]);
+        ctx
+          .as(VALIDATORS)
+          .emit(`${event}Removed`, [p.name, ctx.env.height + 1], [`${which}:${String(p.name)}`]);
       },
     },
   };

@@ -2,12 +2,12 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CustosClient, Wallet } from "@custos/client";
 import { generateKeyPair } from "@custos/crypto";
-import { toHex } from "@custos/utils";
+import { freeListenPort, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { CustosNode, initHome } from "../../src/index.js";
 import { DEV_TIERS } from "../../src/init.js";
 import { Channel } from "../../src/p2p/network.js";
-import { freePort, tempDir, until } from "../helpers.js";
+import { tempDir, until } from "../helpers.js";
 
 const PASSWORD = "network test password";
 
@@ -32,7 +32,13 @@ describe("four validators and an observer over libp2p", () => {
       cfg.consensus = { baseTimeoutMs: 300, maxTimeoutMs: 2400 };
       await writeFile(cfgPath, JSON.stringify(cfg));
     }
-    const ports = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    // named in genesis before the nodes listen: below the ephemeral range, so no outgoing
+    // connection of another test takes one in between
+    const ports: number[] = [];
+    while (ports.length < 5) {
+      const p = await freeListenPort();
+      if (!ports.includes(p)) ports.push(p);
+    }
     const operator = generateKeyPair();
     const consumer = generateKeyPair();
     const merchant = generateKeyPair();

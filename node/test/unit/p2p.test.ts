@@ -1,8 +1,8 @@
 import { generateP2pKey } from "@custos/crypto";
-import { CustosError, nullLogger } from "@custos/utils";
+import { CustosError, freeListenPort, nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { Channel, CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
-import { freePort, until } from "../helpers.js";
+import { until } from "../helpers.js";
 
 const keys = [generateP2pKey(), generateP2pKey(), generateP2pKey()];
 const nets: P2pNetwork[] = [];
@@ -14,7 +14,7 @@ describe("libp2p between permissioned nodes", () => {
   it("members exchange framed messages; an outsider is refused; an oversized frame costs the sender its connection", async () => {
     const MAX = 1024;
     // a and b know each other; c knows them but nobody lists c
-    const [pa, pb] = [await freePort(), await freePort()];
+    const [pa, pb] = [await freeListenPort(), await freeListenPort()];
     const peers = [
       {
         index: 0,
@@ -86,7 +86,7 @@ describe("libp2p between permissioned nodes", () => {
 
 describe("requests (block sync) and gossip", () => {
   it("a request gets its frames back; a handler's CustosError costs the asker its connection; gossip is relayed only when accepted", async () => {
-    const [pa, pb] = [await freePort(), await freePort()];
+    const [pa, pb] = [await freeListenPort(), await freeListenPort()];
     const peers = [0, 1].map((i) => ({
       index: i,
       peerId: keys[i]?.peerId as string,

@@ -1,3 +1,4 @@
+export * from "./auditChain.js";
 export * from "./block.js";
 export * from "./blockRules.js";
 export * from "./certificate.js";
@@ -6,5 +7,8 @@ export * from "./limits.js";
 export * from "./patterns.js";
 export * from "./receipt.js";
 export * from "./rpcSignature.js";
+export * from "./stateKeys.js";
 export * from "./stateRoot.js";
+export * from "./stateTree.js";
 export * from "./tx.js";
+export * from "./validatorSet.js";

@@ -12,9 +12,11 @@ import {
   readU64,
   readVersion,
 } from "@custos/codec";
+import { eventSubjects, MAX_TOPICS, SUBJECT_RE } from "./auditChain.js";
 import { ERROR_CODE_RE, EVENT_NAME_RE, LIMITS, TARGET_RE } from "./limits.js";
 
-export const RECEIPT_VERSION = 1;
+/** Version 2: events carry their topics and the audit chain heads (auditChain.ts). */
+export const RECEIPT_VERSION = 2;
 
 export interface ContractEvent {
   /** The contract (address or system contract name) that emitted it. */
@@ -22,6 +24,10 @@ export interface ContractEvent {
   name: string;
   /** msgpack-encoded payload. */
   data: Uint8Array;
+  /** What the event is about besides its emitter (addresses, `card:12`...): at most 4. */
+  topics: string[];
+  /** The audit chain head of each of its subjects after it (eventSubjects order). */
+  heads: Uint8Array[];
 }
 
 /**
@@ -47,7 +53,7 @@ export function encodeReceipt(r: Receipt): Uint8Array {
     r.success,
     r.gasUsed,
     r.output,
-    r.events.map((e) => [e.emitter, e.name, e.data]),
+    r.events.map((e) => [e.emitter, e.name, e.data, e.topics, e.heads]),
     r.errorCode,
     r.errorMessage,
   ]);
@@ -59,12 +65,21 @@ export function decodeReceipt(bytes: Uint8Array): Receipt {
   const events = readArray(a[5], fieldAt(S, "events"), { min: 0, max: LIMITS.maxEventsPerReceipt }).map(
     (ev, i) => {
       const f = `events[${i}]`;
-      const e = readArray(ev, fieldAt(S, f), 3);
-      return {
+      const e = readArray(ev, fieldAt(S, f), 5);
+      const event = {
         emitter: readString(e[0], fieldAt(S, `${f}.emitter`), { max: 42, pattern: TARGET_RE }),
         name: readString(e[1], fieldAt(S, `${f}.name`), { max: 64, pattern: EVENT_NAME_RE }),
         data: readBytes(e[2], fieldAt(S, `${f}.data`), { max: LIMITS.maxEventDataBytes }),
+        topics: readArray(e[3], fieldAt(S, `${f}.topics`), { min: 0, max: MAX_TOPICS }).map((t, k) =>
+          readString(t, fieldAt(S, `${f}.topics[${k}]`), { max: 80, pattern: SUBJECT_RE }),
+        ),
+        heads: [] as Uint8Array[],
       };
+      const subjects = eventSubjects(event).length;
+      event.heads = readArray(e[4], fieldAt(S, `${f}.heads`), subjects).map((h, k) =>
+        readBytes(h, fieldAt(S, `${f}.heads[${k}]`), 32),
+      );
+      return event;
     },
   );
   const r: Receipt = {

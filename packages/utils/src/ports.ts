@@ -23,3 +23,16 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A port for a listener that must be named before it starts (a libp2p address in a genesis):
+ * free now and below Linux's ephemeral range (32768 and up), so that no outgoing connection of
+ * another process takes it in between, as a kernel-picked port could be.
+ */
+export async function freeListenPort(from = 20_000, span = 12_000): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = from + Math.floor(Math.random() * span);
+    if (await portFree(port)) return port;
+  }
+  throw new Error(`no free port in ${from}-${from + span}`);
+}

@@ -55,7 +55,7 @@ describe("VmSession", () => {
     expect(r.error).toBeNull();
     expect(r.output).toBe(42n);
     expect([...r.writes]).toEqual([["n", "42"]]);
-    expect(r.events).toEqual([{ name: "Inc", data: { by: 1, n: 42n, caller: ALICE } }]);
+    expect(r.events).toEqual([{ name: "Inc", data: { by: 1, n: 42n, caller: ALICE }, topics: [] }]);
     expect(r.gasUsed).toBeGreaterThan(0n);
   });
 
@@ -151,7 +151,7 @@ export function top() { return padded; }`;
     expect((await call("deep")).error?.code).toBe("OUTPUT_INVALID");
     expect((await call("deepEvent")).error?.code).toBe("EVENT_INVALID");
     const fnEvent = await call("fnEvent");
-    expect(fnEvent.events).toEqual([{ name: "E", data: null }]);
+    expect(fnEvent.events).toEqual([{ name: "E", data: null, topics: [] }]);
     expect((await call("echo", [Number.POSITIVE_INFINITY])).error?.code).toBe("INVALID_ARGUMENTS");
     expect((await call("echo", [42])).output).toBe(42); // the engine was not thrown away
     expect((await call("top")).output).toBe("000"); // metered built-ins work at load time

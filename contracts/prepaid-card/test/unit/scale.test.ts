@@ -55,16 +55,16 @@ describe(`a programme with ${CARDS} cards`, () => {
     const batches: { cards: number; gas: bigint }[] = [];
     let after = 0;
     for (;;) {
-      const r = await h.call("forceRefund", [100, after], { caller: A.regulator });
+      const r = await h.call("forceRefund", [60, after], { caller: A.regulator });
       const out = ok<{ refunded: number; next: number | null; done: boolean }>(r);
       expect(r.gasUsed).toBeLessThan(GAS_LIMIT);
       expect(events(r, "CardsRefunded")).toHaveLength(1);
       batches.push({ cards: out.refunded, gas: r.gasUsed });
       if (out.done) break;
       after = out.next as number;
-      expect(batches.length).toBeLessThan(CARDS / 100 + 2);
+      expect(batches.length).toBeLessThan(CARDS / 60 + 2);
     }
-    expect(batches.length).toBe(Math.ceil(CARDS / 100));
+    expect(batches.length).toBe(Math.ceil(CARDS / 60));
     // what is left is the merchant's (released before the freeze, or accrued up to it), to claim once unfrozen
     const end = (await h.query("escrowSummary")) as Record<string, unknown>;
     expect(end).toMatchObject({ escrowed: 0n, liveCards: 0, refundedCards: CARDS, balance: end.due });
@@ -78,7 +78,7 @@ describe(`a programme with ${CARDS} cards`, () => {
     };
     const report: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(gas)) report[k] = stats(v);
-    report["forceRefund batch of 100"] = stats(batches.filter((b) => b.cards === 100).map((b) => b.gas));
+    report["forceRefund batch of 60"] = stats(batches.filter((b) => b.cards === 60).map((b) => b.gas));
     report.batches = batches.length;
     console.log(JSON.stringify(report, (_k, v) => (typeof v === "bigint" ? Number(v) : v), 2));
   });

@@ -20,6 +20,7 @@ import {
   type Header,
   makeBlock,
   quorumSize,
+  RECEIPT_VERSION,
   type Receipt,
   type SignedTx,
   signTx,
@@ -66,12 +67,20 @@ function header(over: Partial<Header> = {}): Header {
 
 function receipt(over: Partial<Receipt> = {}): Receipt {
   return {
-    version: 1,
+    version: RECEIPT_VERSION,
     txHash: sm3(new Uint8Array([9])),
     success: true,
     gasUsed: 21_000n,
     output: new Uint8Array(),
-    events: [{ emitter: "ecny", name: "Transfer", data: encode([1n]) }],
+    events: [
+      {
+        emitter: "ecny",
+        name: "Transfer",
+        data: encode([1n]),
+        topics: ["0x00000000000000000000000000000000000000aa"],
+        heads: [new Uint8Array(32).fill(5)],
+      },
+    ],
     errorCode: null,
     errorMessage: null,
     ...over,
