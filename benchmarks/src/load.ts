@@ -287,6 +287,70 @@ export async function signTransfersParallel(o: TransferPlan): Promise<SignedItem
   return slices.flat();
 }
 
+/** One contract call to sign: `sender` indexes the plan's senders. */
+export interface PlannedCall {
+  sender: number;
+  to: string;
+  method: string;
+  args: unknown[];
+  value: bigint;
+}
+
+/** What to sign: any calls (the prepaid workload's purchases and consumptions). */
+export interface CallPlan {
+  chainId: string;
+  blockLimit: number;
+  senders: readonly Sm2KeyPair[];
+  calls: readonly PlannedCall[];
+}
+
+/** Signs planned calls on this thread, in order. */
+export function signCalls(o: CallPlan): SignedItem[] {
+  return o.calls.map((c) => {
+    const s = o.senders[c.sender] as Sm2KeyPair;
+    const stx = signTx(
+      {
+        version: 1,
+        chainId: o.chainId,
+        nonce: new Uint8Array(randomBytes(16)),
+        blockLimit: o.blockLimit,
+        sender: s.publicKey,
+        to: c.to,
+        method: c.method,
+        args: encode(c.args),
+        value: c.value,
+        memo: null,
+      },
+      s.privateKey,
+    );
+    return { hex: `0x${toHex(stx.bytes)}`, hash: `0x${toHex(stx.hash)}` };
+  });
+}
+
+/** signCalls on one worker thread per core, before a phase starts; the same order. */
+export async function signCallsParallel(o: CallPlan): Promise<SignedItem[]> {
+  const threads = Math.min(availableParallelism(), Math.max(1, Math.floor(o.calls.length / 500)));
+  if (threads <= 1) return signCalls(o);
+  const per = Math.ceil(o.calls.length / threads);
+  const slices = await Promise.all(
+    Array.from({ length: threads }, (_, t) => {
+      const plan: CallPlan = { ...o, calls: o.calls.slice(t * per, (t + 1) * per) };
+      return new Promise<SignedItem[]>((resolve, reject) => {
+        const w = new Worker(new URL("./signWorker.js", import.meta.url), { workerData: { calls: plan } });
+        w.once("message", (items: SignedItem[]) => {
+          resolve(items);
+          void w.terminate();
+        });
+        w.once("error", reject);
+        w.once("exit", (code) => {
+          if (code !== 0) reject(new Error(`signing worker exited with ${code}`));
+        });
+      });
+    }),
+  );
+  return slices.flat();
+}
+
 /**
  * Drives `count` items open loop: item i is due at t0 + i/rate (rate null: as fast as the
  * in-flight limit allows), `batch` items per call of `send(from, to, due)`, at most `inflight`

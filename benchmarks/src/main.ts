@@ -4,7 +4,7 @@ import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
 import { runSyncBench } from "./sync.js";
-import { runTestnetBench } from "./testnet.js";
+import { runTestnetBench, type WorkloadName } from "./testnet.js";
 import { runVmBench } from "./vm.js";
 
 type Opts = { runs: number; ms: number; json: boolean; args: string[] };
@@ -44,6 +44,8 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
       keep: o.args.includes("--keep"),
       auditIndex: !o.args.includes("--no-audit-index"),
+      p2pSecure: secureFlag(o.args),
+      workloads: workloads(o.args),
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
@@ -63,6 +65,24 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
     }),
 };
 
+/** --p2p-secure sm|noise: how the testnet's nodes secure their connections (sm by default). */
+function secureFlag(args: string[]): "sm" | "noise" {
+  const i = args.indexOf("--p2p-secure");
+  const v = i >= 0 ? args[i + 1] : "sm";
+  if (v !== "sm" && v !== "noise") throw new Error("--p2p-secure takes sm or noise");
+  return v;
+}
+
+/** --workload transfer|prepaid|transfer,prepaid (default transfer). */
+function workloads(args: string[]): WorkloadName[] {
+  const i = args.indexOf("--workload");
+  if (i < 0) return ["transfer"];
+  const v = String(args[i + 1]).split(",");
+  if (v.length === 0 || v.some((w) => w !== "transfer" && w !== "prepaid"))
+    throw new Error("--workload takes transfer, prepaid or transfer,prepaid");
+  return [...new Set(v)] as WorkloadName[];
+}
+
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
   const v = i >= 0 ? Number(args[i + 1]) : fallback;
@@ -76,7 +96,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index]`,
     );
     process.exitCode = 2;
     return;

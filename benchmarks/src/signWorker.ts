@@ -1,5 +1,6 @@
-// Signs one slice of a phase's transfers for signTransfersParallel (load.ts).
+// Signs one slice of a phase's transactions for signTransfersParallel / signCallsParallel (load.ts).
 import { parentPort, workerData } from "node:worker_threads";
-import { signTransfers, type TransferPlan } from "./load.js";
+import { type CallPlan, signCalls, signTransfers, type TransferPlan } from "./load.js";
 
-parentPort?.postMessage(signTransfers(workerData as TransferPlan));
+const job = workerData as TransferPlan | { calls: CallPlan };
+parentPort?.postMessage("calls" in job ? signCalls(job.calls) : signTransfers(job));

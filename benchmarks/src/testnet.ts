@@ -1,5 +1,5 @@
 import { access, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CustosClient, Wallet } from "@custos/client";
@@ -17,10 +17,20 @@ import {
   RawSender,
   refusalsOf,
   type SignedItem,
+  signCallsParallel,
   signTransfersParallel,
   sleep,
   table,
 } from "./load.js";
+import {
+  measurePrepaidCeiling,
+  type PrepaidWorkload,
+  prepaidCalls,
+  setUpPrepaidWorkload,
+} from "./prepaid.js";
+import { median } from "./stats.js";
+
+export type WorkloadName = "transfer" | "prepaid";
 
 export interface TestnetBenchOptions {
   runs: number;
@@ -42,6 +52,10 @@ export interface TestnetBenchOptions {
   auditIndex?: boolean;
   /** Keep the testnet directory (nodes stopped) for its logs instead of removing it. */
   keep: boolean;
+  /** How the nodes secure their connections (genesis p2p.secure): "sm" (default) or "noise". */
+  p2pSecure: "sm" | "noise";
+  /** What the phases send: e-CNY transfers, prepaid-card purchases and consumptions, or both (interleaved). */
+  workloads: WorkloadName[];
 }
 
 const BIN = fileURLToPath(new URL("../../cli/bin/custos.js", import.meta.url));
@@ -62,6 +76,7 @@ interface NodeFigures {
 
 interface Phase {
   name: string;
+  workload: WorkloadName;
   offeredRate: number;
   signed: number;
   submitted: number;
@@ -125,7 +140,13 @@ async function exists(path: string): Promise<boolean> {
 /** Starts the testnet, picking another base port if one was taken in the meantime. */
 async function startTestnet(
   dir: string,
-  o: { nodes: number; blockIntervalMs: number; maxBlockTxs?: number; auditIndex?: boolean },
+  o: {
+    nodes: number;
+    blockIntervalMs: number;
+    maxBlockTxs?: number;
+    auditIndex?: boolean;
+    p2pSecure: "sm" | "noise";
+  },
 ): Promise<TestnetFile> {
   // CUSTOS_BENCH_NODE_ARGS passes Node flags to the node processes only (e.g. --cpu-prof)
   const extra = (process.env.CUSTOS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -140,6 +161,7 @@ async function startTestnet(
         blockIntervalMs: o.blockIntervalMs,
         ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
         ...(o.auditIndex === false ? { nodeConfig: { audit: { index: false } } } : {}),
+        p2pSecure: o.p2pSecure,
         reuse: false,
       });
     } catch (err) {
@@ -154,9 +176,12 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
   const log = (s: string) => {
     if (!o.json) process.stderr.write(`${s}\n`);
   };
+  // the machine is shared: its load before and after the run goes into the report
+  const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
   // the machine's own ceiling, measured in this run before the nodes start
   log("measuring the SM2 verify ceiling");
   const ceiling = await measureVerifyCeiling();
+  const vmCeiling = o.workloads.includes("prepaid") ? await measurePrepaidCeiling() : undefined;
   const dir = await mkdtemp(join(tmpdir(), "custos-testnet-bench-"));
   let cleaning: Promise<void> | undefined;
   const cleanup = () => {
@@ -176,7 +201,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
   const watchers: CommitWatcher[] = [];
   const senders: RawSender[] = [];
   try {
-    log(`starting a testnet of ${o.nodes} validators in ${dir}`);
+    log(`starting a testnet of ${o.nodes} validators in ${dir} (connections: ${o.p2pSecure})`);
     const startedAt = performance.now();
     await startTestnet(dir, o);
     const t = await readTestnet(dir);
@@ -207,23 +232,42 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
     );
     if (funded.some((f) => !f.receipt?.success)) throw new Error("issuing e-CNY to the senders failed");
 
+    let prepaid: PrepaidWorkload | undefined;
+    if (o.workloads.includes("prepaid"))
+      prepaid = await setUpPrepaidWorkload({
+        rpc: validators[0]?.rpc as string,
+        accounts: t.accounts,
+        password,
+        keyOf,
+        consumers: 9,
+        cardsPerConsumer: 4,
+        purchaseEvery: 5,
+        log,
+      });
+    /** Transactions signed so far per workload: each phase's calls continue the plan. */
+    const planned = new Map<WorkloadName, number>();
+
     for (const v of validators) {
       const w = new CommitWatcher(v.rpc);
       await w.open();
       watchers.push(w);
       senders.push(new RawSender(v.rpc));
     }
-    const once = o.rates.map((rate) => ({
-      name: `fixed ${rate}/s`,
-      rate,
-      seconds: o.seconds,
-      count: Math.round(rate * o.seconds),
-      warmup: false,
-    }));
+    const once = o.rates.flatMap((rate) =>
+      o.workloads.map((workload) => ({
+        name: `${workload} ${rate}/s`,
+        workload,
+        rate,
+        seconds: o.seconds,
+        count: Math.round(rate * o.seconds),
+        warmup: false,
+      })),
+    );
     // the fresh processes' code paths warmed up first (not measured), at half the lowest rate
     const warmRate = Math.max(1, Math.round(Math.min(...o.rates) / 2));
     const warmup = {
       name: `warm-up ${warmRate}/s`,
+      workload: o.workloads[0] as WorkloadName,
       rate: warmRate,
       seconds: o.warmup,
       count: Math.round(warmRate * o.warmup),
@@ -236,18 +280,43 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       const label = p.warmup
         ? p.name
         : `${p.name} (${k + (o.warmup > 0 ? 0 : 1)}/${phases.length - (o.warmup > 0 ? 1 : 0)})`;
+      // what an earlier phase left in the pools (an overloaded one) would be this phase's load too
+      const idleBy = performance.now() + 90_000;
+      while (
+        (
+          await Promise.all(validators.map(async (v) => metric(await scrape(v.rpc), "custos_txpool_size")))
+        ).some((n) => n > 0)
+      ) {
+        if (performance.now() > idleBy) {
+          log(`${label}: the pools still hold transactions of an earlier phase after 90 s; going on`);
+          break;
+        }
+        await sleep(200);
+      }
       // signed before the phase (outside its measured time), so that every blockLimit is fresh
       const phaseStart = performance.now();
-      log(`${label}: signing ${p.count} transfers`);
+      log(
+        `${label}: signing ${p.count} ${p.workload === "prepaid" ? "purchases and consumptions" : "transfers"}`,
+      );
       const st = await client.status();
-      const items = await signTransfersParallel({
-        chainId: st.chainId,
-        blockLimit: st.height + st.blockLimitWindow,
-        senders: members,
-        // sender k pays sender k + 1: transfer i goes from members[i % n] to members[(i + 1) % n]
-        recipients: members.map((_, k) => (members[(k + 1) % members.length] as Sm2KeyPair).address),
-        count: p.count,
-      });
+      const offset = planned.get(p.workload) ?? 0;
+      planned.set(p.workload, offset + p.count);
+      const items =
+        p.workload === "prepaid"
+          ? await signCallsParallel({
+              chainId: st.chainId,
+              blockLimit: st.height + st.blockLimitWindow,
+              senders: (prepaid as PrepaidWorkload).consumers,
+              calls: prepaidCalls(prepaid as PrepaidWorkload, p.count, offset),
+            })
+          : await signTransfersParallel({
+              chainId: st.chainId,
+              blockLimit: st.height + st.blockLimitWindow,
+              senders: members,
+              // sender k pays sender k + 1: transfer i goes from members[i % n] to members[(i + 1) % n]
+              recipients: members.map((_, k) => (members[(k + 1) % members.length] as Sm2KeyPair).address),
+              count: p.count,
+            });
       // signing blocked this event loop; let the sockets' pending events (idle closes) run first
       await sleep(200);
       log(`${label}: sending for ${p.seconds} s over ${validators.length} validators`);
@@ -318,6 +387,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       const successful = committed - failedReceipts;
       const r: Phase = {
         name: p.name,
+        workload: p.workload,
         offeredRate: p.rate,
         signed: items.length,
         submitted: started,
@@ -350,47 +420,98 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
           .catch(() => -1),
       ),
     );
-    // per rate: the run with the median TPS, plus every run's TPS and p99
+    // per workload and rate: the run with the median TPS, every run's TPS and p99, min/median/max
     const summary = once.map((p) => {
       const runs = results.filter((r) => r.name === p.name);
       const mid = [...runs].sort((a, b) => a.successTps - b.successTps)[
         Math.floor((runs.length - 1) / 2)
       ] as Phase;
-      return { ...mid, runsTps: runs.map((r) => r.successTps), runsP99: runs.map((r) => r.latencyMs.p99) };
+      const spread = (f: (r: Phase) => number) => {
+        const v = runs.map(f);
+        return { min: Math.min(...v), median: Math.round(median(v)), max: Math.max(...v) };
+      };
+      return {
+        ...mid,
+        runsTps: runs.map((r) => r.successTps),
+        runsP99: runs.map((r) => r.latencyMs.p99),
+        tps: spread((r) => r.successTps),
+        p99: spread((r) => r.latencyMs.p99),
+      };
+    });
+    // the prepaid workload against the transfers of the same run, rate by rate
+    const ratios = o.rates.flatMap((rate) => {
+      const tr = summary.find((r) => r.workload === "transfer" && r.offeredRate === rate);
+      const pp = summary.find((r) => r.workload === "prepaid" && r.offeredRate === rate);
+      return tr && pp
+        ? [
+            {
+              rate,
+              transferTps: tr.tps.median,
+              prepaidTps: pp.tps.median,
+              ratio: Math.round((pp.tps.median / Math.max(1, tr.tps.median)) * 100) / 100,
+            },
+          ]
+        : [];
     });
     const ceilingTps = Math.round(ceiling.verifyPool / validators.length);
     const report = {
       benchmark: "testnet",
       date: new Date().toISOString(),
       machine: machine(),
+      loadAverage: { before: loadBefore, after: loadavg().map((x) => Math.round(x * 100) / 100) },
       testnet: {
         validators: validators.length,
         processes: "one `custos node start` per validator, libp2p on 127.0.0.1, PBFT",
+        p2pSecure: o.p2pSecure,
         minBlockIntervalMs: o.blockIntervalMs,
         maxBlockTxs: o.maxBlockTxs ?? 5000,
         auditIndex: o.auditIndex !== false,
         finalHeights: heights,
       },
-      workload: `e-CNY transfers of 1 fen among ${members.length} tier-1 members, signed before each phase, sent open loop at a fixed rate for ${o.seconds} s, round-robin over the ${validators.length} validators' RPC, ${o.batch === 1 ? "one JSON-RPC request each" : `${o.batch} per JSON-RPC batch request`}, up to ${INFLIGHT_TXS} txs in flight per validator; latency = from the scheduled send time to the commit notification (WebSocket newBlocks) of the validator the tx was sent to`,
+      workload: `${[
+        ...(o.workloads.includes("transfer")
+          ? [`transfer: e-CNY transfers of 1 fen among ${members.length} tier-1 members`]
+          : []),
+        ...(prepaid ? [`prepaid: ${prepaid.describe}`] : []),
+      ].join(
+        "; ",
+      )}; signed before each phase, sent open loop at a fixed rate for ${o.seconds} s, round-robin over the ${validators.length} validators' RPC, ${o.batch === 1 ? "one JSON-RPC request each" : `${o.batch} per JSON-RPC batch request`}, up to ${INFLIGHT_TXS} txs in flight per validator; latency = from the scheduled send time to the commit notification (WebSocket newBlocks) of the validator the tx was sent to`,
       ceiling: {
         sm2VerifyPerCore: ceiling.verifyPerCore,
         sm2VerifyPool: ceiling.verifyPool,
         threads: ceiling.threads,
         // every validator verifies every transaction once, all of them on this machine's cores
         tpsBound: ceilingTps,
+        ...(vmCeiling
+          ? {
+              prepaidVm: {
+                ...vmCeiling,
+                // the phases' mix: 1 buy in every purchaseEvery transactions
+                tpsBound: Math.round(
+                  (ceiling.threads * mixRate(vmCeiling, prepaid?.purchaseEvery ?? 5)) / validators.length,
+                ),
+              },
+            }
+          : {}),
       },
       refusals: refusalsOf(senders),
       method: `${o.warmup > 0 ? `after ${o.warmup} s of unmeasured warm-up at ${warmRate}/s, ` : ""}each rate run ${o.runs} times (interleaved); the run with the median TPS is shown, with every run's TPS and p99`,
       phases: summary,
+      ratios,
     };
     if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
       const names = validators.map((v) => v.name.replace("validator-", "v"));
       const lines = [
-        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}`,
+        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}; connections secured with ${o.p2pSecure === "sm" ? "national algorithms (sm-secure)" : "noise"}`,
         report.workload,
         report.method,
         `ceiling (same run): SM2 verify ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s with the verifier pool on ${ceiling.threads} threads; each of ${validators.length} validators verifies every tx: at most ${ceilingTps} TPS`,
+        ...(vmCeiling
+          ? [
+              `prepaid VM ceiling (same run): consume ${vmCeiling.consumePerCore}/s and buy ${vmCeiling.buyPerCore}/s on one core; each of ${validators.length} validators executes every tx: the mix at most ${report.ceiling.prepaidVm?.tpsBound} TPS on ${ceiling.threads} cores`,
+            ]
+          : []),
         "",
         ...table(
           [
@@ -407,6 +528,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             "VCs",
             "synced",
             "load%",
+            "TPS min/med/max",
             "   runs (TPS / p99)",
           ],
           summary.map((r) => [
@@ -423,9 +545,10 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             r.viewChanges,
             r.syncedBlocks,
             r.loaderCpuPercent,
+            `${r.tps.min}/${r.tps.median}/${r.tps.max}`,
             `   ${r.runsTps.map((x, i) => `${x}/${r.runsP99[i]}`).join(" ")}`,
           ]),
-          [15, 7, 8, 7, 7, 7, 8, 8, 10, 9, 5, 8, 7, 0],
+          [20, 7, 8, 7, 7, 7, 8, 8, 10, 9, 5, 8, 7, 17, 0],
         ),
         "",
         "per node, in the run shown: CPU seconds (% of one core) / RSS MiB",
@@ -436,7 +559,11 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             ...r.nodes.map((n) => `  ${n.cpuSeconds}s (${n.cpuPercent}%) / ${n.rssMiB}`),
             `  ${r.nodes.reduce((a, n) => a + n.cpuPercent, 0)}%`,
           ]),
-          [15, ...names.map(() => 26), 13],
+          [20, ...names.map(() => 26), 13],
+        ),
+        ...ratios.map(
+          (x) =>
+            `prepaid / transfer at ${x.rate}/s (median TPS of the same run): ${x.prepaidTps} / ${x.transferTps} = ${x.ratio}`,
         ),
         "",
         `failed = refused at admission + committed with a failed receipt + not committed within ${DRAIN_MS / 1000} s + not sent within ${o.seconds + 5} s:`,
@@ -445,6 +572,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             `  ${r.name}: ${r.rejected} refused, ${r.failedReceipts} failed receipts, ${r.notCommitted} not committed, ${r.notSent} not sent`,
         ),
         `refused at admission, all phases: ${JSON.stringify(report.refusals)}; final heights: ${heights.join(" ")}`,
+        `load average (1, 5, 15 min) before the run ${report.loadAverage.before.join(" ")}, after ${report.loadAverage.after.join(" ")}`,
         "latency and block interval (ivl, from header timestamps) in ms; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; load%: this load generator's CPU (it shares the machine)",
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
@@ -458,4 +586,9 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
     process.removeListener("SIGTERM", onSignal);
     if (o.keep) log(`kept ${dir} (nodes stopped): logs in each validator's home`);
   }
+}
+
+/** Calls per second of the prepaid mix on one core: 1 buy in every `every`, the rest consumptions. */
+function mixRate(c: { consumePerCore: number; buyPerCore: number }, every: number): number {
+  return 1 / ((every - 1) / every / c.consumePerCore + 1 / every / c.buyPerCore);
 }

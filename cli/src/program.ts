@@ -1,12 +1,15 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
 import { registerAuditCommands } from "./commands/audit.js";
+import { registerBackupCommands } from "./commands/backup.js";
 import { registerChainCommands } from "./commands/chain.js";
 import { registerComplaintCommands } from "./commands/complaint.js";
 import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerPrepaidCommands } from "./commands/prepaid.js";
+import { registerSnapshotCommands } from "./commands/snapshot.js";
 import { registerTestnetCommands } from "./commands/testnet.js";
 import { printError, USAGE } from "./io.js";
 
@@ -26,8 +29,11 @@ export function buildProgram(): Command {
   registerContractCommands(program);
   registerAuditCommands(program);
   registerComplaintCommands(program);
+  registerPrepaidCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);
+  registerBackupCommands(program);
+  registerSnapshotCommands(program);
   registerDoctor(program);
   return program;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CustosError } from "@custos/utils";
@@ -15,13 +16,22 @@ export interface NodeConfig {
     rateLimit: number;
     apiKeys?: ApiKey[];
     tls?: { certFile: string; keyFile: string };
+    /**
+     * Requests signed with a member's SM2 key (X-Custos-* headers): accepted when enabled, as that
+     * member with the read and write scopes; the timestamp must be within windowMs of the node's
+     * clock and a nonce is spent for that long.
+     */
+    memberSignatures?: { windowMs: number };
   };
   pool: TxPoolOptions;
   /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
   consensus: { baseTimeoutMs: number; maxTimeoutMs: number };
   nodeKey: { file: string; passwordFile?: string };
-  /** The libp2p identity (Ed25519), encrypted with the node key's password. */
-  p2pKey: { file: string };
+  /**
+   * A separate libp2p key (Ed25519, encrypted with the node key's password) of a home made before
+   * issue 19; absent: the libp2p key is derived from the node key (`p2pKeyFromNodeKey`).
+   */
+  p2pKey?: { file: string };
   /**
    * Where libp2p listens (e.g. /ip4/0.0.0.0/tcp/30300 behind NAT); default: this node's own
    * addresses in genesis. `--p2p-listen` overrides both.
@@ -35,6 +45,17 @@ export interface NodeConfig {
   };
   /** The audit index in HOME/data/audit (DESIGN.md §7a); `index: false` runs without it (no audit_* RPC). */
   audit: { index: boolean };
+  /**
+   * State snapshots (issue 18): one every `interval` blocks (0: none), the newest `keep` kept in
+   * data/snapshots and served to peers; `join`: a node whose ledger is empty starts from the
+   * newest snapshot its peers offer instead of replaying from genesis (also `--from-snapshot`).
+   */
+  snapshots: { interval: number; keep: number; join: boolean };
+  /**
+   * `keepBlocks` (0: all): a validator deletes blocks older than that many below its head.
+   * Observers keep every block (they serve audits), so they refuse it.
+   */
+  ledger: { keepBlocks: number };
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -42,11 +63,15 @@ export const DEFAULT_CONFIG: NodeConfig = {
   pool: DEFAULT_POOL_OPTIONS,
   consensus: { baseTimeoutMs: 3000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
-  p2pKey: { file: "keys/p2p.json" },
   p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
   audit: { index: true },
+  snapshots: { interval: 10_000, keep: 2, join: false },
+  ledger: { keepBlocks: 0 },
 };
+
+/** Where homes made before issue 19 keep their separate libp2p key. */
+const LEGACY_P2P_KEY = "keys/p2p.json";
 
 export const homePaths = (home: string) => ({
   config: join(home, "config.json"),
@@ -61,6 +86,10 @@ export const homePaths = (home: string) => ({
   audit: join(home, "data", "audit"),
   /** Written by `custos node reset-ledger`: the ledger was moved aside and syncs again. */
   ledgerReset: join(home, "data", "ledger.reset.json"),
+  /** Written by `custos restore`: a validator catches up with its peers before it signs. */
+  restored: join(home, "data", "restored.json"),
+  /** State snapshots this node took (and serves). */
+  snapshots: join(home, "data", "snapshots"),
   logs: join(home, "logs"),
 });
 
@@ -97,6 +126,13 @@ function posInt(v: unknown, field: string, fallback: number): number {
   return v;
 }
 
+function seconds(v: unknown, field: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 3600)
+    throw bad(field, "expected a number of seconds from 0 to 3600");
+  return v;
+}
+
 /** Reads and validates HOME/config.json; missing fields take their defaults. */
 export async function loadConfig(home: string): Promise<NodeConfig> {
   let raw: Record<string, unknown> = {};
@@ -116,6 +152,10 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
   const audit = (raw.audit ?? {}) as Record<string, unknown>;
   if (audit.index !== undefined && typeof audit.index !== "boolean")
     throw bad("audit.index", "expected true or false");
+  const snaps = (raw.snapshots ?? {}) as Record<string, unknown>;
+  const ledgerIn = (raw.ledger ?? {}) as Record<string, unknown>;
+  if (snaps.join !== undefined && typeof snaps.join !== "boolean")
+    throw bad("snapshots.join", "expected true or false");
   const listen = typeof rpc.listen === "string" ? rpc.listen : DEFAULT_CONFIG.rpc.listen;
   parseListen(listen);
   let apiKeys: ApiKey[] | undefined;
@@ -132,6 +172,12 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       return { key: o.key, scopes, ...(typeof o.name === "string" ? { name: o.name } : {}) } as ApiKey;
     });
   }
+  const sigIn = rpc.memberSignatures as Record<string, unknown> | undefined;
+  if (
+    sigIn !== undefined &&
+    (typeof sigIn !== "object" || sigIn === null || (sigIn.enabled !== true && sigIn.enabled !== false))
+  )
+    throw bad("rpc.memberSignatures", "expected {enabled: true|false, windowMs?: milliseconds}");
   const tlsIn = rpc.tls as Record<string, unknown> | undefined;
   if (tlsIn !== undefined && (typeof tlsIn.certFile !== "string" || typeof tlsIn.keyFile !== "string")) {
     throw bad("rpc.tls", "expected {certFile, keyFile}");
@@ -145,6 +191,16 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       maxBodyBytes: posInt(rpc.maxBodyBytes, "rpc.maxBodyBytes", DEFAULT_CONFIG.rpc.maxBodyBytes),
       rateLimit: posInt(rpc.rateLimit, "rpc.rateLimit", DEFAULT_CONFIG.rpc.rateLimit),
       ...(apiKeys ? { apiKeys } : {}),
+      ...(sigIn?.enabled === true
+        ? {
+            memberSignatures: {
+              windowMs: Math.min(
+                600_000,
+                Math.max(1000, posInt(sigIn.windowMs, "rpc.memberSignatures.windowMs", 60_000)),
+              ),
+            },
+          }
+        : {}),
       ...(tlsIn
         ? {
             tls: {
@@ -162,6 +218,8 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
         posInt(pool.maxTxBytes, "pool.maxTxBytes", DEFAULT_POOL_OPTIONS.maxTxBytes),
         64 * 1024,
       ),
+      queueSeconds: seconds(pool.queueSeconds, "pool.queueSeconds", DEFAULT_POOL_OPTIONS.queueSeconds),
+      minQueue: posInt(pool.minQueue, "pool.minQueue", DEFAULT_POOL_OPTIONS.minQueue),
     },
     consensus: {
       baseTimeoutMs: Math.max(
@@ -177,9 +235,12 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       file: resolve(home, typeof key.file === "string" ? key.file : DEFAULT_CONFIG.nodeKey.file),
       ...(typeof key.passwordFile === "string" ? { passwordFile: resolve(home, key.passwordFile) } : {}),
     },
-    p2pKey: {
-      file: resolve(home, typeof p2pKey.file === "string" ? p2pKey.file : DEFAULT_CONFIG.p2pKey.file),
-    },
+    // a home of before issue 19 has its libp2p key in keys/p2p.json, named in config.json or not
+    ...(typeof p2pKey.file === "string"
+      ? { p2pKey: { file: resolve(home, p2pKey.file) } }
+      : existsSync(join(home, LEGACY_P2P_KEY))
+        ? { p2pKey: { file: resolve(home, LEGACY_P2P_KEY) } }
+        : {}),
     p2p: p2pListen(raw.p2p),
     log: {
       level: level as NodeConfig["log"]["level"],
@@ -188,5 +249,13 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       retentionDays: posInt(log.retentionDays, "log.retentionDays", DEFAULT_CONFIG.log.retentionDays),
     },
     audit: { index: audit.index !== false },
+    snapshots: {
+      interval: posInt(snaps.interval, "snapshots.interval", DEFAULT_CONFIG.snapshots.interval),
+      keep: Math.max(1, posInt(snaps.keep, "snapshots.keep", DEFAULT_CONFIG.snapshots.keep)),
+      join: (snaps.join as boolean | undefined) ?? DEFAULT_CONFIG.snapshots.join,
+    },
+    ledger: {
+      keepBlocks: posInt(ledgerIn.keepBlocks, "ledger.keepBlocks", DEFAULT_CONFIG.ledger.keepBlocks),
+    },
   };
 }

@@ -1,3 +1,7 @@
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Sm2KeyPair } from "@custos/crypto";
 import { selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis } from "@custos/types";
 import { CustosError, type Logger } from "@custos/utils";
@@ -5,10 +9,10 @@ import { AuditIndex } from "./audit/auditIndex.js";
 import { AuditService } from "./audit/auditService.js";
 import { auditRpcMethods } from "./audit/rpc.js";
 import { type ChainWriter, SerialWriter } from "./chain/chainWriter.js";
-import { openChainLedger } from "./chain/openLedger.js";
+import { chainLedgerSpec, openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync } from "./chain/sync.js";
-import { homePaths, loadConfig, parseListen } from "./config.js";
+import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
 import { Executor } from "./execution/executor.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
@@ -20,9 +24,14 @@ import { Channel, type P2pNetwork } from "./p2p/network.js";
 import { openNetwork, peersOf, type Role, roleOf } from "./p2p/peers.js";
 import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
+import { fetchTxs } from "./p2p/txFetch.js";
 import { TxGossip } from "./p2p/txGossip.js";
+import { adminMethods } from "./rpc/adminMethods.js";
+import { MemberSignatures } from "./rpc/memberAuth.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
+import { joinFromSnapshot } from "./snapshot/join.js";
+import { SnapshotStore } from "./snapshot/store.js";
 import { readMember } from "./system/members.js";
 import { TxPool } from "./txpool/txpool.js";
 
@@ -40,6 +49,8 @@ export interface StartOptions {
   join?: boolean;
   /** Start a validator whose sign-state record is missing or damaged (the operator's explicit choice). */
   allowMissingSignState?: boolean;
+  /** An empty ledger starts from the newest verified snapshot the peers offer (config snapshots.join). */
+  fromSnapshot?: boolean;
 }
 
 /** The parts of a running node (Lodestar's chain modules): made and started by `CustosNode.start`. */
@@ -144,6 +155,12 @@ export class CustosNode {
     try {
       selectSm2({ logger: log.child({ module: "crypto" }) });
       const { key, password } = await loadNodeKey(config, o.password);
+      if (
+        (o.fromSnapshot ?? config.snapshots.join) &&
+        !existsSync(join(paths.ledger, "CURRENT")) &&
+        !existsSync(paths.ledgerMark)
+      )
+        await ledgerFromSnapshot(genesis, config, paths.ledger, key, password, o, log, controller.signal);
       const ledger = life.add(
         await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" })),
         (l) => l.close(),
@@ -166,6 +183,26 @@ export class CustosNode {
         key,
         o.observer ?? false,
         o.join ?? false,
+      );
+      if (role === "observer" && config.ledger.keepBlocks > 0)
+        throw new CustosError<HomeErrorCode>(
+          "CONFIG_INVALID",
+          "config.json ledger.keepBlocks: observers keep every block (they serve audits and trace every fen); remove it",
+        );
+      if (config.ledger.keepBlocks > 0 && config.ledger.keepBlocks < genesis.blockLimitWindow)
+        throw new CustosError<HomeErrorCode>(
+          "CONFIG_INVALID",
+          `config.json ledger.keepBlocks: at least the chain's blockLimitWindow (${genesis.blockLimitWindow}), the blocks a transaction could be replayed into`,
+        );
+      const snapshots = life.add(
+        await new SnapshotStore(
+          paths.snapshots,
+          config.snapshots,
+          ledger,
+          genesis.chainId,
+          log.child({ module: "snapshot" }),
+        ).open(),
+        (s) => s.stop(),
       );
       const verifier = life.add(new VerifierPool(), (v) => v.close());
       const pool = new TxPool(
@@ -195,7 +232,19 @@ export class CustosNode {
         head.observers.length > 0 ||
         self < 0;
       const net = multiNode
-        ? await openNetwork(head, config, self, password, o.p2pListen, log.child({ module: "p2p" }))
+        ? await openNetwork(
+            head,
+            config,
+            {
+              self,
+              key,
+              password,
+              chainId: genesis.chainId,
+              secure: genesis.p2p.secure,
+              ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
+            },
+            log.child({ module: "p2p" }),
+          )
         : undefined;
 
       const signing =
@@ -225,6 +274,8 @@ export class CustosNode {
                   penalize: (peer) => {
                     net?.disconnect(peer).catch(() => {});
                   },
+                  fetchTxs: async (hashes, from) =>
+                    net ? fetchTxs(net, hashes, from, controller.signal, log.child({ module: "p2p" })) : [],
                 },
                 log: log.child({ module: "consensus" }),
               },
@@ -251,7 +302,10 @@ export class CustosNode {
       let rpc: RpcServer | undefined;
       let peerSets = { validators: head.validators, observers: head.observers };
       /** After every block, from consensus (`announce`: tell the peers) or from sync. */
+      let hold: (() => void) | undefined;
+      let pruning: Promise<unknown> | undefined;
       const committed = (c: CommittedBlock, announce: boolean) => {
+        hold?.();
         const now = ledger.head;
         if (peerSets.validators !== now.validators || peerSets.observers !== now.observers) {
           // governance changed the validator or observer set in this block: new peers from now on
@@ -271,6 +325,14 @@ export class CustosNode {
         if (!announce) pool.remove(c.block.txs); // consensus removes its own
         auditIndex?.committed(c.block, c.receipts);
         rpc?.publish(c);
+        snapshots.afterCommit(c.block.header.height);
+        if (config.ledger.keepBlocks > 0 && !pruning)
+          pruning = ledger
+            .prune(config.ledger.keepBlocks)
+            .catch((err) => log.error("pruning failed", { error: (err as Error).message }))
+            .finally(() => {
+              pruning = undefined;
+            });
         if (announce) net?.publish(topics(genesis.chainId).blocks, encodeCertificate(c.certificate));
       };
       const writer: ChainWriter = driver ?? new SerialWriter();
@@ -282,6 +344,8 @@ export class CustosNode {
         writer,
         log: log.child({ module: "sync" }),
         signal: controller.signal,
+        pendingTx: (h) => pool.get(h)?.bytes,
+        snapshots,
         // a validator gives consensus a moment to fill a gap (decisions from its peers) before it
         // syncs; on an idle chain nothing else would bring a restarted validator up to date
         lagBlocks: 1,
@@ -289,22 +353,25 @@ export class CustosNode {
         onApplied: (c) => committed(c, false),
         onFatal: (err) => nodeRef.current?.fail(err),
       });
-      const methods = rpcMethods({
-        genesis,
-        ledger,
-        pool,
-        executor,
-        role,
-        pendingTx: (h) => pool.get(h),
-        live: () => ({
-          view: driver?.view ?? 0,
-          peers: net?.connected ?? 0,
-          validatorPeers: net?.connectedPeers().filter((p) => p.role === "validator").length ?? 0,
-          syncing: sync.syncing,
-          syncTarget: sync.target,
-          ...(driver ? { active: driver.active } : {}),
+      const methods = {
+        ...adminMethods({ ledger, genesis, home: o.home, log: log.child({ module: "backup" }), snapshots }),
+        ...rpcMethods({
+          genesis,
+          ledger,
+          pool,
+          executor,
+          role,
+          pendingTx: (h) => pool.get(h),
+          live: () => ({
+            view: driver?.view ?? 0,
+            peers: net?.connected ?? 0,
+            validatorPeers: net?.connectedPeers().filter((p) => p.role === "validator").length ?? 0,
+            syncing: sync.syncing,
+            syncTarget: sync.target,
+            ...(driver ? { active: driver.active } : {}),
+          }),
         }),
-      });
+      };
       Object.assign(
         methods,
         auditRpcMethods(
@@ -320,6 +387,15 @@ export class CustosNode {
           rateLimit: config.rpc.rateLimit,
           metrics,
           ...(config.rpc.apiKeys ? { apiKeys: config.rpc.apiKeys } : {}),
+          chainId: genesis.chainId,
+          ...(config.rpc.memberSignatures
+            ? {
+                memberSignatures: new MemberSignatures(
+                  { chainId: genesis.chainId, windowMs: config.rpc.memberSignatures.windowMs },
+                  async (address) => (await readMember(ledger, address))?.publicKey,
+                ),
+              }
+            : {}),
           ...(config.rpc.tls ? { tls: config.rpc.tls } : {}),
         },
         methods,
@@ -337,6 +413,7 @@ export class CustosNode {
       metrics.network = {
         peers: () => net?.connected ?? 0,
         peersDisconnected: () => net?.peersDisconnected ?? 0,
+        secureRefused: () => net?.secureRefused ?? new Map(),
         viewChanges: () => driver?.viewChanges ?? 0,
         syncedBlocks: () => sync.applied,
       };
@@ -353,7 +430,41 @@ export class CustosNode {
         await life.add(net, (n) => n.stop()).start();
       }
       if (driver) {
-        life.add(driver, (d) => d.stop()).start();
+        life.add(driver, (d) => d.stop());
+        const alone = ledger.head.validators.length === 1;
+        if (existsSync(paths.restored) && alone) {
+          log.warn(
+            "restored from a backup on a chain with one validator: it goes on from the backup's height",
+            {
+              height: ledger.head.height,
+            },
+          );
+          void rm(paths.restored, { force: true });
+          driver.start();
+        } else if (existsSync(paths.restored)) {
+          // restored from a backup: what this validator signed after the backup is unknown here,
+          // so it takes part only once it has caught up and seen the others commit a block more
+          // (every height it could have voted at is decided by then; the sign guard does the rest)
+          log.warn("restored from a backup: catching up with the peers before signing anything", {
+            height: ledger.head.height,
+          });
+          let caughtUpAt: number | undefined;
+          const timer = setInterval(() => hold?.(), 1000);
+          life.add(timer, (t) => clearInterval(t));
+          hold = () => {
+            const now = ledger.head.height;
+            if (caughtUpAt === undefined) {
+              if (sync.peersHeard > 0 && sync.target <= now) caughtUpAt = now;
+              return;
+            }
+            if (now <= caughtUpAt) return;
+            hold = undefined;
+            clearInterval(timer);
+            driver.start();
+            void rm(paths.restored, { force: true });
+            log.info("caught up after the restore: taking part in consensus", { height: now });
+          };
+        } else driver.start();
         if (gossip) life.add(gossip, (g) => g.stop()).start();
       }
       if (net) life.add(sync, (s) => s.stop()).start(net);
@@ -402,5 +513,50 @@ export class CustosNode {
       await logsClose?.();
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * Creates an empty ledger from a peer's snapshot: a network of its own (the peers genesis names,
+ * this node's identity) for as long as the fetch takes, then closed; the node then starts on the
+ * ledger as usual and syncs the blocks after the snapshot.
+ */
+async function ledgerFromSnapshot(
+  genesis: Genesis,
+  config: NodeConfig,
+  dir: string,
+  key: Sm2KeyPair,
+  password: string,
+  o: StartOptions,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const sets = { validators: genesis.consensus.validators, observers: genesis.observers };
+  let self = -1;
+  try {
+    self = roleOf(sets.validators, sets.observers, key, o.observer ?? false, o.join ?? false).self;
+  } catch {
+    // not in genesis: a node that governance added later; it dials the genesis peers as a stranger
+  }
+  const plog = log.child({ module: "snapshot" });
+  const net = await openNetwork(
+    sets,
+    config,
+    {
+      self,
+      key,
+      password,
+      chainId: genesis.chainId,
+      secure: genesis.p2p.secure,
+      ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
+    },
+    log.child({ module: "p2p" }),
+  );
+  await net.start();
+  try {
+    plog.info("starting from a snapshot: asking the peers", { peers: net.connected });
+    await joinFromSnapshot({ genesis, ledger: chainLedgerSpec(dir, genesis, plog), net, log: plog, signal });
+  } finally {
+    await net.stop();
   }
 }

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode } from "@custos/codec";
-import { generateKeyPair, type Sm2KeyPair } from "@custos/crypto";
+import { generateKeyPair, generateP2pKey, type Sm2KeyPair } from "@custos/crypto";
 import { type Genesis, parseGenesis, type Role, type SignedTx, signTx } from "@custos/types";
 import { freePort, toHex, until as waitUntil } from "@custos/utils";
 import { DEV_TIERS } from "../src/init.js";
@@ -15,12 +15,18 @@ export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: (
 export interface TestChain {
   genesis: Genesis;
   validator: Sm2KeyPair;
+  /** Every validator's key (validator is the first). */
+  validators: Sm2KeyPair[];
   keys: Record<string, Sm2KeyPair>;
 }
 
-/** A one-validator genesis with members of each role; consumer-3 is tier 4; two committee members. */
-export function testChain(): TestChain {
-  const validator = generateKeyPair();
+/**
+ * A genesis with members of each role (consumer-3 is tier 4; two committee members) and one
+ * validator, or `validators` of them (with libp2p peer ids, as a multi-validator chain needs).
+ */
+export function testChain(o: { validators?: number } = {}): TestChain {
+  const validators = Array.from({ length: o.validators ?? 1 }, () => generateKeyPair());
+  const validator = validators[0] as Sm2KeyPair;
   const members: [string, Role, number][] = [
     ["operator", "operator", 1],
     ["regulator", "regulator", 1],
@@ -38,7 +44,11 @@ export function testChain(): TestChain {
     timestamp: 1_795_000_000_000,
     blockLimitWindow: 600,
     consensus: {
-      validators: [{ name: "v0", publicKey: toHex(validator.publicKey) }],
+      validators: validators.map((v, i) => ({
+        name: `v${i}`,
+        publicKey: toHex(v.publicKey),
+        ...(validators.length > 1 ? { peerId: generateP2pKey().peerId } : {}),
+      })),
       minBlockIntervalMs: 0,
       maxBlockTxs: 1000,
     },
@@ -50,7 +60,7 @@ export function testChain(): TestChain {
     })),
     ecny: { tiers: DEV_TIERS, largeTxThreshold: "5000000" },
   });
-  return { genesis, validator, keys };
+  return { genesis, validator, validators, keys };
 }
 
 let nonce = 0;

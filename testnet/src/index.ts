@@ -1,3 +1,16 @@
+export { advanceClock, clockNodeArgs, parseDuration, readClock, type TestnetClock } from "./clock.js";
+export {
+  DEMO_ECNY,
+  DEMO_PROGRAMMES,
+  DEMO_TEMPLATE_VERSION,
+  type DemoAccount,
+  type DemoProgramme,
+  demoSummary,
+  type PrepaidDemo,
+  type PrepaidDemoOptions,
+  prepaidDemo,
+  setUpPrepaidDemo,
+} from "./demo.js";
 export {
   type AddedNode,
   addNode,

@@ -3,9 +3,16 @@ import type * as Testnet from "@custos/testnet";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
 
-/** How a testnet runs its nodes: this same CLI, under this same Node. */
-function cliCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL("../../bin/custos.js", import.meta.url))];
+/**
+ * How a testnet runs its nodes: this same CLI, under this same Node, on the testnet's clock
+ * (which `custos testnet clock --advance` moves forward).
+ */
+function cliCommand(testnet: typeof Testnet): string[] {
+  return [
+    process.execPath,
+    ...testnet.clockNodeArgs(),
+    fileURLToPath(new URL("../../bin/custos.js", import.meta.url)),
+  ];
 }
 
 function intOption(v: string, flag: string, min: number, max: number): number {
@@ -39,9 +46,18 @@ export function registerTestnetCommands(program: Command): void {
     .option("--base-port <p>", "node i: RPC on p+i, libp2p on p+100+i", "8545")
     .option("--chain-id <id>", "chain id", "custos-testnet")
     .option("--block-interval <ms>", "minimum block interval", "100")
+    .option(
+      "--p2p-secure <kind>",
+      'how the nodes secure their connections: "sm" (national algorithms: SM2, SM3, SM4) or "noise"',
+      "sm",
+    )
     .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
     .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
-    .option("--json", "print testnet.json")
+    .option(
+      "--no-demo",
+      "skip the prepaid-card demo (the template approved, two merchants' programmes, e-CNY for the consumers)",
+    )
+    .option("--json", "print testnet.json (and the demo)")
     .action(
       async (o: {
         dir: string;
@@ -50,10 +66,14 @@ export function registerTestnetCommands(program: Command): void {
         basePort: string;
         chainId: string;
         blockInterval: string;
+        p2pSecure: string;
         reuse?: boolean;
         attach?: boolean;
+        demo: boolean;
         json?: boolean;
       }) => {
+        if (o.p2pSecure !== "sm" && o.p2pSecure !== "noise")
+          throw new UsageError(`--p2p-secure takes sm or noise (got ${JSON.stringify(o.p2pSecure)})`);
         const testnet = await lib();
         const t = await testnet.up({
           dir: o.dir,
@@ -62,10 +82,17 @@ export function registerTestnetCommands(program: Command): void {
           basePort: intOption(o.basePort, "--base-port", 1024, 65_000),
           chainId: o.chainId,
           blockIntervalMs: intOption(o.blockInterval, "--block-interval", 0, 60_000),
-          command: cliCommand(),
+          p2pSecure: o.p2pSecure,
+          command: cliCommand(testnet),
           ...(o.reuse ? { reuse: true } : {}),
         });
-        output(!!o.json, t as unknown as Record<string, unknown>, summary(t));
+        // the demo looks at the chain first: on a testnet started again it finds what it made
+        const demo = o.demo ? await testnet.prepaidDemo(o.dir) : undefined;
+        output(
+          !!o.json,
+          { ...(t as unknown as Record<string, unknown>), ...(demo ? { demo } : {}) },
+          [summary(t), ...(demo ? testnet.demoSummary(demo, o.dir) : [])].join("\n"),
+        );
         if (!o.attach) return;
         if (!o.json) process.stdout.write("running; Ctrl-C stops the testnet\n");
         await new Promise<void>((done) => {
@@ -138,6 +165,34 @@ export function registerTestnetCommands(program: Command): void {
           `  custos ${kind} add --name ${a.node.name} --public-key ${a.publicKey} --peer-id ${a.peerId} --p2p ${a.listen} --key <committee key>`,
           "  then committee members: custos proposal vote <id> --approve --key <committee key>",
         ].join("\n"),
+      );
+    });
+
+  tn.command("clock")
+    .description(
+      "the testnet's clock: --advance moves every node's time forward (block time: terms, cooling-off, accruals)",
+    )
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--advance <duration>", "how far, e.g. 8d, 12h, 30m, 1d12h")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; advance?: string; json?: boolean }) => {
+      const testnet = await lib();
+      let by: number | undefined;
+      if (o.advance !== undefined) {
+        try {
+          by = testnet.parseDuration(o.advance);
+        } catch (err) {
+          throw new UsageError(`--advance: ${(err as Error).message}`);
+        }
+        if (by <= 0) throw new UsageError("--advance takes a duration above zero");
+      }
+      const c = by === undefined ? testnet.readClock(o.dir) : await testnet.advanceClock(o.dir, by);
+      const days = Math.floor(c.offsetMs / 86_400_000);
+      const rest = Math.round((c.offsetMs % 86_400_000) / 60_000);
+      output(
+        !!o.json,
+        { offsetMs: c.offsetMs, now: c.now },
+        `testnet time ${new Date(c.now + 8 * 3_600_000).toISOString().slice(0, 16).replace("T", " ")} UTC+8: ${c.offsetMs === 0 ? "real time" : `${days} days ${Math.floor(rest / 60)} h ${rest % 60} min ahead of real time`}${by === undefined ? "" : "; the next block carries it"}`,
       );
     });
 

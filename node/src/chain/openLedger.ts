@@ -1,6 +1,6 @@
 import type { Genesis, WriteSet } from "@custos/types";
 import type { Logger } from "@custos/utils";
-import { Ledger } from "../ledger/ledger.js";
+import { Ledger, type LedgerModules, type LedgerOptions } from "../ledger/ledger.js";
 import { genesisMemberWrites } from "../system/members.js";
 import { validatorSetTracker } from "../system/validators.js";
 
@@ -14,10 +14,21 @@ export function openChainLedger(
   log: Logger,
   cacheEntries?: number,
 ): Promise<Ledger> {
+  const { opts, modules } = chainLedgerSpec(dir, genesis, log, cacheEntries);
+  return Ledger.open(opts, modules);
+}
+
+/** What opening (or creating from a snapshot) a chain's ledger takes. */
+export function chainLedgerSpec(
+  dir: string,
+  genesis: Genesis,
+  log: Logger,
+  cacheEntries?: number,
+): { opts: LedgerOptions; modules: LedgerModules } {
   const genesisWrites: WriteSet = new Map();
   genesisMemberWrites(genesis, genesisWrites);
-  return Ledger.open(
-    { dir, genesis, genesisWrites, ...(cacheEntries === undefined ? {} : { cacheEntries }) },
-    { log, sets: validatorSetTracker(genesis) },
-  );
+  return {
+    opts: { dir, genesis, genesisWrites, ...(cacheEntries === undefined ? {} : { cacheEntries }) },
+    modules: { log, sets: validatorSetTracker(genesis) },
+  };
 }

@@ -1,14 +1,16 @@
 import { EventEmitter } from "node:events";
+import { merkleRoot } from "@custos/codec";
 import { type Effect, type Input, PbftEngine, sm2ConsensusCrypto, type Wal } from "@custos/consensus";
 import type { Sm2KeyPair, VerifierPool } from "@custos/crypto";
 import {
   type Block,
   blockRuleViolation,
   type CommitCertificate,
-  decodeBlock,
+  decodeSignedTx,
   type Genesis,
   LIMITS,
   type Receipt,
+  type SignedTx,
 } from "@custos/types";
 import { bytesEqual, errorMessage, type Logger, toHex } from "@custos/utils";
 
@@ -17,12 +19,16 @@ import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
 import { type BuiltBlock, buildBlock, commitOf } from "./blockBuilder.js";
+import { decodeProposal, encodeProposal, type Proposal } from "./proposal.js";
 
 export interface CommittedBlock {
   block: Block;
   receipts: Receipt[];
   certificate: CommitCertificate;
 }
+
+/** Execution time a block may take on this node (see blockCap). */
+const BLOCK_EXEC_TARGET_MS = 250;
 
 export interface ChainEvents {
   "block:committed": [CommittedBlock];
@@ -41,6 +47,8 @@ export interface ConsensusTransport {
   send(e: Extract<Effect, { type: "broadcast" | "send" }>): void;
   /** A peer sent something invalid (the network hangs up on it). */
   penalize(peer: number, reason: string): void;
+  /** Transactions by hash from peers, `from` first (exact signed bytes; what nobody has is left out). */
+  fetchTxs(hashes: Uint8Array[], from: number): Promise<Uint8Array[]>;
 }
 
 /** What the driver works with (js-libp2p style components: tests hand in their own). */
@@ -76,12 +84,37 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   private readonly timers = new Set<NodeJS.Timeout>();
   private queue: Promise<void> = Promise.resolve();
   private stopped = true;
-  private lastProposalAt = 0;
   private workQueued = false;
   /** Views moved past at some height, since start. */
   viewChanges = 0;
   /** When the current run of view changes began (undefined while blocks commit in view 0). */
   private viewChangeSince: number | undefined;
+  /** Proposals of others this replica refused to prepare (rules, signatures, execution). */
+  proposalsRefused = 0;
+  /** Building (executing) one transaction, ms, exponentially weighted: what caps a block. */
+  private execMsPerTx = 0;
+
+  /**
+   * How many transactions the next block may take: genesis's maxBlockTxs, and no more than this
+   * node executes in BLOCK_EXEC_TARGET_MS (every validator executes the block again before it
+   * votes, so a round is at least twice that): under overload blocks stay small enough for a
+   * round to end well inside the view timeout, instead of growing with the backlog into rounds
+   * that time out and grow the backlog further.
+   */
+  private blockCap(): number {
+    const max = this.genesis.consensus.maxBlockTxs;
+    if (this.execMsPerTx <= 0) return Math.min(max, 1000);
+    return Math.max(100, Math.min(max, Math.floor(BLOCK_EXEC_TARGET_MS / this.execMsPerTx)));
+  }
+
+  private measureExecution(txs: number, ms: number): void {
+    if (txs < 20) return; // too few to say much per transaction
+    const perTx = ms / txs;
+    this.execMsPerTx = this.execMsPerTx === 0 ? perTx : this.execMsPerTx * 0.7 + perTx * 0.3;
+  }
+
+  /** Transactions of proposals this replica fetched from peers (its pool lacked them). */
+  fetchedTxs = 0;
   /** Votes the sign guard refused (each one would have been equivocation). */
   refusedVotes = 0;
   private readonly genesis: Genesis;
@@ -304,9 +337,11 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         );
         return;
       case "requestProposal": {
+        // the minimum block interval runs from the last block's time, whoever proposed it (a
+        // leader's own last proposal is n blocks old when validators take turns)
         const wait = Math.max(
           0,
-          this.lastProposalAt + this.genesis.consensus.minBlockIntervalMs - Date.now(),
+          this.ledger.head.header.timestamp + this.genesis.consensus.minBlockIntervalMs - Date.now(),
         );
         this.later(wait, () => {
           this.queue = this.queue
@@ -318,14 +353,30 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         });
         return;
       }
-      case "execute":
-        await this.run({
-          type: "executed",
-          height: e.height,
-          blockHash: e.blockHash,
-          valid: await this.verifyProposal(e.block, e.blockHash),
+      case "execute": {
+        // the transactions a replica lacks are fetched off the consensus queue, so that a slow or
+        // absent peer does not hold up other messages; the check itself runs in the queue
+        const mine = this.built.get(toHex(e.blockHash));
+        if (mine) {
+          await this.run({ type: "executed", height: e.height, blockHash: e.blockHash, valid: true });
+          return;
+        }
+        const leader = this.engine.leaderOf(e.height, e.view);
+        void this.assemble(e.block, leader).then((assembled) => {
+          this.queue = this.queue
+            .then(async () => {
+              const valid = assembled !== undefined && (await this.verifyProposal(assembled, e.blockHash));
+              await this.run({ type: "executed", height: e.height, blockHash: e.blockHash, valid });
+            })
+            .catch((err: Error) => {
+              if (this.stopped) return;
+              this.stopped = true;
+              this.log.error("consensus stopped after a local fault", { error: errorMessage(err) });
+              this.emit("chain:failed", err);
+            });
         });
         return;
+      }
       case "commit":
         await this.commit(e);
         return;
@@ -338,18 +389,21 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
 
   private async propose(height: number, view: number): Promise<void> {
     if (this.stopped || height !== this.ledger.head.height + 1) return;
-    const taken = this.pool.take(this.genesis.consensus.maxBlockTxs, height);
+    const taken = this.pool.take(this.blockCap(), height);
     // never propose what is already on chain (the pool and the ledger can race; others would refuse the block)
     const txs = taken.filter((t) => !this.ledger.isRecentlyCommitted(t.hash));
     if (txs.length < taken.length)
-      this.pool.remove(taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)));
+      this.pool.remove(
+        taken.filter((t) => this.ledger.isRecentlyCommitted(t.hash)),
+        false,
+      );
     if (txs.length === 0) {
       // no empty blocks: the engine asks again when the pool has work
       await this.run({ type: "noProposal", height, view });
       return;
     }
-    this.lastProposalAt = Date.now();
     const head = this.ledger.head;
+    const started = performance.now();
     const built = await buildBlock(this.genesis.chainId, head, txs, {
       timestamp: Math.max(Date.now(), head.header.timestamp + 1),
       proposer: this.engine.leaderOf(height, view),
@@ -358,23 +412,81 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       state: this.ledger,
     });
     this.built.set(toHex(built.block.hash), built);
-    await this.run({ type: "proposal", height, view, block: built.bytes });
+    this.measureExecution(txs.length, performance.now() - started);
+    await this.run({
+      type: "proposal",
+      height,
+      view,
+      block: encodeProposal(
+        built.block.headerBytes,
+        built.block.txs.map((t) => t.hash),
+      ),
+    });
+  }
+
+  /**
+   * A proposal's block, from the pool and, for what the pool lacks, from peers (the leader
+   * first). Undefined when it cannot be assembled (malformed, a tx nobody serves, a tx that is not
+   * the one named): the replica then does not prepare it.
+   */
+  private async assemble(payload: Uint8Array, leader: number): Promise<Block | undefined> {
+    let p: Proposal;
+    try {
+      p = decodeProposal(payload);
+    } catch (err) {
+      this.log.warn("proposal rejected", { reason: errorMessage(err) });
+      return undefined;
+    }
+    if (!bytesEqual(merkleRoot(p.txHashes), p.header.txRoot)) {
+      this.log.warn("proposal rejected", {
+        height: p.header.height,
+        reason: "txRoot does not match its hashes",
+      });
+      return undefined;
+    }
+    const txs: (SignedTx | undefined)[] = p.txHashes.map((h) => this.pool.get(h));
+    const missing = p.txHashes.filter((_, i) => txs[i] === undefined);
+    if (missing.length > 0) {
+      const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as Uint8Array[]);
+      const byHash = new Map<string, SignedTx>();
+      for (const bytes of got) {
+        try {
+          const t = decodeSignedTx(bytes);
+          byHash.set(toHex(t.hash), t);
+        } catch {
+          // a peer's garbage: the tx stays missing
+        }
+      }
+      p.txHashes.forEach((h, i) => {
+        txs[i] ??= byHash.get(toHex(h));
+      });
+      this.fetchedTxs += byHash.size;
+      const still = txs.filter((t) => t === undefined).length;
+      if (still > 0) {
+        this.log.warn("proposal rejected", {
+          height: p.header.height,
+          reason: `${still} of its transactions could not be fetched`,
+        });
+        return undefined;
+      }
+    }
+    return { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] };
   }
 
   /**
    * Execute-before-vote for a block this node did not build: it must extend our head, its
-   * transactions must be validly signed, unexpired and not committed before, and executing them
-   * must reproduce the header exactly.
+   * transactions must be validly signed (those not from the pool are verified now), unexpired
+   * and not committed before, and executing them must reproduce the header exactly.
    */
-  private async verifyProposal(bytes: Uint8Array, hash: Uint8Array): Promise<boolean> {
+  private async verifyProposal(b: Block, hash: Uint8Array): Promise<boolean> {
     const mine = this.built.get(toHex(hash));
     if (mine) return true;
     try {
-      const b = decodeBlock(bytes);
       const head = this.ledger.head;
       const h = b.header;
       const why = blockRuleViolation(this.genesis, head, b, (t) => this.ledger.isRecentlyCommitted(t));
       if (why) {
+        this.proposalsRefused++;
         this.log.warn("proposal rejected", { height: h.height, reason: why });
         return false;
       }
@@ -382,7 +494,15 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       const sigs = await this.verifier.verifyBatch(
         unverified.map((t) => ({ publicKey: t.tx.sender, message: t.body, signature: t.signature })),
       );
-      if (sigs.some((ok) => !ok)) return false;
+      if (sigs.some((ok) => !ok)) {
+        this.proposalsRefused++;
+        this.log.warn("proposal rejected", {
+          height: h.height,
+          reason: "a transaction's signature does not verify",
+        });
+        return false;
+      }
+      const started = performance.now();
       const rebuilt = await buildBlock(this.genesis.chainId, head, b.txs, {
         timestamp: h.timestamp,
         proposer: h.proposer,
@@ -390,7 +510,12 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         executor: this.executor,
         state: this.ledger,
       });
-      if (!bytesEqual(rebuilt.block.hash, hash)) return false;
+      this.measureExecution(b.txs.length, performance.now() - started);
+      if (!bytesEqual(rebuilt.block.hash, hash)) {
+        this.proposalsRefused++;
+        this.log.warn("proposal rejected", { height: h.height, reason: "executing it gives another header" });
+        return false;
+      }
       this.built.set(toHex(hash), rebuilt);
       return true;
     } catch (err) {

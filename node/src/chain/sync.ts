@@ -29,7 +29,9 @@ import {
   encodeSyncRequest,
   MAX_BLOCKS_ANSWER_BYTES,
   RANGE,
+  type SnapshotSource,
   serveSync,
+  type TxSource,
 } from "./syncProtocol.js";
 
 /** Ranges in flight. */
@@ -64,6 +66,10 @@ export interface BlockSyncOptions {
   pollMs?: number;
   /** The node's root signal: aborting it stops sync's requests. */
   signal?: AbortSignal;
+  /** Pending transactions by hash, for peers assembling a proposal (`txs` requests). */
+  pendingTx?: TxSource;
+  /** This node's state snapshots, served to peers that join from one. */
+  snapshots?: SnapshotSource;
   onApplied(c: CommittedBlock): void;
   /** The ledger could not be written, or executing a certified block gave another result. */
   onFatal(err: Error): void;
@@ -114,6 +120,8 @@ interface Fetched {
  */
 export class BlockSync {
   private readonly heights = new Map<number, number>();
+  /** Peers' lowest blocks (they started from a snapshot or prune): ranges below are not asked of them. */
+  private readonly bases = new Map<number, number>();
   private readonly backoff = new Map<number, number>();
   private running = false;
   private stopped = true;
@@ -139,6 +147,11 @@ export class BlockSync {
    */
   private get validators(): Uint8Array[] {
     return this.o.ledger.head.validators.map((v) => v.publicKey);
+  }
+
+  /** How many peers have told this node their height. */
+  get peersHeard(): number {
+    return this.heights.size;
   }
 
   /** Highest height some peer has shown it has. */
@@ -227,7 +240,7 @@ export class BlockSync {
 
   /** Answers a peer's sync request from the ledger (syncProtocol.ts). */
   serve(_from: NetworkPeer, request: Uint8Array): AsyncGenerator<Uint8Array> {
-    return serveSync(this.o.ledger, request);
+    return serveSync(this.o.ledger, request, this.o.pendingTx, this.o.snapshots);
   }
 
   private async pollHeads(): Promise<void> {
@@ -243,9 +256,10 @@ export class BlockSync {
               signal: AbortSignal.any([this.signal, AbortSignal.timeout(5000)]),
               maxBytes: 128,
             });
-            const { height } = decodeSyncHead(frame);
+            const { height, base } = decodeSyncHead(frame);
             // a claim, not proof: a peer that claims more than it serves is found out by the fetch
             this.heights.set(p.index, height);
+            this.bases.set(p.index, base);
           } catch (err) {
             this.o.log.debug("head query failed", { peer: p.index, error: errorMessage(err) });
           }
@@ -311,7 +325,10 @@ export class BlockSync {
   private peerFor(height: number, k: number): number | undefined {
     const connected = new Set(this.net?.connectedPeers().map((p) => p.index));
     const have = [...this.heights]
-      .filter(([p, h]) => h >= height && connected.has(p) && !this.backedOff(p))
+      .filter(
+        ([p, h]) =>
+          h >= height && (this.bases.get(p) ?? 0) <= height && connected.has(p) && !this.backedOff(p),
+      )
       .map(([p]) => p);
     return have.length ? have[k % have.length] : undefined;
   }

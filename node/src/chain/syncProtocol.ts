@@ -27,19 +27,50 @@ export const MAX_REPLY_BYTES = 16 * 1024 * 1024;
 /** Most bytes a blocks answer may take on the wire. */
 export const MAX_BLOCKS_ANSWER_BYTES = MAX_REPLY_BYTES + LIMITS.maxBlockBytes + 128 * 1024;
 
-export type SyncRequest = { kind: "head" } | { kind: "blocks"; from: number; count: number };
+/** Transactions one `txs` request may ask for (a proposal's missing ones). */
+export const MAX_TXS_ASKED = 8192;
+
+export type SyncRequest =
+  | { kind: "head" }
+  | { kind: "blocks"; from: number; count: number }
+  /** Transactions by hash (32 bytes each, concatenated): a replica assembling a proposal. */
+  | { kind: "txs"; hashes: Uint8Array[] }
+  /** The heights of the state snapshots the peer holds (one frame: [heights], newest first). */
+  | { kind: "snapshots" }
+  /** A snapshot's meta (snapshot/snapshot.ts), in frames of at most META_FRAME_BYTES to concatenate. */
+  | { kind: "snapshotMeta"; height: number }
+  /** One state chunk of a snapshot (one frame), checked by the asker against the meta's digest. */
+  | { kind: "snapshotChunk"; height: number; index: number };
+
+/** A snapshot meta travels in frames of this size. */
+export const META_FRAME_BYTES = 4 * 1024 * 1024;
+/** Most bytes a snapshot meta may have. */
+export const MAX_META_BYTES = 256 * 1024 * 1024;
 
 export function encodeSyncRequest(r: SyncRequest): Uint8Array {
-  return encode(r.kind === "head" ? [1, "head"] : [1, "blocks", BigInt(r.from), r.count]);
+  if (r.kind === "head") return encode([1, "head"]);
+  if (r.kind === "blocks") return encode([1, "blocks", BigInt(r.from), r.count]);
+  if (r.kind === "snapshots") return encode([1, "snapshots"]);
+  if (r.kind === "snapshotMeta") return encode([1, "snapshotMeta", BigInt(r.height)]);
+  if (r.kind === "snapshotChunk") return encode([1, "snapshotChunk", BigInt(r.height), r.index]);
+  return encode([1, "txs", Buffer.concat(r.hashes)]);
 }
 
 export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
   const S = "SyncRequest";
-  const a = readArray(decode(bytes, S, 256), fieldAt(S, ""), { min: 2, max: 4 });
+  const a = readArray(decode(bytes, S, 32 * MAX_TXS_ASKED + 64), fieldAt(S, ""), { min: 2, max: 4 });
   if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
     throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
   const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
-  if (kind === "head" && a.length === 2) return { kind };
+  if ((kind === "head" || kind === "snapshots") && a.length === 2) return { kind };
+  if (kind === "snapshotMeta" && a.length === 3)
+    return { kind, height: readSafeU64(a[2], fieldAt(S, "height")) };
+  if (kind === "snapshotChunk" && a.length === 4)
+    return {
+      kind,
+      height: readSafeU64(a[2], fieldAt(S, "height")),
+      index: readUint(a[3], fieldAt(S, "index"), 1_000_000),
+    };
   if (kind === "blocks" && a.length === 4) {
     const from = readSafeU64(a[2], fieldAt(S, "from"));
     const count = readUint(a[3], fieldAt(S, "count"), RANGE);
@@ -47,18 +78,45 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
       throw new DecodeError("DECODE_OUT_OF_RANGE", S, "from", "from and count start at 1");
     return { kind, from, count };
   }
+  if (kind === "txs" && a.length === 3) {
+    const all = readBytes(a[2], fieldAt(S, "hashes"), { max: 32 * MAX_TXS_ASKED });
+    if (all.byteLength === 0 || all.byteLength % 32 !== 0)
+      throw new DecodeError("DECODE_OUT_OF_RANGE", S, "hashes", "one or more 32-byte hashes");
+    const hashes: Uint8Array[] = [];
+    for (let i = 0; i < all.byteLength; i += 32) hashes.push(all.subarray(i, i + 32));
+    return { kind, hashes };
+  }
   throw new DecodeError("DECODE_OUT_OF_RANGE", S, "kind", `unknown request ${kind}`);
 }
 
 export interface SyncHead {
   height: number;
   hash: Uint8Array;
+  /** The lowest block the peer holds above genesis (0: all; it started from a snapshot or prunes). */
+  base: number;
 }
 
 export function decodeSyncHead(frame: Uint8Array | undefined): SyncHead {
   const S = "SyncHead";
-  const a = readArray(decode(frame ?? new Uint8Array(), S, 128), fieldAt(S, ""), 2);
-  return { height: readSafeU64(a[0], fieldAt(S, "height")), hash: readBytes(a[1], fieldAt(S, "hash"), 32) };
+  const a = readArray(decode(frame ?? new Uint8Array(), S, 128), fieldAt(S, ""), { min: 2, max: 3 });
+  const height = readSafeU64(a[0], fieldAt(S, "height"));
+  const base = a.length === 3 ? readSafeU64(a[2], fieldAt(S, "base")) : 0;
+  if (base > height) throw new DecodeError("DECODE_OUT_OF_RANGE", S, "base", "above the head");
+  return { height, hash: readBytes(a[1], fieldAt(S, "hash"), 32), base };
+}
+
+export function decodeSnapshotList(frame: Uint8Array | undefined): number[] {
+  const S = "SnapshotList";
+  return readArray(decode(frame ?? new Uint8Array(), S, 4096), fieldAt(S, ""), { min: 0, max: 64 }).map(
+    (h, i) => readSafeU64(h, fieldAt(S, `[${i}]`)),
+  );
+}
+
+/** Where the server finds its snapshots (snapshot/store.ts). */
+export interface SnapshotSource {
+  heights(): number[];
+  metaBytes(height: number): Uint8Array | undefined;
+  chunk(height: number, index: number): Promise<Uint8Array | undefined>;
 }
 
 /** One frame of a blocks answer: the block's exact bytes, decoded, and its certificate. */
@@ -75,8 +133,20 @@ export function decodeSyncBlock(frame: Uint8Array): {
   return { block, bytes, cert };
 }
 
-/** Answers a peer's sync request from the ledger; SYNC_BAD_REQUEST for anything malformed. */
-export async function* serveSync(ledger: Ledger, request: Uint8Array): AsyncGenerator<Uint8Array> {
+/** Where the server finds transactions asked for by hash: its pool, then its recent blocks. */
+export type TxSource = (hash: Uint8Array) => Uint8Array | undefined;
+
+/**
+ * Answers a peer's sync request from the ledger (and, for `txs`, the pool first); SYNC_BAD_REQUEST
+ * for anything malformed. A `txs` answer is one frame per transaction found, its exact signed bytes,
+ * in the order asked; the asker matches them by hash.
+ */
+export async function* serveSync(
+  ledger: Ledger,
+  request: Uint8Array,
+  pending?: TxSource,
+  snapshots?: SnapshotSource,
+): AsyncGenerator<Uint8Array> {
   let r: SyncRequest;
   try {
     r = decodeSyncRequest(request);
@@ -84,7 +154,41 @@ export async function* serveSync(ledger: Ledger, request: Uint8Array): AsyncGene
     throw new CustosError<"SYNC_BAD_REQUEST">("SYNC_BAD_REQUEST", `bad sync request: ${errorMessage(err)}`);
   }
   if (r.kind === "head") {
-    yield encode([BigInt(ledger.head.height), ledger.head.hash]);
+    yield encode([BigInt(ledger.head.height), ledger.head.hash, BigInt(ledger.base)]);
+    return;
+  }
+  if (r.kind === "snapshots") {
+    yield encode((snapshots?.heights() ?? []).slice(0, 64).map(BigInt));
+    return;
+  }
+  if (r.kind === "snapshotMeta") {
+    const meta = snapshots?.metaBytes(r.height);
+    if (!meta) return;
+    for (let i = 0; i < meta.byteLength; i += META_FRAME_BYTES) yield meta.subarray(i, i + META_FRAME_BYTES);
+    return;
+  }
+  if (r.kind === "snapshotChunk") {
+    const chunk = await snapshots?.chunk(r.height, r.index);
+    if (chunk) yield chunk;
+    return;
+  }
+  if (r.kind === "txs") {
+    let bytes = 0;
+    const blocks = new Map<number, Block | undefined>();
+    for (const h of r.hashes) {
+      let tx = pending?.(h);
+      if (tx === undefined) {
+        const pos = await ledger.txPosition(h);
+        if (pos !== undefined) {
+          if (!blocks.has(pos.height)) blocks.set(pos.height, await ledger.getBlock(pos.height));
+          tx = blocks.get(pos.height)?.txs[pos.index]?.bytes;
+        }
+      }
+      if (tx === undefined) continue;
+      bytes += tx.byteLength;
+      if (bytes > MAX_REPLY_BYTES) return;
+      yield tx;
+    }
     return;
   }
   let bytes = 0;

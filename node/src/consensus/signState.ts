@@ -90,7 +90,7 @@ export class SignState implements SignGuard {
     for (const v of o.walVotes) if (compareVotePositions(v, last) > 0) last = v;
     if (!fresh)
       log.warn(
-        "starting without a sign-state record, as the operator asked: the guard starts from the WAL and the ledger",
+        "starting without a sign-state record (the operator allowed it, or the ledger was restored from a backup): the guard starts from the WAL and the ledger",
         {
           path,
           height: last.height,

@@ -32,7 +32,9 @@ export async function openSigning(
       {
         ledgerHeight: ledger.head.height,
         walHasRecords: records.length > 0,
-        allowMissing,
+        // a restored validator holds off signing until it caught up (node.ts), which is what makes
+        // starting without its old record safe
+        allowMissing: allowMissing || existsSync(paths.restored),
         walVotes: ownVotes(records),
       },
       log.child({ module: "consensus" }),
@@ -43,7 +45,7 @@ export async function openSigning(
   }
   const signedAt = signState.lastSigned.height;
   if (ledger.head.height + 1 < signedAt) {
-    const reset = existsSync(paths.ledgerReset);
+    const reset = existsSync(paths.ledgerReset) || existsSync(paths.restored);
     const alone = ledger.head.validators.length === 1 && genesis.consensus.validators.length === 1;
     if (!reset || alone) {
       await wal.close();

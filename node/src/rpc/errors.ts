@@ -4,6 +4,9 @@ import { CustosError, isCustosError } from "@custos/utils";
 /** The RPC's own codes (methods add those of the modules they call). */
 export type RpcErrorName =
   | "BLOCK_NOT_FOUND"
+  | "BLOCK_PRUNED"
+  | "BACKUP_RUNNING"
+  | "BACKUP_NOT_FOUND"
   | "FORBIDDEN"
   | "INVALID_PARAMS"
   | "INVALID_REQUEST"
@@ -14,6 +17,7 @@ export type RpcErrorName =
   | "REQUEST_TOO_LARGE"
   | "RPC_LISTEN_FAILED"
   | "RPC_PORT_IN_USE"
+  | "SNAPSHOT_UNAVAILABLE"
   | "SUBSCRIPTIONS_NEED_WEBSOCKET"
   | "TOO_MANY_SUBSCRIPTIONS"
   | "TX_NOT_FOUND"

@@ -88,6 +88,12 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
 
   const blockAt = async (height: number) => {
     const block = await ledger.getBlock(height);
+    if (block === undefined && height > 0 && height < ledger.base)
+      throw new CustosError<RpcErrorName>(
+        "BLOCK_PRUNED",
+        `this node holds blocks from ${ledger.base} on (it started from a snapshot or prunes old blocks); ask an observer, which keeps every block`,
+        { base: ledger.base },
+      );
     if (block === undefined)
       throw new CustosError<RpcErrorName>(
         "BLOCK_NOT_FOUND",

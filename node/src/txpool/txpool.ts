@@ -13,6 +13,15 @@ export interface TxPoolOptions {
   maxPerSender: number;
   /** Largest transaction admitted (never above the wire limit). */
   maxTxBytes: number;
+  /**
+   * Admission control for clients (RPC): at most this many seconds of the chain's measured
+   * throughput may wait in the pool (never fewer than `minQueue` transactions); beyond it a
+   * client's transaction is refused with the retryable TX_POOL_FULL instead of queueing into a
+   * latency spiral. Gossiped transactions (admitted by a peer) are bound by `maxTxs` alone, so
+   * that every validator holds what the leader may propose. 0 turns it off.
+   */
+  queueSeconds: number;
+  minQueue: number;
 }
 
 export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
@@ -21,6 +30,8 @@ export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
   maxPerSender: 10_000,
   // contract code travels in templates.submit: a bundle of up to 56 KiB plus its metadata
   maxTxBytes: 64 * 1024,
+  queueSeconds: 1.5,
+  minQueue: 2000,
 };
 
 /** Where a transaction came from: a client of this node, or a peer's gossip. */
@@ -100,7 +111,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
   /** Admits a transaction (announced as tx:added) or throws why not (announced as tx:rejected). */
   async add(bytes: Uint8Array, source: TxSource = "rpc"): Promise<SignedTx> {
     try {
-      const { stx, sender } = await this.admit(bytes);
+      const { stx, sender } = await this.admit(bytes, source);
       this.emit("tx:added", { tx: stx, sender, source });
       return stx;
     } catch (err) {
@@ -113,7 +124,25 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     }
   }
 
-  private async admit(bytes: Uint8Array): Promise<{ stx: SignedTx; sender: Address }> {
+  /** Transactions committed per second (exponentially weighted), from what `remove` takes out. */
+  private rate = 0;
+  private rateAt = Date.now();
+
+  /** The chain's measured throughput (txs/s), as admission control sees it. */
+  get throughput(): number {
+    return this.rate * Math.exp(-(Date.now() - this.rateAt) / 5000);
+  }
+
+  /** How many transactions may wait for a client's to be admitted (see queueSeconds). */
+  get clientLimit(): number {
+    if (this.opts.queueSeconds <= 0) return this.opts.maxTxs;
+    return Math.min(
+      this.opts.maxTxs,
+      Math.max(this.opts.minQueue, Math.ceil(this.throughput * this.opts.queueSeconds)),
+    );
+  }
+
+  private async admit(bytes: Uint8Array, source: TxSource): Promise<{ stx: SignedTx; sender: Address }> {
     if (bytes.byteLength > this.opts.maxTxBytes) {
       throw new CustosError(
         "TX_TOO_LARGE",
@@ -178,6 +207,13 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
         throw new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", {
           retryable: true,
         });
+      }
+      if (source === "rpc" && this.pending.size >= this.clientLimit) {
+        throw new CustosError(
+          "TX_POOL_FULL",
+          `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,
+          { retryable: true },
+        );
       }
       if ((this.perSender.get(sender) ?? 0) >= this.opts.maxPerSender) {
         throw new CustosError(
@@ -246,8 +282,16 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     return out;
   }
 
-  remove(txs: readonly SignedTx[]): void {
+  /** Takes committed (or expired) transactions out; committed ones feed the throughput estimate. */
+  remove(txs: readonly SignedTx[], committed = true): void {
     for (const t of txs) this.removeId(toHex(t.hash));
+    if (!committed || txs.length === 0) return;
+    const now = Date.now();
+    const dt = Math.max(1, now - this.rateAt);
+    // an exponentially weighted rate with a ~5 s horizon
+    const w = Math.exp(-dt / 5000);
+    this.rate = this.rate * w + (txs.length / (dt / 1000)) * (1 - w);
+    this.rateAt = now;
   }
 
   private removeId(id: string): void {

@@ -186,26 +186,50 @@ export class StateTree {
     return out;
   }
 
-  /** The root these writes would give, without applying them. */
+  /**
+   * The root these writes would give, without applying them. The work is kept (for the same
+   * `changes` object, on the same tree state) so that applying them afterwards costs nothing more.
+   */
   rootAfter(changes: Iterable<StateChange>): Uint8Array {
+    return this.prepare(changes).root;
+  }
+
+  private prepared = new WeakMap<
+    object,
+    {
+      version: number;
+      root: Uint8Array;
+      changed: Map<number, Map<string, Uint8Array>>;
+      nodes: Map<number, Uint8Array>;
+    }
+  >();
+  private version = 0;
+
+  private prepare(changes: Iterable<StateChange>) {
+    const kept = this.prepared.get(changes);
+    if (kept && kept.version === this.version) return kept;
     const changed = this.changedBuckets(changes);
-    if (changed.size === 0) return this.root;
-    const overlay = new Map<number, Uint8Array>();
-    const buckets = [...this.buckets];
-    for (const [b, m] of changed) buckets[b] = m;
-    this.rehash(
-      changed.keys(),
-      { get: (i) => overlay.get(i) ?? (this.nodes[i] as Uint8Array), set: (i, v) => overlay.set(i, v) },
-      buckets,
-    );
-    return overlay.get(1) as Uint8Array;
+    const nodes = new Map<number, Uint8Array>();
+    if (changed.size > 0) {
+      const buckets = [...this.buckets];
+      for (const [b, m] of changed) buckets[b] = m;
+      this.rehash(
+        changed.keys(),
+        { get: (i) => nodes.get(i) ?? (this.nodes[i] as Uint8Array), set: (i, v) => nodes.set(i, v) },
+        buckets,
+      );
+    }
+    const p = { version: this.version, root: nodes.get(1) ?? this.root, changed, nodes };
+    this.prepared.set(changes, p);
+    return p;
   }
 
   /** Makes the writes part of the tree; returns the new root. */
   apply(changes: Iterable<StateChange>): Uint8Array {
-    const changed = this.changedBuckets(changes);
-    for (const [b, m] of changed) this.buckets[b] = m;
-    this.rehash(changed.keys(), this.store);
+    const p = this.prepare(changes);
+    for (const [b, m] of p.changed) this.buckets[b] = m;
+    for (const [i, v] of p.nodes) this.nodes[i] = v;
+    this.version++;
     return this.root;
   }
 

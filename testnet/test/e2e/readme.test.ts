@@ -30,8 +30,14 @@ import { CLI } from "../helpers.js";
  *   values are fields of its JSON output; `exits N` is its exit status (0 when not said);
  * - a command whose comment says `Ctrl-C stops it` runs in the background until its claims hold;
  *   a command ending with `&` runs in the background and its claims must hold by the block's end;
- * - `0x<name>` takes the value the marker's regular expression captures in the most recent output
- *   (of this block or an earlier one) where it matches.
+ * - `0x<name>` (or `<name>`) takes the value the marker's regular expression captures in the most
+ *   recent output (of this block or an earlier one) where it matches;
+ * - a `transcript` block (`<!-- readme-test: NAME transcript ... -->`) is a terminal session: a
+ *   line starting with `$ ` is a command (a trailing `\` continues it on the next line), the lines
+ *   after it are everything it printed (stdout, then stderr), and must be, line for line, with
+ *   what differs from run to run allowed to differ: `0x` + hex and other long hex strings (any of
+ *   the same length), block times (`2026-12-02 08:27`), the numbers after `block` and `height`,
+ *   and whatever `…` stands for.
  * Every wait is bounded; nothing sleeps a guessed time.
  */
 
@@ -43,6 +49,8 @@ const BACKGROUND_TIMEOUT_MS = 90_000;
 
 interface Block {
   name: string;
+  /** A terminal session: `$ ` commands followed by their output (see above). */
+  transcript: boolean;
   /** The file a listing must equal (`file PATH` markers). */
   file?: string;
   placeholders: { name: string; re: RegExp }[];
@@ -59,6 +67,8 @@ interface Command {
   text: string;
   comment: string;
   background: "none" | "until-claims" | "ampersand";
+  /** In a transcript: what the command printed, as the README shows it. */
+  expected?: string[];
 }
 
 function blocks(): Block[] {
@@ -67,12 +77,19 @@ function blocks(): Block[] {
   for (const m of README.matchAll(re)) {
     const [head, ...rest] = (m[1] as string).split("|").map((x) => x.trim());
     const placeholders = rest.map((p) => {
-      const pm = /^(0x<[^>]+>) = \/(.+)\/$/.exec(p);
+      const pm = /^((?:0x)?<[^>]+>) = \/(.+)\/$/.exec(p);
       if (!pm) throw new Error(`bad placeholder in marker: ${p}`);
       return { name: pm[1] as string, re: new RegExp(pm[2] as string) };
     });
     const file = /^file (\S+)$/.exec(head as string)?.[1];
-    out.push({ name: head as string, ...(file ? { file } : {}), placeholders, body: m[2] as string });
+    const transcript = / transcript$/.test(head as string);
+    out.push({
+      name: (head as string).replace(/ transcript$/, ""),
+      transcript,
+      ...(file ? { file } : {}),
+      placeholders,
+      body: m[2] as string,
+    });
   }
   return out;
 }
@@ -129,6 +146,77 @@ function commands(body: string): Command[] {
     out.push({ text: background === "ampersand" ? text.slice(0, -1).trim() : text, comment, background });
   }
   return out;
+}
+
+/** A transcript's commands, each with the output the README shows for it. */
+function transcript(body: string): Command[] {
+  const out: Command[] = [];
+  const lines = body.replace(/\n$/, "").split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!line.startsWith("$ ")) {
+      const last = out.at(-1);
+      if (!last) throw new Error(`a transcript starts with output, not a command: ${line}`);
+      last.expected?.push(line);
+      continue;
+    }
+    let text = "";
+    let comment = "";
+    let current = line.slice(2);
+    for (;;) {
+      const at = commentStart(current);
+      const code = at < 0 ? current : current.slice(0, at);
+      if (at >= 0) comment += ` ${current.slice(at + 1)}`;
+      if (code.trimEnd().endsWith("\\") && at < 0) {
+        text += `${code.trimEnd().slice(0, -1)} `;
+        current = lines[++i] ?? "";
+        continue;
+      }
+      text += code;
+      break;
+    }
+    out.push({ text: text.trim(), comment, background: "none", expected: [] });
+  }
+  return out;
+}
+
+/**
+ * A transcript line as a pattern: what varies from run to run may differ (see the top of this
+ * file), everything else must be as written.
+ */
+function linePattern(expected: string): RegExp {
+  const literal = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const token =
+    /(…)|\b(0x[0-9a-f]+)|\b([0-9a-f]{32,})\b|(\d{4}-\d{2}-\d{2} \d{2}:\d{2})|\b((?:block|height) )\d+/g;
+  let re = "";
+  let last = 0;
+  for (const m of expected.matchAll(token)) {
+    re += literal(expected.slice(last, m.index));
+    if (m[1]) re += ".*?";
+    else if (m[2]) re += `0x[0-9a-f]{${m[2].length - 2}}`;
+    else if (m[3]) re += `[0-9a-f]{${m[3].length}}`;
+    else if (m[4]) re += "\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}";
+    else re += `${m[5]}\\d+`;
+    last = (m.index as number) + m[0].length;
+  }
+  return new RegExp(`^${re}${literal(expected.slice(last))}$`);
+}
+
+/** Where a command's output differs from its transcript, or undefined when it agrees. */
+function transcriptDiff(expected: string[], actual: string): string | undefined {
+  const got = actual
+    .replace(/\s+$/, "")
+    .split("\n")
+    .map((l) => l.trimEnd());
+  if (got.length === 1 && got[0] === "") got.pop();
+  const want = expected.map((l) => l.trimEnd());
+  for (let i = 0; i < Math.max(got.length, want.length); i++) {
+    const w = want[i];
+    const g = got[i];
+    if (w === undefined || g === undefined || !linePattern(w).test(g))
+      return `line ${i + 1}:\n  README: ${w ?? "(nothing more)"}\n  output: ${g ?? "(nothing more)"}`;
+  }
+  return undefined;
 }
 
 function claimsOf(comment: string): Claims {
@@ -300,7 +388,7 @@ describe("the README, followed as written", () => {
       expect(b.body, b.file).toBe(await readFile(join(ROOT, b.file as string), "utf8"));
   });
 
-  it("quick start, the laptop chain, contracts, governance and audit run as written, on a fresh home", async () => {
+  it("quick start, the laptop chain, contracts, governance, prepaid cards and audit run as written, on a fresh home", async () => {
     const runnable = blocks().filter((b) => !b.file);
     expect(runnable.map((b) => b.name)).toEqual([
       "quick-start",
@@ -309,6 +397,15 @@ describe("the README, followed as written", () => {
       "laptop-shell",
       "contracts",
       "governance",
+      "prepaid-demo",
+      "prepaid-onboard",
+      "prepaid-buy",
+      "prepaid-cards",
+      "prepaid-refunds",
+      "prepaid-time",
+      "prepaid-regulator",
+      "prepaid-closure",
+      "prepaid-check",
       "audit",
     ]);
 
@@ -369,9 +466,11 @@ describe("the README, followed as written", () => {
           ).test(output)
         : output.includes(claim);
 
+    const transcriptFailures: string[] = [];
     for (const block of runnable) {
       const pending: { ran: Ran; claims: Claims }[] = [];
-      for (const c of commands(block.body)) {
+      const printed: string[] = [];
+      for (const c of block.transcript ? transcript(block.body) : commands(block.body)) {
         if (/^npm (install|test)\b/.test(c.text)) continue;
         let text = c.text.replace(/^npm start\b/, `npx ${START_SCRIPT} --base-port ${base}`);
         let comment = movePorts(c.comment);
@@ -414,6 +513,12 @@ describe("the README, followed as written", () => {
           continue;
         }
         const output = `${ran.out()}${ran.err()}`;
+        if (c.expected) {
+          // what the session printed, in the README's form (README_TRANSCRIPTS=DIR keeps it)
+          printed.push(`$ ${c.text}${c.comment ? `  #${c.comment}` : ""}`, output.replace(/\s+$/, ""));
+          const diff = transcriptDiff(c.expected, output);
+          if (diff) transcriptFailures.push(`${where}\n${diff}`);
+        }
         expect(ran.status, `${where}\n${output}`).toBe(claims.status);
         for (const t of claims.texts)
           expect(holds(t, output), `${where}: claims "${t}" in\n${output}`).toBe(true);
@@ -423,6 +528,8 @@ describe("the README, followed as written", () => {
             expect(doc[k], `${where}: claims "${k}": ${JSON.stringify(v)}`).toEqual(v);
         }
       }
+      if (block.transcript && process.env.README_TRANSCRIPTS)
+        await writeFile(join(process.env.README_TRANSCRIPTS, `${block.name}.txt`), `${printed.join("\n")}\n`);
       for (const { ran, claims } of pending) {
         const where = `[${block.name}] ${ran.command} &`;
         await until(`${where}\n  claims ${JSON.stringify(claims.texts)}`, 30_000, async () => {
@@ -431,6 +538,7 @@ describe("the README, followed as written", () => {
         });
       }
     }
+    expect(transcriptFailures, "the README's transcripts and what the commands printed").toEqual([]);
     // everything the steps created in the repository root is ignored by git (keys, passwords, ledgers)
     await testnet.down(join(dir, ".testnet"));
     await s.close();
@@ -453,5 +561,5 @@ describe("the README, followed as written", () => {
     const ignored = new Set(git.stdout.split("\n").filter(Boolean));
     expect(created.filter((f) => !ignored.has(f))).toEqual([]);
     expect(existsSync(join(dir, "h", "run.json"))).toBe(false); // the node stopped cleanly
-  }, 420_000);
+  }, 900_000);
 });

@@ -1,0 +1,49 @@
+import { decodeSignedTx, LIMITS } from "@custos/types";
+import { type Logger, toHex } from "@custos/utils";
+import { encodeSyncRequest, MAX_REPLY_BYTES, MAX_TXS_ASKED } from "../chain/syncProtocol.js";
+import type { P2pNetwork } from "./network.js";
+
+/**
+ * Fetches the transactions of a proposal that this replica's pool lacks: asks the leader first,
+ * then the other validators, for what is still missing, each with a short deadline; returns the
+ * exact signed bytes of what it got (the caller checks them against the proposal's hashes).
+ */
+export async function fetchTxs(
+  net: P2pNetwork,
+  hashes: Uint8Array[],
+  from: number,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<Uint8Array[]> {
+  const want = new Map(hashes.slice(0, MAX_TXS_ASKED).map((h) => [toHex(h), h]));
+  const got: Uint8Array[] = [];
+  const others = net
+    .connectedPeers()
+    .filter((p) => p.role === "validator" && p.index !== from)
+    .map((p) => p.index);
+  for (const peer of [from, ...others]) {
+    if (want.size === 0 || signal.aborted) break;
+    try {
+      const frames = await net.request(
+        peer,
+        encodeSyncRequest({ kind: "txs", hashes: [...want.values()] }),
+        want.size,
+        {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(3000)]),
+          maxBytes: MAX_REPLY_BYTES + LIMITS.maxTxBytes,
+        },
+      );
+      for (const f of frames) {
+        try {
+          const id = toHex(decodeSignedTx(f).hash);
+          if (want.delete(id)) got.push(f);
+        } catch {
+          // garbage from a peer: what it stood for is still wanted
+        }
+      }
+    } catch (err) {
+      log.debug("tx fetch failed", { peer, error: String(err) });
+    }
+  }
+  return got;
+}
