@@ -24,6 +24,8 @@ export default defineConfig({
       project("crypto", "packages/crypto"),
       project("codec", "packages/codec"),
       project("types", "packages/types"),
+      project("audit", "packages/audit"),
+      project("sm-secure", "packages/sm-secure"),
       project("client", "packages/client"),
       project("consensus", "consensus"),
       project("vm", "vm"),

@@ -1,4 +1,5 @@
 // `npm run bench -- <name> [--json] [--runs N] [--ms N] ...`; `npm run bench:crypto`.
+import { runAuditVerifyBench } from "./auditVerify.js";
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
@@ -42,10 +43,20 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       ...(o.args.includes("--max-block-txs") ? { maxBlockTxs: flag(o.args, "--max-block-txs", 5000) } : {}),
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 2,
       keep: o.args.includes("--keep"),
+      auditIndex: !o.args.includes("--no-audit-index"),
+      p2pSecure: secureFlag(o.args),
       workloads: workloads(o.args),
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
+  "audit-verify": (o) =>
+    runAuditVerifyBench({
+      json: o.json,
+      runs: flag(o.args, "--runs", 3),
+      entries: flag(o.args, "--entries", 10_000),
+      txsPerBlock: flag(o.args, "--txs-per-block", 500),
+      validators: flag(o.args, "--validators", 4),
+    }),
   sync: (o) =>
     runSyncBench({
       json: o.json,
@@ -55,6 +66,14 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       snapshot: !o.args.includes("--no-snapshot"),
     }),
 };
+
+/** --p2p-secure sm|noise: how the testnet's nodes secure their connections (sm by default). */
+function secureFlag(args: string[]): "sm" | "noise" {
+  const i = args.indexOf("--p2p-secure");
+  const v = i >= 0 ? args[i + 1] : "sm";
+  if (v !== "sm" && v !== "noise") throw new Error("--p2p-secure takes sm or noise");
+  return v;
+}
 
 /** --workload transfer|prepaid|transfer,prepaid (default transfer). */
 function workloads(args: string[]): WorkloadName[] {
@@ -79,7 +98,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--blocks N] [--txs-per-block K] [--block-txs N]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index]`,
     );
     process.exitCode = 2;
     return;

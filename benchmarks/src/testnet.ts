@@ -48,8 +48,12 @@ export interface TestnetBenchOptions {
   blockIntervalMs: number;
   /** Seconds of unmeasured load before the measured phases (0: none). */
   warmup: number;
+  /** Run the nodes without their audit index (config audit.index false), to measure what it costs. */
+  auditIndex?: boolean;
   /** Keep the testnet directory (nodes stopped) for its logs instead of removing it. */
   keep: boolean;
+  /** How the nodes secure their connections (genesis p2p.secure): "sm" (default) or "noise". */
+  p2pSecure: "sm" | "noise";
   /** What the phases send: e-CNY transfers, prepaid-card purchases and consumptions, or both (interleaved). */
   workloads: WorkloadName[];
 }
@@ -136,7 +140,13 @@ async function exists(path: string): Promise<boolean> {
 /** Starts the testnet, picking another base port if one was taken in the meantime. */
 async function startTestnet(
   dir: string,
-  o: { nodes: number; blockIntervalMs: number; maxBlockTxs?: number },
+  o: {
+    nodes: number;
+    blockIntervalMs: number;
+    maxBlockTxs?: number;
+    auditIndex?: boolean;
+    p2pSecure: "sm" | "noise";
+  },
 ): Promise<TestnetFile> {
   // CUSTOS_BENCH_NODE_ARGS passes Node flags to the node processes only (e.g. --cpu-prof)
   const extra = (process.env.CUSTOS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
@@ -150,6 +160,8 @@ async function startTestnet(
         command: [process.execPath, ...extra, BIN],
         blockIntervalMs: o.blockIntervalMs,
         ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
+        ...(o.auditIndex === false ? { nodeConfig: { audit: { index: false } } } : {}),
+        p2pSecure: o.p2pSecure,
         reuse: false,
       });
     } catch (err) {
@@ -164,6 +176,8 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
   const log = (s: string) => {
     if (!o.json) process.stderr.write(`${s}\n`);
   };
+  // the machine is shared: its load before and after the run goes into the report
+  const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100);
   // the machine's own ceiling, measured in this run before the nodes start
   log("measuring the SM2 verify ceiling");
   const ceiling = await measureVerifyCeiling();
@@ -187,7 +201,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
   const watchers: CommitWatcher[] = [];
   const senders: RawSender[] = [];
   try {
-    log(`starting a testnet of ${o.nodes} validators in ${dir}`);
+    log(`starting a testnet of ${o.nodes} validators in ${dir} (connections: ${o.p2pSecure})`);
     const startedAt = performance.now();
     await startTestnet(dir, o);
     const t = await readTestnet(dir);
@@ -444,11 +458,14 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       benchmark: "testnet",
       date: new Date().toISOString(),
       machine: machine(),
+      loadAverage: { before: loadBefore, after: loadavg().map((x) => Math.round(x * 100) / 100) },
       testnet: {
         validators: validators.length,
         processes: "one `custos node start` per validator, libp2p on 127.0.0.1, PBFT",
+        p2pSecure: o.p2pSecure,
         minBlockIntervalMs: o.blockIntervalMs,
         maxBlockTxs: o.maxBlockTxs ?? 5000,
+        auditIndex: o.auditIndex !== false,
         finalHeights: heights,
       },
       workload: `${[
@@ -459,7 +476,6 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       ].join(
         "; ",
       )}; signed before each phase, sent open loop at a fixed rate for ${o.seconds} s, round-robin over the ${validators.length} validators' RPC, ${o.batch === 1 ? "one JSON-RPC request each" : `${o.batch} per JSON-RPC batch request`}, up to ${INFLIGHT_TXS} txs in flight per validator; latency = from the scheduled send time to the commit notification (WebSocket newBlocks) of the validator the tx was sent to`,
-      loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
       ceiling: {
         sm2VerifyPerCore: ceiling.verifyPerCore,
         sm2VerifyPool: ceiling.verifyPool,
@@ -487,7 +503,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
     else {
       const names = validators.map((v) => v.name.replace("validator-", "v"));
       const lines = [
-        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}`,
+        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}; connections secured with ${o.p2pSecure === "sm" ? "national algorithms (sm-secure)" : "noise"}`,
         report.workload,
         report.method,
         `ceiling (same run): SM2 verify ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s with the verifier pool on ${ceiling.threads} threads; each of ${validators.length} validators verifies every tx: at most ${ceilingTps} TPS`,
@@ -549,7 +565,6 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
           (x) =>
             `prepaid / transfer at ${x.rate}/s (median TPS of the same run): ${x.prepaidTps} / ${x.transferTps} = ${x.ratio}`,
         ),
-        `load average at the end (1, 5, 15 min): ${report.loadAverage.join(" ")}`,
         "",
         `failed = refused at admission + committed with a failed receipt + not committed within ${DRAIN_MS / 1000} s + not sent within ${o.seconds + 5} s:`,
         ...summary.map(
@@ -557,6 +572,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             `  ${r.name}: ${r.rejected} refused, ${r.failedReceipts} failed receipts, ${r.notCommitted} not committed, ${r.notSent} not sent`,
         ),
         `refused at admission, all phases: ${JSON.stringify(report.refusals)}; final heights: ${heights.join(" ")}`,
+        `load average (1, 5, 15 min) before the run ${report.loadAverage.before.join(" ")}, after ${report.loadAverage.after.join(" ")}`,
         "latency and block interval (ivl, from header timestamps) in ms; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; load%: this load generator's CPU (it shares the machine)",
       ];
       process.stdout.write(`${lines.join("\n")}\n`);

@@ -1,7 +1,9 @@
 import { errorMessage, isCustosError } from "@custos/utils";
 import { Command, CommanderError } from "commander";
+import { registerAuditCommands } from "./commands/audit.js";
 import { registerBackupCommands } from "./commands/backup.js";
 import { registerChainCommands } from "./commands/chain.js";
+import { registerComplaintCommands } from "./commands/complaint.js";
 import { registerContractCommands } from "./commands/contracts.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerGenesisCommand } from "./commands/genesis.js";
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerChainCommands(program);
   registerContractCommands(program);
+  registerAuditCommands(program);
+  registerComplaintCommands(program);
   registerPrepaidCommands(program);
   registerGenesisCommand(program);
   registerTestnetCommands(program);

@@ -205,6 +205,15 @@ export class Names {
     return a.keyFile;
   }
 
+  /** The demo member's name of an address, when a list is at hand (for tables). */
+  nameOf(address: string): string | undefined {
+    try {
+      return this.accounts()?.accounts.find((x) => x.address === address)?.name;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Throws unless the node's chain is the one the resolved names belong to. */
   checkChain(nodeChainId: string): void {
     if (this.usedChainId !== undefined && this.usedChainId !== nodeChainId)

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CustosError } from "@custos/utils";
@@ -15,13 +16,22 @@ export interface NodeConfig {
     rateLimit: number;
     apiKeys?: ApiKey[];
     tls?: { certFile: string; keyFile: string };
+    /**
+     * Requests signed with a member's SM2 key (X-Custos-* headers): accepted when enabled, as that
+     * member with the read and write scopes; the timestamp must be within windowMs of the node's
+     * clock and a nonce is spent for that long.
+     */
+    memberSignatures?: { windowMs: number };
   };
   pool: TxPoolOptions;
   /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
   consensus: { baseTimeoutMs: number; maxTimeoutMs: number };
   nodeKey: { file: string; passwordFile?: string };
-  /** The libp2p identity (Ed25519), encrypted with the node key's password. */
-  p2pKey: { file: string };
+  /**
+   * A separate libp2p key (Ed25519, encrypted with the node key's password) of a home made before
+   * issue 19; absent: the libp2p key is derived from the node key (`p2pKeyFromNodeKey`).
+   */
+  p2pKey?: { file: string };
   /**
    * Where libp2p listens (e.g. /ip4/0.0.0.0/tcp/30300 behind NAT); default: this node's own
    * addresses in genesis. `--p2p-listen` overrides both.
@@ -33,6 +43,8 @@ export interface NodeConfig {
     keepFiles: number;
     retentionDays: number;
   };
+  /** The audit index in HOME/data/audit (DESIGN.md §7a); `index: false` runs without it (no audit_* RPC). */
+  audit: { index: boolean };
   /**
    * State snapshots (issue 18): one every `interval` blocks (0: none), the newest `keep` kept in
    * data/snapshots and served to peers; `join`: a node whose ledger is empty starts from the
@@ -51,12 +63,15 @@ export const DEFAULT_CONFIG: NodeConfig = {
   pool: DEFAULT_POOL_OPTIONS,
   consensus: { baseTimeoutMs: 3000, maxTimeoutMs: 30_000 },
   nodeKey: { file: "keys/node.json" },
-  p2pKey: { file: "keys/p2p.json" },
   p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
+  audit: { index: true },
   snapshots: { interval: 10_000, keep: 2, join: false },
   ledger: { keepBlocks: 0 },
 };
+
+/** Where homes made before issue 19 keep their separate libp2p key. */
+const LEGACY_P2P_KEY = "keys/p2p.json";
 
 export const homePaths = (home: string) => ({
   config: join(home, "config.json"),
@@ -67,6 +82,8 @@ export const homePaths = (home: string) => ({
   wal: join(home, "data", "consensus.wal"),
   /** What this validator last signed (never sign a conflicting vote). */
   signState: join(home, "data", "sign-state"),
+  /** The audit index (derived from the ledger; rebuilt when missing). */
+  audit: join(home, "data", "audit"),
   /** Written by `custos node reset-ledger`: the ledger was moved aside and syncs again. */
   ledgerReset: join(home, "data", "ledger.reset.json"),
   /** Written by `custos restore`: a validator catches up with its peers before it signs. */
@@ -132,6 +149,9 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
   const log = (raw.log ?? {}) as Record<string, unknown>;
   const cons = (raw.consensus ?? {}) as Record<string, unknown>;
   const p2pKey = (raw.p2pKey ?? {}) as Record<string, unknown>;
+  const audit = (raw.audit ?? {}) as Record<string, unknown>;
+  if (audit.index !== undefined && typeof audit.index !== "boolean")
+    throw bad("audit.index", "expected true or false");
   const snaps = (raw.snapshots ?? {}) as Record<string, unknown>;
   const ledgerIn = (raw.ledger ?? {}) as Record<string, unknown>;
   if (snaps.join !== undefined && typeof snaps.join !== "boolean")
@@ -152,6 +172,12 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       return { key: o.key, scopes, ...(typeof o.name === "string" ? { name: o.name } : {}) } as ApiKey;
     });
   }
+  const sigIn = rpc.memberSignatures as Record<string, unknown> | undefined;
+  if (
+    sigIn !== undefined &&
+    (typeof sigIn !== "object" || sigIn === null || (sigIn.enabled !== true && sigIn.enabled !== false))
+  )
+    throw bad("rpc.memberSignatures", "expected {enabled: true|false, windowMs?: milliseconds}");
   const tlsIn = rpc.tls as Record<string, unknown> | undefined;
   if (tlsIn !== undefined && (typeof tlsIn.certFile !== "string" || typeof tlsIn.keyFile !== "string")) {
     throw bad("rpc.tls", "expected {certFile, keyFile}");
@@ -165,6 +191,16 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       maxBodyBytes: posInt(rpc.maxBodyBytes, "rpc.maxBodyBytes", DEFAULT_CONFIG.rpc.maxBodyBytes),
       rateLimit: posInt(rpc.rateLimit, "rpc.rateLimit", DEFAULT_CONFIG.rpc.rateLimit),
       ...(apiKeys ? { apiKeys } : {}),
+      ...(sigIn?.enabled === true
+        ? {
+            memberSignatures: {
+              windowMs: Math.min(
+                600_000,
+                Math.max(1000, posInt(sigIn.windowMs, "rpc.memberSignatures.windowMs", 60_000)),
+              ),
+            },
+          }
+        : {}),
       ...(tlsIn
         ? {
             tls: {
@@ -199,9 +235,12 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       file: resolve(home, typeof key.file === "string" ? key.file : DEFAULT_CONFIG.nodeKey.file),
       ...(typeof key.passwordFile === "string" ? { passwordFile: resolve(home, key.passwordFile) } : {}),
     },
-    p2pKey: {
-      file: resolve(home, typeof p2pKey.file === "string" ? p2pKey.file : DEFAULT_CONFIG.p2pKey.file),
-    },
+    // a home of before issue 19 has its libp2p key in keys/p2p.json, named in config.json or not
+    ...(typeof p2pKey.file === "string"
+      ? { p2pKey: { file: resolve(home, p2pKey.file) } }
+      : existsSync(join(home, LEGACY_P2P_KEY))
+        ? { p2pKey: { file: resolve(home, LEGACY_P2P_KEY) } }
+        : {}),
     p2p: p2pListen(raw.p2p),
     log: {
       level: level as NodeConfig["log"]["level"],
@@ -209,6 +248,7 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       keepFiles: posInt(log.keepFiles, "log.keepFiles", DEFAULT_CONFIG.log.keepFiles),
       retentionDays: posInt(log.retentionDays, "log.retentionDays", DEFAULT_CONFIG.log.retentionDays),
     },
+    audit: { index: audit.index !== false },
     snapshots: {
       interval: posInt(snaps.interval, "snapshots.interval", DEFAULT_CONFIG.snapshots.interval),
       keep: Math.max(1, posInt(snaps.keep, "snapshots.keep", DEFAULT_CONFIG.snapshots.keep)),

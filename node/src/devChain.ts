@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { encryptKeystore, generateKeyPair, writeKeystoreFile } from "@custos/crypto";
-import { type EcnyTier, type Genesis, parseGenesis, type Role } from "@custos/types";
+import { type EcnyTier, type Genesis, type P2pSecure, parseGenesis, type Role } from "@custos/types";
 
 /**
  * The demo chain that `custos init --dev` and `custos testnet up` make: who the demo members are,
@@ -86,6 +86,8 @@ export interface DevGenesisSpec {
   members: GenesisMemberSpec[];
   minBlockIntervalMs?: number;
   maxBlockTxs?: number;
+  /** How nodes secure their connections: national algorithms ("sm") unless asked otherwise. */
+  p2pSecure?: P2pSecure;
 }
 
 export function devGenesis(s: DevGenesisSpec): Genesis {
@@ -101,5 +103,6 @@ export function devGenesis(s: DevGenesisSpec): Genesis {
     ...(s.observers ? { observers: s.observers } : {}),
     members: s.members,
     ecny: { tiers: DEV_TIERS, largeTxThreshold: DEV_CHAIN.largeTxThreshold },
+    p2p: { secure: s.p2pSecure ?? "sm" },
   });
 }

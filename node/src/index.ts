@@ -1,3 +1,5 @@
+export { AuditIndex, type IndexedChain } from "./audit/auditIndex.js";
+export { AuditService } from "./audit/auditService.js";
 export { type BackupProgress, restoreBackup, writeBackup } from "./backup/backup.js";
 export { type BackupManifest, readBackup } from "./backup/format.js";
 export { buildBlock, commitOf } from "./chain/blockBuilder.js";
@@ -19,7 +21,8 @@ export { type InitOptions, type InitResult, initHome } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
 export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";
 export { CustosNode, type StartOptions } from "./node.js";
-export { Channel, P2pNetwork } from "./p2p/network.js";
+export { Channel, type NetworkPeer, P2pNetwork } from "./p2p/network.js";
+export { peersOf } from "./p2p/peers.js";
 export { RpcCode } from "./rpc/errors.js";
 export { chunkDigest, decodeChunk, encodeChunk, type SnapshotMeta } from "./snapshot/snapshot.js";
 export { readSnapshotFile, SnapshotStore, writeSnapshotFile } from "./snapshot/store.js";

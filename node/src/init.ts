@@ -2,13 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import {
-  encryptKeystore,
-  encryptP2pKeystore,
-  generateKeyPair,
-  generateP2pKey,
-  writeKeystoreFile,
-} from "@custos/crypto";
+import { encryptKeystore, generateKeyPair, p2pKeyFromNodeKey, writeKeystoreFile } from "@custos/crypto";
 import { genesisToJson } from "@custos/types";
 import { CustosError } from "@custos/utils";
 import { homePaths } from "./config.js";
@@ -32,7 +26,7 @@ export interface InitResult {
   chainId: string;
   nodeAddress: string;
   nodePublicKey: string;
-  /** libp2p peer id of the node's Ed25519 network key (HOME/keys/p2p.json). */
+  /** libp2p peer id of the node: of the Ed25519 key derived from its SM2 node key. */
   peerId: string;
   /** The genesis file written (dev homes); null without --dev: the chain's genesis goes there later. */
   genesisFile: string | null;
@@ -79,12 +73,11 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
 
   const node = generateKeyPair();
   await writeKeystoreFile(nodeKeyFile, await encryptKeystore(node.privateKey, password, kdf));
-  const p2p = generateP2pKey();
-  await writeKeystoreFile(join(o.home, "keys", "p2p.json"), await encryptP2pKeystore(p2p, password, kdf));
+  // one secret per node: the libp2p key is derived from the SM2 node key
+  const p2p = p2pKeyFromNodeKey(node.privateKey);
   const config: Record<string, unknown> = {
     rpc: { listen: o.rpcListen ?? "127.0.0.1:8545" },
     nodeKey: { file: "keys/node.json", ...(passwordFile ? { passwordFile: "dev-password" } : {}) },
-    p2pKey: { file: "keys/p2p.json" },
   };
   await writePrivate(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   const result: InitResult = {

@@ -38,6 +38,8 @@ export class Metrics {
   network: {
     peers: () => number;
     peersDisconnected: () => number;
+    /** Handshakes and records refused by the national-algorithm transport, by code. */
+    secureRefused?: () => ReadonlyMap<string, number>;
     viewChanges: () => number;
     syncedBlocks: () => number;
   } = { peers: () => 0, peersDisconnected: () => 0, viewChanges: () => 0, syncedBlocks: () => 0 };
@@ -126,6 +128,14 @@ export class Metrics {
       "counter",
       "Peers hung up on for sending invalid data (garbage, oversized, forged).",
       this.network.peersDisconnected(),
+    );
+    metric(
+      "custos_p2p_secure_refused_total",
+      "counter",
+      "Connections the national-algorithm transport refused, by code (SM_PEER_NOT_ALLOWED, SM_RECORD_MAC, ...).",
+      [...(this.network.secureRefused?.() ?? [])].map(
+        ([code, n]) => `custos_p2p_secure_refused_total{code="${code}"} ${n}`,
+      ),
     );
     one(
       "custos_consensus_view_changes_total",

@@ -5,6 +5,9 @@ import type { Sm2KeyPair } from "@custos/crypto";
 import { selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis } from "@custos/types";
 import { CustosError, type Logger } from "@custos/utils";
+import { AuditIndex } from "./audit/auditIndex.js";
+import { AuditService } from "./audit/auditService.js";
+import { auditRpcMethods } from "./audit/rpc.js";
 import { type ChainWriter, SerialWriter } from "./chain/chainWriter.js";
 import { chainLedgerSpec, openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
@@ -24,6 +27,7 @@ import { topics } from "./p2p/topics.js";
 import { fetchTxs } from "./p2p/txFetch.js";
 import { TxGossip } from "./p2p/txGossip.js";
 import { adminMethods } from "./rpc/adminMethods.js";
+import { MemberSignatures } from "./rpc/memberAuth.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import { joinFromSnapshot } from "./snapshot/join.js";
@@ -161,6 +165,17 @@ export class CustosNode {
         await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" })),
         (l) => l.close(),
       );
+      // the audit index: caught up from the ledger in the background, then fed after each commit
+      const auditIndex = config.audit.index
+        ? life.add(
+            await AuditIndex.open(
+              { dir: paths.audit, genesis },
+              { chain: ledger, log: log.child({ module: "audit" }) },
+            ),
+            (i) => i.close(),
+          )
+        : undefined;
+      auditIndex?.start();
       const head = ledger.head;
       const { role, self } = roleOf(
         head.validators,
@@ -217,7 +232,19 @@ export class CustosNode {
         head.observers.length > 0 ||
         self < 0;
       const net = multiNode
-        ? await openNetwork(head, config, self, password, o.p2pListen, log.child({ module: "p2p" }))
+        ? await openNetwork(
+            head,
+            config,
+            {
+              self,
+              key,
+              password,
+              chainId: genesis.chainId,
+              secure: genesis.p2p.secure,
+              ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
+            },
+            log.child({ module: "p2p" }),
+          )
         : undefined;
 
       const signing =
@@ -296,6 +323,7 @@ export class CustosNode {
           c.block.header.timestamp,
         );
         if (!announce) pool.remove(c.block.txs); // consensus removes its own
+        auditIndex?.committed(c.block, c.receipts);
         rpc?.publish(c);
         snapshots.afterCommit(c.block.header.height);
         if (config.ledger.keepBlocks > 0 && !pruning)
@@ -344,6 +372,13 @@ export class CustosNode {
           }),
         }),
       };
+      Object.assign(
+        methods,
+        auditRpcMethods(
+          auditIndex && new AuditService({ index: auditIndex, ledger, genesis }),
+          genesis.ecny.largeTxThreshold,
+        ),
+      );
       rpc = new RpcServer(
         {
           ...parseListen(o.rpcListen ?? config.rpc.listen),
@@ -352,6 +387,15 @@ export class CustosNode {
           rateLimit: config.rpc.rateLimit,
           metrics,
           ...(config.rpc.apiKeys ? { apiKeys: config.rpc.apiKeys } : {}),
+          chainId: genesis.chainId,
+          ...(config.rpc.memberSignatures
+            ? {
+                memberSignatures: new MemberSignatures(
+                  { chainId: genesis.chainId, windowMs: config.rpc.memberSignatures.windowMs },
+                  async (address) => (await readMember(ledger, address))?.publicKey,
+                ),
+              }
+            : {}),
           ...(config.rpc.tls ? { tls: config.rpc.tls } : {}),
         },
         methods,
@@ -369,6 +413,7 @@ export class CustosNode {
       metrics.network = {
         peers: () => net?.connected ?? 0,
         peersDisconnected: () => net?.peersDisconnected ?? 0,
+        secureRefused: () => net?.secureRefused ?? new Map(),
         viewChanges: () => driver?.viewChanges ?? 0,
         syncedBlocks: () => sync.applied,
       };
@@ -494,7 +539,19 @@ async function ledgerFromSnapshot(
     // not in genesis: a node that governance added later; it dials the genesis peers as a stranger
   }
   const plog = log.child({ module: "snapshot" });
-  const net = await openNetwork(sets, config, self, password, o.p2pListen, log.child({ module: "p2p" }));
+  const net = await openNetwork(
+    sets,
+    config,
+    {
+      self,
+      key,
+      password,
+      chainId: genesis.chainId,
+      secure: genesis.p2p.secure,
+      ...(o.p2pListen ? { p2pListen: o.p2pListen } : {}),
+    },
+    log.child({ module: "p2p" }),
+  );
   await net.start();
   try {
     plog.info("starting from a snapshot: asking the peers", { peers: net.connected });

@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { CustosClient } from "@custos/client";
 import { createDevMembers, type DevAccount, devGenesis, initHome } from "@custos/node";
-import { genesisToJson } from "@custos/types";
+import { genesisToJson, type P2pSecure } from "@custos/types";
 import { CustosError, errorMessage, portFree, sleep } from "@custos/utils";
 
 export interface TestnetNode {
@@ -42,10 +42,14 @@ export interface UpOptions {
   chainId?: string;
   blockIntervalMs?: number;
   maxBlockTxs?: number;
+  /** How the nodes secure their connections (genesis p2p.secure): national algorithms by default. */
+  p2pSecure?: P2pSecure;
   /** An existing testnet in `dir` is started again instead of refused. */
   reuse?: boolean;
   /** How long to wait for every node's RPC and for the validators to connect. */
   timeoutMs?: number;
+  /** Settings merged into every node's config.json (e.g. `{ audit: { index: false } }` for a benchmark). */
+  nodeConfig?: Record<string, unknown>;
 }
 
 export interface NodeStatus {
@@ -272,7 +276,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
       rpcListen: `127.0.0.1:${o.basePort + i}`,
     });
     const cfgPath = join(home, "config.json");
-    const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+    const cfg = { ...JSON.parse(await readFile(cfgPath, "utf8")), ...o.nodeConfig };
     cfg.nodeKey.passwordFile = "../password";
     await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
     inits.push(r);
@@ -301,6 +305,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     members,
     ...(o.blockIntervalMs === undefined ? {} : { minBlockIntervalMs: o.blockIntervalMs }),
     ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
+    ...(o.p2pSecure === undefined ? {} : { p2pSecure: o.p2pSecure }),
   });
   const text = `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`;
   await writeFile(join(dir, "genesis.json"), text);
@@ -331,8 +336,8 @@ export interface AddedNode {
 }
 
 /**
- * Creates one more validator (or observer) home on the testnet's genesis (new SM2 and libp2p keys,
- * free ports), starts it with --join and records it in testnet.json. It syncs from the validators
+ * Creates one more validator (or observer) home on the testnet's genesis (a new SM2 key and the
+ * libp2p key derived from it, free ports), starts it with --join and records it in testnet.json. It syncs from the validators
  * once they let it in, which they do when a validator.add (observer.add) proposal for its key and
  * peer id has passed.
  */

@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { CustosClient, formatFen, parseYuan, type ReceiptView, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
-import { loadKeystoreFile } from "@custos/crypto";
+import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
 import { CustosError } from "@custos/utils";
 import type { Command } from "commander";
 import { output, readPassword, UsageError } from "../io.js";
@@ -11,17 +11,47 @@ import { Names, type RunFile, rpcUrl, runFileOf, type TargetOpts } from "../targ
 export interface RpcOpts extends TargetOpts {
   json?: boolean;
   apiKey?: string;
+  /** A member's keystore (or demo name) that signs every RPC request (or CUSTOS_SIGNER). */
+  signer?: string;
+  /** Sign every RPC request with the --key member's SM2 key (or CUSTOS_SIGN_REQUESTS=1). */
+  signRequests?: boolean;
+  key?: string;
+  passwordFile?: string;
 }
 
 /** The node a command talks to and the demo members it may name (see target.ts). */
 export interface Target {
   client: CustosClient;
   names: Names;
+  /** The --key member's key, loaded once (for signing transactions and, asked to, requests). */
+  memberKey(): Promise<Sm2KeyPair>;
 }
 
 export function target(o: RpcOpts): Target {
-  const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
-  return { client: new CustosClient(rpcUrl(o), key ? { apiKey: key } : {}), names: new Names(o) };
+  const apiKey = o.apiKey ?? process.env.CUSTOS_API_KEY;
+  const names = new Names(o);
+  const loaded = new Map<string, Promise<Sm2KeyPair>>();
+  const load = (ref: string) => {
+    let p = loaded.get(ref);
+    if (!p) {
+      p = readPassword(o).then((pw) => loadKeystoreFile(names.keyFile(ref), pw));
+      loaded.set(ref, p);
+    }
+    return p;
+  };
+  const memberKey = () => {
+    if (o.key === undefined) throw new UsageError("this needs --key (a member's keystore or demo name)");
+    return load(o.key);
+  };
+  // who signs the requests, if anyone: --signer, CUSTOS_SIGNER, or --key with --sign-requests
+  // (CUSTOS_SIGN_REQUESTS=1: every command that has a --key)
+  const signWithKey = o.signRequests === true || process.env.CUSTOS_SIGN_REQUESTS === "1";
+  const signer = o.signer ?? process.env.CUSTOS_SIGNER ?? (signWithKey ? o.key : undefined);
+  const client = new CustosClient(rpcUrl(o), {
+    ...(apiKey ? { apiKey } : {}),
+    ...(signer !== undefined ? { signer: { key: () => load(signer) } } : {}),
+  });
+  return { client, names, memberKey };
 }
 
 export function client(o: RpcOpts): CustosClient {
@@ -37,6 +67,10 @@ export const rpcOption = (c: Command) =>
     .option("--home <dir>", "a node home: its RPC URL, and its demo members' names (dev-accounts.json)")
     .option("--dir <dir>", "a testnet directory: its first validator's RPC URL and demo members' names")
     .option("--api-key <key>", "RPC API key (or CUSTOS_API_KEY)")
+    .option(
+      "--signer <key>",
+      "sign every RPC request with this member's SM2 key (keystore, or demo name) instead of an API key (or CUSTOS_SIGNER)",
+    )
     .option("--json", "print one JSON document (errors too: {error: {code, message}} on stderr)");
 
 export interface SignOpts extends RpcOpts {
@@ -49,12 +83,16 @@ export interface SignOpts extends RpcOpts {
 export const signOption = (c: Command) =>
   rpcOption(c)
     .requiredOption("--key <file>", "keystore of the sender (or a demo member's name, with --home/--dir)")
+    .option(
+      "--sign-requests",
+      "sign the RPC requests too, with the --key member's SM2 key (or CUSTOS_SIGN_REQUESTS=1)",
+    )
     .option("--password-file <file>", "file holding the keystore password (else CUSTOS_PASSWORD)")
     .option("--no-wait", "return once the pool has accepted the transaction")
     .option("--timeout <seconds>", "how long to wait for the receipt", "60");
 
-export async function wallet(o: SignOpts, t: Target): Promise<Wallet> {
-  return new Wallet(t.client, await loadKeystoreFile(t.names.keyFile(o.key), await readPassword(o)));
+export async function wallet(_o: SignOpts, t: Target): Promise<Wallet> {
+  return new Wallet(t.client, await t.memberKey());
 }
 
 /** When names were used, the node must be on their chain (ACCOUNTS_OTHER_CHAIN otherwise). */

@@ -440,6 +440,21 @@ export function registerContractCommands(program: Command): void {
       const t = target(o);
       await propose(o, t, "member.remove", { address: t.names.address(addr, "ADDRESS") });
     });
+  signOption(
+    member
+      .command("institution")
+      .description("propose which institution a member is a customer of (for clearing)")
+      .argument("<address>"),
+  )
+    .requiredOption("--institution <address>", "an institution member, or none")
+    .option("--ttl <seconds>", "how long the proposal stays open")
+    .action(async (addr: string, o: SignOpts & { institution: string; ttl?: string }) => {
+      const t = target(o);
+      await propose(o, t, "member.institution", {
+        address: t.names.address(addr, "ADDRESS"),
+        institution: o.institution === "none" ? null : t.names.address(o.institution, "--institution"),
+      });
+    });
   signOption(member.command("roles").description("propose replacing a member's roles").argument("<address>"))
     .requiredOption("--roles <list>", "comma-separated roles")
     .option("--ttl <seconds>", "how long the proposal stays open")

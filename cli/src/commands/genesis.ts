@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { sm3 } from "@custos/crypto";
-import { encodeGenesis, genesisToJson, parseGenesis } from "@custos/types";
+import { encodeGenesis, genesisToJson, P2P_SECURE, parseGenesis } from "@custos/types";
 import { CustosError, toHex } from "@custos/utils";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
@@ -60,6 +60,10 @@ export function registerGenesisCommand(program: Command): void {
       "--large-tx-threshold <fen>",
       "e-CNY amount that raises LargeTransaction (default: a dev chain's)",
     )
+    .option(
+      "--p2p-secure <kind>",
+      'how nodes secure their connections: "sm" (national algorithms: SM2, SM3, SM4) or "noise"',
+    )
     .option("--json", "print one JSON document")
     .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
       let spec: Record<string, unknown> = {};
@@ -70,6 +74,10 @@ export function registerGenesisCommand(program: Command): void {
           throw new CustosError("FILE_NOT_READABLE", `cannot read ${o.from} as JSON`, {}, { cause });
         }
       }
+      if (o.p2pSecure !== undefined && !P2P_SECURE.includes(o.p2pSecure as "sm"))
+        throw new UsageError(
+          `--p2p-secure takes ${P2P_SECURE.join(" or ")} (got ${JSON.stringify(o.p2pSecure)})`,
+        );
       const validators = (o.validator as string[]).map(parseValidator);
       const members = (o.member as string[]).map(parseMember);
       const observers = (o.observer as string[]).map(parseObserver);
@@ -96,6 +104,8 @@ export function registerGenesisCommand(program: Command): void {
           tiers: DEV_TIERS,
           largeTxThreshold: o.largeTxThreshold ?? DEV_CHAIN.largeTxThreshold,
         },
+        // national algorithms on the wire unless the spec or the command line says otherwise
+        p2p: o.p2pSecure === undefined ? (spec.p2p ?? { secure: "sm" }) : { secure: o.p2pSecure },
       });
       const json = genesisToJson(genesis);
       try {
@@ -118,8 +128,9 @@ export function registerGenesisCommand(program: Command): void {
           validators: genesis.consensus.validators.length,
           observers: genesis.observers.length,
           members: genesis.members.length,
+          p2pSecure: genesis.p2p.secure,
         },
-        `genesis ${o.out}: chain ${genesis.chainId}, ${genesis.consensus.validators.length} validators, ${genesis.members.length} members\ngenesis hash ${hash} (every member should see the same)`,
+        `genesis ${o.out}: chain ${genesis.chainId}, ${genesis.consensus.validators.length} validators, ${genesis.members.length} members, connections secured with ${genesis.p2p.secure === "sm" ? "national algorithms (sm)" : "noise"}\ngenesis hash ${hash} (every member should see the same)`,
       );
     });
 }

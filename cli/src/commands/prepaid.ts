@@ -423,7 +423,7 @@ function programmeParams(o: OpenOpts, merchant: string): ProgrammeParams {
   return p;
 }
 
-interface ProductOpts extends SignOpts, ProgrammeOpts {
+interface ProductOpts extends SignOpts, Omit<ProgrammeOpts, "key" | "passwordFile"> {
   name: string;
   price?: string;
   faceValue?: string;

@@ -46,6 +46,11 @@ export function registerTestnetCommands(program: Command): void {
     .option("--base-port <p>", "node i: RPC on p+i, libp2p on p+100+i", "8545")
     .option("--chain-id <id>", "chain id", "custos-testnet")
     .option("--block-interval <ms>", "minimum block interval", "100")
+    .option(
+      "--p2p-secure <kind>",
+      'how the nodes secure their connections: "sm" (national algorithms: SM2, SM3, SM4) or "noise"',
+      "sm",
+    )
     .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
     .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
     .option(
@@ -61,11 +66,14 @@ export function registerTestnetCommands(program: Command): void {
         basePort: string;
         chainId: string;
         blockInterval: string;
+        p2pSecure: string;
         reuse?: boolean;
         attach?: boolean;
         demo: boolean;
         json?: boolean;
       }) => {
+        if (o.p2pSecure !== "sm" && o.p2pSecure !== "noise")
+          throw new UsageError(`--p2p-secure takes sm or noise (got ${JSON.stringify(o.p2pSecure)})`);
         const testnet = await lib();
         const t = await testnet.up({
           dir: o.dir,
@@ -74,6 +82,7 @@ export function registerTestnetCommands(program: Command): void {
           basePort: intOption(o.basePort, "--base-port", 1024, 65_000),
           chainId: o.chainId,
           blockIntervalMs: intOption(o.blockInterval, "--block-interval", 0, 60_000),
+          p2pSecure: o.p2pSecure,
           command: cliCommand(testnet),
           ...(o.reuse ? { reuse: true } : {}),
         });

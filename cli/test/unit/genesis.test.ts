@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -63,7 +63,25 @@ describe("custos genesis", { timeout: 120_000 }, () => {
       observers: 1,
       members: 1,
       genesisHash: `0x${toHex(sm3(encodeGenesis(g)))}`,
+      p2pSecure: "sm",
     });
+    // a new chain's nodes talk over national algorithms; its genesis says so
+    expect(g.p2p).toEqual({ secure: "sm", explicit: true });
+    // the peer id init printed is the one derived from the node key (no separate libp2p key)
+    expect(existsSync(join(dir, "a", "keys", "p2p.json"))).toBe(false);
+    const oldStyle = custos([
+      ...args.map((a) => (a === "genesis.json" ? "g-noise.json" : a)),
+      "--p2p-secure",
+      "noise",
+    ]);
+    expect(JSON.parse(oldStyle.stdout).p2pSecure).toBe("noise");
+    const badSecure = custos([
+      ...args.map((a) => (a === "genesis.json" ? "g-x.json" : a)),
+      "--p2p-secure",
+      "tls",
+    ]);
+    expect(badSecure.status).toBe(2);
+    expect(badSecure.stderr).toMatch(/--p2p-secure takes sm or noise/);
     expect(g.consensus.validators.map((v) => v.peerId)).toEqual(members.slice(0, 2).map((m) => m.peerId));
     expect(g.observers.map((o) => [o.name, o.peerId, o.p2p])).toEqual([
       ["auditor-node", members[2].peerId, []],

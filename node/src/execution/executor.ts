@@ -4,6 +4,7 @@ import { type Genesis, RECEIPT_VERSION, type Receipt, type SignedTx } from "@cus
 import { isCustosError, type Logger } from "@custos/utils";
 import { VmSession } from "@custos/vm";
 import { Overlay, type StateReader, type WriteSet } from "../state/overlay.js";
+import { complaintsContract } from "../system/complaints.js";
 import {
   type CallEnv,
   ContractContext,
@@ -27,6 +28,7 @@ const SYSTEM_CONTRACTS = [
   governanceContract,
   templatesContract,
   validatorsContract,
+  complaintsContract,
 ];
 /** Methods a transaction cannot call on a VM contract: init runs once, at instantiation. */
 const RESERVED_METHOD = /^(init$|_)/;

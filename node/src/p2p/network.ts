@@ -2,7 +2,8 @@ import "./withResolvers.js";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
-import { CustosError, errorMessage, isCustosError, type Logger } from "@custos/utils";
+import { type RekeyLimits, refusal, type SmSecure, type StaticIdentity, smSecure } from "@custos/sm-secure";
+import { CustosError, errorMessage, isCustosError, type Logger, toHex } from "@custos/utils";
 import { privateKeyFromRaw } from "@libp2p/crypto/keys";
 import { type GossipSub, gossipsub, StrictNoSign, TopicValidatorResult } from "@libp2p/gossipsub";
 import { identify } from "@libp2p/identify";
@@ -45,16 +46,39 @@ export interface NetworkPeer {
   role: "validator" | "observer";
   /** Its name in the validator or observer set (for logs). */
   name?: string;
+  /**
+   * Its SM2 node key (33 bytes): what it proves on a national-algorithm connection, and what
+   * admits it there (a noise chain admits by peer id alone).
+   */
+  publicKey?: Uint8Array;
 }
 
+/**
+ * How connections are secured, the chain's choice in genesis (`p2p.secure`): national algorithms
+ * (@custos/sm-secure: the peer proves its SM2 node key, which must be in the current sets), or
+ * noise (chains whose genesis predates the choice). A node speaks only the one.
+ */
+export type SecureTransport =
+  | {
+      kind: "sm";
+      chainId: string;
+      /** This node's SM2 node key. */
+      identity: StaticIdentity;
+      rekey?: Partial<RekeyLimits>;
+      handshakeTimeoutMs?: number;
+    }
+  | { kind: "noise" };
+
 export interface NetworkOptions {
-  /** The node's Ed25519 seed (HOME/keys/p2p.json). */
+  /** The node's libp2p Ed25519 seed (derived from its SM2 key, or an older home's keys/p2p.json). */
   seed: Uint8Array;
   listen: string[];
   /** Everybody this node may talk to; every other peer is refused at the connection level. */
   peers: NetworkPeer[];
   maxMessageBytes: number;
   redialMs?: number;
+  /** Noise when absent. */
+  secure?: SecureTransport;
 }
 
 /** What a gossip validator decides: deliver and relay, drop quietly, or drop and hang up. */
@@ -130,8 +154,11 @@ async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenera
 }
 
 /**
- * The permissioned network over libp2p (TCP, noise, yamux, identify, ping, gossipsub). The
- * connection gater refuses any peer id not in `peers`. Three ways to talk:
+ * The permissioned network over libp2p (TCP, sm-secure or noise, yamux, identify, ping,
+ * gossipsub). On a national-algorithm chain a connection's peer is the SM2 key it proved in the
+ * handshake: a key outside `peers` is refused there, and every protocol looks the peer up by the
+ * key its connection proved (`peerOf`). The connection gater refuses any peer id not in `peers`
+ * (and banned peers). Three ways to talk:
  * - consensus: one long-lived stream per peer of [u32 length][channel byte][message] frames,
  *   between validators only;
  * - gossip (gossipsub, unsigned messages with content ids): transactions and block
@@ -143,6 +170,13 @@ async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenera
 export class P2pNetwork {
   private node: Libp2p<{ pubsub: GossipSub }> | undefined;
   private readonly byId = new Map<string, NetworkPeer>();
+  /** hex SM2 key -> peer (national-algorithm chains). */
+  private readonly byKey = new Map<string, NetworkPeer>();
+  /** peer id -> hex of the SM2 key its latest connection proved. */
+  private readonly proven = new Map<string, string>();
+  private encrypter: SmSecure | undefined;
+  /** When each (code, remote host) refusal was last logged as a warning. */
+  private readonly refusalLogged = new Map<string, number>();
   private readonly outbound = new Map<string, Stream>();
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
@@ -158,6 +192,8 @@ export class P2pNetwork {
   dialAttempts = 0;
   /** Peers hung up on for sending invalid data, since start. */
   peersDisconnected = 0;
+  /** Handshakes and records the national-algorithm transport refused, by code, since start. */
+  readonly secureRefused = new Map<string, number>();
   private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
 
   private peers: NetworkPeer[];
@@ -167,23 +203,48 @@ export class P2pNetwork {
     private readonly log: Logger,
   ) {
     this.peers = opts.peers;
-    for (const p of opts.peers) this.byId.set(p.peerId, p);
+    this.index(opts.peers);
+  }
+
+  private get sm(): boolean {
+    return this.opts.secure?.kind === "sm";
+  }
+
+  private index(peers: NetworkPeer[]): void {
+    this.byId.clear();
+    this.byKey.clear();
+    for (const p of peers) {
+      this.byId.set(p.peerId, p);
+      if (p.publicKey) this.byKey.set(toHex(p.publicKey), p);
+    }
   }
 
   /**
-   * Replaces the allowed peers (a validator-set change by governance): the gater admits the new
-   * list from now on, connections to peers no longer on it are closed, new ones are dialled.
+   * The allowed peer a connection (or gossip sender) stands for: by peer id, and on a
+   * national-algorithm chain only while the SM2 key its connection proved is the one the current
+   * sets give that peer.
+   */
+  private peerOf(peerId: string): NetworkPeer | undefined {
+    const p = this.byId.get(peerId);
+    if (!p || !this.sm) return p;
+    return p.publicKey && this.proven.get(peerId) === toHex(p.publicKey) ? p : undefined;
+  }
+
+  /**
+   * Replaces the allowed peers (a validator-set change by governance): the gater and the
+   * handshake admit the new list from now on, connections to peers no longer on it (or whose
+   * proven key is no longer theirs) are closed, new ones are dialled.
    */
   setPeers(peers: NetworkPeer[]): void {
     this.peers = peers;
-    this.byId.clear();
-    for (const p of peers) this.byId.set(p.peerId, p);
+    this.index(peers);
     for (const c of this.node?.getConnections() ?? []) {
       const id = c.remotePeer.toString();
-      if (!this.byId.has(id)) {
+      if (!this.peerOf(id)) {
         this.outbound.get(id)?.abort(new Error("no longer a peer"));
         this.outbound.delete(id);
-        c.close().catch(() => {});
+        // a close that times out (streams the peer keeps open) leaves it open: cut it then
+        c.close().catch(() => c.abort(new Error("no longer a peer")));
       }
     }
   }
@@ -217,11 +278,61 @@ export class P2pNetwork {
 
   connectedPeers(): NetworkPeer[] {
     const ids = new Set(this.node?.getConnections().map((c) => c.remotePeer.toString()) ?? []);
-    return this.peers.filter((p) => ids.has(p.peerId));
+    return this.peers.filter((p) => ids.has(p.peerId) && this.peerOf(p.peerId) === p);
   }
 
   peer(index: number): NetworkPeer | undefined {
     return this.peers.find((p) => p.index === index);
+  }
+
+  /** The national-algorithm transport of a chain that chose it. */
+  private encrypters() {
+    const secure = this.opts.secure;
+    if (secure?.kind !== "sm") return [noise()];
+    return [
+      smSecure(
+        {
+          chainId: secure.chainId,
+          identity: secure.identity,
+          ...(secure.rekey ? { rekey: secure.rekey } : {}),
+          ...(secure.handshakeTimeoutMs ? { handshakeTimeoutMs: secure.handshakeTimeoutMs } : {}),
+          peerIdOf: (key) => {
+            const p = this.byKey.get(toHex(key));
+            if (p && this.isBanned(p.peerId))
+              throw refusal(
+                "SM_PEER_NOT_ALLOWED",
+                `${p.name ?? p.peerId} is refused for a while: it sent invalid data`,
+              );
+            return p?.peerId;
+          },
+          onAuthenticated: ({ peerId, publicKey }) => this.proven.set(peerId, toHex(publicKey)),
+          onRefused: (err, info) => {
+            this.secureRefused.set(err.code, (this.secureRefused.get(err.code) ?? 0) + 1);
+            const peer = info.peerId ? this.byId.get(info.peerId) : undefined;
+            const host = info.remoteAddr.split("/tcp/")[0] ?? info.remoteAddr;
+            const fields = {
+              code: err.code,
+              reason: err.message,
+              remote: info.remoteAddr,
+              phase: info.phase,
+              ...(peer ? { peer: peer.name ?? peer.index } : {}),
+            };
+            // a refusal is the peer's problem, logged as a warning once a minute per kind and host
+            const key = `${err.code} ${host}`;
+            const now = Date.now();
+            if (now - (this.refusalLogged.get(key) ?? 0) > 60_000) {
+              this.refusalLogged.set(key, now);
+              this.log.warn("connection refused by the national-algorithm transport", fields);
+            } else this.log.debug("connection refused by the national-algorithm transport", fields);
+            // an authenticated peer that sent a bad record sent invalid data: refused for a while
+            if (peer && info.phase === "record") this.strike(peer);
+          },
+        },
+        (e) => {
+          this.encrypter = e;
+        },
+      ),
+    ];
   }
 
   async start(): Promise<void> {
@@ -230,7 +341,7 @@ export class P2pNetwork {
       privateKey: libp2pKey(this.opts.seed),
       addresses: { listen: this.opts.listen },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: this.encrypters(),
       streamMuxers: [yamux()],
       services: {
         identify: identify(),
@@ -249,13 +360,17 @@ export class P2pNetwork {
       },
       connectionGater: {
         denyDialPeer: async (p) => !allowed(p),
-        denyInboundEncryptedConnection: async (p) => !allowed(p),
-        denyOutboundEncryptedConnection: async (p) => !allowed(p),
+        // after the handshake: the key it proved must still be the peer's (the sets can change
+        // while a connection is being set up)
+        denyInboundEncryptedConnection: async (p) => !allowed(p) || !this.peerOf(p.toString()),
+        denyOutboundEncryptedConnection: async (p) => !allowed(p) || !this.peerOf(p.toString()),
+        denyInboundUpgradedConnection: async (p) => !this.peerOf(p.toString()),
+        denyOutboundUpgradedConnection: async (p) => !this.peerOf(p.toString()),
       },
     });
     await this.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => {
       this.readConsensus(stream, connection).catch(async (err) => {
-        const peer = this.byId.get(connection.remotePeer.toString());
+        const peer = this.peerOf(connection.remotePeer.toString());
         if (isCustosError(err) && peer) await this.hangUp(peer, err.message);
         else this.log.debug("consensus stream ended", { error: errorMessage(err) });
       });
@@ -268,7 +383,7 @@ export class P2pNetwork {
     this.node.services.pubsub.addEventListener("message", () => {}); // delivery happens in the validators
     // an operator sees peers come and go in node.log (a lost validator is a warning)
     this.node.addEventListener("peer:connect", (e) => {
-      const p = this.byId.get(e.detail.toString());
+      const p = this.peerOf(e.detail.toString());
       if (p) this.log.info("peer connected", { peer: p.name ?? p.index, role: p.role });
       if (p) this.onPeersChanged?.();
     });
@@ -289,7 +404,7 @@ export class P2pNetwork {
     const pubsub = this.node?.services.pubsub;
     if (!pubsub || pubsub.getTopics().includes(topic)) return;
     pubsub.topicValidators.set(topic, async (peerId, msg) => {
-      const peer = this.byId.get(peerId.toString());
+      const peer = this.peerOf(peerId.toString());
       const fn = this.topics.get(topic);
       if (!peer || !fn) return TopicValidatorResult.Reject;
       let verdict: GossipVerdict;
@@ -332,7 +447,7 @@ export class P2pNetwork {
   }
 
   private async readConsensus(stream: Stream, connection: Connection): Promise<void> {
-    const peer = this.byId.get(connection.remotePeer.toString());
+    const peer = this.peerOf(connection.remotePeer.toString());
     if (!peer) {
       await connection.close();
       return;
@@ -345,7 +460,7 @@ export class P2pNetwork {
       if (frame.length < 1 || frame[0] !== Channel.consensus)
         throw new CustosError<P2pErrorCode>("P2P_BAD_FRAME", "a frame on an unknown channel");
       // looked up per frame: a validator-set change moves indices while the stream stays open
-      const now = this.byId.get(remote);
+      const now = this.peerOf(remote);
       if (now?.role !== "validator")
         throw new CustosError<P2pErrorCode>("P2P_NOT_VALIDATOR", "no longer a validator");
       this.handler(Channel.consensus, now.index, frame.subarray(1));
@@ -353,7 +468,7 @@ export class P2pNetwork {
   }
 
   private async answer(stream: Stream, connection: Connection): Promise<void> {
-    const peer = this.byId.get(connection.remotePeer.toString());
+    const peer = this.peerOf(connection.remotePeer.toString());
     if (!peer || !this.requestHandler) {
       stream.abort(new Error("no handler"));
       return;
@@ -441,13 +556,26 @@ export class P2pNetwork {
   async disconnect(index: number): Promise<void> {
     const p = this.peer(index);
     if (!p) return;
+    this.strike(p);
+    // a graceful close that times out (a loaded machine, streams the peer keeps open) would
+    // leave the connection open: it is cut then
+    for (const c of this.node?.getConnections() ?? [])
+      if (c.remotePeer.toString() === p.peerId)
+        await c.close().catch(() => c.abort(new Error("hung up: the peer sent invalid data")));
+  }
+
+  /** Counts a peer's offence and refuses it for a while, longer each time: 1 s, 2 s, 4 s ... at most a minute. */
+  private strike(p: NetworkPeer): void {
     this.peersDisconnected++;
-    // refused for a while, longer each time: 1 s, 2 s, 4 s ... at most a minute
     const strikes = (this.bans.get(p.peerId)?.strikes ?? 0) + 1;
     this.bans.set(p.peerId, { strikes, until: Date.now() + Math.min(60_000, 1000 * 2 ** (strikes - 1)) });
     this.outbound.delete(p.peerId);
-    for (const c of this.node?.getConnections() ?? [])
-      if (c.remotePeer.toString() === p.peerId) await c.close().catch(() => {});
+  }
+
+  /** Key updates sent and received over national-algorithm connections, since start. */
+  get keyUpdates(): { sent: number; received: number } {
+    const s = this.encrypter?.stats;
+    return { sent: s?.keyUpdatesSent ?? 0, received: s?.keyUpdatesReceived ?? 0 };
   }
 
   private isBanned(peerId: string): boolean {

@@ -1,5 +1,5 @@
-import { loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
-import { type GenesisValidator, LIMITS } from "@custos/types";
+import { loadP2pKeystore, p2pKeyFromNodeKey, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
+import { type GenesisValidator, LIMITS, type P2pSecure } from "@custos/types";
 import { bytesEqual, CustosError, type Logger } from "@custos/utils";
 import type { NodeConfig } from "../config.js";
 import type { P2pErrorCode } from "./network.js";
@@ -59,6 +59,7 @@ export function peersOf(
       addrs: v.p2p,
       role: "validator" as const,
       name: v.name,
+      publicKey: v.publicKey,
     })),
     ...observers.map((o, k) => ({
       index: validators.length + k,
@@ -66,25 +67,43 @@ export function peersOf(
       addrs: o.p2p,
       role: "observer" as const,
       name: o.name,
+      publicKey: o.publicKey,
     })),
   ];
 }
 
+export interface NetworkPlace {
+  /** This node's index in `peersOf` (-1: joining, not in the sets yet). */
+  self: number;
+  /** This node's SM2 node key. */
+  key: Sm2KeyPair;
+  /** The node key's password (it also opens a home's separate libp2p key, if it has one). */
+  password: string;
+  chainId: string;
+  /** The chain's choice in genesis. */
+  secure: P2pSecure;
+  /** --p2p-listen. */
+  p2pListen?: string;
+}
+
 /**
- * The network of a multi-node chain: this node's libp2p key must be the one the validator set
- * (or genesis, for observers) binds to its SM2 key; only current validators and observers may
- * connect. A joining node (self -1) is not listed yet: it dials the validators it knows.
+ * The network of a multi-node chain: this node's libp2p key (derived from its SM2 key, or a
+ * home's older separate key) must be the one the validator set (or genesis, for observers) binds
+ * to its SM2 key; only current validators and observers may connect, over the transport the
+ * chain's genesis names (national algorithms: the peer proves its SM2 key). A joining node (self
+ * -1) is not listed yet: it dials the validators it knows.
  */
 export async function openNetwork(
   head: { validators: readonly GenesisValidator[]; observers: readonly GenesisValidator[] },
   config: NodeConfig,
-  self: number,
-  password: string,
-  p2pListen: string | undefined,
+  place: NetworkPlace,
   log: Logger,
 ): Promise<P2pNetwork> {
+  const { self, key, password, p2pListen } = place;
   const peers = peersOf(head.validators, head.observers);
-  const p2p = await loadP2pKeystore(config.p2pKey.file, password);
+  const p2p = config.p2pKey
+    ? await loadP2pKeystore(config.p2pKey.file, password)
+    : p2pKeyFromNodeKey(key.privateKey);
   const me: NetworkPeer = peers[self] ?? { index: -1, peerId: p2p.peerId, addrs: [], role: "validator" };
   if (me.peerId !== p2p.peerId) {
     throw new CustosError<P2pErrorCode>(
@@ -99,7 +118,20 @@ export async function openNetwork(
       "no libp2p listen address: give --p2p-listen or p2p addresses in genesis",
     );
   return new P2pNetwork(
-    { seed: p2p.seed, listen, peers, maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024 },
+    {
+      seed: p2p.seed,
+      listen,
+      peers,
+      maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
+      secure:
+        place.secure === "sm"
+          ? {
+              kind: "sm",
+              chainId: place.chainId,
+              identity: { publicKey: key.publicKey, sign: (m) => sm2Sign(key.privateKey, m) },
+            }
+          : { kind: "noise" },
+    },
     log,
   );
 }

@@ -7,11 +7,13 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { hasRpcSignature } from "@custos/types";
 import { CustosError, errorMessage, isCustosError, type Logger } from "@custos/utils";
 import { type WebSocket, WebSocketServer } from "ws";
 import type { CommittedBlock } from "../chain/pbftDriver.js";
 import type { RpcErrorName } from "./errors.js";
 import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
+import type { MemberSignatureError, MemberSignatures } from "./memberAuth.js";
 import type { MethodSpec, Scope } from "./methods.js";
 import { blockEvents, blockJson } from "./views.js";
 
@@ -31,6 +33,14 @@ export interface RpcServerOptions {
   /** Requests per second per client (API key, else remote address); burst = 2x. 0 = unlimited. */
   rateLimit: number;
   tls?: { certFile: string; keyFile: string };
+  /**
+   * Requests signed with a member's SM2 key (X-Custos-* headers, HTTP only): when set, such a
+   * request is let in as that member with the read and write scopes, API keys or not; when
+   * absent, a signed request is refused (SIGNATURES_NOT_ACCEPTED).
+   */
+  memberSignatures?: MemberSignatures;
+  /** Named by GET /health, so that a client that signs requests can bind them to the chain. */
+  chainId?: string;
   /** Serves GET /metrics (read scope when API keys are set) and counts requests. */
   metrics?: { render(): Promise<string>; rpcRequest(method: string, outcome: RpcOutcome): void };
 }
@@ -246,7 +256,8 @@ export class RpcServer {
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     };
-    if (req.method === "GET" && req.url === "/health") return send(200, { ok: true });
+    if (req.method === "GET" && req.url === "/health")
+      return send(200, { ok: true, ...(this.opts.chainId ? { chainId: this.opts.chainId } : {}) });
     if (req.method === "GET" && req.url === "/metrics" && this.opts.metrics) {
       const who = this.authenticate(req);
       if (isCustosError(who) || !who.scopes.has("read"))
@@ -261,7 +272,13 @@ export class RpcServer {
         405,
         err(null, RpcCode.invalidRequest, "METHOD_NOT_ALLOWED", "use POST with a JSON-RPC 2.0 body"),
       );
-    const client = this.authenticate(req);
+    const header = (name: string) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v.join(",") : v;
+    };
+    // a request signed with a member's key is checked once its body (what is signed) is in
+    const signed = hasRpcSignature(header);
+    let client = signed ? undefined : this.authenticate(req);
     if (isCustosError(client)) {
       this.count(OTHER, "refused");
       return send(401, err(null, RpcCode.unauthorized, client.code, client.message));
@@ -286,7 +303,27 @@ export class RpcServer {
       }
       chunks.push(chunk as Buffer);
     }
-    const out = await this.handleText(Buffer.concat(chunks).toString("utf8"), client);
+    const body = Buffer.concat(chunks);
+    if (signed) {
+      try {
+        if (!this.opts.memberSignatures)
+          throw new CustosError<MemberSignatureError>(
+            "SIGNATURES_NOT_ACCEPTED",
+            "this node does not accept requests signed with a member's key (rpc.memberSignatures in config.json); use an API key",
+          );
+        const member = await this.opts.memberSignatures.verify(header, body);
+        client = { id: `member:${member}`, scopes: new Set<Scope>(["read", "write"]) };
+      } catch (e) {
+        if (!isCustosError(e)) throw e;
+        this.count(OTHER, "refused");
+        const limited = e.code === "RATE_LIMITED";
+        return send(
+          limited ? 429 : 401,
+          err(null, limited ? RpcCode.rateLimited : RpcCode.unauthorized, e.code, e.message),
+        );
+      }
+    }
+    const out = await this.handleText(body.toString("utf8"), client as Client);
     if (out === undefined) res.writeHead(204).end();
     else send(200, out);
   }

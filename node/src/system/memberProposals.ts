@@ -2,7 +2,7 @@ import { addressFromPublicKey } from "@custos/crypto";
 import { ADDRESS_RE, type EcnyTier, ROLES, type Role } from "@custos/types";
 import { fromHex } from "@custos/utils";
 import { type ContractContext, ContractError } from "./contract.js";
-import { encodeMember, MEMBERS, type Member, memberOf } from "./members.js";
+import { encodeMember, institutionKey, MEMBERS, type Member, memberOf } from "./members.js";
 import type { KindHandler } from "./proposals.js";
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -118,6 +118,36 @@ export const memberKindHandlers: Record<string, KindHandler> = {
       await changeCommittee(ctx, -seat(m.roles), false);
       ctx.as(MEMBERS).delete(`m:${m.address}`);
       ctx.as(MEMBERS).emit("MemberRemoved", [m.address, m.name], [m.address]);
+    },
+  },
+  /**
+   * member.institution {address, institution}: which institution a member is a customer of
+   * (null: none), for the e-CNY operator's clearing between institutions (packages/audit,
+   * reconcile.ts). An institution is a member with the institution role; institutions are their
+   * own. Kept apart from the member record so that the registry's format does not change.
+   */
+  "member.institution": {
+    async validate(ctx, p) {
+      await existing(ctx, p);
+      const inst = p.institution;
+      if (inst === null) return;
+      if (typeof inst !== "string" || !ADDRESS_RE.test(inst))
+        throw new ContractError(
+          "INVALID_ARGUMENTS",
+          "payload.institution must be an institution's address (0x + 40 lowercase hex) or null",
+        );
+      const i = await memberOf(ctx, inst);
+      if (i === undefined || !i.roles.includes("institution"))
+        throw new ContractError("NOT_AN_INSTITUTION", `${inst} is not a member with the institution role`);
+    },
+    async execute(ctx, p) {
+      await this.validate(ctx, p);
+      const m = await existing(ctx, p);
+      const inst = (p.institution ?? null) as string | null;
+      const members = ctx.as(MEMBERS);
+      if (inst === null) members.delete(institutionKey(m.address));
+      else members.set(institutionKey(m.address), new TextEncoder().encode(inst));
+      members.emit("InstitutionSet", [m.address, inst], inst === null ? [m.address] : [m.address, inst]);
     },
   },
   "member.roles": {

@@ -22,6 +22,16 @@ export function memberKey(address: Address): string {
   return `m:${address}`;
 }
 
+/** Where a member's institution (member.institution proposals) is kept: the institution's address. */
+export function institutionKey(address: Address): string {
+  return `inst:${address}`;
+}
+
+export async function institutionOf(ctx: ContractContext, address: Address): Promise<string | null> {
+  const raw = await ctx.getOf(MEMBERS, institutionKey(address));
+  return raw === undefined ? null : new TextDecoder().decode(raw);
+}
+
 export function encodeMember(m: Member): Uint8Array {
   return encode([m.name, m.roles, m.ecnyTier, m.publicKey]);
 }
@@ -130,7 +140,7 @@ export const membersContract: SystemContract = {
       );
       const m = await memberOf(ctx, address);
       if (m === undefined) throw new ContractError("MEMBER_NOT_FOUND", `${address} is not a member`);
-      return memberJson(m);
+      return { ...memberJson(m), institution: await institutionOf(ctx, address) };
     },
   },
 };

@@ -1,48 +1,29 @@
-import { decode, encode, fieldAt, readArray, readBytes, readString } from "@custos/codec";
 import { addressFromPublicKey } from "@custos/crypto";
 import {
+  decodeValidatorSet,
+  encodeValidatorSet,
   type Genesis,
   type GenesisValidator,
   LIMITS,
   MULTIADDR_RE,
   NAME_RE,
+  OBSERVER_SET_KEY,
   PEER_ID_RE,
+  VALIDATOR_SET_KEY,
+  VALIDATORS_CONTRACT,
   validatorSetHash,
 } from "@custos/types";
 import { fromHex, toHex } from "@custos/utils";
 import type { SetTracker } from "../ledger/ledger.js";
-import { stateKey } from "../state/keys.js";
 import { type ContractContext, ContractError, type SystemContract } from "./contract.js";
 import type { KindHandler } from "./proposals.js";
 
-export const VALIDATORS = "validators";
+export const VALIDATORS = VALIDATORS_CONTRACT;
 const SET = "set";
 const OBSERVERS = "observers";
-/** Where the current validator set lives; absent until governance first changes it. */
-export const VALIDATOR_SET_KEY = stateKey(VALIDATORS, SET);
-/** The current observers (auditors' read-only nodes), likewise. */
-export const OBSERVER_SET_KEY = stateKey(VALIDATORS, OBSERVERS);
 
-export function encodeValidatorSet(set: readonly GenesisValidator[]): Uint8Array {
-  return encode(set.map((v) => [v.name, v.publicKey, v.peerId, v.p2p]));
-}
-
-/** A stored validator (or observer) set, checked entry by entry. */
-export function decodeValidatorSet(raw: Uint8Array): GenesisValidator[] {
-  const S = "ValidatorSet";
-  return readArray(decode(raw, S, 1 << 20), fieldAt(S, ""), { min: 0, max: 1024 }).map((e, i) => {
-    const f = (name: string) => fieldAt(S, `[${i}].${name}`);
-    const v = readArray(e, f(""), 4);
-    return {
-      name: readString(v[0], f("name"), { max: 64 }),
-      publicKey: readBytes(v[1], f("publicKey"), 33),
-      peerId: readString(v[2], f("peerId"), { max: 128 }),
-      p2p: readArray(v[3], f("p2p"), { min: 0, max: 8 }).map((a, k) =>
-        readString(a, f(`p2p[${k}]`), { max: 256 }),
-      ),
-    };
-  });
-}
+// Where the sets live and how they are encoded are chain rules, in @custos/types (validatorSet.ts).
+export { decodeValidatorSet, encodeValidatorSet, OBSERVER_SET_KEY, VALIDATOR_SET_KEY };
 
 /** The set that validates the next block: the stored one, or genesis's until the first change. */
 export function validatorSetOf(raw: Uint8Array | undefined, genesis: Genesis): GenesisValidator[] {

@@ -70,6 +70,7 @@ describe("four validators and an observer over libp2p", () => {
         { name: "merchant", publicKey: toHex(merchant.publicKey), roles: ["merchant"], ecnyTier: 1 },
       ],
       ecny: { tiers: DEV_TIERS, largeTxThreshold: "5000000" },
+      p2p: { secure: "sm" },
     };
     for (const h of homes) await writeFile(join(h, "genesis.json"), JSON.stringify(genesis));
     for (let i = 0; i < 4; i++)

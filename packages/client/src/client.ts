@@ -1,3 +1,5 @@
+import type { Sm2KeyPair } from "@custos/crypto";
+import { signRpcRequest } from "@custos/types";
 import { CustosError, sleep, toHex } from "@custos/utils";
 
 /** A JSON-RPC error from the node, with its stable code. */
@@ -16,6 +18,18 @@ export class RpcClientError extends CustosError {
 export interface ClientOptions {
   apiKey?: string;
   timeoutMs?: number;
+  /**
+   * Signs every request with a member's SM2 key (the X-Custos-* headers, see @custos/types
+   * rpcSignature.ts): the alternative to an API key on a node with rpc.memberSignatures enabled.
+   */
+  signer?: RequestSigner;
+}
+
+export interface RequestSigner {
+  /** The member's key pair, or how to get it (loaded once, on the first request). */
+  key: Sm2KeyPair | (() => Promise<Sm2KeyPair>);
+  /** The chain the signatures are bound to; asked of the node's GET /health once when absent. */
+  chainId?: string;
 }
 
 export interface NodeStatus {
@@ -62,11 +76,50 @@ export class CustosClient {
   ) {
     if (!/^https?:\/\//.test(url))
       throw new CustosError("INVALID_URL", `the RPC URL must be http(s)://HOST:PORT, not ${url}`);
+    this.signer = opts.signer;
+  }
+
+  /** Signs the requests from now on (the CLI sets it once it has loaded a member's key). */
+  useSigner(signer: RequestSigner): void {
+    this.signer = signer;
+    this.signing = undefined;
+  }
+
+  private signer: RequestSigner | undefined;
+  private signing: Promise<{ key: Sm2KeyPair; chainId: string }> | undefined;
+
+  private async signatureHeaders(
+    signer: RequestSigner,
+    body: string,
+    signal: AbortSignal,
+  ): Promise<Record<string, string>> {
+    this.signing ??= (async () => {
+      const key = typeof signer.key === "function" ? await signer.key() : signer.key;
+      let chainId = signer.chainId;
+      if (chainId === undefined) {
+        const health = (await (await fetch(new URL("/health", this.url), { signal })).json()) as {
+          chainId?: unknown;
+        };
+        if (typeof health.chainId !== "string")
+          throw new CustosError(
+            "SIGNER_NO_CHAIN_ID",
+            `the node at ${this.url} does not name its chain at /health: give the signer its chainId`,
+          );
+        chainId = health.chainId;
+      }
+      return { key, chainId };
+    })();
+    this.signing.catch(() => {
+      this.signing = undefined; // asked again on the next request
+    });
+    const { key, chainId } = await this.signing;
+    return signRpcRequest(key, chainId, new TextEncoder().encode(body));
   }
 
   async request<T>(method: string, params: unknown[] = [], o: { signal?: AbortSignal } = {}): Promise<T> {
     const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000);
     const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+    const payload = JSON.stringify({ jsonrpc: "2.0", id: this.nextId++, method, params });
     let res: Response;
     try {
       res = await fetch(this.url, {
@@ -74,8 +127,9 @@ export class CustosClient {
         headers: {
           "content-type": "application/json",
           ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}),
+          ...(this.signer ? await this.signatureHeaders(this.signer, payload, signal) : {}),
         },
-        body: JSON.stringify({ jsonrpc: "2.0", id: this.nextId++, method, params }),
+        body: payload,
         signal,
       });
     } catch (cause) {

@@ -52,18 +52,27 @@ export interface MerkleProof {
 }
 
 export function merkleProof(leaves: readonly Uint8Array[], index: number): MerkleProof {
-  if (!Number.isInteger(index) || index < 0 || index >= leaves.length) {
-    throw new CustosError("INVALID_ARGUMENT", `leaf index ${index} outside a tree of ${leaves.length}`);
-  }
-  const path: Uint8Array[] = [];
-  let i = index;
-  for (const level of levels(leaves)) {
-    if (level.length === 1) break;
-    const sibling = i ^ 1;
-    if (sibling < level.length) path.push(level[sibling] as Uint8Array);
-    i >>= 1;
-  }
-  return { leafIndex: index, treeSize: leaves.length, path };
+  return merkleProofs(leaves, [index])[0] as MerkleProof;
+}
+
+/** Proofs of several leaves of one tree (an audit export's entries of one block), hashing it once. */
+export function merkleProofs(leaves: readonly Uint8Array[], indexes: readonly number[]): MerkleProof[] {
+  for (const index of indexes)
+    if (!Number.isInteger(index) || index < 0 || index >= leaves.length) {
+      throw new CustosError("INVALID_ARGUMENT", `leaf index ${index} outside a tree of ${leaves.length}`);
+    }
+  const tree = levels(leaves);
+  return indexes.map((index) => {
+    const path: Uint8Array[] = [];
+    let i = index;
+    for (const level of tree) {
+      if (level.length === 1) break;
+      const sibling = i ^ 1;
+      if (sibling < level.length) path.push(level[sibling] as Uint8Array);
+      i >>= 1;
+    }
+    return { leafIndex: index, treeSize: leaves.length, path };
+  });
 }
 
 /** RFC 9162 §2.1.3.2: does `data` sit at `proof.leafIndex` of the tree with this root? */

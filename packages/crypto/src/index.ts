@@ -1,4 +1,5 @@
 export * from "./address.js";
+export * from "./hkdf.js";
 export * from "./keys.js";
 export * from "./keystore.js";
 export * from "./p2pKey.js";

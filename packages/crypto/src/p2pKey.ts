@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { CustosError, concatBytes, toHex } from "@custos/utils";
+import { hkdfSm3 } from "./hkdf.js";
 import {
   DEFAULT_KDF_ITERATIONS,
   openSecret,
@@ -8,12 +9,14 @@ import {
   type SealedSecret,
   sealSecret,
 } from "./keystore.js";
+import { isValidPrivateKey } from "./sm2/curve.js";
 
 /**
- * The node's libp2p identity: an Ed25519 key, separate from its SM2 consensus key. Its peer id
- * follows the libp2p spec: the protobuf PublicKey {Type: Ed25519 (1), Data: 32 bytes} as an
- * identity multihash, base58btc-encoded ("12D3KooW..."). Genesis binds this peer id to the
- * member's SM2 key (issue 5).
+ * The node's libp2p identity: an Ed25519 key. Its peer id follows the libp2p spec: the protobuf
+ * PublicKey {Type: Ed25519 (1), Data: 32 bytes} as an identity multihash, base58btc-encoded
+ * ("12D3KooW..."). Genesis binds this peer id to the member's SM2 key (issue 5). Homes made
+ * since issue 19 derive it from the SM2 node key (`p2pKeyFromNodeKey`), so a node has one secret;
+ * older homes keep a separate random key in HOME/keys/p2p.json.
  */
 export interface P2pKey {
   /** 32-byte Ed25519 seed. */
@@ -62,6 +65,23 @@ function fromSeed(seed: Uint8Array): P2pKey {
   const x = createPublicKey(priv).export({ format: "jwk" }).x as string;
   const publicKey = new Uint8Array(Buffer.from(x, "base64url"));
   return { seed, publicKey, peerId: peerIdFromEd25519(publicKey) };
+}
+
+/** HKDF-SM3 salt and info of the libp2p key derived from the node key (never change: peer ids in genesis files depend on them). */
+const DERIVED_SALT = new TextEncoder().encode("custos/libp2p-key/v1");
+const DERIVED_INFO = new TextEncoder().encode("ed25519 seed");
+
+/**
+ * The node's libp2p key derived from its SM2 node key: Ed25519 seed = HKDF-SM3(salt
+ * "custos/libp2p-key/v1", IKM = the 32-byte SM2 private key, info "ed25519 seed", 32 bytes).
+ * One-way: the libp2p key reveals nothing of the SM2 key, and only the holder of the SM2 key can
+ * produce it. Nobody else can compute the peer id from the SM2 public key, so genesis (and the
+ * governed validator and observer sets) still bind the two.
+ */
+export function p2pKeyFromNodeKey(nodePrivateKey: Uint8Array): P2pKey {
+  if (!isValidPrivateKey(nodePrivateKey))
+    throw new CustosError("SM2_INVALID_PRIVATE_KEY", "not an SM2 private key (32 bytes in [1, n-2])");
+  return fromSeed(hkdfSm3(DERIVED_SALT, nodePrivateKey, DERIVED_INFO, 32));
 }
 
 export function generateP2pKey(): P2pKey {

@@ -70,7 +70,17 @@ export interface Genesis {
    * so genesis files written before governance keep their hash).
    */
   governance: { threshold: number; proposalTtlMs: number; explicit: boolean };
+  /**
+   * How nodes secure their connections: "sm" (national algorithms, @custos/sm-secure), what
+   * `custos init --dev`, `custos genesis` and `custos testnet up` write; or "noise" (X25519 and
+   * ChaCha20-Poly1305), what a file without the field means, so that chains made before issue 19
+   * keep their genesis hash and their nodes still meet. A node speaks only its chain's choice.
+   */
+  p2p: { secure: P2pSecure; explicit: boolean };
 }
+
+export const P2P_SECURE = ["sm", "noise"] as const;
+export type P2pSecure = (typeof P2P_SECURE)[number];
 
 export const DEFAULT_PROPOSAL_TTL_MS = 7 * 86_400_000;
 
@@ -213,7 +223,16 @@ export function parseGenesis(json: unknown): Genesis {
     members,
     ecny: { tiers, largeTxThreshold: fen(ecny.largeTxThreshold, "ecny.largeTxThreshold") },
     governance: parseGovernance(g.governance, members.filter((m) => m.roles.includes("committee")).length),
+    p2p: parseP2p(g.p2p),
   };
+}
+
+function parseP2p(v: unknown): Genesis["p2p"] {
+  if (v === undefined) return { secure: "noise", explicit: false };
+  const o = obj(v, "p2p");
+  if (!P2P_SECURE.includes(o.secure as P2pSecure))
+    throw bad("p2p.secure", `expected one of ${P2P_SECURE.map((x) => JSON.stringify(x)).join(", ")}`);
+  return { secure: o.secure as P2pSecure, explicit: true };
 }
 
 function parseGovernance(v: unknown, committee: number): Genesis["governance"] {
@@ -283,6 +302,7 @@ export function genesisToJson(g: Genesis): Record<string, unknown> {
     ...(g.governance.explicit
       ? { governance: { threshold: g.governance.threshold, proposalTtlMs: g.governance.proposalTtlMs } }
       : {}),
+    ...(g.p2p.explicit ? { p2p: { secure: g.p2p.secure } } : {}),
   };
 }
 
@@ -300,7 +320,14 @@ export function encodeGenesis(g: Genesis): Uint8Array {
     ECNY_TIERS.map((t) => [g.ecny.tiers[t].singleLimit, g.ecny.tiers[t].dailyLimit]),
     g.ecny.largeTxThreshold,
     g.observers.map((o) => [o.name, o.publicKey, o.peerId, o.p2p]),
-    ...(g.governance.explicit ? [[g.governance.threshold, g.governance.proposalTtlMs]] : []),
+    // optional tail fields: absent from older files, so their hash stays; a later field present
+    // puts null in the place of an earlier absent one, so that no two files share their bytes
+    ...(g.governance.explicit
+      ? [[g.governance.threshold, g.governance.proposalTtlMs]]
+      : g.p2p.explicit
+        ? [null]
+        : []),
+    ...(g.p2p.explicit ? [["p2p", g.p2p.secure]] : []),
   ]);
 }
 

@@ -6,6 +6,7 @@ export * from "./genesis.js";
 export * from "./limits.js";
 export * from "./patterns.js";
 export * from "./receipt.js";
+export * from "./rpcSignature.js";
 export * from "./stateKeys.js";
 export * from "./stateRoot.js";
 export * from "./stateTree.js";

@@ -388,7 +388,7 @@ describe("the README, followed as written", () => {
       expect(b.body, b.file).toBe(await readFile(join(ROOT, b.file as string), "utf8"));
   });
 
-  it("quick start, the laptop chain, contracts, governance and prepaid cards run as written, on a fresh home", async () => {
+  it("quick start, the laptop chain, contracts, governance, prepaid cards and audit run as written, on a fresh home", async () => {
     const runnable = blocks().filter((b) => !b.file);
     expect(runnable.map((b) => b.name)).toEqual([
       "quick-start",
@@ -406,6 +406,7 @@ describe("the README, followed as written", () => {
       "prepaid-regulator",
       "prepaid-closure",
       "prepaid-check",
+      "audit",
     ]);
 
     dir = await mkdtemp(join(tmpdir(), "custos-readme-"));

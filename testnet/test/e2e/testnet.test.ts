@@ -1,14 +1,29 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type CustosClient, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
 import { encodeEnvelope, prepareBody } from "@custos/consensus";
-import { generateP2pKey, loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
-import { Channel, P2pNetwork } from "@custos/node";
-import { ROLES } from "@custos/types";
+import {
+  generateKeyPair,
+  generateP2pKey,
+  loadKeystoreFile,
+  p2pKeyFromNodeKey,
+  type Sm2KeyPair,
+  sm2Sign,
+} from "@custos/crypto";
+import { Channel, type NetworkPeer, P2pNetwork, peersOf } from "@custos/node";
+import { Initiator } from "@custos/sm-secure";
+import { parseGenesis, ROLES } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// the raw TCP peer of sm-secure's own tests: multistream-select, handshake and records by hand
+import {
+  handshakeFrame,
+  RawConnection,
+  rawHandshake,
+  selectProtocol,
+} from "../../../packages/sm-secure/test/rawPeer.js";
 import * as testnet from "../../src/index.js";
 import { CLI, type RunningTestnet, startTestnet, until } from "../helpers.js";
 
@@ -39,10 +54,18 @@ async function sameChain(h: number, nodes: number[]): Promise<void> {
   }
 }
 
+/** A series of node i's GET /metrics (with its labels, if any); 0 when absent (a counter not yet counted). */
 async function metric(i: number, name: string): Promise<number> {
   const text = await (await fetch(`${t.nodes[i]?.rpc}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  if (line === undefined && name.includes("{")) return 0;
   return Number(line?.split(" ")[1] ?? Number.NaN);
+}
+
+/** The validators and observer as genesis lists them: peer ids, SM2 keys and where to dial. */
+async function genesisPeers(): Promise<NetworkPeer[]> {
+  const genesis = parseGenesis(JSON.parse(await readFile(join(dir, "genesis.json"), "utf8")));
+  return peersOf(genesis.consensus.validators, genesis.observers);
 }
 
 beforeAll(async () => {
@@ -147,7 +170,9 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     expect(log).toContain('"msg":"consensus recovered: a block committed after view changes"');
   }, 120_000);
 
-  it("a libp2p node that is not in genesis cannot connect", async () => {
+  it("a noise peer is refused: the chain's genesis asks for national algorithms", async () => {
+    const genesis = parseGenesis(JSON.parse(await readFile(join(dir, "genesis.json"), "utf8")));
+    expect(genesis.p2p.secure).toBe("sm");
     const v0 = t.nodes[0] as testnet.TestnetNode;
     const [addr, peerId] = v0.p2p.split("/p2p/") as [string, string];
     const outsider = new P2pNetwork(
@@ -157,6 +182,7 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
         peers: [{ index: 0, peerId, addrs: [addr], role: "validator" }],
         maxMessageBytes: 1024,
         redialMs: 200,
+        secure: { kind: "noise" },
       },
       nullLogger,
     );
@@ -170,23 +196,56 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     }
   });
 
+  it("a peer with a valid SM2 key that is not in the sets is refused in the handshake", async () => {
+    const before = await metric(0, 'custos_p2p_secure_refused_total{code="SM_PEER_NOT_ALLOWED"}');
+    const key = generateKeyPair();
+    const outsider = new P2pNetwork(
+      {
+        seed: p2pKeyFromNodeKey(key.privateKey).seed,
+        listen: ["/ip4/127.0.0.1/tcp/0"],
+        // it knows the validators and observer, keys and addresses, as genesis publishes them
+        peers: await genesisPeers(),
+        maxMessageBytes: 1024,
+        redialMs: 300,
+        secure: {
+          kind: "sm",
+          chainId: t.chainId,
+          identity: { publicKey: key.publicKey, sign: (m) => sm2Sign(key.privateKey, m) },
+        },
+      },
+      nullLogger,
+    );
+    await outsider.start();
+    try {
+      await until(
+        async () => (await metric(0, 'custos_p2p_secure_refused_total{code="SM_PEER_NOT_ALLOWED"}')) > before,
+        15_000,
+      );
+      expect(outsider.connected).toBe(0);
+    } finally {
+      await outsider.stop();
+    }
+  });
+
   it("a member that sends garbage, an oversized frame, a forged vote or a forged tx is disconnected, and the chain goes on", async () => {
     // validator-3's process stops; an impostor with its keys takes its place on the network
     await testnet.kill(dir, 3);
     const v3 = t.nodes[3] as testnet.TestnetNode;
-    const p2pKey = await loadP2pKeystore(join(v3.home, "keys", "p2p.json"), password);
-    const peers = t.nodes.map((n, index) => {
-      const [a, id] = n.p2p.split("/p2p/") as [string, string];
-      return { index, peerId: id, addrs: [a], role: n.role };
-    });
+    const nodeKey = await loadKeystoreFile(join(v3.home, "keys", "node.json"), password);
+    const peers = await genesisPeers();
     const MAX = 9 * 1024 * 1024;
     const impostor = new P2pNetwork(
       {
-        seed: p2pKey.seed,
+        seed: p2pKeyFromNodeKey(nodeKey.privateKey).seed,
         listen: [v3.p2p.split("/p2p/")[0] as string],
         peers,
         maxMessageBytes: MAX,
         redialMs: 200,
+        secure: {
+          kind: "sm",
+          chainId: t.chainId,
+          identity: { publicKey: nodeKey.publicKey, sign: (m) => sm2Sign(nodeKey.privateKey, m) },
+        },
       },
       nullLogger,
     );
@@ -247,26 +306,21 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       impostor.send(Channel.consensus, 0, encodeEnvelope(body, 3, new Uint8Array(64).fill(1)));
       await expectHangUp();
 
-      // a gossiped transaction whose signature is forged
-      const stx = await wallet("consumer-1", 0).build({
-        to: "ecny",
-        method: "transfer",
-        args: [address("merchant-2"), 1n],
-      });
-      const sig = Uint8Array.from(stx.signature);
-      sig[5] = (sig[5] ?? 0) ^ 0xff;
-      // gossip reaches a peer once it has told us its topics again after the reconnection
-      const pubsub = (
-        impostor as unknown as {
-          node: { services: { pubsub: { getSubscribers(t: string): { toString(): string }[] } } };
-        }
-      ).node.services.pubsub;
-      await until(
-        () =>
-          pubsub.getSubscribers(`/custos/${chainId}/txs/1`).some((p) => p.toString() === peers[0]?.peerId),
-        15_000,
-      );
-      impostor.publish(`/custos/${chainId}/txs/1`, encode([[encode([stx.body, sig])], 0]));
+      // a gossiped transaction whose signature is forged, published until it arrives: gossip
+      // reaches a peer once the reconnected peers have exchanged their subscriptions, and drops a
+      // message it has seen (even one that reached nobody), so each try is a new transaction
+      await until(async () => {
+        const stx = await wallet("consumer-1", 0).build({
+          to: "ecny",
+          method: "transfer",
+          args: [address("merchant-2"), 1n],
+        });
+        const sig = Uint8Array.from(stx.signature);
+        sig[5] = (sig[5] ?? 0) ^ 0xff;
+        impostor.publish(`/custos/${chainId}/txs/1`, encode([[encode([stx.body, sig])], 0]));
+        await new Promise((r) => setTimeout(r, 200));
+        return (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp;
+      }, 20_000);
       await expectHangUp();
 
       // three honest validators still commit
@@ -285,6 +339,99 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     await until(async () => (await height(3)) >= h);
     await sameChain(h, [0, 1, 2, 3, 4]);
   }, 240_000);
+
+  it("peers that replay or tamper with a record, or send oversized or garbage handshakes, are refused; the chain goes on", async () => {
+    const port = Number(/\/tcp\/(\d+)/.exec(t.nodes[0]?.p2p ?? "")?.[1]);
+    // a key in the sets (the observer's) for the attacks that need a completed handshake
+    const observerKey = await loadKeystoreFile(
+      join(t.nodes[4]?.home as string, "keys", "node.json"),
+      password,
+    );
+    const identity = {
+      publicKey: observerKey.publicKey,
+      sign: (m: Uint8Array) => sm2Sign(observerKey.privateKey, m),
+    };
+    const refused = (code: string) => metric(0, `custos_p2p_secure_refused_total{code="${code}"}`);
+    // libp2p admits 5 new connections a second from one address (127.0.0.1 here): retry when refused so
+    const open = async (): Promise<RawConnection> => {
+      for (let attempt = 0; ; attempt++) {
+        const c = await RawConnection.open(port).catch(() => undefined);
+        if (c && (await selectProtocol(c).catch(() => false))) return c;
+        c?.destroy();
+        if (attempt >= 20)
+          throw new Error("validator-0 never let a raw connection through multistream-select");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+    const attack = async (code: string, act: (c: RawConnection) => Promise<void>) => {
+      const before = await refused(code);
+      const c = await open();
+      try {
+        await act(c);
+        await c.closed; // validator-0 hung up
+      } finally {
+        c.destroy();
+      }
+      await until(async () => (await refused(code)) > before, 10_000);
+    };
+    // a completed handshake as the observer; a peer refused for a bad record is banned for a
+    // while (1 s, then 2 s ...), so the next one is retried until the ban has lapsed
+    const authenticated = async () => {
+      for (let attempt = 0; ; attempt++) {
+        const c = await open();
+        try {
+          return { c, ...(await rawHandshake(c, { chainId: t.chainId, identity })) };
+        } catch (err) {
+          c.destroy();
+          if (attempt >= 30) throw err;
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+    };
+    const recordAttack = async (
+      code: string,
+      act: (s: Awaited<ReturnType<typeof authenticated>>) => void,
+    ) => {
+      const before = await refused(code);
+      const s = await authenticated();
+      try {
+        act(s);
+        await s.c.closed;
+      } finally {
+        s.c.destroy();
+      }
+      await until(async () => (await refused(code)) > before, 10_000);
+    };
+    const mss = new TextEncoder().encode("\x13/multistream/1.0.0\n");
+    await recordAttack("SM_RECORD_SEQUENCE", ({ c, sealer }) => {
+      const record = sealer.seal(mss);
+      c.write(Buffer.concat([record, record])); // the same record twice
+    });
+    await recordAttack("SM_RECORD_MAC", ({ c, sealer }) => {
+      const record = Uint8Array.from(sealer.seal(mss));
+      record[15] = (record[15] as number) ^ 0x01; // one bit of the ciphertext
+      c.write(record);
+    });
+    await attack("SM_HANDSHAKE_TOO_LARGE", async (c) => {
+      c.write(new Uint8Array([0xff, 0xff, 1, 2, 3])); // a hello announcing 65535 bytes
+    });
+    await attack("SM_HANDSHAKE_MALFORMED", async (c) => {
+      c.write(handshakeFrame(new Uint8Array(77).fill(0xab)));
+    });
+    await attack("SM_CHAIN_MISMATCH", async (c) => {
+      const hello = new Initiator({ chainId: "another-chain", identity, authorize: () => {} }).hello();
+      c.write(handshakeFrame(hello));
+    });
+    // the chain goes on, on every node
+    const r = await wallet("operator", 0).send(
+      { to: "ecny", method: "issue", args: [address("consumer-2"), 100n, "rc-after-sm-attacks"] },
+      { timeoutMs: 30_000 },
+    );
+    expect(r.receipt?.success).toBe(true);
+    const h = await height(0);
+    await until(async () => (await Promise.all([0, 1, 2, 3, 4].map(height))).every((x) => x >= h), 60_000);
+    await sameChain(h, [0, 1, 2, 3, 4]);
+  }, 120_000);
 
   // Issue 11: after a lost quorum the view the validators then reached never completed when its
   // leader was one of the resumed ones (it had missed the transactions' gossip): 25-55 s to the

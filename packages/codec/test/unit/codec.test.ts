@@ -7,6 +7,7 @@ import {
   fieldAt,
   merkleLeafHash,
   merkleProof,
+  merkleProofs,
   merkleRoot,
   readArray,
   readBytes,
@@ -147,5 +148,17 @@ describe("SM3 Merkle tree", () => {
       }
     }
     expect(() => merkleProof(leaves(3), 3)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+  });
+
+  it("proves several leaves of one tree at once (an audit export's entries of one block)", () => {
+    const ls = leaves(37);
+    const root = merkleRoot(ls);
+    const idx = [0, 5, 36, 17];
+    const proofs = merkleProofs(ls, idx);
+    idx.forEach((i, k) => {
+      expect(proofs[k]).toEqual(merkleProof(ls, i));
+      expect(verifyMerkleProof(ls[i] as Uint8Array, proofs[k] as never, root)).toBe(true);
+    });
+    expect(() => merkleProofs(ls, [1, 37])).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
   });
 });

@@ -64,3 +64,26 @@ describe("genesis observers", () => {
     ).toThrow(/observers\[0\]\.p2p\[0\]/);
   });
 });
+
+describe("genesis p2p.secure", () => {
+  it("absent means noise (files made before it keep their hash); sm and noise round-trip and change the hash", () => {
+    const base = json();
+    const legacy = parseGenesis(base);
+    expect(legacy.p2p).toEqual({ secure: "noise", explicit: false });
+    expect(genesisToJson(legacy)).not.toHaveProperty("p2p");
+    const sm = parseGenesis({ ...base, p2p: { secure: "sm" } });
+    const noise = parseGenesis({ ...base, p2p: { secure: "noise" } });
+    expect(sm.p2p).toEqual({ secure: "sm", explicit: true });
+    const again = parseGenesis(JSON.parse(JSON.stringify(genesisToJson(sm))));
+    expect(again.p2p.secure).toBe("sm");
+    expect(toHex(encodeGenesis(again))).toBe(toHex(encodeGenesis(sm)));
+    const hashes = new Set([legacy, sm, noise].map((g) => toHex(sm3(encodeGenesis(g)))));
+    expect(hashes.size).toBe(3);
+    // with explicit governance, and without: four distinct encodings
+    const gov = { threshold: 1, proposalTtlMs: 60_000 };
+    const withGov = parseGenesis({ ...base, governance: gov, p2p: { secure: "sm" } });
+    expect(toHex(encodeGenesis(withGov))).not.toBe(toHex(encodeGenesis(sm)));
+    expect(() => parseGenesis({ ...base, p2p: { secure: "tls" } })).toThrow(/p2p\.secure/);
+    expect(() => parseGenesis({ ...base, p2p: "sm" })).toThrow(/genesis\.p2p/);
+  });
+});

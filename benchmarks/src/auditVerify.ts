@@ -1,0 +1,213 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { exportToJson, parseExport, verifyExport } from "@custos/audit";
+import { encode } from "@custos/codec";
+import { generateKeyPair, type Sm2KeyPair, sm2Sign, VerifierPool } from "@custos/crypto";
+import { AuditIndex, AuditService, buildBlock, commitOf, Executor, openChainLedger } from "@custos/node";
+import {
+  CERT_VERSION,
+  commitVoteBytes,
+  genesisToJson,
+  parseGenesis,
+  quorumSize,
+  type SignedTx,
+  signTx,
+  TX_VERSION,
+} from "@custos/types";
+import { nullLogger, toHex } from "@custos/utils";
+import { type Ceiling, machine, measureVerifyCeiling } from "./load.js";
+
+export interface AuditVerifyBenchOptions {
+  json: boolean;
+  runs: number;
+  entries: number;
+  txsPerBlock: number;
+  validators: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/**
+ * How long an auditor waits for `custos audit verify` on a large export: a real chain (the
+ * node's builder, executor and ledger; each block certified by a quorum of `validators`) where one
+ * account has `entries` events (an issue, then transfers), its audit index built, its trace
+ * exported to a file, then the file read and verified as the CLI does (every tx and commit
+ * signature on the verifier pool, every inclusion proof, the chain of heads, the state proofs,
+ * the figures recomputed), `runs` times.
+ */
+export async function runAuditVerifyBench(o: AuditVerifyBenchOptions): Promise<Record<string, unknown>> {
+  const log = (s: string) => {
+    if (!o.json) process.stderr.write(`${s}\n`);
+  };
+  const ceiling: Ceiling = await measureVerifyCeiling();
+  const dir = await mkdtemp(join(tmpdir(), "custos-audit-bench-"));
+  try {
+    const validatorKeys = Array.from({ length: o.validators }, () => generateKeyPair());
+    const operator = generateKeyPair();
+    const alice = generateKeyPair();
+    const bob = generateKeyPair();
+    const genesis = parseGenesis({
+      chainId: "custos-audit-bench",
+      timestamp: Date.UTC(2026, 4, 1),
+      blockLimitWindow: 600,
+      consensus: {
+        validators: validatorKeys.map((k, i) => ({
+          name: `v${i}`,
+          publicKey: toHex(k.publicKey),
+          peerId: `12D3KooW${"ABCDEFGHJKLMNPQRSTUV"[i % 20]?.repeat(44)}`,
+        })),
+        minBlockIntervalMs: 0,
+        maxBlockTxs: 50_000,
+      },
+      members: [
+        { name: "operator", publicKey: toHex(operator.publicKey), roles: ["operator"], ecnyTier: 1 },
+        { name: "alice", publicKey: toHex(alice.publicKey), roles: ["consumer"], ecnyTier: 1 },
+        { name: "bob", publicKey: toHex(bob.publicKey), roles: ["consumer"], ecnyTier: 1 },
+      ],
+      ecny: {
+        tiers: Object.fromEntries(
+          [1, 2, 3, 4].map((t) => [t, { singleLimit: "1000000000000", dailyLimit: "1000000000000" }]),
+        ),
+        largeTxThreshold: "5000000",
+      },
+    });
+    const ledger = await openChainLedger(join(dir, "ledger"), genesis, nullLogger);
+    const executor = new Executor(genesis, nullLogger);
+    let nonce = 0;
+    const tx = (key: Sm2KeyPair, method: string, args: unknown[]): SignedTx => {
+      const n = new Uint8Array(16);
+      new DataView(n.buffer).setUint32(0, ++nonce);
+      return signTx(
+        {
+          version: TX_VERSION,
+          chainId: genesis.chainId,
+          nonce: n,
+          blockLimit: ledger.head.height + 10,
+          sender: key.publicKey,
+          to: "ecny",
+          method,
+          args: encode(args),
+          value: 0n,
+          memo: null,
+        },
+        key.privateKey,
+      );
+    };
+    const commit = async (txs: SignedTx[]) => {
+      const head = ledger.head;
+      const built = await buildBlock(genesis.chainId, head, txs, {
+        timestamp: head.header.timestamp + 1000,
+        proposer: 0,
+        view: 0,
+        executor,
+        state: ledger,
+      });
+      const { height, view } = built.block.header;
+      const msg = commitVoteBytes(genesis.chainId, height, view, built.block.hash);
+      const certificate = {
+        version: CERT_VERSION,
+        chainId: genesis.chainId,
+        height,
+        view,
+        blockHash: built.block.hash,
+        signatures: validatorKeys
+          .slice(0, quorumSize(validatorKeys.length))
+          .map((k, i) => ({ validator: i, signature: sm2Sign(k.privateKey, msg) })),
+      } as const;
+      await ledger.commit(commitOf(built, certificate));
+    };
+    log(`building a chain where one account has ${o.entries} events (${o.txsPerBlock} txs a block)`);
+    let t0 = performance.now();
+    await commit([tx(operator, "issue", [alice.address, BigInt(o.entries) * 10n, "rc-bench"])]);
+    for (let done = 1; done < o.entries; ) {
+      const n = Math.min(o.txsPerBlock, o.entries - done);
+      await commit(Array.from({ length: n }, () => tx(alice, "transfer", [bob.address, 1n])));
+      done += n;
+    }
+    const buildMs = performance.now() - t0;
+    log(`  ${ledger.head.height} blocks in ${Math.round(buildMs)} ms; indexing`);
+    t0 = performance.now();
+    const index = await AuditIndex.open(
+      { dir: join(dir, "audit"), genesis },
+      { chain: ledger, log: nullLogger },
+    );
+    index.start();
+    await index.waitFor(ledger.head.height, { timeoutMs: 600_000 });
+    const indexMs = performance.now() - t0;
+    log(`  indexed in ${Math.round(indexMs)} ms; exporting`);
+    t0 = performance.now();
+    const service = new AuditService({ index, ledger, genesis });
+    const exported = await service.export({
+      kind: "trace",
+      target: { account: alice.address },
+      from: null,
+      to: null,
+    });
+    const file = join(process.env.CUSTOS_BENCH_KEEP_EXPORT ?? dir, "export.json");
+    if (process.env.CUSTOS_BENCH_KEEP_EXPORT)
+      await writeFile(
+        join(process.env.CUSTOS_BENCH_KEEP_EXPORT, "genesis.json"),
+        JSON.stringify(genesisToJson(genesis)),
+      );
+    await writeFile(file, JSON.stringify(exportToJson(exported)));
+    const exportMs = performance.now() - t0;
+    const bytes = (await stat(file)).size;
+    await index.close();
+    await ledger.close();
+    log(
+      `  ${exported.entries.length} entries in ${exported.blocks.length} blocks, ${(bytes / 1e6).toFixed(1)} MB, in ${Math.round(exportMs)} ms`,
+    );
+    const runs: { readMs: number; verifyMs: number; totalMs: number }[] = [];
+    for (let r = 0; r < o.runs; r++) {
+      const pool = new VerifierPool();
+      const s = performance.now();
+      const x = parseExport(JSON.parse(await readFile(file, "utf8")));
+      const read = performance.now();
+      const report = await verifyExport(x, { genesis, verifier: pool });
+      const end = performance.now();
+      await pool.close();
+      if (!report.ok) throw new Error(`the export did not verify: ${report.failures[0]?.message}`);
+      runs.push({ readMs: read - s, verifyMs: end - read, totalMs: end - s });
+      log(
+        `  run ${r + 1}: read ${Math.round(read - s)} ms, verified in ${Math.round(end - read)} ms (${report.checked.txSignatures + report.checked.commitSignatures} signatures)`,
+      );
+    }
+    const totals = runs.map((x) => x.totalMs);
+    const result = {
+      machine: machine(),
+      ceiling,
+      entries: exported.entries.length,
+      blocks: exported.blocks.length,
+      validators: o.validators,
+      signatures: exported.entries.length + exported.blocks.length * quorumSize(o.validators),
+      fileBytes: bytes,
+      buildMs: Math.round(buildMs),
+      indexMs: Math.round(indexMs),
+      exportMs: Math.round(exportMs),
+      verify: {
+        runs: runs.map((x) => ({
+          readMs: Math.round(x.readMs),
+          verifyMs: Math.round(x.verifyMs),
+          totalMs: Math.round(x.totalMs),
+        })),
+        minMs: Math.round(Math.min(...totals)),
+        medianMs: Math.round(median(totals)),
+        maxMs: Math.round(Math.max(...totals)),
+      },
+    };
+    if (o.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else
+      process.stdout.write(
+        `${[
+          `audit export of ${result.entries} entries (${result.blocks} blocks, ${o.validators} validators, ${result.signatures} signatures, ${(bytes / 1e6).toFixed(1)} MB)`,
+          `  chain built ${result.buildMs} ms, indexed ${result.indexMs} ms, exported ${result.exportMs} ms`,
+          `  read + verify (${o.runs} runs): min ${result.verify.minMs} ms, median ${result.verify.medianMs} ms, max ${result.verify.maxMs} ms`,
+          `  SM2 verify ceiling in this run: ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s on the pool (${ceiling.threads} threads)`,
+        ].join("\n")}\n`,
+      );
+    return result;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,5 @@
+export * from "./encrypter.js";
+export * from "./errors.js";
+export * from "./handshake.js";
+export * from "./keySchedule.js";
+export * from "./record.js";
