@@ -148,9 +148,15 @@ async function joinOnce(
   await rm(join(home, "logs", "node.log"), { force: true });
   const t0 = performance.now();
   const observer = await testnet.restart(dir, 4, 15 * 60_000);
-  const client = new CustosClient(observer.rpc, { timeoutMs: 5000 });
+  const client = new CustosClient(observer.rpc, { timeoutMs: 15_000 });
   const deadline = Date.now() + 15 * 60_000;
-  while ((await client.status()).height < height) {
+  // a node busy replaying may answer slowly: a status that times out is asked again
+  const heightNow = () =>
+    client.status().then(
+      (st) => st.height,
+      () => -1,
+    );
+  while ((await heightNow()) < height) {
     if (Date.now() > deadline)
       throw new Error(`the observer did not reach ${height} within 15 minutes (${how})`);
     await sleep(50);
