@@ -1,0 +1,239 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CustosClient, PrepaidProgramme, Wallet } from "@custos/client";
+import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import * as testnet from "@custos/testnet";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/**
+ * Issue 16's acceptance in a real browser (Debian's chromium, driven by playwright-core) against
+ * a local testnet of 4 validator processes and an observer, as the other e2e tests start it: the
+ * explorer served by a node at /explorer, live blocks, a transaction found by its hash with its
+ * business meaning and a "verified" mark computed in the page, a tampered certificate shown as
+ * not verified, a card's fund-flow picture, the operations view, no console errors, phone and
+ * desktop screenshots kept in explorer/test-output/, and the first page's asset budget.
+ */
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const OUT = join(ROOT, "test-output");
+const CLI = [process.execPath, fileURLToPath(new URL("../../cli/bin/custos.js", import.meta.url))];
+const CHROMIUM = "/usr/bin/chromium";
+const BUDGET = 200 * 1024;
+
+let dir: string;
+let t: testnet.TestnetFile;
+let keys: Map<string, Sm2KeyPair>;
+let client: CustosClient;
+let base: string;
+let browser: Browser;
+let desktop: BrowserContext;
+let buyTx: string;
+let school: string;
+let cardId: number;
+const consoleErrors: string[] = [];
+
+const wallet = (name: string) => new Wallet(client, keys.get(name) as Sm2KeyPair);
+
+async function send(from: string, to: string, method: string, args: unknown[] = [], value = 0n) {
+  const r = await wallet(from).send({ to, method, args, value });
+  if (!r.receipt?.success)
+    throw new Error(`${to}.${method}: ${r.receipt?.errorCode} ${r.receipt?.errorMessage}`);
+  return {
+    hash: r.hash,
+    height: r.view?.blockHeight as number,
+    receipt: r.receipt as NonNullable<typeof r.receipt> & { output: any },
+  };
+}
+
+function watch(page: Page): Page {
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push(`${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+  return page;
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    execFileSync("sh", [join(ROOT, "scripts", "install-chromium.sh")], { stdio: "inherit" });
+  if (!existsSync(join(ROOT, "dist", "index.html")))
+    execFileSync(process.execPath, [join(ROOT, "scripts", "build.mjs")], { stdio: "inherit" });
+  await mkdir(OUT, { recursive: true });
+  dir = await mkdtemp(join(tmpdir(), "custos-explorer-net-"));
+  t = await testnet.up({
+    dir,
+    nodes: 4,
+    observers: 1,
+    basePort: await testnet.freeBasePort(5),
+    command: CLI,
+    blockIntervalMs: 50,
+  });
+  const password = readFileSync(t.passwordFile, "utf8").trim();
+  keys = new Map();
+  for (const a of t.accounts) keys.set(a.name, await loadKeystoreFile(a.keyFile, password));
+  client = new CustosClient(t.nodes[0]?.rpc as string);
+  const demo = await testnet.setUpPrepaidDemo({
+    rpc: t.nodes[0]?.rpc as string,
+    accounts: t.accounts,
+    password,
+  });
+  school = (demo.programmes.find((p) => p.slug === "bright-future-school") as testnet.DemoProgramme).address;
+  // a card's journey: bought at its quoted price (into escrow), used for 120 yuan (released to
+  // the merchant), the rest refunded (this programme refunds after the cooling-off period too)
+  const consumer = new PrepaidProgramme(client, school).as(wallet("consumer-1"));
+  const bought = await consumer.buy(1);
+  buyTx = bought.hash;
+  cardId = bought.output.id;
+  await consumer.consume(cardId, 120_00n);
+  await consumer.refund(cardId);
+  // the browser opens the observer's explorer once it has the validators' head
+  const head = (await client.status()).height;
+  const observer = new CustosClient(t.nodes[4]?.rpc as string);
+  for (let i = 0; i < 300 && (await observer.status()).height < head; i++)
+    await new Promise((r) => setTimeout(r, 100));
+  base = `${t.nodes[4]?.rpc}/explorer/`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"], headless: true });
+  desktop = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (dir) {
+    await testnet.down(dir).catch(() => {});
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+describe("the explorer in a browser, served by a testnet node", () => {
+  it("loads the first page within the asset budget, from the node alone", async () => {
+    const page = watch(await desktop.newPage());
+    const assets: { url: string; bytes: number }[] = [];
+    const elsewhere: string[] = [];
+    page.on("requestfinished", async (req) => {
+      const url = new URL(req.url());
+      if (url.origin !== new URL(base).origin) elsewhere.push(req.url());
+      if (url.pathname.startsWith("/explorer")) {
+        const res = await req.response();
+        assets.push({ url: url.pathname, bytes: (await res?.body())?.byteLength ?? 0 });
+      }
+    });
+    await page.goto(base);
+    await page.waitForSelector("#latest-blocks tr");
+    await page.waitForSelector("#latest-txs tr");
+    await page.waitForLoadState("networkidle");
+    const total = assets.reduce((a, b) => a + b.bytes, 0);
+    console.log(`explorer first page: ${total} bytes of assets`, assets);
+    expect(assets.map((a) => a.url)).toContain("/explorer/app.js");
+    expect(total).toBeLessThan(BUDGET);
+    expect(elsewhere).toEqual([]);
+    await page.close();
+  });
+
+  it("shows a new block and its transaction without a reload", async () => {
+    const page = watch(await desktop.newPage());
+    await page.goto(base);
+    await page.waitForSelector("#live.on");
+    const before = Number(await page.textContent("#head-height"));
+    const tx = await send("consumer-1", "ecny", "transfer", [keys.get("consumer-2")?.address, 1_00n]);
+    const height = tx.height;
+    await page.waitForSelector(`#latest-blocks tr[data-height="${height}"]`, { timeout: 30_000 });
+    await page.waitForSelector(`#latest-txs tr[data-tx="${tx.hash}"]`, { timeout: 30_000 });
+    expect(height).toBeGreaterThan(before);
+    expect(await page.textContent(`#latest-txs tr[data-tx="${tx.hash}"]`)).toContain(
+      "Transfer of ¥1.00 e-CNY",
+    );
+    await page.screenshot({ path: join(OUT, "desktop-overview.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("finds a transaction by its hash, says what it did and verifies it in the page", async () => {
+    const page = watch(await desktop.newPage());
+    await page.goto(base);
+    await page.fill("#search input[name=q]", buyTx);
+    await page.press("#search input[name=q]", "Enter");
+    await page.waitForSelector("#business");
+    expect(await page.textContent("#business")).toMatch(
+      /Buys a prepaid card of product #1 paying ¥[1-9][\d,]*\.\d\d, into the programme's escrow/,
+    );
+    await page.waitForSelector('#verify-mark[data-verified="true"]', { timeout: 60_000 });
+    const checks = await page.textContent("ul.checks");
+    expect(checks).toContain("commit certificate");
+    expect(checks).toContain("inclusion proof");
+    await page.screenshot({ path: join(OUT, "desktop-tx.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("shows a tampered certificate as not verified", async () => {
+    const page = watch(await desktop.newPage());
+    await page.route(
+      (url) => url.pathname === "/",
+      async (route) => {
+        const body = route.request().postData() ?? "";
+        if (!body.includes("custos_getBlockEvidence")) return route.continue();
+        const res = await route.fetch();
+        const reply = await res.json();
+        const cert: string = reply.result.certificate;
+        // flip the last byte of the last signature
+        const last = (Number.parseInt(cert.slice(-2), 16) ^ 0x01).toString(16).padStart(2, "0");
+        reply.result.certificate = cert.slice(0, -2) + last;
+        await route.fulfill({ response: res, json: reply });
+      },
+    );
+    await page.goto(`${base}#/tx/${buyTx}`);
+    await page.waitForSelector('#verify-mark[data-verified="false"]', { timeout: 60_000 });
+    expect(await page.textContent("#verify-mark")).toMatch(/Not verified: .*bad signature from validator/);
+    await page.screenshot({ path: join(OUT, "desktop-tampered.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("draws a card's fund flow, and the supervision and operations views", async () => {
+    const page = watch(await desktop.newPage());
+    await page.goto(`${base}#/card/${school}/${cardId}`);
+    await page.waitForSelector("#fund-flow");
+    const flow = await page.textContent("#fund-flow");
+    expect(flow).toMatch(/purchase ¥[1-9]/);
+    expect(flow).toMatch(/released ¥[1-9]/);
+    expect(flow).toMatch(/refunded ¥[1-9]/);
+    await page.screenshot({ path: join(OUT, "desktop-card-flow.png"), fullPage: true });
+    await page.goto(`${base}#/supervision`);
+    await page.waitForSelector("#programmes tbody tr");
+    expect(await page.textContent("#programmes")).toContain("Bright Future School");
+    await page.screenshot({ path: join(OUT, "desktop-supervision.png"), fullPage: true });
+    await page.goto(`${base}#/ops`);
+    await page.waitForSelector("#validators tbody tr");
+    expect(await page.locator("#validators tbody tr").count()).toBe(4);
+    expect(await page.textContent("#ops-stats")).toContain("observer");
+    await page.waitForSelector("#tps-chart");
+    await page.screenshot({ path: join(OUT, "desktop-ops.png"), fullPage: true });
+    await page.close();
+  });
+
+  it("fits a phone's screen", async () => {
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      isMobile: true,
+      hasTouch: true,
+    });
+    const page = watch(await phone.newPage());
+    for (const [route, name, ready] of [
+      ["", "phone-overview.png", "#latest-txs tr"],
+      [`#/tx/${buyTx}`, "phone-tx.png", '#verify-mark[data-verified="true"]'],
+      [`#/card/${school}/${cardId}`, "phone-card-flow.png", "#fund-flow"],
+      ["#/ops", "phone-ops.png", "#validators tbody tr"],
+    ] as const) {
+      await page.goto(`${base}${route}`);
+      await page.waitForSelector(ready, { timeout: 60_000 });
+      // wide tables scroll inside their card; the page itself does not scroll sideways
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(392);
+      await page.screenshot({ path: join(OUT, name), fullPage: true });
+    }
+    await phone.close();
+    expect(consoleErrors).toEqual([]);
+    for (const f of ["desktop-overview.png", "desktop-tx.png", "phone-overview.png", "phone-tx.png"])
+      expect(existsSync(join(OUT, f))).toBe(true);
+  });
+});
