@@ -199,15 +199,15 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
       s(
         "marker",
         { id: "head", markerWidth: 8, markerHeight: 8, refX: 6, refY: 4, orient: "auto" },
-        s("path", { d: "M0,0 L8,4 L0,8 z" }),
+        s("path", { d: "M0,0 L10,5 L0,10 z" }),
       ),
     ),
     box(10, 92, "Consumer wallet", "paid", "wallet"),
-    box(275, 92, `Escrow · card #${id}`, `open ${yuan(tr.closing)}`, "escrow"),
-    box(540, 20, "Merchant", `released ${yuan(f.used)}`, "merchant"),
+    box(275, 92, `Escrow · card #${id}`, `open value ${yuan(tr.closing)}`, "escrow"),
+    box(540, 20, "Merchant", `used ${yuan(f.used)}`, "merchant"),
     box(540, 164, "Refund to holder", yuan(f.refunded), "refund"),
     arrow(160, 120, 272, 120, f.bought, max, "purchase"),
-    arrow(425, 110, 537, 48, f.used, max, "released"),
+    arrow(425, 110, 537, 48, f.used, max, "used"),
     arrow(425, 130, 537, 192, f.refunded, max, "refunded"),
   );
   const head = ["Time", "Block", "Kind", "Amount", "Open value after", "By", "Tx", "Note"];
