@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CustosClient, PrepaidProgramme, Wallet } from "@custos/client";
 import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import { RpcServer } from "@custos/node";
 import * as testnet from "@custos/testnet";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,6 +36,8 @@ let buyTx: string;
 let school: string;
 let cardId: number;
 const consoleErrors: string[] = [];
+/** Every JSON-RPC method the pages called: the explorer is read-only. */
+const called = new Set<string>();
 
 const wallet = (name: string) => new Wallet(client, keys.get(name) as Sm2KeyPair);
 
@@ -54,6 +57,11 @@ function watch(page: Page): Page {
     if (m.type() === "error") consoleErrors.push(`${page.url()}: ${m.text()}`);
   });
   page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+  page.on("request", (req) => {
+    if (req.method() !== "POST") return;
+    const body = JSON.parse(req.postData() ?? "null");
+    for (const r of Array.isArray(body) ? body : [body]) called.add(r.method);
+  });
   return page;
 }
 
@@ -238,6 +246,88 @@ describe("the explorer in a browser, served by a testnet node", () => {
       expect(overflow.width, `${name}: ${overflow.wide}`).toBeLessThanOrEqual(392);
     }
     await phone.close();
+  });
+
+  it("looks up blocks, accounts and cards from the search box", async () => {
+    const page = watch(await desktop.newPage());
+    const tx = await client.getTx(buyTx);
+    await page.goto(`${base}#/block/${tx.blockHeight}`);
+    await page.waitForSelector('#verify-mark[data-verified="true"]', { timeout: 60_000 });
+    expect(await page.locator("#signers tbody tr").count()).toBeGreaterThanOrEqual(3);
+    await page.screenshot({ path: join(OUT, "desktop-block.png"), fullPage: true });
+    await page.fill("#search input[name=q]", keys.get("consumer-1")?.address as string);
+    await page.press("#search input[name=q]", "Enter");
+    await page.waitForSelector("#balance");
+    expect(await page.textContent("#balance")).toMatch(/^¥[\d,]+\.\d\d$/);
+    expect(await page.textContent("main")).toContain(`card #${cardId}`);
+    await page.screenshot({ path: join(OUT, "desktop-account.png"), fullPage: true });
+    await page.fill("#search input[name=q]", `card ${cardId}`);
+    await page.press("#search input[name=q]", "Enter");
+    await page.waitForSelector("#fund-flow, main li a[href^='#/card/']");
+    await page.close();
+  });
+
+  it("asks for an API key when the node wants one, and sends it (HTTP and WebSocket)", async () => {
+    // a node of its own with API keys, answering from the observer's chain
+    const KEY = "explorer-browser-test-key-42";
+    const observer = t.nodes[4]?.rpc as string;
+    const forward = (method: string) => ({
+      scope: "read" as const,
+      fn: async (params: unknown[]) => {
+        const r = await fetch(observer, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+        }).then((x) => x.json());
+        if (r.error) throw Object.assign(new Error(r.error.message), { code: r.error.data?.code });
+        return r.result;
+      },
+    });
+    const names = ["custos_status", "custos_getBlock", "custos_getTx", "custos_getBlockEvidence"];
+    const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+    const keyed = new RpcServer(
+      {
+        host: "127.0.0.1",
+        port: 0,
+        maxBodyBytes: 1 << 20,
+        maxBatch: 100,
+        rateLimit: 0,
+        apiKeys: [{ key: KEY, scopes: ["read"] }],
+        explorerDir: join(ROOT, "dist"),
+      },
+      Object.fromEntries(names.map((n) => [n, forward(n)])),
+      quiet,
+    );
+    const url = await keyed.start();
+    try {
+      // not watched for console errors: the browser logs the node's first 401 as one
+      const page = await desktop.newPage();
+      page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+      const bearer: string[] = [];
+      page.on("request", (req) => {
+        if (req.method() === "POST") bearer.push(req.headers().authorization ?? "none");
+      });
+      await page.goto(`${url}/explorer/`);
+      await page.waitForSelector("#key-dialog[open]");
+      expect(await page.textContent("#key-dialog .reason")).toContain("needs an API key");
+      await page.fill("#key-dialog input[name=key]", KEY);
+      await page.click("#key-dialog button[type=submit]");
+      await page.waitForSelector("#latest-blocks tr");
+      await page.waitForSelector("#live.on");
+      expect(bearer.at(-1)).toBe(`Bearer ${KEY}`);
+      await page.screenshot({ path: join(OUT, "desktop-api-key.png") });
+      await page.close();
+    } finally {
+      await keyed.close();
+    }
+  });
+
+  it("called read methods only and logged no console errors", () => {
+    expect(
+      [...called].filter(
+        (m) => !/^(custos_(status|getBlock|getTx|getBlockEvidence)|ecny_balance|audit_\w+)$/.test(m),
+      ),
+    ).toEqual([]);
     expect(consoleErrors).toEqual([]);
     for (const f of ["desktop-overview.png", "desktop-tx.png", "phone-overview.png", "phone-tx.png"])
       expect(existsSync(join(OUT, f))).toBe(true);
