@@ -260,7 +260,7 @@ export async function accountPage(main: HTMLElement, address: string): Promise<v
         head,
         rows.map((r) => {
           const c = cells(r);
-          return [...c.slice(0, 5), txLink(r.txHash), r.note];
+          return [...c.slice(0, 4), addrLink(r.counterparty), txLink(r.txHash), r.note];
         }),
       ),
     ),

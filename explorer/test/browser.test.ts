@@ -198,7 +198,7 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.close();
   });
 
-  it("draws a card's fund flow, and the supervision and operations views", async () => {
+  it("draws a card's fund flow, and the supervision, operations and governance views", async () => {
     const page = watch(await desktop.newPage());
     await page.goto(`${base}#/card/${school}/${cardId}`);
     await page.waitForSelector("#fund-flow");
@@ -217,6 +217,10 @@ describe("the explorer in a browser, served by a testnet node", () => {
     expect(await page.textContent("#ops-stats")).toContain("observer");
     await page.waitForSelector("#tps-chart");
     await page.screenshot({ path: join(OUT, "desktop-ops.png"), fullPage: true });
+    await page.goto(`${base}#/governance`);
+    await page.waitForSelector("#proposals tbody tr");
+    expect(await page.textContent("#templates")).toContain("prepaid-card");
+    await page.screenshot({ path: join(OUT, "desktop-governance.png"), fullPage: true });
     await page.close();
   });
 
@@ -325,7 +329,7 @@ describe("the explorer in a browser, served by a testnet node", () => {
   it("called read methods only and logged no console errors", () => {
     expect(
       [...called].filter(
-        (m) => !/^(custos_(status|getBlock|getTx|getBlockEvidence)|ecny_balance|audit_\w+)$/.test(m),
+        (m) => !/^(custos_(status|getBlock|getTx|getBlockEvidence|call)|ecny_balance|audit_\w+)$/.test(m),
       ),
     ).toEqual([]);
     expect(consoleErrors).toEqual([]);
