@@ -1,5 +1,6 @@
 // Block, transaction and account pages. A block or transaction shows a "verified" mark that the
 // browser computes itself (verify.ts, loaded on demand), never one the node asserts.
+import { msgpackArgs } from "./args.js";
 import { describeTx } from "./describe.js";
 import {
   addrLink,
@@ -178,7 +179,12 @@ export async function txPage(main: HTMLElement, hash: string): Promise<void> {
       : null,
     t.status === "committed"
       ? [
-          verification(t.blockHeight, t.blockHash, { txHash: tx.hash, proof: t.txProof }),
+          verification(t.blockHeight, t.blockHash, {
+            txHash: tx.hash,
+            proof: t.txProof,
+            raw: t.raw,
+            shown: { from: tx.from, to: tx.to, method: tx.method, value: tx.value, args: tx.args },
+          }),
           card(
             "Inclusion proof",
             fields([
@@ -193,11 +199,13 @@ export async function txPage(main: HTMLElement, hash: string): Promise<void> {
 }
 
 export async function accountPage(main: HTMLElement, address: string): Promise<void> {
-  const [balance, trace, txs] = await batch([
+  const [balance, trace, txs, instance] = await batch([
     ["ecny_balance", address],
     ["audit_trace", { account: address }],
     ["audit_txs", { account: address, limit: 200 }],
+    ["custos_call", "templates", "instance", msgpackArgs(address)],
   ]);
+  const contract = instance instanceof Error ? undefined : await contractCard(instance);
   const rows: Json[] = trace instanceof Error ? [] : trace.rows;
   const cards = new Map<string, { programme: string; card: number }>();
   for (const r of rows)
@@ -216,8 +224,9 @@ export async function accountPage(main: HTMLElement, address: string): Promise<v
   ];
   put(
     main,
-    h("h1", {}, "Account"),
+    h("h1", {}, contract ? "Contract" : "Account"),
     h("p", { class: "mono wrap" }, address),
+    contract,
     card(
       "e-CNY",
       fields([
@@ -278,5 +287,52 @@ export async function accountPage(main: HTMLElement, address: string): Promise<v
           ),
         )
       : null,
+  );
+}
+
+/** A contract instance: its template, code hash, status and history, and the template's approval trail. */
+async function contractCard(instance: Json): Promise<HTMLElement> {
+  const template = await rpc("custos_call", "templates", "get", msgpackArgs(instance.codeHash)).catch(
+    () => undefined,
+  );
+  const proposal =
+    typeof template?.proposalId === "number"
+      ? await rpc("custos_call", "governance", "get", msgpackArgs(template.proposalId)).catch(() => undefined)
+      : undefined;
+  return card(
+    "Contract",
+    fields([
+      ["Template", template ? `${template.name} ${template.version}` : String(instance.template ?? "-")],
+      ["Code hash (SM3)", h("span", { class: "mono", id: "code-hash" }, instance.codeHash)],
+      ["Status", `${instance.status}${instance.frozenReason ? ` (${instance.frozenReason})` : ""}`],
+      ["Created", `block #${instance.createdHeight}, ${time(instance.createdTime)}`],
+      ["Creator", addrLink(instance.creator)],
+      [
+        "Approval",
+        proposal
+          ? `proposal #${proposal.id}: ${proposal.status}, ${proposal.approvals} for, ${proposal.rejections} against (threshold ${proposal.threshold})${proposal.veto ? ", vetoed" : ""}`
+          : "-",
+      ],
+    ]),
+    proposal
+      ? table(
+          ["Member", "Decision", "Block"],
+          [
+            ...(proposal.votes ?? []).map((v: Json) => [
+              addrLink(v.voter),
+              v.approve ? "voted for" : "voted against",
+              `#${v.height}`,
+            ]),
+            ...(proposal.veto ? [[addrLink(proposal.veto.by), `vetoed: ${proposal.veto.reason}`, ""]] : []),
+          ],
+          { id: "approval-trail" },
+        )
+      : null,
+    h(
+      "details",
+      {},
+      h("summary", {}, "Parameters and version history"),
+      json({ params: instance.params, history: instance.history }),
+    ),
   );
 }

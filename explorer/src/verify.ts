@@ -3,14 +3,17 @@
 // node says about them: the header hashes to the block hash, the validator set hashes to the
 // header's validatorSetHash, a quorum of that set signed the commit certificate (every SM2
 // signature checked), and the transaction's Merkle proof leads to the header's txRoot.
-import { verifyMerkleProof } from "@custos/codec";
+import { decode, verifyMerkleProof } from "@custos/codec";
 import {
   blockHash,
   decodeCertificate,
   decodeHeader,
+  decodeSignedTx,
   quorumSize,
+  txSender,
   validatorSetHash,
   verifyCommitCertificate,
+  verifySignedTx,
 } from "@custos/types";
 import { bytesEqual, fromHex, toHex } from "@custos/utils";
 
@@ -32,6 +35,49 @@ export interface Evidence {
 export interface TxProof {
   txHash: string;
   proof: { leafIndex: number; treeSize: number; path: string[] };
+  /** The signed transaction's bytes (custos_getTx `raw`) and what the page shows of it. */
+  raw?: string;
+  shown?: { from: string; to: string; method: string; value: string; args: unknown };
+}
+
+/** A decoded msgpack value as the node's JSON shows it: bigint -> string, bytes -> 0x hex, Map -> object. */
+function asJson(v: unknown): unknown {
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Uint8Array) return `0x${toHex(v)}`;
+  if (Array.isArray(v)) return v.map(asJson);
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), asJson(x)]));
+  if (v !== null && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, asJson(x)]));
+  return v;
+}
+
+/** The transaction's own bytes: their SM3 is its hash, its sender signed them, they say what the page shows. */
+function checkTx(tx: TxProof): Check {
+  return attempt("transaction", () => {
+    if (!tx.raw) throw new Error("the node gave no signed bytes for this transaction");
+    const stx = decodeSignedTx(fromHex(tx.raw));
+    if (hx(stx.hash) !== tx.txHash.toLowerCase()) throw new Error(`its bytes hash to ${hx(stx.hash)}`);
+    if (!verifySignedTx(stx)) throw new Error("the sender's SM2 signature does not verify");
+    const s = tx.shown;
+    if (s) {
+      const args =
+        stx.tx.args.byteLength === 0 ? null : asJson(decode(stx.tx.args, "Payload", stx.tx.args.byteLength));
+      const differs =
+        txSender(stx.tx) !== s.from
+          ? "sender"
+          : stx.tx.to !== s.to
+            ? "recipient"
+            : stx.tx.method !== s.method
+              ? "method"
+              : stx.tx.value.toString() !== s.value
+                ? "value"
+                : JSON.stringify(args) !== JSON.stringify(s.args)
+                  ? "arguments"
+                  : undefined;
+      if (differs) throw new Error(`the page shows another ${differs} than the signed bytes hold`);
+    }
+    return `SM3 of the signed body is the tx hash; ${txSender(stx.tx).slice(0, 10)}… signed it (SM2); it holds what is shown`;
+  });
 }
 
 const hx = (b: Uint8Array) => `0x${toHex(b)}`;
@@ -76,6 +122,7 @@ export function verifyEvidence(ev: Evidence, expectedHash: string, tx?: TxProof)
       return `${cert.signatures.length} valid SM2 signatures (quorum ${quorumSize(keys.length)} of ${keys.length}): ${names.join(", ")}`;
     }),
   );
+  if (tx) checks.push(checkTx(tx));
   if (tx)
     checks.push(
       attempt("inclusion proof", () => {

@@ -170,6 +170,7 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.waitForSelector('#verify-mark[data-verified="true"]', { timeout: 60_000 });
     const checks = await page.textContent("ul.checks");
     expect(checks).toContain("commit certificate");
+    expect(checks).toContain("it holds what is shown");
     expect(checks).toContain("inclusion proof");
     await page.screenshot({ path: join(OUT, "desktop-tx.png"), fullPage: true });
     await page.close();
@@ -196,6 +197,25 @@ describe("the explorer in a browser, served by a testnet node", () => {
     expect(await page.textContent("#verify-mark")).toMatch(/Not verified: .*bad signature from validator/);
     await page.screenshot({ path: join(OUT, "desktop-tampered.png"), fullPage: true });
     await page.close();
+    // a node that shows another amount than the sender signed is caught too
+    const lying = watch(await desktop.newPage());
+    await lying.route(
+      (url) => url.pathname === "/",
+      async (route) => {
+        const body = route.request().postData() ?? "";
+        if (!body.includes("custos_getTx")) return route.continue();
+        const res = await route.fetch();
+        const reply = await res.json();
+        reply.result.tx.value = "1";
+        await route.fulfill({ response: res, json: reply });
+      },
+    );
+    await lying.goto(`${base}#/tx/${buyTx}`);
+    await lying.waitForSelector('#verify-mark[data-verified="false"]', { timeout: 60_000 });
+    expect(await lying.textContent("#verify-mark")).toContain(
+      "the page shows another value than the signed bytes hold",
+    );
+    await lying.close();
   });
 
   it("draws a card's fund flow, and the supervision, operations and governance views", async () => {
@@ -221,6 +241,12 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.waitForSelector("#proposals tbody tr");
     expect(await page.textContent("#templates")).toContain("prepaid-card");
     await page.screenshot({ path: join(OUT, "desktop-governance.png"), fullPage: true });
+    // a programme's address is a contract: its template, code hash and the committee's approval
+    await page.goto(`${base}#/account/${school}`);
+    await page.waitForSelector("#approval-trail tbody tr");
+    expect(await page.textContent("main")).toContain("prepaid-card 1.0.0");
+    expect(await page.textContent("#approval-trail")).toContain("voted for");
+    await page.screenshot({ path: join(OUT, "desktop-contract.png"), fullPage: true });
     await page.close();
   });
 

@@ -216,6 +216,8 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
           blockHash: hex(block.hash),
           index: pos.index,
           tx: txJson(stx),
+          // the signed bytes, so that a client can check the hash, the signature and the decoding itself
+          raw: hex(stx.bytes),
           receipt: receiptJson(decodeReceipt(receipts[pos.index] as Uint8Array)),
           txProof: proofJson(
             merkleProof(
