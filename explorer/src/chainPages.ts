@@ -32,11 +32,12 @@ function verification(height: number, blockHash: string, tx?: TxProof): HTMLElem
   const list = h("ul", { class: "checks" });
   const panel = card("Verified in this browser", mark, list);
   (async () => {
-    const [{ verifyEvidence }, ev] = await Promise.all([
+    const [{ verifyEvidence }, ev, history] = await Promise.all([
       import("./verify.js"),
       rpc("custos_getBlockEvidence", height),
+      rpc("custos_getValidatorSetHistory"),
     ]);
-    const checks = verifyEvidence(ev, blockHash, tx);
+    const checks = verifyEvidence(ev, blockHash, tx, history);
     const ok = checks.every((c) => c.ok);
     mark.className = `verify ${ok ? "ok" : "bad"}`;
     mark.dataset.verified = String(ok);

@@ -1,19 +1,23 @@
 // Loaded on demand (its own chunk): checks a block and a transaction in the browser with the
 // chain's own rules (packages/types, packages/codec) and pure-JS SM2/SM3, trusting nothing the
 // node says about them: the header hashes to the block hash, the validator set hashes to the
-// header's validatorSetHash, a quorum of that set signed the commit certificate (every SM2
-// signature checked), and the transaction's Merkle proof leads to the header's txRoot.
+// header's validatorSetHash and is the one the set history leads to from genesis, a quorum of
+// that set signed the commit certificate (every SM2 signature checked), the transaction's signed
+// bytes are what the page shows, and its Merkle proof leads to the header's txRoot.
 import { decode, verifyMerkleProof } from "@custos/codec";
 import {
   blockHash,
   decodeCertificate,
   decodeHeader,
   decodeSignedTx,
+  decodeValidatorSet,
   quorumSize,
   txSender,
+  VALIDATOR_SET_KEY,
   validatorSetHash,
   verifyCommitCertificate,
   verifySignedTx,
+  verifyStateProof,
 } from "@custos/types";
 import { bytesEqual, fromHex, toHex } from "@custos/utils";
 
@@ -30,6 +34,48 @@ export interface Evidence {
   header: string;
   certificate: string | null;
   validators: { name: string; publicKey: string }[];
+}
+
+export interface SetHistory {
+  chainId: string;
+  genesis: { name: string; publicKey: string }[];
+  changes: {
+    height: number;
+    header: string;
+    certificate: string;
+    value: string;
+    proof: { bucket: number; leaves: [string, string][]; siblings: string[] };
+  }[];
+}
+
+/**
+ * The validator set of block `height`, walked from the genesis set: each change's block must
+ * name the set in force, be certified by it, and prove the new set in its state.
+ */
+function setAt(history: SetHistory, height: number): Uint8Array[] {
+  let current = history.genesis.map((v) => fromHex(v.publicKey));
+  for (const [i, c] of history.changes.entries()) {
+    if (c.height >= height) break;
+    const headerBytes = fromHex(c.header);
+    const header = decodeHeader(headerBytes);
+    const why = (w: string) => new Error(`validator-set change ${i} (block ${c.height}): ${w}`);
+    if (header.height !== c.height) throw why(`its header is of height ${header.height}`);
+    if (!bytesEqual(validatorSetHash(current), header.validatorSetHash))
+      throw why("its header names another set than the one in force");
+    verifyCommitCertificate(
+      decodeCertificate(fromHex(c.certificate)),
+      { chainId: history.chainId, height: c.height, blockHash: blockHash(headerBytes) },
+      current,
+    );
+    const value = fromHex(c.value);
+    verifyStateProof(header.stateRoot, VALIDATOR_SET_KEY, value, {
+      bucket: c.proof.bucket,
+      leaves: c.proof.leaves.map(([k, v]) => [fromHex(k), fromHex(v)]),
+      siblings: c.proof.siblings.map(fromHex),
+    });
+    current = decodeValidatorSet(value).map((v) => v.publicKey);
+  }
+  return current;
 }
 
 export interface TxProof {
@@ -91,7 +137,12 @@ function attempt(name: string, fn: () => string): Check {
 }
 
 /** Every check of `ev` (and of `tx` in that block); verified when all pass. */
-export function verifyEvidence(ev: Evidence, expectedHash: string, tx?: TxProof): Check[] {
+export function verifyEvidence(
+  ev: Evidence,
+  expectedHash: string,
+  tx?: TxProof,
+  history?: SetHistory,
+): Check[] {
   const checks: Check[] = [];
   const headerBytes = fromHex(ev.header);
   const header = decodeHeader(headerBytes);
@@ -110,7 +161,16 @@ export function verifyEvidence(ev: Evidence, expectedHash: string, tx?: TxProof)
     attempt("validator set", () => {
       if (!bytesEqual(validatorSetHash(keys), header.validatorSetHash))
         throw new Error("the validator set given does not hash to the header's validatorSetHash");
-      return `${keys.length} validators, hash ${hx(header.validatorSetHash).slice(0, 18)}… as in the header`;
+      let from = "";
+      if (history) {
+        if (history.chainId !== ev.chainId) throw new Error(`the set history is of chain ${history.chainId}`);
+        const walked = setAt(history, ev.height);
+        if (walked.length !== keys.length || walked.some((k, i) => !bytesEqual(k, keys[i] as Uint8Array)))
+          throw new Error("the set given is not the one the history from genesis leads to");
+        const changes = history.changes.filter((c) => c.height < ev.height).length;
+        from = `, walked from the genesis set (${hx(validatorSetHash(history.genesis.map((v) => fromHex(v.publicKey)))).slice(0, 18)}…) through ${changes} certified change(s)`;
+      }
+      return `${keys.length} validators, hash ${hx(header.validatorSetHash).slice(0, 18)}… as in the header${from}`;
     }),
   );
   checks.push(

@@ -171,6 +171,7 @@ describe("the explorer in a browser, served by a testnet node", () => {
     const checks = await page.textContent("ul.checks");
     expect(checks).toContain("commit certificate");
     expect(checks).toContain("it holds what is shown");
+    expect(checks).toContain("walked from the genesis set");
     expect(checks).toContain("inclusion proof");
     await page.screenshot({ path: join(OUT, "desktop-tx.png"), fullPage: true });
     await page.close();
@@ -216,6 +217,25 @@ describe("the explorer in a browser, served by a testnet node", () => {
       "the page shows another value than the signed bytes hold",
     );
     await lying.close();
+    // and a node that names another genesis validator set than the one the block's set descends from
+    const forged = watch(await desktop.newPage());
+    await forged.route(
+      (url) => url.pathname === "/",
+      async (route) => {
+        const body = route.request().postData() ?? "";
+        if (!body.includes("custos_getValidatorSetHistory")) return route.continue();
+        const res = await route.fetch();
+        const reply = await res.json();
+        reply.result.genesis.reverse();
+        await route.fulfill({ response: res, json: reply });
+      },
+    );
+    await forged.goto(`${base}#/block/1`);
+    await forged.waitForSelector('#verify-mark[data-verified="false"]', { timeout: 60_000 });
+    expect(await forged.textContent("#verify-mark")).toContain(
+      "not the one the history from genesis leads to",
+    );
+    await forged.close();
   });
 
   it("draws a card's fund flow, and the supervision, operations and governance views", async () => {
@@ -313,7 +333,13 @@ describe("the explorer in a browser, served by a testnet node", () => {
         return r.result;
       },
     });
-    const names = ["custos_status", "custos_getBlock", "custos_getTx", "custos_getBlockEvidence"];
+    const names = [
+      "custos_status",
+      "custos_getBlock",
+      "custos_getTx",
+      "custos_getBlockEvidence",
+      "custos_getValidatorSetHistory",
+    ];
     const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
     const keyed = new RpcServer(
       {
@@ -355,7 +381,10 @@ describe("the explorer in a browser, served by a testnet node", () => {
   it("called read methods only and logged no console errors", () => {
     expect(
       [...called].filter(
-        (m) => !/^(custos_(status|getBlock|getTx|getBlockEvidence|call)|ecny_balance|audit_\w+)$/.test(m),
+        (m) =>
+          !/^(custos_(status|getBlock|getTx|getBlockEvidence|getValidatorSetHistory|call)|ecny_balance|audit_\w+)$/.test(
+            m,
+          ),
       ),
     ).toEqual([]);
     expect(consoleErrors).toEqual([]);

@@ -155,6 +155,33 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
       },
     },
 
+    /**
+     * custos_getValidatorSetHistory(): the genesis validator set and every change since, each with
+     * what proves it (the block's header bytes, its certificate by the set then in force, the new
+     * set's value and its state proof against the header's stateRoot), oldest first: a light
+     * client walks it from genesis to know the set of any height without trusting the node.
+     */
+    custos_getValidatorSetHistory: {
+      scope: "read",
+      fn: async () => ({
+        chainId: genesis.chainId,
+        genesis: genesis.consensus.validators.map((v) => ({ name: v.name, publicKey: hex(v.publicKey) })),
+        changes: (await ledger.setChanges()).map(
+          ({ height, record: [header, certificate, value, proof] }) => ({
+            height,
+            header: hex(header),
+            certificate: hex(certificate),
+            value: hex(value),
+            proof: {
+              bucket: proof.bucket,
+              leaves: proof.leaves.map(([k, v]) => [hex(k), hex(v)]),
+              siblings: proof.siblings.map(hex),
+            },
+          }),
+        ),
+      }),
+    },
+
     custos_status: {
       scope: "read",
       fn: async () => {
