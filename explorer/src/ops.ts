@@ -20,7 +20,11 @@ function metric(text: string, name: string): number | undefined {
 const mb = (b: number | undefined) => (b === undefined ? "-" : `${(b / 1024 / 1024).toFixed(1)} MB`);
 
 export async function opsPage(main: HTMLElement): Promise<void> {
-  const [status, text] = await Promise.all([rpc("custos_status"), metricsText()]);
+  const [status, text, peers] = await Promise.all([
+    rpc("custos_status"),
+    metricsText(),
+    rpc("custos_peers").catch(() => [] as Json[]),
+  ]);
   const head: number = status.height;
   const from = Math.max(1, head - WINDOW + 1);
   const blocks = (
@@ -87,6 +91,20 @@ export async function opsPage(main: HTMLElement): Promise<void> {
         "tps-chart",
       ),
       chart({ label: "Block interval (s)", kind: "line", unit: "s", points: interval }, "interval-chart"),
+    ),
+    card(
+      "Nodes, as this node sees them",
+      table(
+        ["Name", "Role", "Connected", "Height it last showed", "Behind this node"],
+        (peers as Json[]).map((p) => [
+          p.name,
+          p.role,
+          p.connected ? "yes" : "no",
+          p.height === null ? "-" : `#${p.height}`,
+          p.height === null ? "-" : String(Math.max(0, head - p.height)),
+        ]),
+        { id: "nodes" },
+      ),
     ),
     card(
       "Validators",

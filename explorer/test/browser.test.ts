@@ -255,6 +255,8 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.waitForSelector("#validators tbody tr");
     expect(await page.locator("#validators tbody tr").count()).toBe(4);
     expect(await page.textContent("#ops-stats")).toContain("observer");
+    // the observer sees the 4 validators, connected
+    expect(await page.locator("#nodes tbody tr", { hasText: "validator" }).count()).toBe(4);
     await page.waitForSelector("#tps-chart");
     await page.screenshot({ path: join(OUT, "desktop-ops.png"), fullPage: true });
     await page.goto(`${base}#/governance`);
@@ -382,7 +384,7 @@ describe("the explorer in a browser, served by a testnet node", () => {
     expect(
       [...called].filter(
         (m) =>
-          !/^(custos_(status|getBlock|getTx|getBlockEvidence|getValidatorSetHistory|call)|ecny_balance|audit_\w+)$/.test(
+          !/^(custos_(status|getBlock|getTx|getBlockEvidence|getValidatorSetHistory|peers|call)|ecny_balance|audit_\w+)$/.test(
             m,
           ),
       ),

@@ -371,6 +371,16 @@ export class CustosNode {
             syncTarget: sync.target,
             ...(driver ? { active: driver.active } : {}),
           }),
+          peers: () => {
+            const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
+            return (net?.knownPeers() ?? []).map((p) => ({
+              name: p.name ?? `peer-${p.index}`,
+              role: p.role,
+              peerId: p.peerId,
+              connected: connected.has(p.peerId),
+              height: sync.peerHeight(p.index) ?? null,
+            }));
+          },
         }),
       };
       Object.assign(

@@ -35,6 +35,14 @@ export interface RpcContext {
     /** A validator node outside the current set (joining, or removed by governance). */
     active?: boolean;
   };
+  /** The chain's other nodes as this node sees them: connected or not, the height each last showed. */
+  peers?(): {
+    name: string;
+    role: "validator" | "observer";
+    peerId: string;
+    connected: boolean;
+    height: number | null;
+  }[];
 }
 
 export type RpcMethod = (params: unknown[]) => Promise<unknown>;
@@ -180,6 +188,12 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
           }),
         ),
       }),
+    },
+
+    /** custos_peers(): the chain's other nodes as this node sees them (no addresses). */
+    custos_peers: {
+      scope: "read",
+      fn: async () => c.peers?.() ?? [],
     },
 
     custos_status: {
