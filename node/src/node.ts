@@ -373,13 +373,16 @@ export class CustosNode {
           }),
           peers: () => {
             const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
-            return (net?.knownPeers() ?? []).map((p) => ({
-              name: p.name ?? `peer-${p.index}`,
-              role: p.role,
-              peerId: p.peerId,
-              connected: connected.has(p.peerId),
-              height: sync.peerHeight(p.index) ?? null,
-            }));
+            const self = net?.peerId;
+            return (net?.knownPeers() ?? [])
+              .filter((p) => p.peerId !== self)
+              .map((p) => ({
+                name: p.name ?? `peer-${p.index}`,
+                role: p.role,
+                peerId: p.peerId,
+                connected: connected.has(p.peerId),
+                height: sync.peerHeight(p.index) ?? null,
+              }));
           },
         }),
       };
