@@ -56,7 +56,16 @@ const SECURITY = {
  * /explorer/, a file below dir otherwise, 404 for anything else (never a file outside dir).
  */
 export async function explorerAsset(dir: string, url: string): Promise<ExplorerResponse> {
-  const path = decodeURIComponent((url.split("?")[0] as string).split("#")[0] as string);
+  let path: string;
+  try {
+    path = decodeURIComponent((url.split("?")[0] as string).split("#")[0] as string);
+  } catch {
+    return {
+      status: 400,
+      headers: { "content-type": "text/plain; charset=utf-8", ...SECURITY },
+      body: "a malformed path",
+    };
+  }
   if (!existsSync(join(dir, "index.html")))
     return {
       status: 404,

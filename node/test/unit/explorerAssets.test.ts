@@ -84,6 +84,7 @@ describe("the explorer's assets on the RPC port", () => {
       "/explorer/..%2fsecret.txt",
     ])
       expect(await raw(path), path).toBe(404);
+    expect(await raw("/explorer/%E0%A4%A"), "a malformed escape").toBe(400);
     expect((await fetch(`${builtUrl}/explorer/nothing.js`)).status).toBe(404);
     const rpc = (headers: Record<string, string>) =>
       fetch(builtUrl, {
