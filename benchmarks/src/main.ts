@@ -62,6 +62,8 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       json: o.json,
       blocks: flag(o.args, "--blocks", 10_000),
       txsPerBlock: flag(o.args, "--txs-per-block", 5),
+      runs: flag(o.args, "--runs", 5),
+      snapshot: !o.args.includes("--no-snapshot"),
     }),
 };
 

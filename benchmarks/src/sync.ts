@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cp, mkdtemp, readFile, rm } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,11 +12,16 @@ import * as testnet from "@custos/testnet";
 import { commitVoteBytes, parseGenesis, type SignedTx, signTx, TX_VERSION } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { type Ceiling, machine, measureVerifyCeiling, procStats, sleep } from "./load.js";
+import { median } from "./stats.js";
 
 export interface SyncBenchOptions {
   json: boolean;
   blocks: number;
   txsPerBlock: number;
+  /** Each way of joining is measured this many times on the same chain. */
+  runs: number;
+  /** Also measure joining from a state snapshot the validators took at the chain's head. */
+  snapshot: boolean;
 }
 
 const CLI = [process.execPath, fileURLToPath(new URL("../../cli/bin/custos.js", import.meta.url))];
@@ -103,26 +109,79 @@ async function generateChain(t: testnet.TestnetFile, password: string, o: SyncBe
   return txCount;
 }
 
-interface SyncLog {
-  blocks: number;
-  seconds: number;
-}
-
-async function syncLog(home: string): Promise<SyncLog | undefined> {
+/** The last `"msg"` line of a node's log with `blocks > 0` (or any, for the snapshot line). */
+async function lastLogLine(home: string, msg: string): Promise<Record<string, unknown> | undefined> {
   const lines = (await readFile(join(home, "logs", "node.log"), "utf8")).split("\n");
   for (const l of lines.reverse()) {
-    if (!l.includes('"block sync finished"')) continue;
-    const j = JSON.parse(l) as { blocks: number; seconds: number };
-    if (j.blocks > 0) return { blocks: j.blocks, seconds: j.seconds };
+    if (!l.includes(`"${msg}"`)) continue;
+    const j = JSON.parse(l) as Record<string, unknown>;
+    if (msg !== "block sync finished" || Number(j.blocks) > 0) return j;
   }
   return undefined;
 }
 
+interface Join {
+  /** The node's own figure: sync ("block sync finished") or snapshot join ("ledger started from a snapshot"). */
+  seconds: number;
+  /** From the process's start to its RPC reporting the chain's height. */
+  wallSeconds: number;
+  cpuSeconds: number;
+  rssMiB: number;
+}
+
 /**
- * `npm run bench -- sync [--blocks N] [--txs-per-block K]`: an observer that starts from zero
- * catches up on a chain of N blocks served by 4 validator processes; reports its replay rate
- * (blocks/s, tx/s), wall time from process start, CPU and RSS, beside the machine's SM2 verify
- * ceiling (the observer checks 3 certificate signatures and every tx signature per block).
+ * The observer loses its disk and starts again, replaying from genesis or from a snapshot;
+ * returns when its RPC reports `height`.
+ */
+async function joinOnce(
+  dir: string,
+  home: string,
+  height: number,
+  how: "replay" | "snapshot",
+): Promise<Join> {
+  // its disk is deleted next: how it stops does not matter
+  await testnet.kill(dir, 4).catch(() => {});
+  await rm(join(home, "data"), { recursive: true, force: true });
+  const cfgPath = join(home, "config.json");
+  const cfg = JSON.parse(await readFile(cfgPath, "utf8")) as Record<string, unknown>;
+  await writeFile(cfgPath, JSON.stringify({ ...cfg, snapshots: { join: how === "snapshot" } }, null, 2));
+  await rm(join(home, "logs", "node.log"), { force: true });
+  const t0 = performance.now();
+  const observer = await testnet.restart(dir, 4, 15 * 60_000);
+  const client = new CustosClient(observer.rpc, { timeoutMs: 5000 });
+  const deadline = Date.now() + 15 * 60_000;
+  while ((await client.status()).height < height) {
+    if (Date.now() > deadline)
+      throw new Error(`the observer did not reach ${height} within 15 minutes (${how})`);
+    await sleep(50);
+  }
+  const wallSeconds = (performance.now() - t0) / 1000;
+  const proc = procStats(observer.pid);
+  const line = await lastLogLine(
+    home,
+    how === "replay" ? "block sync finished" : "ledger started from a snapshot",
+  );
+  if (how === "snapshot" && !line) throw new Error("the observer did not start from a snapshot");
+  return {
+    seconds: Number(line?.seconds ?? wallSeconds),
+    wallSeconds,
+    cpuSeconds: proc.cpuSeconds,
+    rssMiB: Math.round(proc.rssBytes / 2 ** 20),
+  };
+}
+
+const spread = (xs: number[], digits = 2) => {
+  const r = (x: number) => Number(x.toFixed(digits));
+  return { min: r(Math.min(...xs)), median: r(median(xs)), max: r(Math.max(...xs)), runs: xs.map(r) };
+};
+
+/**
+ * `npm run bench -- sync [--blocks N] [--txs-per-block K] [--runs R] [--no-snapshot]`: an
+ * observer that has lost its disk joins a chain of N blocks served by 4 validator processes, R
+ * times by replaying from genesis and R times from a state snapshot the validators took at the
+ * head; reports both (the node's own figure and the wall time from process start, min/median/max)
+ * beside the machine's SM2 verify ceiling measured in the same run, and checks after each
+ * snapshot join that the observer's balances are the validators'.
  */
 export async function runSyncBench(o: SyncBenchOptions): Promise<unknown> {
   const ceiling: Ceiling = await measureVerifyCeiling();
@@ -140,35 +199,91 @@ export async function runSyncBench(o: SyncBenchOptions): Promise<unknown> {
     const g0 = performance.now();
     const txs = await generateChain(t, password, o);
     const generateSeconds = (performance.now() - g0) / 1000;
-    await rm(homePaths(t.nodes[4]?.home as string).ledger, { recursive: true, force: true });
+    const observerHome = t.nodes[4]?.home as string;
+    await rm(homePaths(observerHome).ledger, { recursive: true, force: true });
+    if (o.snapshot)
+      for (const n of t.nodes.slice(0, 4)) {
+        const r = spawnSync(
+          CLI[0] as string,
+          [CLI[1] as string, "snapshot", "create", "--home", n.home, "--json"],
+          {
+            encoding: "utf8",
+            env: { ...process.env, CUSTOS_PASSWORD: password },
+          },
+        );
+        if (r.status !== 0) throw new Error(`snapshot create on ${n.name}: ${r.stderr}`);
+      }
     for (let i = 0; i < 4; i++) await testnet.restart(dir, i);
-    const t0 = performance.now();
-    const observer = await testnet.restart(dir, 4);
-    const client = new CustosClient(observer.rpc, { timeoutMs: 5000 });
-    const deadline = Date.now() + 15 * 60_000;
-    while ((await client.status()).height < o.blocks) {
-      if (Date.now() > deadline) throw new Error("the observer did not catch up within 15 minutes");
-      await sleep(100);
+    const replays: Join[] = [];
+    const joins: Join[] = [];
+    let snapshotInfo: Record<string, unknown> | undefined;
+    const v0 = new CustosClient(t.nodes[0]?.rpc as string, { timeoutMs: 10_000 });
+    const accounts = t.accounts.map((a) => a.address);
+    for (let run = 0; run < o.runs; run++) {
+      replays.push(await joinOnce(dir, observerHome, o.blocks, "replay"));
+      if (!o.snapshot) continue;
+      joins.push(await joinOnce(dir, observerHome, o.blocks, "snapshot"));
+      snapshotInfo = await lastLogLine(observerHome, "ledger started from a snapshot");
+      // the same state as the others: every account's balance at the same height
+      const obs = new CustosClient(t.nodes[4]?.rpc as string, { timeoutMs: 10_000 });
+      for (const a of accounts) {
+        const [x, y] = await Promise.all([v0.ecnyBalance(a), obs.ecnyBalance(a)]);
+        if (x.balance !== y.balance)
+          throw new Error(`balance of ${a}: validator-0 ${x.balance}, observer ${y.balance}`);
+      }
     }
-    const wallSeconds = (performance.now() - t0) / 1000;
-    const proc = procStats(observer.pid);
-    const log = await syncLog(observer.home);
-    const seconds = log?.seconds ?? wallSeconds;
     const perBlockVerifies = 3 + o.txsPerBlock;
+    const replay = spread(replays.map((r) => r.seconds));
+    const snap = o.snapshot ? spread(joins.map((r) => r.seconds)) : undefined;
     const result = {
       benchmark: "sync",
       machine: machine(),
       blocks: o.blocks,
       txs,
+      runs: o.runs,
       generateSeconds: Number(generateSeconds.toFixed(1)),
-      observer: {
-        syncSeconds: Number(seconds.toFixed(2)),
-        wallSecondsFromProcessStart: Number(wallSeconds.toFixed(2)),
-        blocksPerSecond: Math.round(o.blocks / seconds),
-        txPerSecond: Math.round(txs / seconds),
-        cpuSeconds: proc.cpuSeconds,
-        rssMiB: Math.round(proc.rssBytes / 2 ** 20),
+      replay: {
+        seconds: replay,
+        wallSecondsFromProcessStart: spread(replays.map((r) => r.wallSeconds)),
+        txPerSecond: spread(
+          replays.map((r) => txs / r.seconds),
+          0,
+        ),
+        cpuSeconds: spread(
+          replays.map((r) => r.cpuSeconds),
+          1,
+        ),
+        rssMiB: spread(
+          replays.map((r) => r.rssMiB),
+          0,
+        ),
       },
+      ...(snap
+        ? {
+            snapshot: {
+              seconds: snap,
+              wallSecondsFromProcessStart: spread(joins.map((r) => r.wallSeconds)),
+              cpuSeconds: spread(
+                joins.map((r) => r.cpuSeconds),
+                1,
+              ),
+              rssMiB: spread(
+                joins.map((r) => r.rssMiB),
+                0,
+              ),
+              last: snapshotInfo,
+              balancesCompared: accounts.length,
+            },
+            speedup: {
+              node: Number((replay.median / snap.median).toFixed(1)),
+              fromProcessStart: Number(
+                (median(replays.map((r) => r.wallSeconds)) / median(joins.map((r) => r.wallSeconds))).toFixed(
+                  1,
+                ),
+              ),
+            },
+          }
+        : {}),
       ceiling: {
         ...ceiling,
         /** Blocks/s if SM2 verification on all cores were the only cost. */
@@ -177,14 +292,23 @@ export async function runSyncBench(o: SyncBenchOptions): Promise<unknown> {
     };
     if (o.json) console.log(JSON.stringify(result, null, 2));
     else {
+      const f = (s: { min: number; median: number; max: number }, unit = " s") =>
+        `${s.min} / ${s.median} / ${s.max}${unit}`;
       console.log(
-        `sync: an observer from zero on ${o.blocks} blocks (${txs} txs), 4 validator processes serving`,
+        `sync: an observer that lost its disk joins ${o.blocks} blocks (${txs} txs) served by 4 validator processes, ${o.runs} runs each (min / median / max)`,
       );
       console.log(`  generated the chain in ${result.generateSeconds} s (not part of the figure)`);
       console.log(
-        `  replay: ${result.observer.blocksPerSecond} blocks/s, ${result.observer.txPerSecond} tx/s (${result.observer.syncSeconds} s; ${result.observer.wallSecondsFromProcessStart} s from process start)`,
+        `  replay from genesis: ${f(result.replay.seconds)} (node's figure), ${f(result.replay.wallSecondsFromProcessStart)} from process start, ${f(result.replay.txPerSecond, " tx/s")}`,
       );
-      console.log(`  observer CPU ${proc.cpuSeconds.toFixed(1)} s, RSS ${result.observer.rssMiB} MiB`);
+      if (result.snapshot && result.speedup) {
+        console.log(
+          `  from a snapshot:     ${f(result.snapshot.seconds)} (node's figure), ${f(result.snapshot.wallSecondsFromProcessStart)} from process start; balances of ${accounts.length} accounts equal to validator-0's`,
+        );
+        console.log(
+          `  speedup (medians): ${result.speedup.node}x (node's figures), ${result.speedup.fromProcessStart}x (from process start)`,
+        );
+      }
       console.log(
         `  ceiling: SM2 verify ${ceiling.verifyPerCore}/s per core, ${ceiling.verifyPool}/s on ${ceiling.threads} threads -> ${result.ceiling.blocksPerSecondIfOnlyVerifying} blocks/s at ${perBlockVerifies} verifies per block`,
       );

@@ -85,8 +85,15 @@ export async function advanceClock(
   for (const n of running) {
     const home = t.nodes[n.index]?.home as string;
     for (;;) {
+      // the node rewrites the file in place: one read may find it empty or half written
       const ack = await readFile(join(home, "clock-ack.json"), "utf8").then(
-        (x) => JSON.parse(x) as { offsetMs?: number },
+        (x) => {
+          try {
+            return JSON.parse(x) as { offsetMs?: number };
+          } catch {
+            return {} as { offsetMs?: number };
+          }
+        },
         () => ({}) as { offsetMs?: number },
       );
       if ((ack.offsetMs ?? 0) >= offsetMs) break;

@@ -180,7 +180,7 @@ export function registerAuditCommands(program: Command): void {
       output(
         !!o.json,
         s,
-        `audit index at height ${s.indexedHeight} of ${s.ledgerHeight}${s.building ? " (catching up)" : ""}; ${s.programmes} programme(s)`,
+        `audit index at height ${s.indexedHeight} of ${s.ledgerHeight}${s.building ? " (catching up)" : ""}; ${s.programmes} programme(s)${s.firstHeight > 1 ? `; history from block ${s.firstHeight} only (the ledger started from a snapshot or was pruned)` : ""}`,
       );
     },
   );

@@ -26,11 +26,21 @@ import { senderAddress } from "../execution/senders.js";
  * height and catches up from the ledger. It is derived data: an index of another chain, or ahead
  * of its ledger (a reset ledger), is dropped and rebuilt.
  */
-export type AuditIndexErrorCode = "AUDIT_INDEX_OPEN_FAILED" | "AUDIT_INDEX_BUILDING" | "AUDIT_INDEX_DISABLED";
+export type AuditIndexErrorCode =
+  | "AUDIT_INDEX_OPEN_FAILED"
+  | "AUDIT_INDEX_BUILDING"
+  | "AUDIT_INDEX_DISABLED"
+  /** A query reaches below the first block this node's index holds (see AuditIndex.first). */
+  | "AUDIT_HISTORY_UNAVAILABLE";
 
 /** What the index reads of the chain. */
 export interface IndexedChain {
   head: { height: number };
+  /**
+   * The ledger's base: 0, or the height it started from (a snapshot) or was pruned to; it holds
+   * no receipts below, so the index can start no lower than base + 1.
+   */
+  readonly base?: number;
   getBlock(height: number): Promise<Block | undefined>;
   getReceipts(height: number): Promise<Uint8Array[] | undefined>;
 }
@@ -77,6 +87,8 @@ const META_HEIGHT = Uint8Array.of(K.meta, 1);
 const META_GENESIS = Uint8Array.of(K.meta, 2);
 const META_FORMAT = Uint8Array.of(K.meta, 3);
 const META_ISSUED = Uint8Array.of(K.meta, 4);
+/** The first height indexed (absent: 1, the index holds the chain from genesis). */
+const META_FIRST = Uint8Array.of(K.meta, 5);
 const FORMAT = 1;
 
 const utf8 = new TextEncoder();
@@ -168,6 +180,7 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class AuditIndex {
   private indexed = 0;
+  private firstHeight = 1;
   private running: Promise<void> | undefined;
   private closed = false;
   private failed: Error | undefined;
@@ -190,6 +203,9 @@ export class AuditIndex {
     const format = await db.get(META_FORMAT);
     const heightRaw = await db.get(META_HEIGHT);
     const height = heightRaw === undefined ? 0 : Number(Buffer.from(heightRaw).readBigUInt64BE(0));
+    // the lowest block the ledger holds with its receipts: blocks at or below its base are gone
+    // (it started from a snapshot, or pruned them)
+    const base = m.chain.base ?? 0;
     const why =
       stored !== undefined && !bytesEqual(stored, genesisHash)
         ? "it belongs to another genesis"
@@ -197,7 +213,9 @@ export class AuditIndex {
           ? `its format is ${format[0]}, this node writes ${FORMAT}`
           : height > m.chain.head.height
             ? `it is at height ${height}, above the ledger's ${m.chain.head.height} (the ledger was reset)`
-            : undefined;
+            : stored !== undefined && height < base
+              ? `it is at height ${height}, and the ledger holds blocks from ${base + 1} only`
+              : undefined;
     if (why !== undefined) {
       m.log.warn("audit index dropped, rebuilding it from the ledger", { dir: o.dir, reason: why });
       await db.close();
@@ -206,16 +224,30 @@ export class AuditIndex {
     }
     const index = new AuditIndex(db, m);
     if ((await db.get(META_GENESIS)) === undefined) {
+      // a new index starts where the ledger's blocks start: after its base
       await db.batch(
         [
           { type: "put", key: META_GENESIS, value: genesisHash },
           { type: "put", key: META_FORMAT, value: Uint8Array.of(FORMAT) },
-          { type: "put", key: META_HEIGHT, value: u64(0) },
+          { type: "put", key: META_HEIGHT, value: u64(base) },
+          { type: "put", key: META_FIRST, value: u64(base + 1) },
         ],
         { sync: true },
       );
+      index.indexed = base;
+      index.firstHeight = base + 1;
+      if (base > 0)
+        m.log.warn(
+          "audit index: the ledger holds no blocks below its base, so the audit history starts after it",
+          {
+            firstHeight: base + 1,
+          },
+        );
+    } else {
+      const first = await db.get(META_FIRST);
+      index.indexed = height;
+      index.firstHeight = first === undefined ? 1 : Number(Buffer.from(first).readBigUInt64BE(0));
     }
-    index.indexed = why === undefined ? height : 0;
     for await (const [k, v] of db.iterator({
       gte: Uint8Array.of(K.instance),
       lt: Uint8Array.of(K.instance + 1),
@@ -239,6 +271,15 @@ export class AuditIndex {
       );
     }
     return db;
+  }
+
+  /**
+   * The first block indexed: 1 (the chain from genesis) unless the ledger the index was built
+   * from started at a snapshot or had pruned its old blocks; queries reaching below it fail
+   * AUDIT_HISTORY_UNAVAILABLE.
+   */
+  get first(): number {
+    return this.firstHeight;
   }
 
   /** The height up to which every block is indexed. */
@@ -318,7 +359,12 @@ export class AuditIndex {
       const block = await this.m.chain.getBlock(h);
       const raw = await this.m.chain.getReceipts(h);
       if (!block || !raw)
-        throw new CustosError("LEDGER_CORRUPT", `block ${h} or its receipts are missing from the ledger`);
+        throw (this.m.chain.base ?? 0) >= h
+          ? new CustosError<AuditIndexErrorCode>(
+              "AUDIT_HISTORY_UNAVAILABLE",
+              `block ${h} was pruned from the ledger before the audit index took it in; the index is rebuilt from block ${(this.m.chain.base ?? 0) + 1} at the next start`,
+            )
+          : new CustosError("LEDGER_CORRUPT", `block ${h} or its receipts are missing from the ledger`);
       await this.indexBlock(
         w,
         block,

@@ -60,7 +60,7 @@ export interface AuditServiceModules {
   index: AuditIndex;
   ledger: Pick<
     Ledger,
-    "head" | "getSync" | "stateProof" | "getBlock" | "getReceipts" | "getCertificateBytes"
+    "head" | "getSync" | "stateProof" | "getBlock" | "getReceipts" | "getCertificateBytes" | "base"
   >;
   genesis: Genesis;
 }
@@ -102,6 +102,8 @@ export class AuditService {
     return {
       indexedHeight: index.height,
       ledgerHeight: ledger.head.height,
+      // the first block of this node's audit history (1: from genesis)
+      firstHeight: index.first,
       building: index.building ?? null,
       programmes: index.programmes(index.height).length,
     };
@@ -113,9 +115,39 @@ export class AuditService {
     return this.m.index.height;
   }
 
-  private async fromHeight(from: number | null, indexed: number): Promise<number> {
-    if (from === null) return 0;
+  /**
+   * The first block at or after `from` (0: from genesis). AUDIT_HISTORY_UNAVAILABLE when that
+   * reaches below the first block this node's index holds (a ledger started from a snapshot, or
+   * pruned, before the index was built).
+   */
+  private async fromHeight(from: number | null, indexed: number, what = "the query"): Promise<number> {
+    const first = this.m.index.first;
+    if (from === null) {
+      if (first > 1) throw this.historyUnavailable(`${what} starts at genesis`);
+      return 0;
+    }
+    if (first > 1) {
+      // the range holds nothing below `first` when it starts after the block before it
+      const before = await this.m.ledger.getBlock(first - 1);
+      const floor =
+        before?.header.timestamp ?? (await this.m.index.blockTime(first)) ?? Number.POSITIVE_INFINITY;
+      if (from <= floor) throw this.historyUnavailable(`${what} starts before block ${first}`);
+    }
     return (await this.m.index.heightAtOrAfter(from)) ?? indexed + 1;
+  }
+
+  /** What needs the chain's whole history (every balance, every card, the validator-set changes). */
+  private fullHistory(what: string): void {
+    if (this.m.index.first > 1) throw this.historyUnavailable(`${what} needs the history from genesis`);
+  }
+
+  private historyUnavailable(why: string): CustosError<AuditIndexErrorCode> {
+    const first = this.m.index.first;
+    return new CustosError<AuditIndexErrorCode>(
+      "AUDIT_HISTORY_UNAVAILABLE",
+      `this node's audit history starts at block ${first} (its ledger started from a snapshot or had pruned older blocks), and ${why}: ask an observer that keeps every block from genesis, or query from a later time`,
+      { firstHeight: first },
+    );
   }
 
   /**
@@ -126,6 +158,10 @@ export class AuditService {
    */
   private async gather(q: ExportQuery, proofs: boolean, attempt = 0): Promise<Gathered> {
     const { index, ledger } = this.m;
+    if (proofs) this.fullHistory("an export (with every validator-set change)");
+    if (q.kind === "reconciliation") this.fullHistory("the reconciliation (every balance)");
+    if (q.kind === "report") this.fullHistory("a report (its programmes' cards and products)");
+    if (q.kind === "trace" && "card" in q.target) this.fullHistory("a card's trace");
     const indexed = await this.caughtUp();
     const specs: { subject: string; role: ExportChain["role"]; from: number | null }[] = [];
     const addCardChains = async (programme: string, cards: number[]) => {
@@ -209,7 +245,7 @@ export class AuditService {
     // ---- the chains' events up to that height
     const chains: GatheredChain[] = [];
     for (const [i, s] of specs.entries()) {
-      const fromHeight = await this.fromHeight(s.from, height);
+      const fromHeight = await this.fromHeight(s.from, height, "the trace");
       chains.push({
         ...s,
         anchor: s.from === null ? undefined : await index.lastBefore(s.subject, fromHeight),
@@ -353,6 +389,7 @@ export class AuditService {
   /** Flows between institutions' customers netted per institution per day (CST). */
   async clearing(range: TimeRange): Promise<Record<string, unknown>> {
     const { index } = this.m;
+    this.fullHistory("clearing (every member's institution)");
     const height = await this.caughtUp();
     const fromHeight = await this.fromHeight(range.from, height);
     const toHeight = range.to === null ? height : Math.min(height, await index.heightAtOrBefore(range.to));
@@ -479,7 +516,13 @@ export class AuditService {
       const receipts = await ledger.getReceipts(h);
       const certificate = await ledger.getCertificateBytes(h);
       if (!block || !receipts || !certificate)
-        throw new CustosError<AuditIndexErrorCode>("AUDIT_INDEX_BUILDING", `block ${h} is not in the ledger`);
+        throw h <= ledger.base
+          ? new CustosError<AuditIndexErrorCode>(
+              "AUDIT_HISTORY_UNAVAILABLE",
+              `block ${h}, which the export needs, was pruned from this node's ledger (it holds blocks from ${ledger.base + 1}): ask an observer that keeps every block from genesis`,
+              { firstHeight: ledger.base + 1 },
+            )
+          : new CustosError<AuditIndexErrorCode>("AUDIT_INDEX_BUILDING", `block ${h} is not in the ledger`);
       blocks.push({ height: h, header: block.headerBytes, certificate });
       const here = order.filter((t) => t.height === h);
       if (here.length === 0) continue;

@@ -4,7 +4,7 @@ import { CustosError } from "@custos/utils";
 
 /** A state proof as stored in the set history and carried in snapshots: [bucket, leaves, siblings]. */
 export function encodeProof(p: StateProof): unknown[] {
-  return [p.bucket, Buffer.concat(p.leaves.flatMap(([k, v]) => [k, v])), Buffer.concat(p.siblings)];
+  return [p.bucket, Buffer.concat(p.leaves.flat()), Buffer.concat(p.siblings)];
 }
 
 export function decodeProof(v: unknown, where: string): StateProof {

@@ -107,7 +107,7 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
     if (block === undefined && height > 0 && height < ledger.base)
       throw new CustosError<RpcErrorName>(
         "BLOCK_PRUNED",
-        `this node holds blocks from ${ledger.base} on (it started from a snapshot or prunes old blocks); ask an observer, which keeps every block`,
+        `this node holds blocks from ${ledger.base} on (it started from a snapshot or prunes old blocks); ask a node that keeps every block (an observer that replayed from genesis)`,
         { base: ledger.base },
       );
     if (block === undefined)

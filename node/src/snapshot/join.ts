@@ -92,10 +92,14 @@ export async function joinFromSnapshot(o: SnapshotJoinOptions): Promise<Snapshot
 /** Waits for peers, then asks each which snapshots it holds: height -> peers. */
 async function collectOffers(o: SnapshotJoinOptions): Promise<Map<number, number[]>> {
   const deadline = Date.now() + (o.waitMs ?? 30_000);
-  // the first peer, then a moment for the others
-  while (o.net.connectedPeers().length === 0 && Date.now() < deadline) await sleep(100, { signal: o.signal });
+  // the first peer, then a moment for the others (not needed once every genesis validator is
+  // connected): more offers to choose from, and others to turn to when one forges
+  const validators = o.genesis.consensus.validators.length;
+  const allValidators = () =>
+    o.net.connectedPeers().filter((p) => p.role === "validator").length >= validators;
+  while (o.net.connectedPeers().length === 0 && Date.now() < deadline) await sleep(50, { signal: o.signal });
   const settle = Math.min(deadline, Date.now() + 2000);
-  while (Date.now() < settle) await sleep(100, { signal: o.signal });
+  while (Date.now() < settle && !allValidators()) await sleep(50, { signal: o.signal });
   const offers = new Map<number, number[]>();
   await Promise.all(
     o.net.connectedPeers().map(async (p) => {

@@ -21,7 +21,6 @@ import {
   type GenesisValidator,
   type Header,
   LIMITS,
-  STATE_BUCKET_BITS,
   type StateProof,
   VALIDATOR_SET_KEY,
   validatorSetHash,

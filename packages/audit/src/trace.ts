@@ -106,18 +106,18 @@ function note(e: AuditEvent): string {
         ? `card ${m.card} bought${m.product !== undefined ? ` (product ${m.product})` : ""}`
         : `paid for card ${m.card}`;
     case "consumption":
-      return `card ${m.card} used, released ${m.released ?? 0n}`;
+      return `card ${m.card} used, released ${m.released ?? 0n} fen`;
     case "refund":
     case "forced-refund":
       return e.name === "CardRefunded"
-        ? `card ${m.card} refunded (${m.reason}${m.fee ? `, fee ${m.fee}` : ""})`
+        ? `card ${m.card} refunded (${m.reason}${m.fee ? `, fee ${m.fee} fen` : ""})`
         : `refund of card ${m.card}`;
     case "card-transfer":
       return `card ${m.card} ${m.from} -> ${m.to}`;
     case "reissue":
       return `card ${m.card} reissued as card ${m.newCard}`;
     case "release":
-      return `settled, released ${m.released ?? 0n}`;
+      return `settled, released ${m.released ?? 0n} fen`;
     case "claim":
       return e.name === "MerchantPaid" ? "merchant paid" : "paid to the merchant";
     default:

@@ -31,7 +31,14 @@ export class AuditClient {
     return this.client.request<T>(method, [params], signal ? { signal } : {});
   }
 
-  status(): Promise<{ indexedHeight: number; ledgerHeight: number; building: unknown; programmes: number }> {
+  /** `firstHeight`: the first block of the node's audit history (1: from genesis). */
+  status(): Promise<{
+    indexedHeight: number;
+    ledgerHeight: number;
+    firstHeight: number;
+    building: unknown;
+    programmes: number;
+  }> {
     return this.call("audit_status", {});
   }
 
