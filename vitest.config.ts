@@ -34,6 +34,7 @@ export default defineConfig({
       project("node", "node"),
       project("cli", "cli"),
       project("testnet", "testnet"),
+      project("explorer", "explorer"),
       project("repo", "."),
     ],
   },

@@ -24,6 +24,7 @@ export { CustosNode, type StartOptions } from "./node.js";
 export { Channel, type NetworkPeer, P2pNetwork } from "./p2p/network.js";
 export { peersOf } from "./p2p/peers.js";
 export { RpcCode } from "./rpc/errors.js";
+export { type ApiKey, RpcServer } from "./rpc/server.js";
 export { chunkDigest, decodeChunk, encodeChunk, type SnapshotMeta } from "./snapshot/snapshot.js";
 export { readSnapshotFile, SnapshotStore, writeSnapshotFile } from "./snapshot/store.js";
 export { Overlay, type StateReader } from "./state/overlay.js";

@@ -27,6 +27,7 @@ import { topics } from "./p2p/topics.js";
 import { fetchTxs } from "./p2p/txFetch.js";
 import { TxGossip } from "./p2p/txGossip.js";
 import { adminMethods } from "./rpc/adminMethods.js";
+import { defaultExplorerDir } from "./rpc/explorerAssets.js";
 import { MemberSignatures } from "./rpc/memberAuth.js";
 import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
@@ -370,6 +371,19 @@ export class CustosNode {
             syncTarget: sync.target,
             ...(driver ? { active: driver.active } : {}),
           }),
+          peers: () => {
+            const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
+            const self = net?.peerId;
+            return (net?.knownPeers() ?? [])
+              .filter((p) => p.peerId !== self)
+              .map((p) => ({
+                name: p.name ?? `peer-${p.index}`,
+                role: p.role,
+                peerId: p.peerId,
+                connected: connected.has(p.peerId),
+                height: sync.peerHeight(p.index) ?? null,
+              }));
+          },
         }),
       };
       Object.assign(
@@ -386,6 +400,7 @@ export class CustosNode {
           maxBatch: 100,
           rateLimit: config.rpc.rateLimit,
           metrics,
+          explorerDir: process.env.CUSTOS_EXPLORER_DIR || defaultExplorerDir(),
           ...(config.rpc.apiKeys ? { apiKeys: config.rpc.apiKeys } : {}),
           chainId: genesis.chainId,
           ...(config.rpc.memberSignatures

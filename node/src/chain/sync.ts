@@ -154,6 +154,11 @@ export class BlockSync {
     return this.heights.size;
   }
 
+  /** The height each peer (by index) last showed it has, from its announcements and answers. */
+  peerHeight(index: number): number | undefined {
+    return this.heights.get(index);
+  }
+
   /** Highest height some peer has shown it has. */
   get target(): number {
     return Math.max(this.o.ledger.head.height, ...this.heights.values());

@@ -276,6 +276,11 @@ export class P2pNetwork {
     return this.connectedPeers().length;
   }
 
+  /** Every peer this node knows of (validators and observers of the current sets), connected or not. */
+  knownPeers(): readonly NetworkPeer[] {
+    return this.peers;
+  }
+
   connectedPeers(): NetworkPeer[] {
     const ids = new Set(this.node?.getConnections().map((c) => c.remotePeer.toString()) ?? []);
     return this.peers.filter((p) => ids.has(p.peerId) && this.peerOf(p.peerId) === p);

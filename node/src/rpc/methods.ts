@@ -1,6 +1,14 @@
 import { encode, merkleProof } from "@custos/codec";
 import { selectSm2 } from "@custos/crypto";
-import { decodeReceipt, type Genesis, HASH_RE, type SignedTx } from "@custos/types";
+import {
+  decodeReceipt,
+  decodeValidatorSet,
+  encodeCertificate,
+  type Genesis,
+  type GenesisValidator,
+  HASH_RE,
+  type SignedTx,
+} from "@custos/types";
 import { CustosError, errorMessage, fromHex } from "@custos/utils";
 import { ENGINE } from "@custos/vm";
 import type { Executor } from "../execution/executor.js";
@@ -27,6 +35,14 @@ export interface RpcContext {
     /** A validator node outside the current set (joining, or removed by governance). */
     active?: boolean;
   };
+  /** The chain's other nodes as this node sees them: connected or not, the height each last showed. */
+  peers?(): {
+    name: string;
+    role: "validator" | "observer";
+    peerId: string;
+    connected: boolean;
+    height: number | null;
+  }[];
 }
 
 export type RpcMethod = (params: unknown[]) => Promise<unknown>;
@@ -102,7 +118,84 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
     return { block, cert: await ledger.getCertificate(height) };
   };
 
+  /** The validator set that signs block `height`: genesis's, with every change below `height` applied. */
+  const validatorsAt = async (height: number): Promise<GenesisValidator[]> => {
+    let set = genesis.consensus.validators;
+    for (const change of await ledger.setChanges()) {
+      if (change.height >= height) break;
+      set = decodeValidatorSet(change.record[2]);
+    }
+    return set;
+  };
+
+  const blockHeight = async (ref: unknown): Promise<number> => {
+    if (typeof ref === "number" && Number.isSafeInteger(ref) && ref >= 0) return ref;
+    if (ref === "latest") return ledger.head.height;
+    if (typeof ref === "string" && HASH_RE.test(ref.toLowerCase())) {
+      const h = await ledger.heightOf(fromHex(ref));
+      if (h === undefined)
+        throw new CustosError<RpcErrorName>("BLOCK_NOT_FOUND", `no block with hash ${ref}`);
+      return h;
+    }
+    throw invalidParams('the block is a height (integer >= 0), "latest", or a 0x block hash');
+  };
+
   return {
+    /**
+     * custos_getBlockEvidence(block): what a light client (the explorer, in the browser) needs to
+     * check a block by itself: the exact header bytes (the block hash is SM3 of them), the encoded
+     * commit certificate, and the validator set in force at that height (its hash is in the header).
+     */
+    custos_getBlockEvidence: {
+      scope: "read",
+      fn: async ([ref]) => {
+        const height = await blockHeight(ref);
+        const { block, cert } = await blockAt(height);
+        const validators = await validatorsAt(height);
+        return {
+          height,
+          hash: hex(block.hash),
+          chainId: genesis.chainId,
+          header: hex(block.headerBytes),
+          certificate: cert ? hex(encodeCertificate(cert)) : null,
+          validators: validators.map((v) => ({ name: v.name, publicKey: hex(v.publicKey) })),
+        };
+      },
+    },
+
+    /**
+     * custos_getValidatorSetHistory(): the genesis validator set and every change since, each with
+     * what proves it (the block's header bytes, its certificate by the set then in force, the new
+     * set's value and its state proof against the header's stateRoot), oldest first: a light
+     * client walks it from genesis to know the set of any height without trusting the node.
+     */
+    custos_getValidatorSetHistory: {
+      scope: "read",
+      fn: async () => ({
+        chainId: genesis.chainId,
+        genesis: genesis.consensus.validators.map((v) => ({ name: v.name, publicKey: hex(v.publicKey) })),
+        changes: (await ledger.setChanges()).map(
+          ({ height, record: [header, certificate, value, proof] }) => ({
+            height,
+            header: hex(header),
+            certificate: hex(certificate),
+            value: hex(value),
+            proof: {
+              bucket: proof.bucket,
+              leaves: proof.leaves.map(([k, v]) => [hex(k), hex(v)]),
+              siblings: proof.siblings.map(hex),
+            },
+          }),
+        ),
+      }),
+    },
+
+    /** custos_peers(): the chain's other nodes as this node sees them (no addresses). */
+    custos_peers: {
+      scope: "read",
+      fn: async () => c.peers?.() ?? [],
+    },
+
     custos_status: {
       scope: "read",
       fn: async () => {
@@ -140,16 +233,7 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
     custos_getBlock: {
       scope: "read",
       fn: async ([ref]) => {
-        let height: number;
-        if (typeof ref === "number" && Number.isSafeInteger(ref) && ref >= 0) height = ref;
-        else if (ref === "latest") height = ledger.head.height;
-        else if (typeof ref === "string" && HASH_RE.test(ref.toLowerCase())) {
-          const h = await ledger.heightOf(fromHex(ref));
-          if (h === undefined)
-            throw new CustosError<RpcErrorName>("BLOCK_NOT_FOUND", `no block with hash ${ref}`);
-          height = h;
-        } else throw invalidParams('the block is a height (integer >= 0), "latest", or a 0x block hash');
-        const { block, cert } = await blockAt(height);
+        const { block, cert } = await blockAt(await blockHeight(ref));
         return blockJson(block, cert);
       },
     },
@@ -173,6 +257,8 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
           blockHash: hex(block.hash),
           index: pos.index,
           tx: txJson(stx),
+          // the signed bytes, so that a client can check the hash, the signature and the decoding itself
+          raw: hex(stx.bytes),
           receipt: receiptJson(decodeReceipt(receipts[pos.index] as Uint8Array)),
           txProof: proofJson(
             merkleProof(

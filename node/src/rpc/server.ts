@@ -13,6 +13,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 import type { CommittedBlock } from "../chain/pbftDriver.js";
 import type { RpcErrorName } from "./errors.js";
 import { RpcCode, type RpcErrorObject, toRpcError } from "./errors.js";
+import { explorerAsset } from "./explorerAssets.js";
 import type { MemberSignatureError, MemberSignatures } from "./memberAuth.js";
 import type { MethodSpec, Scope } from "./methods.js";
 import { blockEvents, blockJson } from "./views.js";
@@ -43,6 +44,11 @@ export interface RpcServerOptions {
   chainId?: string;
   /** Serves GET /metrics (read scope when API keys are set) and counts requests. */
   metrics?: { render(): Promise<string>; rpcRequest(method: string, outcome: RpcOutcome): void };
+  /**
+   * The built block explorer (explorer/dist), served at GET /explorer with no key: the page
+   * itself holds no chain data and asks for a key when the RPC wants one. Absent: no explorer.
+   */
+  explorerDir?: string;
 }
 
 /**
@@ -67,6 +73,20 @@ function clientCaused(req: IncomingMessage, e: unknown): boolean {
     (typeof code === "string" && CLIENT_GONE.has(code)) ||
     (e instanceof Error && e.message === "aborted")
   );
+}
+
+/**
+ * A browser cannot set headers on a WebSocket, so the explorer offers its API key as the
+ * subprotocol `custos-key.<key>` (keys are 16+ characters of a token's alphabet).
+ */
+function subprotocolKey(req: IncomingMessage): string | undefined {
+  const offered = req.headers["sec-websocket-protocol"];
+  if (typeof offered !== "string") return undefined;
+  for (const p of offered.split(",")) {
+    const t = p.trim();
+    if (t.startsWith("custos-key.")) return t.slice("custos-key.".length);
+  }
+  return undefined;
 }
 
 interface Request {
@@ -229,7 +249,7 @@ export class RpcServer {
     const auth = req.headers.authorization;
     const presented = auth?.startsWith("Bearer ")
       ? auth.slice(7).trim()
-      : (req.headers["x-api-key"] as string | undefined);
+      : ((req.headers["x-api-key"] as string | undefined) ?? subprotocolKey(req));
     const match = presented ? keys.find((k) => k.key === presented) : undefined;
     if (!match)
       return new CustosError<RpcErrorName>(
@@ -258,6 +278,15 @@ export class RpcServer {
     };
     if (req.method === "GET" && req.url === "/health")
       return send(200, { ok: true, ...(this.opts.chainId ? { chainId: this.opts.chainId } : {}) });
+    if (
+      req.method === "GET" &&
+      this.opts.explorerDir &&
+      (req.url === "/explorer" || req.url?.startsWith("/explorer/") || req.url?.startsWith("/explorer?"))
+    ) {
+      const a = await explorerAsset(this.opts.explorerDir, req.url);
+      res.writeHead(a.status, a.headers).end(a.body);
+      return;
+    }
     if (req.method === "GET" && req.url === "/metrics" && this.opts.metrics) {
       const who = this.authenticate(req);
       if (isCustosError(who) || !who.scopes.has("read"))
