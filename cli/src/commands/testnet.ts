@@ -40,6 +40,10 @@ export function registerTestnetCommands(program: Command): void {
     .option("--chain-id <id>", "chain id", "custos-testnet")
     .option("--block-interval <ms>", "minimum block interval", "100")
     .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
+    .option(
+      "--faults",
+      "peers dial each other through a link proxy: partition, cut, link, heal (at most 10 nodes)",
+    )
     .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
     .option("--json", "print testnet.json")
     .action(
@@ -51,6 +55,7 @@ export function registerTestnetCommands(program: Command): void {
         chainId: string;
         blockInterval: string;
         reuse?: boolean;
+        faults?: boolean;
         attach?: boolean;
         json?: boolean;
       }) => {
@@ -64,6 +69,7 @@ export function registerTestnetCommands(program: Command): void {
           blockIntervalMs: intOption(o.blockInterval, "--block-interval", 0, 60_000),
           command: cliCommand(),
           ...(o.reuse ? { reuse: true } : {}),
+          ...(o.faults ? { faults: true } : {}),
         });
         output(!!o.json, t as unknown as Record<string, unknown>, summary(t));
         if (!o.attach) return;
@@ -160,4 +166,118 @@ export function registerTestnetCommands(program: Command): void {
   fault("restart", "stop a node if it runs and start it again", (t, d, w) => t.restart(d, w), "restarted");
   fault("pause", "SIGSTOP a node: hung, connections open", (t, d, w) => t.pause(d, w), "paused");
   fault("resume", "SIGCONT a paused node", (t, d, w) => t.resume(d, w), "resumed");
+
+  // Network faults (issue 17): on a testnet started with --faults, through its link proxy
+  tn.command("link-proxy", { hidden: true })
+    .description("run the link proxy of a testnet (started by up --faults)")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .action(async (o: { dir: string }) => {
+      await (await lib()).runLinkProxy(o.dir);
+    });
+
+  tn.command("partition <groups>")
+    .description(
+      'split the nodes into groups that cannot reach each other: "0,1|2,3,4" (indexes or names; unnamed nodes form one more group)',
+    )
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (spec: string, o: { dir: string; json?: boolean }) => {
+      const groups = spec.split("|").map((g) =>
+        g
+          .split(",")
+          .map((w) => w.trim())
+          .filter((w) => w !== ""),
+      );
+      if (groups.length < 1 || groups.some((g) => g.length === 0))
+        throw new UsageError(`groups look like "0,1|2,3" (got ${JSON.stringify(spec)})`);
+      const out = await (await lib()).partition(o.dir, groups);
+      output(!!o.json, { groups: out }, `partitioned: ${out.map((g) => g.join(",")).join(" | ")}`);
+    });
+
+  tn.command("cut <from> <to>")
+    .description("one-way cut: what FROM sends to TO is dropped (TO's bytes to FROM still arrive)")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (from: string, to: string, o: { dir: string; json?: boolean }) => {
+      const key = await (await lib()).cut(o.dir, from, to);
+      output(!!o.json, { cut: key }, `cut ${key.replace(">", " -> ")}`);
+    });
+
+  const num = (v: string | undefined, flag: string, max: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < 0 || x > max)
+      throw new UsageError(`${flag} takes a number from 0 to ${max}`);
+    return x;
+  };
+  tn.command("link <from> <to>")
+    .description('slow or lossy link FROM -> TO ("*" for every node): settings given replace the link\'s')
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--delay <ms>", "added delay")
+    .option("--jitter <ms>", "uniform random extra delay up to this")
+    .option("--loss <p>", "share of chunks lost and retransmitted (0..1)")
+    .option("--duplicate <p>", "share of chunks duplicated on the wire (0..1)")
+    .option("--bandwidth <bytes>", "bytes per second")
+    .option("--both", "also TO -> FROM")
+    .option("--json", "print one JSON document")
+    .action(
+      async (
+        from: string,
+        to: string,
+        o: {
+          dir: string;
+          delay?: string;
+          jitter?: string;
+          loss?: string;
+          duplicate?: string;
+          bandwidth?: string;
+          both?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const settings = Object.fromEntries(
+          Object.entries({
+            delayMs: num(o.delay, "--delay", 60_000),
+            jitterMs: num(o.jitter, "--jitter", 60_000),
+            loss: num(o.loss, "--loss", 1),
+            duplicate: num(o.duplicate, "--duplicate", 1),
+            bandwidth: num(o.bandwidth, "--bandwidth", 1e12),
+          }).filter(([, v]) => v !== undefined),
+        );
+        const keys = await (await lib()).setLinks(o.dir, from, to, settings, !!o.both);
+        output(!!o.json, { links: keys, settings }, `${keys.join(" ")}: ${JSON.stringify(settings)}`);
+      },
+    );
+
+  tn.command("heal")
+    .description("remove every partition and cut, and every link setting unless --keep-links")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--keep-links", "keep delay/loss/bandwidth settings")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; keepLinks?: boolean; json?: boolean }) => {
+      await (await lib()).heal(o.dir, o.keepLinks ? { keepLinks: true } : {});
+      output(!!o.json, { healed: true }, "healed");
+    });
+
+  tn.command("links")
+    .description("the network faults in force and the link proxy's counters")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const l = await (await lib()).links(o.dir);
+      output(
+        !!o.json,
+        l as unknown as Record<string, unknown>,
+        [
+          `link proxy ${l.running ? `running (pid ${l.state?.pid})` : "NOT running"}, version ${l.control.version}`,
+          `cuts: ${l.control.cuts.length === 0 ? "none" : l.control.cuts.join(" ")}`,
+          ...Object.entries(l.control.links).map(([k, v]) => `link ${k}: ${JSON.stringify(v)}`),
+          l.state
+            ? `connections ${l.state.connections}, bytes ${l.state.bytes}, dropped ${l.state.droppedBytes}, lost chunks ${l.state.lostChunks}, closed after a cut ${l.state.closedAfterCut}`
+            : "",
+        ]
+          .filter((x) => x !== "")
+          .join("\n"),
+      );
+    });
 }

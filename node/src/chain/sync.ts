@@ -17,6 +17,7 @@ import {
   sleep,
   toHex,
 } from "@custos/utils";
+import { crashPoint } from "../crashPoint.js";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { GossipVerdict, NetworkPeer } from "../p2p/network.js";
@@ -517,6 +518,7 @@ export class BlockSync {
             `block ${h} (0x${toHex(block.hash)}) is certified but executes to 0x${toHex(built.block.hash)} here`,
           );
         }
+        if (n > 0) crashPoint("sync.store.midRange");
         await this.o.ledger.commit(commitOf(built, cert, bytes));
         this.applied++;
         n++;

@@ -70,6 +70,18 @@ export function peersOf(
   ];
 }
 
+/** The peers with the addresses config `p2p.dial` gives for some of them instead of genesis's. */
+export function withDialAddresses(
+  peers: NetworkPeer[],
+  dial: Record<string, string[]> | undefined,
+): NetworkPeer[] {
+  if (!dial) return peers;
+  return peers.map((p) => {
+    const addrs = dial[p.peerId];
+    return addrs ? { ...p, addrs } : p;
+  });
+}
+
 /**
  * The network of a multi-node chain: this node's libp2p key must be the one the validator set
  * (or genesis, for observers) binds to its SM2 key; only current validators and observers may
@@ -99,7 +111,12 @@ export async function openNetwork(
       "no libp2p listen address: give --p2p-listen or p2p addresses in genesis",
     );
   return new P2pNetwork(
-    { seed: p2p.seed, listen, peers, maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024 },
+    {
+      seed: p2p.seed,
+      listen,
+      peers: withDialAddresses(peers, config.p2p.dial),
+      maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
+    },
     log,
   );
 }
