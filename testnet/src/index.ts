@@ -1,4 +1,14 @@
 export {
+  type CheckOptions,
+  type CheckResult,
+  CI_FAULTS,
+  check,
+  FAULT_KINDS,
+  type FaultKind,
+  type StepReport,
+  schedule,
+} from "./checker.js";
+export {
   type LinkControl,
   type LinkErrorCode,
   type LinkSettings,

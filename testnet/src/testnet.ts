@@ -84,6 +84,15 @@ export interface NodeStatus {
 /** Testnet keys are test keys: fewer PBKDF2 rounds than production keystores (600,000) so that up stays quick. */
 const TESTNET_KDF_ITERATIONS = 20_000;
 
+let tmpSeq = 0;
+/** Read-modify-write of testnet.json one at a time within this process (parallel restarts). */
+let fileLock: Promise<unknown> = Promise.resolve();
+function withFileLock<T>(fn: () => Promise<T>): Promise<T> {
+  const run = fileLock.then(fn, fn);
+  fileLock = run.catch(() => {});
+  return run;
+}
+
 const fileOf = (dir: string) => join(dir, "testnet.json");
 
 const exists = async (path: string): Promise<boolean> => existsSync(path);
@@ -106,7 +115,8 @@ export async function readTestnet(dir: string): Promise<TestnetFile> {
 }
 
 async function writeTestnet(dir: string, t: TestnetFile): Promise<void> {
-  const tmp = `${fileOf(dir)}.tmp`;
+  // a name of its own: restarts of several nodes at once each write the file
+  const tmp = `${fileOf(dir)}.${process.pid}.${++tmpSeq}.tmp`;
   await writeFile(tmp, `${JSON.stringify(t, null, 2)}\n`);
   await rename(tmp, fileOf(dir));
 }
@@ -174,7 +184,7 @@ function tail(path: string, lines = 5): string {
   }
 }
 
-function spawnNode(t: TestnetFile, n: TestnetNode): number {
+function spawnNode(t: TestnetFile, n: TestnetNode, env?: Record<string, string>): number {
   const [cmd, ...args] = t.command;
   const out = openSync(join(n.home, "node.out"), "a");
   try {
@@ -189,7 +199,7 @@ function spawnNode(t: TestnetFile, n: TestnetNode): number {
         ...(n.role === "observer" ? ["--observer"] : []),
         ...(n.join ? ["--join"] : []),
       ],
-      { detached: true, stdio: ["ignore", out, out] },
+      { detached: true, stdio: ["ignore", out, out], env: { ...process.env, ...(env ?? {}) } },
     );
     child.once("error", () => {}); // a failed spawn has no pid: reported below, not as a crash
     child.unref();
@@ -710,12 +720,24 @@ export async function kill(dir: string, which: string | number): Promise<Testnet
 }
 
 /** Stops the node if it runs, starts it again on the same home, and waits for its RPC. */
-export async function restart(dir: string, which: string | number, timeoutMs = 30_000): Promise<TestnetNode> {
+export async function restart(
+  dir: string,
+  which: string | number,
+  timeoutMs = 30_000,
+  /** Extra environment for this start only (e.g. CUSTOS_CRASH_AT for a crash-point test). */
+  env?: Record<string, string>,
+): Promise<TestnetNode> {
   const t = await readTestnet(dir);
   const { node } = pick(t, which);
   await stopNode(node);
-  node.pid = spawnNode(t, node);
-  await writeTestnet(dir, t);
+  node.pid = spawnNode(t, node, env);
+  // the file as it is now (another restart may have written it meanwhile), with this pid
+  await withFileLock(async () => {
+    const now = await readTestnet(dir);
+    const at = now.nodes.find((n) => n.name === node.name);
+    if (at) at.pid = node.pid;
+    await writeTestnet(dir, now);
+  });
   await waitReady(node, Date.now() + timeoutMs);
   return node;
 }

@@ -280,4 +280,72 @@ export function registerTestnetCommands(program: Command): void {
           .join("\n"),
       );
     });
+
+  tn.command("check")
+    .description(
+      "Jepsen-style check: a new testnet with --faults, transfers through every validator, a seeded schedule of faults; then no acknowledged tx lost, one chain, e-CNY conserved, commits after each heal, views bounded",
+    )
+    .option("--seed <n>", "first seed", "1")
+    .option("--seeds <m>", "seeds to run one after another (each on a new testnet)", "1")
+    .option("--faults <list>", "comma-separated fault kinds (default: all)")
+    .option("--steps <k>", "faults per seed (default: one of each kind given)")
+    .option("--hold <ms>", "how long each fault holds", "4000")
+    .option("--recover-bound <ms>", "the chain must commit again within this after each heal", "30000")
+    .option("--max-view <v>", "the highest view a validator may reach", "8")
+    .option("--observers <m>", "observer nodes", "0")
+    .option("--keep", "keep each seed's testnet directory")
+    .option("--json", "print one JSON document (the results) at the end")
+    .action(
+      async (o: {
+        seed: string;
+        seeds: string;
+        faults?: string;
+        steps?: string;
+        hold: string;
+        recoverBound: string;
+        maxView: string;
+        observers: string;
+        keep?: boolean;
+        json?: boolean;
+      }) => {
+        const testnet = await lib();
+        const kinds = o.faults?.split(",").map((k) => k.trim()) ?? [...testnet.FAULT_KINDS];
+        for (const k of kinds)
+          if (!(testnet.FAULT_KINDS as readonly string[]).includes(k))
+            throw new UsageError(`no fault kind ${k}: one of ${testnet.FAULT_KINDS.join(", ")}`);
+        const first = intOption(o.seed, "--seed", 0, 2 ** 31);
+        const count = intOption(o.seeds, "--seeds", 1, 100_000);
+        const results: Testnet.CheckResult[] = [];
+        for (let s = first; s < first + count; s++) {
+          const r = await testnet.check({
+            seed: s,
+            command: cliCommand(),
+            faults: kinds as Testnet.FaultKind[],
+            ...(o.steps === undefined ? {} : { steps: intOption(o.steps, "--steps", 1, 1000) }),
+            holdMs: intOption(o.hold, "--hold", 0, 600_000),
+            recoverBoundMs: intOption(o.recoverBound, "--recover-bound", 1000, 600_000),
+            maxView: intOption(o.maxView, "--max-view", 0, 1_000_000),
+            observers: intOption(o.observers, "--observers", 0, 4),
+            ...(o.keep ? { keep: true } : {}),
+            ...(o.json ? {} : { log: (line: string) => process.stdout.write(`${line}\n`) }),
+          });
+          results.push(r);
+        }
+        const failed = results.filter((r) => !r.ok);
+        const summary = {
+          seeds: results.length,
+          failed: failed.map((r) => r.seed),
+          faults: results.reduce((n, r) => n + r.steps.length, 0),
+          acknowledged: results.reduce((n, r) => n + r.acknowledged, 0),
+          lost: results.reduce((n, r) => n + r.lost.length, 0),
+          longestRecoverMs: Math.max(0, ...results.map((r) => r.longestRecoverMs)),
+        };
+        output(
+          !!o.json,
+          { ...summary, results },
+          `${summary.seeds} seeds, ${summary.faults} faults, ${summary.acknowledged} acknowledged, ${summary.lost} lost, longest time to a commit after a heal ${summary.longestRecoverMs} ms; ${failed.length === 0 ? "all OK" : `FAILED: ${failed.map((r) => `seed ${r.seed} (${r.reproduce})`).join("; ")}`}`,
+        );
+        if (failed.length > 0) process.exitCode = 1;
+      },
+    );
 }
