@@ -130,6 +130,11 @@ export class CustosNode {
   fail(err: Error): void {
     if (this.fatal) return;
     this.fatal = err;
+    // an operator reads the cause in node.log, down to the system's own error (ENOSPC, EIO, EROFS)
+    this.modules.log.error("the node stops: a fault it cannot recover from", {
+      code: (err as { code?: string }).code,
+      error: causeChain(err),
+    });
     for (const fn of this.fatalHandlers) fn(err);
   }
 
@@ -502,4 +507,17 @@ async function ledgerFromSnapshot(
   } finally {
     await net.stop();
   }
+}
+
+/** "message (CODE): cause's message (CODE): ..." down the chain of causes, at most 5 deep. */
+export function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    const msg = e instanceof Error ? e.message : String(e);
+    parts.push(typeof code === "string" && !msg.includes(code) ? `${msg} (${code})` : msg);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ");
 }

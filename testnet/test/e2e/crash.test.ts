@@ -100,6 +100,7 @@ describe("crash points on a 4-validator testnet of real processes", () => {
       await Promise.all(V.map((i) => testnet.restart(dir, i, 60_000)));
       const hs = await Promise.all(V.map(height));
       const highest = Math.max(...acked);
+      expect(new Set(hs).size, `heights ${hs.join(",")}`).toBe(1);
       for (const h of hs) expect(h).toBeGreaterThanOrEqual(highest);
       // the chain goes on from there, one chain on every node
       const more = await transfers(1, 30_000);
