@@ -2,6 +2,7 @@
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
+import { runSoak } from "./soak.js";
 import { runSyncBench } from "./sync.js";
 import { runTestnetBench } from "./testnet.js";
 import { runVmBench } from "./vm.js";
@@ -45,6 +46,15 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
+  soak: (o) =>
+    runSoak({
+      json: o.json,
+      minutes: flag(o.args, "--minutes", 30),
+      rate: flag(o.args, "--rate", 50),
+      sampleSeconds: flag(o.args, "--sample", 30),
+      faultEverySeconds: flag(o.args, "--fault-every", 60),
+      keep: o.args.includes("--keep"),
+    }),
   sync: (o) =>
     runSyncBench({
       json: o.json,
@@ -66,7 +76,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--blocks N] [--txs-per-block K] [--block-txs N] [--minutes M] [--rate TPS] [--sample S] [--fault-every S]`,
     );
     process.exitCode = 2;
     return;
