@@ -285,7 +285,27 @@ export class BlockSync {
     }
     if (Date.now() - this.behindSince < this.o.graceMs) return;
     this.running = true;
+    // an operator sees in node.log when and why this node fetched blocks instead of voting
+    const startedAt = Date.now();
+    const appliedBefore = this.applied;
+    this.o.log.info("block sync started: behind the peers", {
+      height: head,
+      target: this.target,
+      behind: gap,
+    });
     this.runs = this.run()
+      .then(() => {
+        const h = this.o.ledger.head.height;
+        const fields = {
+          height: h,
+          target: this.target,
+          blocks: this.applied - appliedBefore,
+          ms: Date.now() - startedAt,
+        };
+        // a run that stops short (a shorter answer, a peer let go) is followed by another: not news
+        if (h >= this.target) this.o.log.info("block sync finished: caught up", fields);
+        else this.o.log.debug("block sync paused: still behind", fields);
+      })
       .catch((err: Error) => {
         if (this.stopped && this.signal.aborted) return; // stopping: requests in flight were aborted
         this.stopped = true;

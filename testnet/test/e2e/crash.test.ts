@@ -135,5 +135,9 @@ describe("crash points on a 4-validator testnet of real processes", () => {
     const h = await height(0);
     await until(async () => (await height(3)) >= h, 60_000);
     await sameChain(h);
+    // the operator reads in node.log that it synced, from where to where
+    const log = await readFile(join((t.nodes[3] as testnet.TestnetNode).home, "logs", "node.log"), "utf8");
+    expect(log).toMatch(/"level":"info".*"msg":"block sync started: behind the peers"/);
+    expect(log).toMatch(/"level":"info".*"msg":"block sync finished: caught up"/);
   }, 180_000);
 });
