@@ -24,6 +24,11 @@ function summary(t: Testnet.TestnetFile): string {
   return [
     `testnet ${t.chainId}: ${t.nodes.length} nodes`,
     ...lines,
+    ...(t.links
+      ? [
+          `link proxy pid ${t.links.pid}: peers dial each other through it (custos testnet partition|cut|link|heal|links --dir DIR)`,
+        ]
+      : []),
     `demo accounts: ${t.accounts.map((a) => a.name).join(", ")} (keystores in ${t.accounts[0]?.keyFile.replace(/[^/]+$/, "")}, password file ${t.passwordFile})`,
   ].join("\n");
 }

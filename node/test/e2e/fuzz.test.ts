@@ -154,7 +154,7 @@ beforeAll(async () => {
   const r = await initHome({ home: t.dir, dev: true, kdfIterations: 1000 });
   const password = (await readFile(join(t.dir, "dev-password"), "utf8")).trim();
   const op = r.accounts?.find((a) => a.name === "operator") as { keyFile: string };
-  consumer = (r.accounts?.find((a) => a.name === "consumer-1") as { address: string }).address;
+  consumer = r.accounts?.find((a) => a.name === "consumer-1")?.address ?? "";
   node = await CustosNode.start({ home: t.dir, rpcListen: "127.0.0.1:0" });
   client = new CustosClient(node.rpcUrl);
   await new Wallet(client, await loadKeystoreFile(op.keyFile, password)).send({
