@@ -311,14 +311,23 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
           await Promise.all(validators.map((v) => testnet.kill(dir, v)));
           const highestAck = Math.max(0, ...acks.map((a) => a.height));
           did = `kill -9 of every validator (highest acknowledged block ${highestAck})`;
+          // what each validator acknowledged itself: it must have it on disk after the crash (a
+          // validator that lagged behind the others may start lower than another's acknowledgement)
+          const ownAck = validators.map((v) =>
+            Math.max(0, ...acks.filter((a) => a.via === v).map((a) => a.height)),
+          );
           undo = async () => {
             await Promise.all(validators.map((v) => testnet.restart(dir, v, 60_000)));
-            // each starts again from its own disk at least at the highest acknowledged block
             const hs = await heights(validators);
-            if (hs.some((h) => h < highestAck))
+            if (Math.max(...hs) < highestAck)
               failures.push(
-                `after kill -9 of all: heights ${hs.join(",")} below the acknowledged ${highestAck}`,
+                `after kill -9 of all: heights ${hs.join(",")}, all below the acknowledged ${highestAck}`,
               );
+            for (const v of validators)
+              if ((hs[v] ?? -1) < (ownAck[v] ?? 0))
+                failures.push(
+                  `after kill -9 of all: validator-${v} restarted at ${hs[v]}, below block ${ownAck[v]} it had acknowledged`,
+                );
           };
           break;
         }
