@@ -3,7 +3,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CustosClient, Wallet } from "@custos/client";
-import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import { encode } from "@custos/codec";
+import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
+import { P2pNetwork } from "@custos/node";
+import { nullLogger } from "@custos/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
 import { CLI, until } from "../helpers.js";
@@ -140,4 +143,75 @@ describe("crash points on a 4-validator testnet of real processes", () => {
     expect(log).toMatch(/"level":"info".*"msg":"block sync started: behind the peers"/);
     expect(log).toMatch(/"level":"info".*"msg":"block sync finished: caught up"/);
   }, 180_000);
+
+  // Issue 17 (fuzzing, live): a bad sync request costs the asker nothing but an error, so it can be
+  // fuzzed at length over a real connection (bad consensus frames and gossip get the sender hung
+  // up on: testnet.test.ts sends those, the decoders are fuzzed in node/test/e2e/fuzz.test.ts)
+  it("seeded random sync requests over a real libp2p connection: the node answers or closes each stream, stays up, and the chain goes on as one", async () => {
+    await testnet.kill(dir, 3);
+    const v3 = t.nodes[3] as testnet.TestnetNode;
+    const password = readFileSync(t.passwordFile, "utf8").trim();
+    const p2pKey = await loadP2pKeystore(join(v3.home, "keys", "p2p.json"), password);
+    const peers = t.nodes.map((n, index) => {
+      const [a, id] = n.p2p.split("/p2p/") as [string, string];
+      return { index, peerId: id, addrs: [a], role: n.role };
+    });
+    const fuzzer = new P2pNetwork(
+      {
+        seed: p2pKey.seed,
+        listen: ["/ip4/127.0.0.1/tcp/0"],
+        peers,
+        maxMessageBytes: 8 * 1024 * 1024,
+        redialMs: 200,
+      },
+      nullLogger,
+    );
+    await fuzzer.start();
+    try {
+      await until(() => fuzzer.connectedPeers().some((p) => p.index === 0), 30_000);
+      let a = 4242;
+      const r = () => {
+        a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+        return a / 4294967296;
+      };
+      const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)] as T;
+      const junk = () => Uint8Array.from({ length: Math.floor(r() * 64) }, () => Math.floor(r() * 256));
+      const requests = () =>
+        pick([
+          () =>
+            encode([
+              1,
+              pick(["head", "blocks", "txs", "snapshots", "snapshot", "nope", ""]),
+              ...[r() * 1e9, -1, 2 ** 53, junk()].slice(0, Math.floor(r() * 4)),
+            ]),
+          () => encode([Math.floor(r() * 5), "blocks", Math.floor(r() * 100), Math.floor(r() * 10_000)]),
+          () => encode([1, "txs", junk()]),
+          () => junk(),
+        ])();
+      let answered = 0;
+      let refused = 0;
+      const end = Date.now() + 5000;
+      for (let k = 0; k < 2000 && Date.now() < end; k++) {
+        try {
+          await fuzzer.request(0, requests(), 4, {
+            signal: AbortSignal.timeout(3000),
+            maxBytes: 1024 * 1024,
+          });
+          answered++;
+        } catch {
+          refused++;
+        }
+      }
+      expect(answered + refused).toBeGreaterThan(20);
+      // still connected: a bad request is not a reason to hang up, and not a reason to stop
+      expect(fuzzer.connectedPeers().some((p) => p.index === 0)).toBe(true);
+    } finally {
+      await fuzzer.stop();
+    }
+    expect((await transfers(2, 30_000, [0, 1, 2])).length).toBe(2);
+    await testnet.restart(dir, 3, 60_000);
+    const h = await height(0);
+    await until(async () => (await height(3)) >= h, 60_000);
+    await sameChain(h);
+  }, 120_000);
 });
