@@ -105,7 +105,8 @@ async function devChain(blocks: number) {
   return { t, operator, merchant };
 }
 
-describe("disk faults", () => {
+// nothing here depends on the SM2 backend: npm test's second pass (the pure-JS backend) skips it
+describe.skipIf(process.env.CUSTOS_SM2_BACKEND === "js")("disk faults", () => {
   it("a consensus WAL whose last record is damaged: the record is dropped and the repair reported at warn level; the height stays", async () => {
     const { t } = await devChain(3);
     try {
