@@ -1,5 +1,6 @@
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CustosClient, Wallet } from "@custos/client";
@@ -212,6 +213,36 @@ describe("crash points on a 4-validator testnet of real processes", () => {
     await testnet.restart(dir, 3, 60_000);
     const h = await height(0);
     await until(async () => (await height(3)) >= h, 60_000);
+    await sameChain(h);
+  }, 120_000);
+
+  // Issue 17 (disk faults on a testnet): a validator's ledger damaged on disk is refused at start
+  // with the cause; the operator's repair (reset-ledger) is reported and ends on the same chain
+  it("a validator whose ledger was damaged refuses to start (LEDGER_CORRUPT); after reset-ledger it syncs back to the same chain", async () => {
+    const v2 = t.nodes[2] as testnet.TestnetNode;
+    expect((await transfers(2, 30_000)).length).toBe(2);
+    await testnet.kill(dir, 2);
+    const ledger = join(v2.home, "data", "ledger");
+    const logs = [];
+    for (const f of await readdir(ledger))
+      if (f.endsWith(".log")) logs.push({ f, size: (await stat(join(ledger, f))).size });
+    const log = logs.sort((x, y) => y.size - x.size)[0]?.f as string;
+    const bytes = await readFile(join(ledger, log));
+    expect(bytes.length).toBeGreaterThan(200);
+    for (let i = 100; i < bytes.length; i += 397) bytes[i] = (bytes[i] as number) ^ 0xff;
+    await writeFile(join(ledger, log), bytes);
+    const refused = await testnet.restart(dir, 2, 60_000).catch((e) => e);
+    expect(refused?.code).toBe("TESTNET_NODE_EXITED");
+    expect(String(refused?.message)).toContain("LEDGER_CORRUPT");
+    // the other three went on meanwhile
+    expect((await transfers(1, 30_000, [0, 1, 3])).length).toBe(1);
+    const reset = spawnSync(CLI[0] as string, [CLI[1] as string, "node", "reset-ledger", "--home", v2.home], {
+      encoding: "utf8",
+    });
+    expect(reset.status, reset.stderr).toBe(0);
+    await testnet.restart(dir, 2, 60_000);
+    const h = await height(0);
+    await until(async () => (await height(2)) >= h, 60_000);
     await sameChain(h);
   }, 120_000);
 });
