@@ -153,7 +153,9 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
   let stop = false;
   let sampling = true;
 
-  log(`seed ${o.seed}: schedule ${plan.join(", ")} (hold ${holdMs} ms each) in ${dir}`);
+  log(
+    `seed ${o.seed}: schedule ${plan.join(", ")} (hold ${holdMs} ms each) in ${dir}; network faults by the link proxy on 127.0.0.1 (no network namespaces)`,
+  );
   const t = await testnet.up({
     dir,
     nodes: VALIDATORS,

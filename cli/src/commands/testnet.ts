@@ -26,7 +26,7 @@ function summary(t: Testnet.TestnetFile): string {
     ...lines,
     ...(t.links
       ? [
-          `link proxy pid ${t.links.pid}: peers dial each other through it (custos testnet partition|cut|link|heal|links --dir DIR)`,
+          `link proxy pid ${t.links.pid}: peers dial each other through it, a user-space proxy on 127.0.0.1 (the nodes are not in network namespaces; this kernel has no netem): custos testnet partition|cut|link|heal|links --dir DIR`,
         ]
       : []),
     `demo accounts: ${t.accounts.map((a) => a.name).join(", ")} (keystores in ${t.accounts[0]?.keyFile.replace(/[^/]+$/, "")}, password file ${t.passwordFile})`,
