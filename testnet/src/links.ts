@@ -250,6 +250,7 @@ export class LinkProxy {
   private control: LinkControl = { version: 0, seed: 1, cuts: [], links: {} };
   private cutSet = new Set<string>();
   private poll: NodeJS.Timeout | undefined;
+  private stateWrittenAt = 0;
   random: () => number = seededRandom(1);
   readonly counters = {
     closedAfterCut: 0,
@@ -346,7 +347,8 @@ export class LinkProxy {
     } catch {
       next = this.control;
     }
-    if (next.version !== this.control.version) {
+    const changed = next.version !== this.control.version;
+    if (changed) {
       this.control = next;
       this.cutSet = new Set(next.cuts);
       this.random = seededRandom(next.seed ^ next.version);
@@ -359,6 +361,9 @@ export class LinkProxy {
         }
       }
     }
+    // the applied version at once; the counters once a second
+    if (!changed && Date.now() - this.stateWrittenAt < 1000) return;
+    this.stateWrittenAt = Date.now();
     const state: LinkState = {
       version: this.control.version,
       pid: process.pid,
