@@ -43,6 +43,11 @@ function parse(spec: string | undefined): Armed | undefined {
 
 let armed: Armed | undefined | null = null;
 
+/** Reads CUSTOS_CRASH_AT now (the node calls it at start, so that a misspelt point stops it at once). */
+export function armCrashPoints(): void {
+  if (armed === null) armed = parse(process.env.CUSTOS_CRASH_AT);
+}
+
 /** Dies here (SIGKILL to itself) when CUSTOS_CRASH_AT names this point and its count is reached. */
 export function crashPoint(name: CrashPointName): void {
   if (armed === null) armed = parse(process.env.CUSTOS_CRASH_AT);

@@ -11,6 +11,7 @@ import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync } from "./chain/sync.js";
 import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
+import { armCrashPoints } from "./crashPoint.js";
 import { Executor } from "./execution/executor.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
 import type { Ledger } from "./ledger/ledger.js";
@@ -144,6 +145,7 @@ export class CustosNode {
   }
 
   static async start(o: StartOptions): Promise<CustosNode> {
+    armCrashPoints();
     const config = await loadConfig(o.home);
     const paths = homePaths(o.home);
     const genesis = await readGenesis(paths.genesis);
