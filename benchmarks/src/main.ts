@@ -3,6 +3,7 @@ import { runAuditVerifyBench } from "./auditVerify.js";
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
 import { runSingleNodeBench } from "./singleNode.js";
+import { runSoak } from "./soak.js";
 import { runSyncBench } from "./sync.js";
 import { runTestnetBench, type WorkloadName } from "./testnet.js";
 import { runVmBench } from "./vm.js";
@@ -57,6 +58,15 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       txsPerBlock: flag(o.args, "--txs-per-block", 500),
       validators: flag(o.args, "--validators", 4),
     }),
+  soak: (o) =>
+    runSoak({
+      json: o.json,
+      minutes: flag(o.args, "--minutes", 30),
+      rate: flag(o.args, "--rate", 50),
+      sampleSeconds: flag(o.args, "--sample", 30),
+      faultEverySeconds: flag(o.args, "--fault-every", 60),
+      keep: o.args.includes("--keep"),
+    }),
   sync: (o) =>
     runSyncBench({
       json: o.json,
@@ -98,7 +108,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot]`,
     );
     process.exitCode = 2;
     return;

@@ -34,9 +34,11 @@ export interface NodeConfig {
   p2pKey?: { file: string };
   /**
    * Where libp2p listens (e.g. /ip4/0.0.0.0/tcp/30300 behind NAT); default: this node's own
-   * addresses in genesis. `--p2p-listen` overrides both.
+   * addresses in genesis. `--p2p-listen` overrides both. `dial` (by peer id): where this node
+   * dials that peer instead of the addresses genesis gives it, e.g. through a relay or, on a
+   * testnet with faults, through the link proxy that `custos testnet up --faults` runs.
    */
-  p2p: { listen?: string[] };
+  p2p: { listen?: string[]; dial?: Record<string, string[]> };
   log: {
     level: "trace" | "debug" | "info" | "warn" | "error";
     maxFileBytes: number;
@@ -99,17 +101,39 @@ function bad(field: string, why: string): CustosError {
 
 const MULTIADDR_RE = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/\s]{1,253}\/tcp\/\d{1,5}$/;
 
-function p2pListen(v: unknown): { listen?: string[] } {
+function p2pDial(v: unknown): { dial?: Record<string, string[]> } {
   if (v === undefined) return {};
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw bad("p2p.dial", "expected an object: peer id -> list of multiaddrs");
+  const dial: Record<string, string[]> = {};
+  for (const [peerId, addrs] of Object.entries(v)) {
+    if (
+      !/^[1-9A-HJ-NP-Za-km-z]{20,80}$/.test(peerId) ||
+      !Array.isArray(addrs) ||
+      addrs.length === 0 ||
+      addrs.some((a) => typeof a !== "string" || !MULTIADDR_RE.test(a))
+    )
+      throw bad(
+        `p2p.dial.${peerId}`,
+        "expected a peer id -> a non-empty list of multiaddrs like /ip4/127.0.0.1/tcp/30300",
+      );
+    dial[peerId] = addrs as string[];
+  }
+  return { dial };
+}
+
+function p2pListen(v: unknown): { listen?: string[]; dial?: Record<string, string[]> } {
+  if (v === undefined) return {};
+  const dial = p2pDial((v as { dial?: unknown } | null)?.dial);
   const listen = (v as { listen?: unknown } | null)?.listen;
-  if (listen === undefined) return {};
+  if (listen === undefined) return dial;
   if (
     !Array.isArray(listen) ||
     listen.length === 0 ||
     listen.some((a) => typeof a !== "string" || !MULTIADDR_RE.test(a))
   )
     throw bad("p2p.listen", "expected a non-empty list of multiaddrs like /ip4/0.0.0.0/tcp/30300");
-  return { listen: listen as string[] };
+  return { listen: listen as string[], ...dial };
 }
 
 export function parseListen(v: string): { host: string; port: number } {

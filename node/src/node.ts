@@ -14,6 +14,7 @@ import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { BlockSync } from "./chain/sync.js";
 import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
+import { armCrashPoints } from "./crashPoint.js";
 import { Executor } from "./execution/executor.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
 import type { Ledger } from "./ledger/ledger.js";
@@ -21,7 +22,7 @@ import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
 import { OpsLog } from "./opsLog.js";
 import { Channel, type P2pNetwork } from "./p2p/network.js";
-import { openNetwork, peersOf, type Role, roleOf } from "./p2p/peers.js";
+import { openNetwork, peersOf, type Role, roleOf, withDialAddresses } from "./p2p/peers.js";
 import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
 import { fetchTxs } from "./p2p/txFetch.js";
@@ -135,6 +136,11 @@ export class CustosNode {
   fail(err: Error): void {
     if (this.fatal) return;
     this.fatal = err;
+    // an operator reads the cause in node.log, down to the system's own error (ENOSPC, EIO, EROFS)
+    this.modules.log.error("the node stops: a fault it cannot recover from", {
+      code: (err as { code?: string }).code,
+      error: causeChain(err),
+    });
     for (const fn of this.fatalHandlers) fn(err);
   }
 
@@ -144,6 +150,7 @@ export class CustosNode {
   }
 
   static async start(o: StartOptions): Promise<CustosNode> {
+    armCrashPoints();
     const config = await loadConfig(o.home);
     const paths = homePaths(o.home);
     const genesis = await readGenesis(paths.genesis);
@@ -311,7 +318,7 @@ export class CustosNode {
         if (peerSets.validators !== now.validators || peerSets.observers !== now.observers) {
           // governance changed the validator or observer set in this block: new peers from now on
           peerSets = { validators: now.validators, observers: now.observers };
-          net?.setPeers(peersOf(now.validators, now.observers));
+          net?.setPeers(withDialAddresses(peersOf(now.validators, now.observers), config.p2p.dial));
           log.info("peer set changed", {
             height: now.height,
             validators: now.validators.map((v) => v.name),
@@ -574,4 +581,17 @@ async function ledgerFromSnapshot(
   } finally {
     await net.stop();
   }
+}
+
+/** "message (CODE): cause's message (CODE): ..." down the chain of causes, at most 5 deep. */
+export function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    const msg = e instanceof Error ? e.message : String(e);
+    parts.push(typeof code === "string" && !msg.includes(code) ? `${msg} (${code})` : msg);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(": ");
 }

@@ -1,3 +1,13 @@
+export {
+  type CheckOptions,
+  type CheckResult,
+  CI_FAULTS,
+  check,
+  FAULT_KINDS,
+  type FaultKind,
+  type StepReport,
+  schedule,
+} from "./checker.js";
 export { advanceClock, clockNodeArgs, parseDuration, readClock, type TestnetClock } from "./clock.js";
 export {
   DEMO_ECNY,
@@ -12,17 +22,32 @@ export {
   setUpPrepaidDemo,
 } from "./demo.js";
 export {
+  type LinkControl,
+  type LinkErrorCode,
+  type LinkSettings,
+  type LinkState,
+  linkPort,
+  seededRandom,
+} from "./links.js";
+export {
   type AddedNode,
   addNode,
+  cut,
   down,
   freeBasePort,
+  heal,
   kill,
+  links,
   type NodeStatus,
+  partition,
   pause,
   pick,
+  proxyRunning,
   readTestnet,
   restart,
   resume,
+  runLinkProxy,
+  setLinks,
   status,
   type TestnetFile,
   type TestnetNode,

@@ -7,6 +7,18 @@ import { CustosClient } from "@custos/client";
 import { createDevMembers, type DevAccount, devGenesis, initHome } from "@custos/node";
 import { genesisToJson, type P2pSecure } from "@custos/types";
 import { CustosError, errorMessage, portFree, sleep } from "@custos/utils";
+import {
+  applyControl,
+  type LinkControl,
+  LinkProxy,
+  type LinkSettings,
+  type LinkState,
+  linkPort,
+  MAX_FAULT_NODES,
+  partitionCuts,
+  readControl,
+  readLinkState,
+} from "./links.js";
 
 export interface TestnetNode {
   name: string;
@@ -28,6 +40,8 @@ export interface TestnetFile {
   command: string[];
   /** Node i listens for RPC on basePort + i and for libp2p on basePort + 100 + i (added nodes too). */
   basePort?: number;
+  /** With --faults: the link proxy process (links.ts); node i dials node j on basePort + 200 + i * n + j. */
+  links?: { pid: number; nodes: number };
 }
 
 export interface UpOptions {
@@ -50,6 +64,10 @@ export interface UpOptions {
   timeoutMs?: number;
   /** Settings merged into every node's config.json (e.g. `{ audit: { index: false } }` for a benchmark). */
   nodeConfig?: Record<string, unknown>;
+  /** Peers dial each other through a fault-injecting proxy (links.ts): partitions, cuts, slow links. */
+  faults?: boolean;
+  /** config.json consensus settings for every node (e.g. shorter view timeouts for a checker). */
+  consensus?: { baseTimeoutMs?: number; maxTimeoutMs?: number };
 }
 
 export interface NodeStatus {
@@ -69,6 +87,15 @@ export interface NodeStatus {
 
 /** Testnet keys are test keys: fewer PBKDF2 rounds than production keystores (600,000) so that up stays quick. */
 const TESTNET_KDF_ITERATIONS = 20_000;
+
+let tmpSeq = 0;
+/** Read-modify-write of testnet.json one at a time within this process (parallel restarts). */
+let fileLock: Promise<unknown> = Promise.resolve();
+function withFileLock<T>(fn: () => Promise<T>): Promise<T> {
+  const run = fileLock.then(fn, fn);
+  fileLock = run.catch(() => {});
+  return run;
+}
 
 const fileOf = (dir: string) => join(dir, "testnet.json");
 
@@ -92,7 +119,8 @@ export async function readTestnet(dir: string): Promise<TestnetFile> {
 }
 
 async function writeTestnet(dir: string, t: TestnetFile): Promise<void> {
-  const tmp = `${fileOf(dir)}.tmp`;
+  // a name of its own: restarts of several nodes at once each write the file
+  const tmp = `${fileOf(dir)}.${process.pid}.${++tmpSeq}.tmp`;
   await writeFile(tmp, `${JSON.stringify(t, null, 2)}\n`);
   await rename(tmp, fileOf(dir));
 }
@@ -102,10 +130,17 @@ async function writeTestnet(dir: string, t: TestnetFile): Promise<void> {
  * free. Below Linux's ephemeral range (32768 and up), so that no outgoing connection takes a
  * node's port while the node is down (a restarted node must get its port back).
  */
-export async function freeBasePort(count: number, from = 20_000, span = 12_000): Promise<number> {
+export async function freeBasePort(
+  count: number,
+  from = 20_000,
+  span = 12_000,
+  /** Also the link proxy's ports (up --faults): base + 200 .. base + 200 + count * count. */
+  faults = false,
+): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const base = from + Math.floor(Math.random() * span);
     const ports = Array.from({ length: count }, (_, i) => [base + i, base + 100 + i]).flat();
+    if (faults) for (let k = 0; k < count * count; k++) ports.push(base + 200 + k);
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
   }
   throw new CustosError("TESTNET_PORT_BUSY", `no free range of ports for ${count} nodes`);
@@ -153,7 +188,7 @@ function tail(path: string, lines = 5): string {
   }
 }
 
-function spawnNode(t: TestnetFile, n: TestnetNode): number {
+function spawnNode(t: TestnetFile, n: TestnetNode, env?: Record<string, string>): number {
   const [cmd, ...args] = t.command;
   const out = openSync(join(n.home, "node.out"), "a");
   try {
@@ -168,7 +203,7 @@ function spawnNode(t: TestnetFile, n: TestnetNode): number {
         ...(n.role === "observer" ? ["--observer"] : []),
         ...(n.join ? ["--join"] : []),
       ],
-      { detached: true, stdio: ["ignore", out, out] },
+      { detached: true, stdio: ["ignore", out, out], env: { ...process.env, ...(env ?? {}) } },
     );
     child.once("error", () => {}); // a failed spawn has no pid: reported below, not as a crash
     child.unref();
@@ -235,6 +270,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
         `${dir} already holds a testnet: use custos testnet status|down|restart, pass --reuse to start it again, or remove the directory`,
       );
     const t = await readTestnet(dir);
+    if (t.links && !proxyRunning(dir, t)) await startProxy(dir, t);
     for (const n of t.nodes) if (processState(n) === "stopped") n.pid = spawnNode(t, n);
     await writeTestnet(dir, t);
     for (const n of t.nodes) await waitReady(n, deadline);
@@ -246,6 +282,11 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
   if (!Number.isInteger(o.observers) || o.observers < 0 || o.observers > 16)
     throw new CustosError("USAGE", "--observers takes 0 to 16");
   const total = o.nodes + o.observers;
+  if (o.faults && total > MAX_FAULT_NODES)
+    throw new CustosError(
+      "USAGE",
+      `--faults takes at most ${MAX_FAULT_NODES} nodes (one proxy port per directed link)`,
+    );
   if (!Number.isInteger(o.basePort) || o.basePort < 1024 || o.basePort + 100 + total > 65535)
     throw new CustosError("USAGE", "--base-port must leave room for RPC and libp2p ports below 65536");
   for (let i = 0; i < total; i++)
@@ -255,6 +296,14 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
           "TESTNET_PORT_BUSY",
           `port ${port} is in use; choose other ports with --base-port`,
         );
+  if (o.faults)
+    for (let i = 0; i < total; i++)
+      for (let j = 0; j < total; j++)
+        if (i !== j && !(await portFree(linkPort(o.basePort, total, i, j))))
+          throw new CustosError(
+            "TESTNET_PORT_BUSY",
+            `port ${linkPort(o.basePort, total, i, j)} (the link proxy's) is in use; choose other ports with --base-port`,
+          );
 
   await mkdir(join(dir, "accounts"), { recursive: true, mode: 0o700 });
   const password = randomBytes(18).toString("base64url");
@@ -278,6 +327,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     const cfgPath = join(home, "config.json");
     const cfg = { ...JSON.parse(await readFile(cfgPath, "utf8")), ...o.nodeConfig };
     cfg.nodeKey.passwordFile = "../password";
+    if (o.consensus) cfg.consensus = { ...(cfg.consensus ?? {}), ...o.consensus };
     await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
     inits.push(r);
     nodes.push({
@@ -312,8 +362,25 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
   for (const n of nodes) await writeFile(join(n.home, "genesis.json"), text);
 
   const t: TestnetFile = { chainId, passwordFile, nodes, accounts, command: o.command, basePort: o.basePort };
+  if (o.faults) {
+    // node i reaches node j only through the proxy's port for the link i -> j
+    for (const [i, n] of nodes.entries()) {
+      const cfgPath = join(n.home, "config.json");
+      const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+      const dial: Record<string, string[]> = {};
+      for (const j of nodes.keys())
+        if (j !== i)
+          dial[inits[j]?.peerId as string] = [`/ip4/127.0.0.1/tcp/${linkPort(o.basePort, total, i, j)}`];
+      cfg.p2p = { ...(cfg.p2p ?? {}), dial };
+      await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
+    }
+    t.links = { pid: 0, nodes: total };
+    const control: LinkControl = { version: 0, seed: 1, cuts: [], links: {} };
+    await writeFile(join(dir, "links.json"), `${JSON.stringify(control, null, 2)}\n`);
+  }
   await writeTestnet(dir, t);
   try {
+    if (t.links) await startProxy(dir, t);
     for (const n of nodes) {
       n.pid = spawnNode(t, n);
       await writeTestnet(dir, t); // every pid on disk as soon as it exists, so down can find it
@@ -480,6 +547,171 @@ async function stopNode(n: TestnetNode, graceMs = 10_000): Promise<void> {
 export async function down(dir: string): Promise<void> {
   const t = await readTestnet(dir);
   await Promise.all(t.nodes.map((n) => stopNode(n)));
+  if (t.links?.pid && proxyRunning(dir, t)) {
+    try {
+      process.kill(t.links.pid, "SIGTERM");
+    } catch {
+      // gone already
+    }
+    const end = Date.now() + 5000;
+    while (proxyRunning(dir, t) && Date.now() < end) await sleep(50);
+    if (proxyRunning(dir, t)) process.kill(t.links.pid, "SIGKILL");
+  }
+}
+
+/** The link proxy of this testnet runs (its pid is still `custos testnet link-proxy --dir DIR`). */
+export function proxyRunning(dir: string, t: TestnetFile): boolean {
+  const pid = t.links?.pid;
+  if (!pid) return false;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes(`\0link-proxy\0--dir\0${resolve(dir)}`);
+  } catch {
+    return false;
+  }
+}
+
+async function startProxy(dir: string, t: TestnetFile): Promise<void> {
+  const [cmd, ...args] = t.command;
+  const out = openSync(join(dir, "link-proxy.out"), "a");
+  try {
+    const child = spawn(cmd as string, [...args, "testnet", "link-proxy", "--dir", resolve(dir)], {
+      detached: true,
+      stdio: ["ignore", out, out],
+    });
+    child.once("error", () => {});
+    child.unref();
+    if (!child.pid) throw new CustosError("TESTNET_SPAWN_FAILED", `cannot start the link proxy with ${cmd}`);
+    (t.links as { pid: number }).pid = child.pid;
+  } finally {
+    closeSync(out);
+  }
+  await writeTestnet(dir, t);
+  // it answers once it listens on every link and has applied links.json
+  await applyControl(dir, (c) => c, { timeoutMs: 30_000, proxyAlive: () => proxyRunning(dir, t) });
+}
+
+/** Runs the link proxy of the testnet in `dir` until SIGTERM/SIGINT (the hidden command behind --faults). */
+export async function runLinkProxy(dir: string): Promise<void> {
+  const t = await readTestnet(resolve(dir));
+  if (!t.links || t.basePort === undefined)
+    throw new CustosError("LINKS_NOT_ENABLED", `the testnet in ${dir} was not started with --faults`);
+  const targets = t.nodes.slice(0, t.links.nodes).map((n) => Number(/\/tcp\/(\d+)/.exec(n.p2p)?.[1]));
+  const proxy = new LinkProxy({ dir: resolve(dir), targets, basePort: t.basePort });
+  await proxy.start();
+  await new Promise<void>((done) => {
+    const stop = () => {
+      proxy.stop().then(done, done);
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+/** A node's index from its index or name, for the link commands. */
+function indexOf(t: TestnetFile, which: string | number): number {
+  const { index } = pick(t, which);
+  if (!t.links || index >= t.links.nodes)
+    throw new CustosError(
+      "LINKS_NOT_ENABLED",
+      t.links
+        ? `${which} was added after up: it has no proxied links`
+        : "the testnet was not started with --faults",
+    );
+  return index;
+}
+
+async function withLinks(
+  dir: string,
+  change: (c: LinkControl, t: TestnetFile) => LinkControl,
+): Promise<LinkControl> {
+  const t = await readTestnet(resolve(dir));
+  if (!t.links)
+    throw new CustosError(
+      "LINKS_NOT_ENABLED",
+      `the testnet in ${dir} has no link proxy: start it with custos testnet up --faults`,
+    );
+  return applyControl(resolve(dir), (c) => change(c, t), { proxyAlive: () => proxyRunning(resolve(dir), t) });
+}
+
+/**
+ * Splits the nodes into groups that cannot reach each other ("0,1|2,3,4", indexes or names); a
+ * node named in no group forms one group with the other unnamed ones. Replaces earlier cuts.
+ */
+export async function partition(dir: string, groups: (string | number)[][]): Promise<number[][]> {
+  let out: number[][] = [];
+  await withLinks(dir, (c, t) => {
+    const named = groups.map((g) => g.map((w) => indexOf(t, w)));
+    const all = named.flat();
+    if (new Set(all).size !== all.length) throw new CustosError("USAGE", "a node is in two groups");
+    const rest = Array.from({ length: t.links?.nodes ?? 0 }, (_, i) => i).filter((i) => !all.includes(i));
+    out = rest.length > 0 ? [...named, rest] : named;
+    if (out.length < 2) throw new CustosError("USAGE", "a partition needs at least two groups");
+    return { ...c, cuts: partitionCuts(out) };
+  });
+  return out;
+}
+
+/** One-way cut: bytes from `from` to `to` are dropped (adds to the cuts in force). */
+export async function cut(dir: string, from: string | number, to: string | number): Promise<string> {
+  let key = "";
+  await withLinks(dir, (c, t) => {
+    key = `${indexOf(t, from)}>${indexOf(t, to)}`;
+    return { ...c, cuts: [...new Set([...c.cuts, key])] };
+  });
+  return key;
+}
+
+/**
+ * Sets delay, jitter, loss, duplication and bandwidth on links: `from` -> `to`, either side "*"
+ * for every node; `both` also the way back. Settings given replace those of the link.
+ */
+export async function setLinks(
+  dir: string,
+  from: string | number,
+  to: string | number,
+  settings: LinkSettings,
+  both = false,
+): Promise<string[]> {
+  const keys: string[] = [];
+  await withLinks(dir, (c, t) => {
+    const n = t.links?.nodes ?? 0;
+    const side = (w: string | number) =>
+      w === "*" ? Array.from({ length: n }, (_, i) => i) : [indexOf(t, w)];
+    const links = { ...c.links };
+    for (const i of side(from))
+      for (const j of side(to)) {
+        if (i === j) continue;
+        for (const k of both ? [`${i}>${j}`, `${j}>${i}`] : [`${i}>${j}`]) {
+          links[k] = settings;
+          keys.push(k);
+        }
+      }
+    return { ...c, links };
+  });
+  return [...new Set(keys)];
+}
+
+/** Removes every partition and cut and, unless `keepLinks`, every link setting. */
+export async function heal(dir: string, o: { keepLinks?: boolean } = {}): Promise<void> {
+  await withLinks(dir, (c) => ({ ...c, cuts: [], links: o.keepLinks ? c.links : {} }));
+}
+
+/** The faults in force and the proxy's counters. */
+export async function links(
+  dir: string,
+): Promise<{ control: LinkControl; state: LinkState | undefined; running: boolean }> {
+  const t = await readTestnet(resolve(dir));
+  if (!t.links)
+    throw new CustosError(
+      "LINKS_NOT_ENABLED",
+      `the testnet in ${dir} has no link proxy: start it with custos testnet up --faults`,
+    );
+  return {
+    control: readControl(resolve(dir)),
+    state: await readLinkState(resolve(dir)),
+    running: proxyRunning(resolve(dir), t),
+  };
 }
 
 /** kill -9: no clean shutdown, what a crash looks like. */
@@ -493,12 +725,24 @@ export async function kill(dir: string, which: string | number): Promise<Testnet
 }
 
 /** Stops the node if it runs, starts it again on the same home, and waits for its RPC. */
-export async function restart(dir: string, which: string | number, timeoutMs = 30_000): Promise<TestnetNode> {
+export async function restart(
+  dir: string,
+  which: string | number,
+  timeoutMs = 30_000,
+  /** Extra environment for this start only (e.g. CUSTOS_CRASH_AT for a crash-point test). */
+  env?: Record<string, string>,
+): Promise<TestnetNode> {
   const t = await readTestnet(dir);
   const { node } = pick(t, which);
   await stopNode(node);
-  node.pid = spawnNode(t, node);
-  await writeTestnet(dir, t);
+  node.pid = spawnNode(t, node, env);
+  // the file as it is now (another restart may have written it meanwhile), with this pid
+  await withFileLock(async () => {
+    const now = await readTestnet(dir);
+    const at = now.nodes.find((n) => n.name === node.name);
+    if (at) at.pid = node.pid;
+    await writeTestnet(dir, now);
+  });
   await waitReady(node, Date.now() + timeoutMs);
   return node;
 }

@@ -269,7 +269,7 @@ export function registerChainCommands(program: Command): void {
         json?: boolean;
       }) => {
         const password = o.passwordFile ? await readPassword(o) : undefined;
-        const { CustosNode } = await import("@custos/node");
+        const { CustosNode, causeChain } = await import("@custos/node");
         const n = await CustosNode.start({
           home: o.home,
           ...(o.rpcListen ? { rpcListen: o.rpcListen } : {}),
@@ -307,7 +307,7 @@ export function registerChainCommands(program: Command): void {
             process.on("SIGTERM", stop);
             n.onFatal((err) => {
               n.stop().finally(() =>
-                reject(new CustosError("NODE_FATAL", `the node stopped: ${err.message}`)),
+                reject(new CustosError("NODE_FATAL", `the node stopped: ${causeChain(err)}`)),
               );
             });
           });

@@ -31,6 +31,11 @@ function summary(t: Testnet.TestnetFile): string {
   return [
     `testnet ${t.chainId}: ${t.nodes.length} nodes`,
     ...lines,
+    ...(t.links
+      ? [
+          `link proxy pid ${t.links.pid}: peers dial each other through it, a user-space proxy on 127.0.0.1 (the nodes are not in network namespaces; this kernel has no netem): custos testnet partition|cut|link|heal|links --dir DIR`,
+        ]
+      : []),
     `demo accounts: ${t.accounts.map((a) => a.name).join(", ")} (keystores in ${t.accounts[0]?.keyFile.replace(/[^/]+$/, "")}, password file ${t.passwordFile})`,
   ].join("\n");
 }
@@ -52,6 +57,10 @@ export function registerTestnetCommands(program: Command): void {
       "sm",
     )
     .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
+    .option(
+      "--faults",
+      "peers dial each other through a link proxy: partition, cut, link, heal (at most 10 nodes)",
+    )
     .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
     .option(
       "--no-demo",
@@ -68,6 +77,7 @@ export function registerTestnetCommands(program: Command): void {
         blockInterval: string;
         p2pSecure: string;
         reuse?: boolean;
+        faults?: boolean;
         attach?: boolean;
         demo: boolean;
         json?: boolean;
@@ -85,6 +95,7 @@ export function registerTestnetCommands(program: Command): void {
           p2pSecure: o.p2pSecure,
           command: cliCommand(testnet),
           ...(o.reuse ? { reuse: true } : {}),
+          ...(o.faults ? { faults: true } : {}),
         });
         // the demo looks at the chain first: on a testnet started again it finds what it made
         const demo = o.demo ? await testnet.prepaidDemo(o.dir) : undefined;
@@ -215,4 +226,186 @@ export function registerTestnetCommands(program: Command): void {
   fault("restart", "stop a node if it runs and start it again", (t, d, w) => t.restart(d, w), "restarted");
   fault("pause", "SIGSTOP a node: hung, connections open", (t, d, w) => t.pause(d, w), "paused");
   fault("resume", "SIGCONT a paused node", (t, d, w) => t.resume(d, w), "resumed");
+
+  // Network faults (issue 17): on a testnet started with --faults, through its link proxy
+  tn.command("link-proxy", { hidden: true })
+    .description("run the link proxy of a testnet (started by up --faults)")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .action(async (o: { dir: string }) => {
+      await (await lib()).runLinkProxy(o.dir);
+    });
+
+  tn.command("partition <groups>")
+    .description(
+      'split the nodes into groups that cannot reach each other: "0,1|2,3,4" (indexes or names; unnamed nodes form one more group)',
+    )
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (spec: string, o: { dir: string; json?: boolean }) => {
+      const groups = spec.split("|").map((g) =>
+        g
+          .split(",")
+          .map((w) => w.trim())
+          .filter((w) => w !== ""),
+      );
+      if (groups.length < 1 || groups.some((g) => g.length === 0))
+        throw new UsageError(`groups look like "0,1|2,3" (got ${JSON.stringify(spec)})`);
+      const out = await (await lib()).partition(o.dir, groups);
+      output(!!o.json, { groups: out }, `partitioned: ${out.map((g) => g.join(",")).join(" | ")}`);
+    });
+
+  tn.command("cut <from> <to>")
+    .description("one-way cut: what FROM sends to TO is dropped (TO's bytes to FROM still arrive)")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (from: string, to: string, o: { dir: string; json?: boolean }) => {
+      const key = await (await lib()).cut(o.dir, from, to);
+      output(!!o.json, { cut: key }, `cut ${key.replace(">", " -> ")}`);
+    });
+
+  const num = (v: string | undefined, flag: string, max: number): number | undefined => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < 0 || x > max)
+      throw new UsageError(`${flag} takes a number from 0 to ${max}`);
+    return x;
+  };
+  tn.command("link <from> <to>")
+    .description('slow or lossy link FROM -> TO ("*" for every node): settings given replace the link\'s')
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--delay <ms>", "added delay")
+    .option("--jitter <ms>", "uniform random extra delay up to this")
+    .option("--loss <p>", "share of chunks lost and retransmitted (0..1)")
+    .option("--duplicate <p>", "share of chunks duplicated on the wire (0..1)")
+    .option("--bandwidth <bytes>", "bytes per second")
+    .option("--both", "also TO -> FROM")
+    .option("--json", "print one JSON document")
+    .action(
+      async (
+        from: string,
+        to: string,
+        o: {
+          dir: string;
+          delay?: string;
+          jitter?: string;
+          loss?: string;
+          duplicate?: string;
+          bandwidth?: string;
+          both?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const settings = Object.fromEntries(
+          Object.entries({
+            delayMs: num(o.delay, "--delay", 60_000),
+            jitterMs: num(o.jitter, "--jitter", 60_000),
+            loss: num(o.loss, "--loss", 1),
+            duplicate: num(o.duplicate, "--duplicate", 1),
+            bandwidth: num(o.bandwidth, "--bandwidth", 1e12),
+          }).filter(([, v]) => v !== undefined),
+        );
+        const keys = await (await lib()).setLinks(o.dir, from, to, settings, !!o.both);
+        output(!!o.json, { links: keys, settings }, `${keys.join(" ")}: ${JSON.stringify(settings)}`);
+      },
+    );
+
+  tn.command("heal")
+    .description("remove every partition and cut, and every link setting unless --keep-links")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--keep-links", "keep delay/loss/bandwidth settings")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; keepLinks?: boolean; json?: boolean }) => {
+      await (await lib()).heal(o.dir, o.keepLinks ? { keepLinks: true } : {});
+      output(!!o.json, { healed: true }, "healed");
+    });
+
+  tn.command("links")
+    .description("the network faults in force and the link proxy's counters")
+    .requiredOption("--dir <dir>", "testnet directory")
+    .option("--json", "print one JSON document")
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const l = await (await lib()).links(o.dir);
+      output(
+        !!o.json,
+        l as unknown as Record<string, unknown>,
+        [
+          `link proxy ${l.running ? `running (pid ${l.state?.pid})` : "NOT running"}, version ${l.control.version}`,
+          `cuts: ${l.control.cuts.length === 0 ? "none" : l.control.cuts.join(" ")}`,
+          ...Object.entries(l.control.links).map(([k, v]) => `link ${k}: ${JSON.stringify(v)}`),
+          l.state
+            ? `connections ${l.state.connections}, bytes ${l.state.bytes}, dropped ${l.state.droppedBytes}, lost chunks ${l.state.lostChunks}, closed after a cut ${l.state.closedAfterCut}`
+            : "",
+        ]
+          .filter((x) => x !== "")
+          .join("\n"),
+      );
+    });
+
+  tn.command("check")
+    .description(
+      "Jepsen-style check: a new testnet with --faults, transfers through every validator, a seeded schedule of faults; then no acknowledged tx lost, one chain, e-CNY conserved, commits after each heal, views bounded",
+    )
+    .option("--seed <n>", "first seed", "1")
+    .option("--seeds <m>", "seeds to run one after another (each on a new testnet)", "1")
+    .option("--faults <list>", "comma-separated fault kinds (default: all)")
+    .option("--steps <k>", "faults per seed (default: one of each kind given)")
+    .option("--hold <ms>", "how long each fault holds", "4000")
+    .option("--recover-bound <ms>", "the chain must commit again within this after each heal", "30000")
+    .option("--max-view <v>", "the highest view a validator may reach", "8")
+    .option("--observers <m>", "observer nodes", "0")
+    .option("--keep", "keep each seed's testnet directory")
+    .option("--json", "print one JSON document (the results) at the end")
+    .action(
+      async (o: {
+        seed: string;
+        seeds: string;
+        faults?: string;
+        steps?: string;
+        hold: string;
+        recoverBound: string;
+        maxView: string;
+        observers: string;
+        keep?: boolean;
+        json?: boolean;
+      }) => {
+        const testnet = await lib();
+        const kinds = o.faults?.split(",").map((k) => k.trim()) ?? [...testnet.FAULT_KINDS];
+        for (const k of kinds)
+          if (!(testnet.FAULT_KINDS as readonly string[]).includes(k))
+            throw new UsageError(`no fault kind ${k}: one of ${testnet.FAULT_KINDS.join(", ")}`);
+        const first = intOption(o.seed, "--seed", 0, 2 ** 31);
+        const count = intOption(o.seeds, "--seeds", 1, 100_000);
+        const results: Testnet.CheckResult[] = [];
+        for (let s = first; s < first + count; s++) {
+          const r = await testnet.check({
+            seed: s,
+            command: cliCommand(testnet),
+            faults: kinds as Testnet.FaultKind[],
+            ...(o.steps === undefined ? {} : { steps: intOption(o.steps, "--steps", 1, 1000) }),
+            holdMs: intOption(o.hold, "--hold", 0, 600_000),
+            recoverBoundMs: intOption(o.recoverBound, "--recover-bound", 1000, 600_000),
+            maxView: intOption(o.maxView, "--max-view", 0, 1_000_000),
+            observers: intOption(o.observers, "--observers", 0, 4),
+            ...(o.keep ? { keep: true } : {}),
+            ...(o.json ? {} : { log: (line: string) => process.stdout.write(`${line}\n`) }),
+          });
+          results.push(r);
+        }
+        const failed = results.filter((r) => !r.ok);
+        const summary = {
+          seeds: results.length,
+          failed: failed.map((r) => r.seed),
+          faults: results.reduce((n, r) => n + r.steps.length, 0),
+          acknowledged: results.reduce((n, r) => n + r.acknowledged, 0),
+          lost: results.reduce((n, r) => n + r.lost.length, 0),
+          longestRecoverMs: Math.max(0, ...results.map((r) => r.longestRecoverMs)),
+        };
+        output(
+          !!o.json,
+          { ...summary, results },
+          `${summary.seeds} seeds, ${summary.faults} faults, ${summary.acknowledged} acknowledged, ${summary.lost} lost, longest time to a commit after a heal ${summary.longestRecoverMs} ms; ${failed.length === 0 ? "all OK" : `FAILED: ${failed.map((r) => `seed ${r.seed} (${r.reproduce})`).join("; ")}`}`,
+        );
+        if (failed.length > 0) process.exitCode = 1;
+      },
+    );
 }

@@ -13,8 +13,8 @@ import {
   type SignedTx,
 } from "@custos/types";
 import { bytesEqual, errorMessage, type Logger, toHex } from "@custos/utils";
-
 import type { SignState } from "../consensus/signState.js";
+import { crashPoint } from "../crashPoint.js";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
@@ -316,6 +316,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       case "persist":
         // the vote and the sign-state record, both durable before the vote leaves
         await Promise.all([this.wal.append(e.record), this.signState.persist(e.vote)]);
+        crashPoint("consensus.persist.beforeSend");
         return;
       case "refused":
         this.refusedVotes++;

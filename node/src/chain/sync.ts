@@ -17,6 +17,7 @@ import {
   sleep,
   toHex,
 } from "@custos/utils";
+import { crashPoint } from "../crashPoint.js";
 import type { Executor } from "../execution/executor.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { GossipVerdict, NetworkPeer } from "../p2p/network.js";
@@ -289,7 +290,27 @@ export class BlockSync {
     }
     if (Date.now() - this.behindSince < this.o.graceMs) return;
     this.running = true;
+    // an operator sees in node.log when and why this node fetched blocks instead of voting
+    const startedAt = Date.now();
+    const appliedBefore = this.applied;
+    this.o.log.info("block sync started: behind the peers", {
+      height: head,
+      target: this.target,
+      behind: gap,
+    });
     this.runs = this.run()
+      .then(() => {
+        const h = this.o.ledger.head.height;
+        const fields = {
+          height: h,
+          target: this.target,
+          blocks: this.applied - appliedBefore,
+          ms: Date.now() - startedAt,
+        };
+        // a run that stops short (a shorter answer, a peer let go) is followed by another: not news
+        if (h >= this.target) this.o.log.info("block sync finished: caught up", fields);
+        else this.o.log.debug("block sync paused: still behind", fields);
+      })
       .catch((err: Error) => {
         if (this.stopped && this.signal.aborted) return; // stopping: requests in flight were aborted
         this.stopped = true;
@@ -522,6 +543,7 @@ export class BlockSync {
             `block ${h} (0x${toHex(block.hash)}) is certified but executes to 0x${toHex(built.block.hash)} here`,
           );
         }
+        if (n > 0) crashPoint("sync.store.midRange");
         await this.o.ledger.commit(commitOf(built, cert, bytes));
         this.applied++;
         n++;

@@ -23,6 +23,7 @@ import {
 } from "@custos/types";
 import { bytesEqual, CustosError, compareBytes, errorMessage, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
+import { crashPoint } from "../crashPoint.js";
 import type { StateReader } from "../state/overlay.js";
 import { Bucket, META_BASE, META_GENESIS, META_HEAD, META_WINDOW } from "./buckets.js";
 import type { LedgerErrorCode } from "./errors.js";
@@ -689,6 +690,7 @@ export class Ledger implements StateReader {
           this.tree.prove(VALIDATOR_SET_KEY),
         ]);
     }
+    crashPoint("ledger.commit.beforeWrite");
     try {
       await batch.write({ sync: true });
     } catch (cause) {
@@ -712,6 +714,7 @@ export class Ledger implements StateReader {
       c.block.headerBytes,
     );
     this.headState = { height: h.height, hash: c.block.hash, header: h, ...sets };
+    crashPoint("ledger.commit.afterWrite");
     // after LevelDB has the block durably and readers see it
     await this.mark.record(this.headState);
   }
