@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CustosClient, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
-import { loadKeystoreFile, loadP2pKeystore, type Sm2KeyPair } from "@custos/crypto";
-import { P2pNetwork } from "@custos/node";
+import { loadKeystoreFile, p2pKeyFromNodeKey, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
+import { P2pNetwork, peersOf } from "@custos/node";
+import { parseGenesis } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as testnet from "../../src/index.js";
@@ -152,22 +153,41 @@ describe("crash points on a 4-validator testnet of real processes", () => {
     await testnet.kill(dir, 3);
     const v3 = t.nodes[3] as testnet.TestnetNode;
     const password = readFileSync(t.passwordFile, "utf8").trim();
-    const p2pKey = await loadP2pKeystore(join(v3.home, "keys", "p2p.json"), password);
-    const peers = t.nodes.map((n, index) => {
-      const [a, id] = n.p2p.split("/p2p/") as [string, string];
-      return { index, peerId: id, addrs: [a], role: n.role };
-    });
+    // validator-3's identity: its libp2p key derives from its SM2 node key, which it proves in the
+    // national-algorithm handshake the chain's genesis asks for
+    const nodeKey = await loadKeystoreFile(join(v3.home, "keys", "node.json"), password);
+    const p2pKey = p2pKeyFromNodeKey(nodeKey.privateKey);
+    // genesis's peers: the SM2 keys the national-algorithm handshake checks each peer against
+    const genesis = parseGenesis(JSON.parse(await readFile(join(dir, "genesis.json"), "utf8")));
+    const peers = peersOf(genesis.consensus.validators, genesis.observers);
     const fuzzer = new P2pNetwork(
       {
         seed: p2pKey.seed,
-        listen: ["/ip4/127.0.0.1/tcp/0"],
+        // validator-3's own address: the peers dial it there (and accept validator-3 from there)
+        listen: [v3.p2p.split("/p2p/")[0] as string],
         peers,
         maxMessageBytes: 8 * 1024 * 1024,
         redialMs: 200,
+        secure: {
+          kind: "sm",
+          chainId: t.chainId,
+          identity: { publicKey: nodeKey.publicKey, sign: (m) => sm2Sign(nodeKey.privateKey, m) },
+        },
       },
       nullLogger,
     );
-    await fuzzer.start();
+    // validator-3's port is free once its process is gone; a few tries in case the kernel is slow
+    // to let go of it on a loaded machine
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await fuzzer.start();
+        break;
+      } catch (err) {
+        if (attempt >= 10 || !String(err).includes("EADDRINUSE")) throw err;
+        await fuzzer.stop().catch(() => {});
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     try {
       await until(() => fuzzer.connectedPeers().some((p) => p.index === 0), 30_000);
       let a = 4242;
@@ -206,11 +226,12 @@ describe("crash points on a 4-validator testnet of real processes", () => {
       expect(answered + refused).toBeGreaterThan(20);
       // still connected: a bad request is not a reason to hang up, and not a reason to stop
       expect(fuzzer.connectedPeers().some((p) => p.index === 0)).toBe(true);
+      expect((await transfers(2, 30_000, [0, 1, 2])).length).toBe(2);
     } finally {
       await fuzzer.stop();
+      // validator-3 back even when a step failed, for the tests after this one
+      await testnet.restart(dir, 3, 60_000);
     }
-    expect((await transfers(2, 30_000, [0, 1, 2])).length).toBe(2);
-    await testnet.restart(dir, 3, 60_000);
     const h = await height(0);
     await until(async () => (await height(3)) >= h, 60_000);
     await sameChain(h);
