@@ -93,7 +93,7 @@ describe("the network on national algorithms", () => {
     await na.stop();
     const imitation = net(a, peers, "noise");
     await imitation.start();
-    await until(() => imitation.dialFailures >= 3);
+    await until(() => imitation.dialAttempts >= 3);
     expect(imitation.connected).toBe(0);
     expect(got).toEqual(["0:prepare"]);
   }, 60_000);
