@@ -146,10 +146,10 @@ describe("crash points on a 4-validator testnet of real processes", () => {
     expect(log).toMatch(/"level":"info".*"msg":"block sync finished: caught up"/);
   }, 180_000);
 
-  // Issue 17 (fuzzing, live): a bad sync request costs the asker nothing but an error, so it can be
-  // fuzzed at length over a real connection (bad consensus frames and gossip get the sender hung
-  // up on: testnet.test.ts sends those, the decoders are fuzzed in node/test/e2e/fuzz.test.ts)
-  it("seeded random sync requests over a real libp2p connection: the node answers or closes each stream, stays up, and the chain goes on as one", async () => {
+  // Issue 17 (fuzzing, live): random sync requests over a real connection; a malformed one gets
+  // the asker hung up on like any invalid data (testnet.test.ts checks that for consensus frames
+  // and gossip; the decoders are fuzzed in node/test/e2e/fuzz.test.ts)
+  it("seeded random sync requests over a real libp2p connection: the node answers or hangs up on each, stays up, and the chain goes on as one", async () => {
     await testnet.kill(dir, 3);
     const v3 = t.nodes[3] as testnet.TestnetNode;
     const password = readFileSync(t.passwordFile, "utf8").trim();
@@ -224,8 +224,10 @@ describe("crash points on a 4-validator testnet of real processes", () => {
         }
       }
       expect(answered + refused).toBeGreaterThan(20);
-      // still connected: a bad request is not a reason to hang up, and not a reason to stop
-      expect(fuzzer.connectedPeers().some((p) => p.index === 0)).toBe(true);
+      // a malformed request is invalid data: the node hangs up on the asker (refused for a while,
+      // then the redialler brings it back), and well-formed ones are answered
+      expect(answered).toBeGreaterThan(0);
+      expect((await clients[0]?.status())?.height).toBeGreaterThan(0);
       expect((await transfers(2, 30_000, [0, 1, 2])).length).toBe(2);
     } finally {
       await fuzzer.stop();
