@@ -198,7 +198,17 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
       {},
       s(
         "marker",
-        { id: "head", markerWidth: 8, markerHeight: 8, refX: 6, refY: 4, orient: "auto" },
+        // sized in the picture's units, not the stroke's: a thick flow keeps a head of the same size
+        {
+          id: "head",
+          viewBox: "0 0 10 10",
+          markerUnits: "userSpaceOnUse",
+          markerWidth: 14,
+          markerHeight: 14,
+          refX: 9,
+          refY: 5,
+          orient: "auto",
+        },
         s("path", { d: "M0,0 L10,5 L0,10 z" }),
       ),
     ),
