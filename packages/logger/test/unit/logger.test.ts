@@ -64,6 +64,19 @@ describe("rotating file logger", () => {
       }
       r.logger.info("last line", { final: true });
       r.close();
+      // a rotation due at close may still be opening the fresh file: wait for the last line in it
+      const { until } = await import("@custos/utils");
+      await until(
+        () =>
+          readFile(file, "utf8").then(
+            (t) => t.includes('"final":true'),
+            () => false,
+          ),
+        {
+          timeoutMs: 10_000,
+          what: "the last line in a fresh node.log",
+        },
+      );
       const names = (await readdir(dir)).sort();
       expect(names).toEqual(["node.log", "node.log.1", "node.log.2"]);
       const current = await readFile(file, "utf8");
