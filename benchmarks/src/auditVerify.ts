@@ -17,6 +17,7 @@ import {
 } from "@custos/types";
 import { nullLogger, toHex } from "@custos/utils";
 import { type Ceiling, machine, measureVerifyCeiling } from "./load.js";
+import { median } from "./stats.js";
 
 export interface AuditVerifyBenchOptions {
   json: boolean;
@@ -25,8 +26,6 @@ export interface AuditVerifyBenchOptions {
   txsPerBlock: number;
   validators: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * How long an auditor waits for `custos audit verify` on a large export: a real chain (the

@@ -53,7 +53,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
   "audit-verify": (o) =>
     runAuditVerifyBench({
       json: o.json,
-      runs: flag(o.args, "--runs", 3),
+      runs: flag(o.args, "--runs", 5),
       entries: flag(o.args, "--entries", 10_000),
       txsPerBlock: flag(o.args, "--txs-per-block", 500),
       validators: flag(o.args, "--validators", 4),

@@ -48,7 +48,7 @@ function alive(pid: unknown): boolean {
   }
 }
 
-function readJson(file: string, what: string): any {
+export function readJson(file: string, what: string): any {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -62,17 +62,23 @@ function readJson(file: string, what: string): any {
   }
 }
 
+/** The RPC URL of the node of `home` if it runs now (its run file names a live process). */
+export function runningRpc(home: string): string | undefined {
+  const run = runFileOf(home);
+  if (!existsSync(run)) return undefined;
+  try {
+    const r = JSON.parse(readFileSync(run, "utf8")) as Partial<RunFile>;
+    if (typeof r.rpc === "string" && alive(r.pid)) return r.rpc;
+  } catch {
+    // a torn or stale run file: not running as far as anyone can tell
+  }
+  return undefined;
+}
+
 /** The URL a node of `home` answers on: its run file while it runs, else its config. */
 export function homeRpc(home: string): string {
-  const run = runFileOf(home);
-  if (existsSync(run)) {
-    try {
-      const r = JSON.parse(readFileSync(run, "utf8")) as Partial<RunFile>;
-      if (typeof r.rpc === "string" && alive(r.pid)) return r.rpc;
-    } catch {
-      // a torn or stale run file: fall back to the configuration
-    }
-  }
+  const running = runningRpc(home);
+  if (running) return running;
   const cfg = readJson(join(home, "config.json"), `--home ${home} is not a node home`);
   const listen = String(cfg?.rpc?.listen ?? "127.0.0.1:8545");
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);

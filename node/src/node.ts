@@ -22,7 +22,7 @@ import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
 import { OpsLog } from "./opsLog.js";
 import { Channel, type P2pNetwork } from "./p2p/network.js";
-import { openNetwork, peersOf, type Role, roleOf, withDialAddresses } from "./p2p/peers.js";
+import { openNetwork, peersOf, type Role, roleOf } from "./p2p/peers.js";
 import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
 import { fetchTxs } from "./p2p/txFetch.js";
@@ -318,7 +318,7 @@ export class CustosNode {
         if (peerSets.validators !== now.validators || peerSets.observers !== now.observers) {
           // governance changed the validator or observer set in this block: new peers from now on
           peerSets = { validators: now.validators, observers: now.observers };
-          net?.setPeers(withDialAddresses(peersOf(now.validators, now.observers), config.p2p.dial));
+          net?.setPeers(peersOf(now.validators, now.observers));
           log.info("peer set changed", {
             height: now.height,
             validators: now.validators.map((v) => v.name),
@@ -334,7 +334,12 @@ export class CustosNode {
         auditIndex?.committed(c.block, c.receipts);
         rpc?.publish(c);
         snapshots.afterCommit(c.block.header.height);
-        if (config.ledger.keepBlocks > 0 && !pruning)
+        // in runs of 64 blocks or more, not one block per commit
+        if (
+          config.ledger.keepBlocks > 0 &&
+          !pruning &&
+          ledger.head.height - config.ledger.keepBlocks - ledger.base >= 64
+        )
           pruning = ledger
             .prune(config.ledger.keepBlocks)
             .catch((err) => log.error("pruning failed", { error: (err as Error).message }))

@@ -85,15 +85,9 @@ export async function advanceClock(
   for (const n of running) {
     const home = t.nodes[n.index]?.home as string;
     for (;;) {
-      // the node rewrites the file in place: one read may find it empty or half written
+      // the node replaces the file whole (write, then rename); not there yet: not acknowledged
       const ack = await readFile(join(home, "clock-ack.json"), "utf8").then(
-        (x) => {
-          try {
-            return JSON.parse(x) as { offsetMs?: number };
-          } catch {
-            return {} as { offsetMs?: number };
-          }
-        },
+        (x) => JSON.parse(x) as { offsetMs?: number },
         () => ({}) as { offsetMs?: number },
       );
       if ((ack.offsetMs ?? 0) >= offsetMs) break;

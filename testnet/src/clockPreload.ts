@@ -9,7 +9,7 @@
  * Each change is acknowledged in HOME/clock-ack.json, so that the command returns only once
  * every running node has taken it.
  */
-import { readFileSync, watchFile, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, watchFile, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 const at = process.argv.indexOf("--home");
@@ -28,10 +28,10 @@ if (homeArg !== undefined) {
   let offset = read();
   const acknowledge = () => {
     try {
-      writeFileSync(
-        join(home, "clock-ack.json"),
-        `${JSON.stringify({ offsetMs: offset, pid: process.pid })}\n`,
-      );
+      // whole or not at all: a reader never sees it half written
+      const ack = join(home, "clock-ack.json");
+      writeFileSync(`${ack}.tmp`, `${JSON.stringify({ offsetMs: offset, pid: process.pid })}\n`);
+      renameSync(`${ack}.tmp`, ack);
     } catch {
       // a home that is not there yet: the node reports that itself
     }

@@ -7,7 +7,7 @@ import {
   type VerifyReport,
   verifyExport,
 } from "@custos/audit";
-import { AuditClient, CustosClient, parseYuan } from "@custos/client";
+import { AuditClient, parseYuan } from "@custos/client";
 import { VerifierPool } from "@custos/crypto";
 import { parseGenesis } from "@custos/types";
 import { CustosError } from "@custos/utils";
@@ -27,7 +27,7 @@ import {
   yuan,
 } from "../auditTables.js";
 import { output, UsageError } from "../io.js";
-import { rpcUrl } from "../target.js";
+import { readJson } from "../target.js";
 import { checkNames, type RpcOpts, rpcOption, type Target, target } from "./chain.js";
 
 /**
@@ -423,12 +423,9 @@ export function registerAuditCommands(program: Command): void {
         out: string;
       },
     ) => {
-      const t = target(o);
-      const key = o.apiKey ?? process.env.CUSTOS_API_KEY;
-      // an export of many entries takes its time: a client without the usual 30 s limit
-      const client = new AuditClient(
-        new CustosClient(rpcUrl(o), { timeoutMs: 600_000, ...(key ? { apiKey: key } : {}) }),
-      );
+      // an export of many entries takes its time: requests may take 10 minutes, not the usual 30 s
+      const t = target(o, 600_000);
+      const client = new AuditClient(t.client);
       let q: Parameters<AuditClient["export"]>[0];
       const r = range(o);
       if (o.report) {
@@ -478,21 +475,8 @@ export function registerAuditCommands(program: Command): void {
     .requiredOption("--genesis <file>", "the chain's genesis.json: the only thing trusted")
     .option("--json", "print the verification report as one JSON document")
     .action(async (file: string, o: { genesis: string; json?: boolean }) => {
-      const readJson = async (path: string, what: string): Promise<unknown> => {
-        let text: string;
-        try {
-          text = await readFile(path, "utf8");
-        } catch (cause) {
-          throw new CustosError("FILE_NOT_READABLE", `cannot read ${path} (${what})`, {}, { cause });
-        }
-        try {
-          return JSON.parse(text);
-        } catch (cause) {
-          throw new CustosError("FILE_INVALID", `${path} is not JSON (${what})`, {}, { cause });
-        }
-      };
-      const genesis = parseGenesis(await readJson(o.genesis, "the genesis"));
-      const x: AuditExport = parseExport(await readJson(file, "an audit export"));
+      const genesis = parseGenesis(readJson(o.genesis, "the genesis"));
+      const x: AuditExport = parseExport(readJson(file, "an audit export"));
       const pool = new VerifierPool();
       let r: VerifyReport;
       const started = Date.now();

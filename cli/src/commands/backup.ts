@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { CustosClient } from "@custos/client";
 import { CustosError, sleep } from "@custos/utils";
 import type { Command } from "commander";
 import { output } from "../io.js";
-import { type RunFile, runFileOf } from "../target.js";
+import { runningRpc } from "../target.js";
 
 interface BackupStatus {
   state: "running" | "done" | "failed";
@@ -12,20 +12,6 @@ interface BackupStatus {
   bytes: number;
   manifest?: Record<string, unknown>;
   error?: { code: string; message: string };
-}
-
-/** The RPC URL of the node of `home` if it runs now (its run file names a live process). */
-export function runningNode(home: string): string | undefined {
-  const run = runFileOf(home);
-  if (!existsSync(run)) return undefined;
-  try {
-    const r = JSON.parse(readFileSync(run, "utf8")) as Partial<RunFile>;
-    if (typeof r.pid !== "number" || typeof r.rpc !== "string") return undefined;
-    process.kill(r.pid, 0);
-    return r.rpc;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -48,7 +34,7 @@ export function registerBackupCommands(program: Command): void {
       const out = resolve(o.out);
       if (existsSync(out))
         throw new CustosError("BACKUP_WRITE_FAILED", `${out} exists: a backup never overwrites a file`);
-      const url = runningNode(o.home);
+      const url = runningRpc(o.home);
       let manifest: Record<string, unknown>;
       if (url) {
         const c = new CustosClient(url);
@@ -108,7 +94,7 @@ export function registerBackupCommands(program: Command): void {
     .requiredOption("--home <dir>", "the node's home directory")
     .option("--json", "print the manifest as one JSON document")
     .action(async (file: string, o: { home: string; json?: boolean }) => {
-      if (runningNode(o.home))
+      if (runningRpc(o.home))
         throw new CustosError("NODE_RUNNING", `the node of ${o.home} is running: stop it first`);
       const { restoreBackup } = await import("@custos/node");
       const { nullLogger } = await import("@custos/utils");

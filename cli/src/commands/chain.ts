@@ -27,7 +27,8 @@ export interface Target {
   memberKey(): Promise<Sm2KeyPair>;
 }
 
-export function target(o: RpcOpts): Target {
+/** `timeoutMs`: how long one request may take (default the client's 30 s). */
+export function target(o: RpcOpts, timeoutMs?: number): Target {
   const apiKey = o.apiKey ?? process.env.CUSTOS_API_KEY;
   const names = new Names(o);
   const loaded = new Map<string, Promise<Sm2KeyPair>>();
@@ -49,6 +50,7 @@ export function target(o: RpcOpts): Target {
   const signer = o.signer ?? process.env.CUSTOS_SIGNER ?? (signWithKey ? o.key : undefined);
   const client = new CustosClient(rpcUrl(o), {
     ...(apiKey ? { apiKey } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(signer !== undefined ? { signer: { key: () => load(signer) } } : {}),
   });
   return { client, names, memberKey };

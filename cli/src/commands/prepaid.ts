@@ -24,6 +24,7 @@ import {
   type Wallet,
 } from "@custos/client";
 import { encode } from "@custos/codec";
+import { MAX_REFUND_BATCH } from "@custos/prepaid-card";
 import { CustosError } from "@custos/utils";
 import type { Command } from "commander";
 import { output, UsageError } from "../io.js";
@@ -1048,12 +1049,12 @@ export function registerPrepaidCommands(program: Command): void {
         "refund every live card to its holder, in batches (regulator once frozen or closing; merchant or institution once closed)",
       ),
   )
-    .option("--batch <n>", "cards per transaction, 1-100", "50")
+    .option("--batch <n>", `cards per transaction, 1-${MAX_REFUND_BATCH}`, "50")
     .option("--after <card>", "start after this card (to continue a run that stopped)", "0")
     .action(async (o: SignOpts & ProgrammeOpts & { batch: string; after: string }) => {
       if (!o.wait)
         throw new UsageError("--no-wait: each batch of forced refunds starts where the last one ended");
-      const batch = intOption(o.batch, "--batch", 1, 100);
+      const batch = intOption(o.batch, "--batch", 1, MAX_REFUND_BATCH);
       const after = intOption(o.after, "--after", 0, 1e10);
       const t = target(o);
       const p = await programmeOf(t, o.programme);

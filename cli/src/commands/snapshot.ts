@@ -1,7 +1,7 @@
 import { CustosClient } from "@custos/client";
 import type { Command } from "commander";
 import { output } from "../io.js";
-import { runningNode } from "./backup.js";
+import { runningRpc } from "../target.js";
 
 interface Taken {
   height: number;
@@ -36,7 +36,7 @@ export function registerSnapshotCommands(program: Command): void {
     .requiredOption("--home <dir>", "the node's home directory")
     .option("--json", "print the result as one JSON document")
     .action(async (o: { home: string; json?: boolean }) => {
-      const url = runningNode(o.home);
+      const url = runningRpc(o.home);
       let r: Taken;
       if (url) r = await new CustosClient(url).request<Taken>("admin_snapshot", []);
       else r = await withStore(o.home, (store) => store.take());
@@ -52,7 +52,7 @@ export function registerSnapshotCommands(program: Command): void {
     .requiredOption("--home <dir>", "the node's home directory")
     .option("--json", "print the list as one JSON document")
     .action(async (o: { home: string; json?: boolean }) => {
-      const url = runningNode(o.home);
+      const url = runningRpc(o.home);
       const list = url
         ? await new CustosClient(url).request<Held[]>("admin_snapshots", [])
         : await withStore(o.home, async (store) => store.list());

@@ -20,6 +20,7 @@ import {
   escrowFor,
   hourIndex,
   type IssuerClass,
+  MAX_REFUND_BATCH,
   NATIONAL_ESCROW_FLOOR_BPS,
   PERIOD_DAYS,
   type Period,
@@ -164,7 +165,6 @@ let now: number;
 
 const MAX_BATCH = 100;
 /** Cards a forced-refund batch takes at most: each refund is an event of its own (a call emits at most 64). */
-const MAX_REFUND_BATCH = 60;
 const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 const CATEGORY_RE = /^[a-z][a-z0-9-]{0,31}$/;
 const MAX_TERM_DAYS = 3650;

@@ -11,6 +11,9 @@ export const HOUR_MS = 3_600_000;
 export const CST_OFFSET_MS = 8 * HOUR_MS;
 export const BPS = 10_000n;
 
+/** The most cards one forceRefund transaction refunds (each stays within the gas limit). */
+export const MAX_REFUND_BATCH = 60;
+
 /**
  * The national floor of the escrowed share by issuer class (单用途商业预付卡管理办法: group and
  * brand issuers keep at least 20 % of their outstanding prepaid balance in custody, scale issuers

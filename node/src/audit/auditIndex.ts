@@ -303,7 +303,8 @@ export class AuditIndex {
     // kept while the index is close behind; far behind (a long sync), it reads the ledger instead
     if (block.header.height > this.indexed && this.pending.size < MAX_PENDING_BLOCKS)
       this.pending.set(block.header.height, { block, receipts });
-    this.kick();
+    // after the commit's own work (RPC notifications, the block announcement), not inside it
+    setImmediate(() => this.kick());
   }
 
   private kick(): void {

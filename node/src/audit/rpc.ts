@@ -7,6 +7,7 @@ import {
   parseTimeBound,
   type TimeRange,
 } from "@custos/audit";
+import { ADDRESS_RE, SUBJECT_RE } from "@custos/types";
 import { CustosError, isCustosError } from "@custos/utils";
 import { invalidParams } from "../rpc/errors.js";
 import type { MethodSpec } from "../rpc/methods.js";
@@ -18,8 +19,6 @@ import { type AuditService, rechargeRecords } from "./auditService.js";
  * takes one object of named parameters; times are ms since the epoch or "YYYY-MM-DD[THH:MM]"
  * (CST), amounts fen as decimal strings. README.md, "Audit", lists them.
  */
-const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
-const SUBJECT_RE = /^(0x[0-9a-f]{40}|[a-z][a-z0-9]{0,15}:[A-Za-z0-9_.:@-]{1,64})$/;
 
 function paramsOf(params: unknown[]): Record<string, unknown> {
   const p = params[0] ?? {};

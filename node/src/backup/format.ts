@@ -52,7 +52,6 @@ function invalid(message: string): CustosError<BackupErrorCode> {
 
 /** Writes sections one after the other, with the running digest of the whole file. */
 export class BackupWriter {
-  private readonly digests: Uint8Array[] = [];
   private readonly whole: Uint8Array[] = [];
   private size = 0;
   private ledgerDigests: Uint8Array[] = [];
@@ -82,7 +81,6 @@ export class BackupWriter {
     await this.raw(head);
     await this.raw(payload);
     await this.raw(digest);
-    this.digests.push(digest);
     if (type === SECTION_LEDGER) this.ledgerDigests.push(digest);
     return digest;
   }

@@ -6,7 +6,6 @@ import {
   type Block,
   blockRuleViolation,
   type CommitCertificate,
-  decodeSignedTx,
   type Genesis,
   LIMITS,
   type Receipt,
@@ -48,7 +47,7 @@ export interface ConsensusTransport {
   /** A peer sent something invalid (the network hangs up on it). */
   penalize(peer: number, reason: string): void;
   /** Transactions by hash from peers, `from` first (exact signed bytes; what nobody has is left out). */
-  fetchTxs(hashes: Uint8Array[], from: number): Promise<Uint8Array[]>;
+  fetchTxs(hashes: Uint8Array[], from: number): Promise<SignedTx[]>;
 }
 
 /** What the driver works with (js-libp2p style components: tests hand in their own). */
@@ -448,16 +447,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     const txs: (SignedTx | undefined)[] = p.txHashes.map((h) => this.pool.get(h));
     const missing = p.txHashes.filter((_, i) => txs[i] === undefined);
     if (missing.length > 0) {
-      const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as Uint8Array[]);
-      const byHash = new Map<string, SignedTx>();
-      for (const bytes of got) {
-        try {
-          const t = decodeSignedTx(bytes);
-          byHash.set(toHex(t.hash), t);
-        } catch {
-          // a peer's garbage: the tx stays missing
-        }
-      }
+      const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as SignedTx[]);
+      const byHash = new Map(got.map((t) => [toHex(t.hash), t]));
       p.txHashes.forEach((h, i) => {
         txs[i] ??= byHash.get(toHex(h));
       });

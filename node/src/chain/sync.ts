@@ -290,26 +290,27 @@ export class BlockSync {
     }
     if (Date.now() - this.behindSince < this.o.graceMs) return;
     this.running = true;
-    // an operator sees in node.log when and why this node fetched blocks instead of voting
-    const startedAt = Date.now();
+    // an operator sees in node.log when this node fetched blocks instead of voting (a validator
+    // past its grace) or caught up a long way; following the chain a block at a time is routine
+    const say =
+      gap >= 16 || this.o.graceMs > 0 ? this.o.log.info.bind(this.o.log) : this.o.log.debug.bind(this.o.log);
     const appliedBefore = this.applied;
-    this.o.log.info("block sync started: behind the peers", {
-      height: head,
-      target: this.target,
-      behind: gap,
-    });
+    const startedAt = Date.now();
+    say("block sync started", { head, target: this.target, behind: gap });
     this.runs = this.run()
       .then(() => {
         const h = this.o.ledger.head.height;
-        const fields = {
-          height: h,
-          target: this.target,
-          blocks: this.applied - appliedBefore,
-          ms: Date.now() - startedAt,
-        };
+        const seconds = (Date.now() - startedAt) / 1000;
+        const blocks = this.applied - appliedBefore;
         // a run that stops short (a shorter answer, a peer let go) is followed by another: not news
-        if (h >= this.target) this.o.log.info("block sync finished: caught up", fields);
-        else this.o.log.debug("block sync paused: still behind", fields);
+        (h >= this.target ? say : this.o.log.debug.bind(this.o.log))("block sync finished", {
+          head: h,
+          target: this.target,
+          caughtUp: h >= this.target,
+          blocks,
+          seconds,
+          blocksPerSecond: seconds > 0 ? Math.round(blocks / seconds) : blocks,
+        });
       })
       .catch((err: Error) => {
         if (this.stopped && this.signal.aborted) return; // stopping: requests in flight were aborted
@@ -324,12 +325,6 @@ export class BlockSync {
   }
 
   private async run(): Promise<void> {
-    const started = Date.now();
-    const from = this.o.ledger.head.height;
-    // following the chain one announced block at a time is routine; catching up is news
-    const say =
-      this.target - from >= 16 ? this.o.log.info.bind(this.o.log) : this.o.log.debug.bind(this.o.log);
-    say("block sync started", { head: from, target: this.target });
     let idle = 0;
     while (!this.stopped && this.o.ledger.head.height < this.target && idle < 3) {
       const before = this.o.ledger.head.height;
@@ -337,14 +332,6 @@ export class BlockSync {
       idle = this.o.ledger.head.height > before ? 0 : idle + 1;
       if (idle > 0) await sleep(500, { signal: this.signal }).catch(() => {});
     }
-    const seconds = (Date.now() - started) / 1000;
-    const blocks = this.o.ledger.head.height - from;
-    say("block sync finished", {
-      head: this.o.ledger.head.height,
-      blocks,
-      seconds,
-      blocksPerSecond: seconds > 0 ? Math.round(blocks / seconds) : blocks,
-    });
   }
 
   /** Peers that have `height`, rotating so that consecutive ranges go to different peers. */

@@ -2,7 +2,7 @@ import "./withResolvers.js";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
-import { type RekeyLimits, refusal, type SmSecure, type StaticIdentity, smSecure } from "@custos/sm-secure";
+import { type RekeyLimits, refusal, type StaticIdentity, smSecure } from "@custos/sm-secure";
 import { CustosError, errorMessage, isCustosError, type Logger, toHex } from "@custos/utils";
 import { privateKeyFromRaw } from "@libp2p/crypto/keys";
 import { type GossipSub, gossipsub, StrictNoSign, TopicValidatorResult } from "@libp2p/gossipsub";
@@ -79,6 +79,11 @@ export interface NetworkOptions {
   redialMs?: number;
   /** Noise when absent. */
   secure?: SecureTransport;
+  /**
+   * Where to dial some peers instead of their addresses in the sets (config `p2p.dial`, by peer
+   * id: a testnet's fault-injecting proxy); applies to every list of peers, set changes included.
+   */
+  dial?: Record<string, string[]>;
 }
 
 /** What a gossip validator decides: deliver and relay, drop quietly, or drop and hang up. */
@@ -94,6 +99,18 @@ function libp2pKey(seed: Uint8Array) {
   });
   const x = createPublicKey(priv).export({ format: "jwk" }).x as string;
   return privateKeyFromRaw(new Uint8Array([...seed, ...Buffer.from(x, "base64url")]));
+}
+
+/** The peers, with the addresses `dial` gives for some of them (by peer id) instead of theirs. */
+export function withDialAddresses(
+  peers: NetworkPeer[],
+  dial: Record<string, string[]> | undefined,
+): NetworkPeer[] {
+  if (!dial) return peers;
+  return peers.map((p) => {
+    const addrs = dial[p.peerId];
+    return addrs ? { ...p, addrs } : p;
+  });
 }
 
 function chunkBytes(chunk: unknown): Uint8Array {
@@ -174,7 +191,8 @@ export class P2pNetwork {
   private readonly byKey = new Map<string, NetworkPeer>();
   /** peer id -> hex of the SM2 key its latest connection proved. */
   private readonly proven = new Map<string, string>();
-  private encrypter: SmSecure | undefined;
+  /** The SM2 key (hex) the current sets give each peer id: what `proven` must match. */
+  private readonly keyHexOf = new Map<string, string>();
   /** When each (code, remote host) refusal was last logged as a warning. */
   private readonly refusalLogged = new Map<string, number>();
   private readonly outbound = new Map<string, Stream>();
@@ -202,8 +220,8 @@ export class P2pNetwork {
     private readonly opts: NetworkOptions,
     private readonly log: Logger,
   ) {
-    this.peers = opts.peers;
-    this.index(opts.peers);
+    this.peers = withDialAddresses(opts.peers, opts.dial);
+    this.index(this.peers);
   }
 
   private get sm(): boolean {
@@ -213,9 +231,13 @@ export class P2pNetwork {
   private index(peers: NetworkPeer[]): void {
     this.byId.clear();
     this.byKey.clear();
+    this.keyHexOf.clear();
     for (const p of peers) {
       this.byId.set(p.peerId, p);
-      if (p.publicKey) this.byKey.set(toHex(p.publicKey), p);
+      if (!p.publicKey) continue;
+      const hex = toHex(p.publicKey);
+      this.byKey.set(hex, p);
+      this.keyHexOf.set(p.peerId, hex);
     }
   }
 
@@ -227,7 +249,8 @@ export class P2pNetwork {
   private peerOf(peerId: string): NetworkPeer | undefined {
     const p = this.byId.get(peerId);
     if (!p || !this.sm) return p;
-    return p.publicKey && this.proven.get(peerId) === toHex(p.publicKey) ? p : undefined;
+    const key = this.keyHexOf.get(peerId);
+    return key !== undefined && this.proven.get(peerId) === key ? p : undefined;
   }
 
   /**
@@ -236,8 +259,8 @@ export class P2pNetwork {
    * proven key is no longer theirs) are closed, new ones are dialled.
    */
   setPeers(peers: NetworkPeer[]): void {
-    this.peers = peers;
-    this.index(peers);
+    this.peers = withDialAddresses(peers, this.opts.dial);
+    this.index(this.peers);
     for (const c of this.node?.getConnections() ?? []) {
       const id = c.remotePeer.toString();
       if (!this.peerOf(id)) {
@@ -295,48 +318,43 @@ export class P2pNetwork {
     const secure = this.opts.secure;
     if (secure?.kind !== "sm") return [noise()];
     return [
-      smSecure(
-        {
-          chainId: secure.chainId,
-          identity: secure.identity,
-          ...(secure.rekey ? { rekey: secure.rekey } : {}),
-          ...(secure.handshakeTimeoutMs ? { handshakeTimeoutMs: secure.handshakeTimeoutMs } : {}),
-          peerIdOf: (key) => {
-            const p = this.byKey.get(toHex(key));
-            if (p && this.isBanned(p.peerId))
-              throw refusal(
-                "SM_PEER_NOT_ALLOWED",
-                `${p.name ?? p.peerId} is refused for a while: it sent invalid data`,
-              );
-            return p?.peerId;
-          },
-          onAuthenticated: ({ peerId, publicKey }) => this.proven.set(peerId, toHex(publicKey)),
-          onRefused: (err, info) => {
-            this.secureRefused.set(err.code, (this.secureRefused.get(err.code) ?? 0) + 1);
-            const peer = info.peerId ? this.byId.get(info.peerId) : undefined;
-            const host = info.remoteAddr.split("/tcp/")[0] ?? info.remoteAddr;
-            const fields = {
-              code: err.code,
-              reason: err.message,
-              remote: info.remoteAddr,
-              phase: info.phase,
-              ...(peer ? { peer: peer.name ?? peer.index } : {}),
-            };
-            // a refusal is the peer's problem, logged as a warning once a minute per kind and host
-            const key = `${err.code} ${host}`;
-            const now = Date.now();
-            if (now - (this.refusalLogged.get(key) ?? 0) > 60_000) {
-              this.refusalLogged.set(key, now);
-              this.log.warn("connection refused by the national-algorithm transport", fields);
-            } else this.log.debug("connection refused by the national-algorithm transport", fields);
-            // an authenticated peer that sent a bad record sent invalid data: refused for a while
-            if (peer && info.phase === "record") this.strike(peer);
-          },
+      smSecure({
+        chainId: secure.chainId,
+        identity: secure.identity,
+        ...(secure.rekey ? { rekey: secure.rekey } : {}),
+        ...(secure.handshakeTimeoutMs ? { handshakeTimeoutMs: secure.handshakeTimeoutMs } : {}),
+        peerIdOf: (key) => {
+          const p = this.byKey.get(toHex(key));
+          if (p && this.isBanned(p.peerId))
+            throw refusal(
+              "SM_PEER_NOT_ALLOWED",
+              `${p.name ?? p.peerId} is refused for a while: it sent invalid data`,
+            );
+          return p?.peerId;
         },
-        (e) => {
-          this.encrypter = e;
+        onAuthenticated: ({ peerId, publicKey }) => this.proven.set(peerId, toHex(publicKey)),
+        onRefused: (err, info) => {
+          this.secureRefused.set(err.code, (this.secureRefused.get(err.code) ?? 0) + 1);
+          const peer = info.peerId ? this.byId.get(info.peerId) : undefined;
+          const host = info.remoteAddr.split("/tcp/")[0] ?? info.remoteAddr;
+          const fields = {
+            code: err.code,
+            reason: err.message,
+            remote: info.remoteAddr,
+            phase: info.phase,
+            ...(peer ? { peer: peer.name ?? peer.index } : {}),
+          };
+          // a refusal is the peer's problem, logged as a warning once a minute per kind and host
+          const key = `${err.code} ${host}`;
+          const now = Date.now();
+          if (now - (this.refusalLogged.get(key) ?? 0) > 60_000) {
+            this.refusalLogged.set(key, now);
+            this.log.warn("connection refused by the national-algorithm transport", fields);
+          } else this.log.debug("connection refused by the national-algorithm transport", fields);
+          // an authenticated peer that sent a bad record sent invalid data: refused for a while
+          if (peer && info.phase === "record") this.strike(peer);
         },
-      ),
+      }),
     ];
   }
 
@@ -575,12 +593,6 @@ export class P2pNetwork {
     const strikes = (this.bans.get(p.peerId)?.strikes ?? 0) + 1;
     this.bans.set(p.peerId, { strikes, until: Date.now() + Math.min(60_000, 1000 * 2 ** (strikes - 1)) });
     this.outbound.delete(p.peerId);
-  }
-
-  /** Key updates sent and received over national-algorithm connections, since start. */
-  get keyUpdates(): { sent: number; received: number } {
-    const s = this.encrypter?.stats;
-    return { sent: s?.keyUpdatesSent ?? 0, received: s?.keyUpdatesReceived ?? 0 };
   }
 
   private isBanned(peerId: string): boolean {

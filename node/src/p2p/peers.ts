@@ -86,18 +86,6 @@ export interface NetworkPlace {
   p2pListen?: string;
 }
 
-/** The peers with the addresses config `p2p.dial` gives for some of them instead of genesis's. */
-export function withDialAddresses(
-  peers: NetworkPeer[],
-  dial: Record<string, string[]> | undefined,
-): NetworkPeer[] {
-  if (!dial) return peers;
-  return peers.map((p) => {
-    const addrs = dial[p.peerId];
-    return addrs ? { ...p, addrs } : p;
-  });
-}
-
 /**
  * The network of a multi-node chain: this node's libp2p key (derived from its SM2 key, or a
  * home's older separate key) must be the one the validator set (or genesis, for observers) binds
@@ -133,7 +121,8 @@ export async function openNetwork(
     {
       seed: p2p.seed,
       listen,
-      peers: withDialAddresses(peers, config.p2p.dial),
+      peers,
+      ...(config.p2p.dial ? { dial: config.p2p.dial } : {}),
       maxMessageBytes: LIMITS.maxBlockBytes + 1024 * 1024,
       secure:
         place.secure === "sm"

@@ -1,12 +1,12 @@
-import { decodeSignedTx, LIMITS } from "@custos/types";
+import { decodeSignedTx, LIMITS, type SignedTx } from "@custos/types";
 import { type Logger, toHex } from "@custos/utils";
 import { encodeSyncRequest, MAX_REPLY_BYTES, MAX_TXS_ASKED } from "../chain/syncProtocol.js";
 import type { P2pNetwork } from "./network.js";
 
 /**
  * Fetches the transactions of a proposal that this replica's pool lacks: asks the leader first,
- * then the other validators, for what is still missing, each with a short deadline; returns the
- * exact signed bytes of what it got (the caller checks them against the proposal's hashes).
+ * then the other validators, for what is still missing, each with a short deadline; returns what
+ * it got, decoded from the exact signed bytes (the caller verifies the signatures).
  */
 export async function fetchTxs(
   net: P2pNetwork,
@@ -14,9 +14,9 @@ export async function fetchTxs(
   from: number,
   signal: AbortSignal,
   log: Logger,
-): Promise<Uint8Array[]> {
+): Promise<SignedTx[]> {
   const want = new Map(hashes.slice(0, MAX_TXS_ASKED).map((h) => [toHex(h), h]));
-  const got: Uint8Array[] = [];
+  const got: SignedTx[] = [];
   const others = net
     .connectedPeers()
     .filter((p) => p.role === "validator" && p.index !== from)
@@ -35,8 +35,8 @@ export async function fetchTxs(
       );
       for (const f of frames) {
         try {
-          const id = toHex(decodeSignedTx(f).hash);
-          if (want.delete(id)) got.push(f);
+          const t = decodeSignedTx(f);
+          if (want.delete(toHex(t.hash))) got.push(t);
         } catch {
           // garbage from a peer: what it stood for is still wanted
         }

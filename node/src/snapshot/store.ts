@@ -35,6 +35,15 @@ export interface SnapshotConfig {
   keep: number;
 }
 
+/** What a snapshot took: its height, file, state entries, chunks and size. */
+export interface Taken {
+  height: number;
+  file: string;
+  entries: number;
+  chunks: number;
+  bytes: number;
+}
+
 interface Held {
   height: number;
   path: string;
@@ -144,7 +153,7 @@ function tableAndTrailer(
  */
 export class SnapshotStore {
   private readonly held = new Map<number, Held>();
-  private busy: Promise<void> | undefined;
+  private busy: Promise<Taken> | undefined;
   private stopped = false;
 
   constructor(
@@ -225,22 +234,34 @@ export class SnapshotStore {
     return bytes;
   }
 
-  /** After each commit: takes a snapshot when the height is due (one at a time). */
+  /** After each commit: takes a snapshot when the height is due. */
   afterCommit(height: number): void {
     if (this.config.interval <= 0 || height % this.config.interval !== 0 || this.busy || this.stopped) return;
-    this.busy = this.take()
-      .then(() => {})
-      .catch((err) => this.log.error("snapshot failed", { height, error: errorMessage(err) }))
-      .finally(() => {
-        this.busy = undefined;
-      });
+    this.take().catch((err) => this.log.error("snapshot failed", { height, error: errorMessage(err) }));
   }
 
   /**
-   * Takes a snapshot of the head now. What must be of the same moment is read before the first
-   * await: the state iterator (a LevelDB snapshot) and the replay window; the rest is by height.
+   * Takes a snapshot of the head now, one at a time whoever asks (the interval, admin_snapshot,
+   * `custos snapshot create`): a request while one is being written waits for it and gets it.
    */
-  async take(): Promise<{ height: number; file: string; entries: number; chunks: number; bytes: number }> {
+  take(): Promise<Taken> {
+    if (this.busy) return this.busy;
+    if (this.stopped)
+      return Promise.reject(
+        new CustosError<SnapshotErrorCode>("SNAPSHOT_UNAVAILABLE", "the node is stopping"),
+      );
+    const running = this.write().finally(() => {
+      this.busy = undefined;
+    });
+    this.busy = running;
+    return running;
+  }
+
+  /**
+   * What must be of the same moment is read before the first await: the state iterator (a
+   * LevelDB snapshot) and the replay window; the rest is by height.
+   */
+  private async write(): Promise<Taken> {
     const head = this.ledger.head;
     const height = head.height;
     if (height === 0)
@@ -340,6 +361,6 @@ export class SnapshotStore {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.busy;
+    await this.busy?.catch(() => {});
   }
 }

@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { withDialAddresses } from "../../src/p2p/peers.js";
+import { withDialAddresses } from "../../src/p2p/network.js";
 import { tempDir } from "../helpers.js";
 
 const PEER = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";

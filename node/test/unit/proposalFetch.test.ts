@@ -72,7 +72,8 @@ async function replicas(serve: (from: number, hashes: Uint8Array[]) => Uint8Arra
             for (const j of to) setImmediate(() => out[j]?.driver.receive(e.bytes, index));
           },
           penalize: () => {},
-          fetchTxs: async (hashes, from) => serve(from, hashes),
+          // the wire's bytes, decoded as the network does (a forged signature decodes; it fails later)
+          fetchTxs: async (hashes, from) => serve(from, hashes).map((b) => decodeSignedTx(b)),
         },
         log: nullLogger,
       },

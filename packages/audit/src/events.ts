@@ -1,4 +1,5 @@
 import { decode } from "@custos/codec";
+import { isAddress } from "@custos/crypto";
 import { eventSubjects } from "@custos/types";
 import { fenOf, field, intOf, plain, strOf } from "./values.js";
 
@@ -96,8 +97,6 @@ function payload(e: RawEvent): unknown {
     return null;
   }
 }
-
-const isAddress = (v: unknown): v is string => typeof v === "string" && /^0x[0-9a-f]{40}$/.test(v);
 
 /** What a single event says, before the transaction's other events are looked at. */
 function readMovement(emitter: string, name: string, d: unknown): Movement {

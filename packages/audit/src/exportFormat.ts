@@ -1,4 +1,4 @@
-import type { StateProof } from "@custos/types";
+import { ADDRESS_RE, type StateProof, SUBJECT_RE } from "@custos/types";
 import { toHex } from "@custos/utils";
 import { auditError } from "./errors.js";
 import { checkTarget, type TraceTarget } from "./trace.js";
@@ -199,7 +199,6 @@ function bytes(v: unknown, r: Reader, length?: number, max = 64 * 1024 * 1024): 
 function nullableTime(v: unknown, r: Reader): number | null {
   return v === null || v === undefined ? null : int(v, r);
 }
-const ADDRESS = /^0x[0-9a-f]{40}$/;
 
 function ref(v: unknown, r: Reader): EventRef {
   const o = obj(v, r);
@@ -244,7 +243,7 @@ function parseQuery(v: unknown, r: Reader): ExportQuery {
     return {
       kind,
       programmes: arr(o.programmes, r.at("programmes"), 100_000).map((p, i) =>
-        str(p, r.at("programmes").at(i), ADDRESS),
+        str(p, r.at("programmes").at(i), ADDRESS_RE),
       ),
       from: nullableTime(o.from, r.at("from")),
       to: nullableTime(o.to, r.at("to")),
@@ -257,7 +256,7 @@ function parseQuery(v: unknown, r: Reader): ExportQuery {
         const x = obj(a, r.at("accounts").at(i));
         if (typeof x.contract !== "boolean") r.fail("must be a boolean", `${r.path}.accounts[${i}].contract`);
         return {
-          account: str(x.account, r.at("accounts").at(i).at("account"), ADDRESS),
+          account: str(x.account, r.at("accounts").at(i).at("account"), ADDRESS_RE),
           contract: x.contract as boolean,
         };
       }),
@@ -278,7 +277,7 @@ export function parseExport(json: unknown): AuditExport {
     const x = obj(s, r);
     const p = proven(x, r);
     const what = str(x.what, r.at("what"));
-    if (what === "balance") return { what, account: str(x.account, r.at("account"), ADDRESS), ...p };
+    if (what === "balance") return { what, account: str(x.account, r.at("account"), ADDRESS_RE), ...p };
     if (what === "supply" || what === "validator-set") return { what, ...p };
     return r.at("what").fail("must be validator-set, supply or balance");
   });
@@ -325,11 +324,7 @@ export function parseExport(json: unknown): AuditExport {
       if (role !== "target" && role !== "programme" && role !== "card")
         r.at("role").fail("must be target, programme or card");
       return {
-        subject: str(
-          x.subject,
-          r.at("subject"),
-          /^(0x[0-9a-f]{40}|[a-z][a-z0-9]{0,15}:[A-Za-z0-9_.:@-]{1,64})$/,
-        ),
+        subject: str(x.subject, r.at("subject"), SUBJECT_RE),
         role: role as ExportChain["role"],
         from: nullableTime(x.from, r.at("from")),
         anchor: x.anchor === null || x.anchor === undefined ? null : ref(x.anchor, r.at("anchor")),

@@ -1,7 +1,6 @@
 import { auditError } from "./errors.js";
 import type { AuditEvent } from "./events.js";
 import { cstDay } from "./time.js";
-import { toJson } from "./values.js";
 
 /**
  * The e-CNY operator's daily work: issuance matched to recharges, the ledger's money accounted
@@ -290,5 +289,3 @@ export function clearing(events: readonly AuditEvent[], institutionOf: Instituti
       };
     });
 }
-
-export const reconcileJson = (v: unknown) => toJson(v);

@@ -1,3 +1,4 @@
+import { ADDRESS_RE } from "@custos/types";
 import { CardBook, openValue } from "./cards.js";
 import { auditError } from "./errors.js";
 import { type AuditEvent, comparePosition, type MovementKind } from "./events.js";
@@ -9,8 +10,6 @@ import { toJson } from "./values.js";
  * of a programme, or a programme (its escrow account and everything it recorded).
  */
 export type TraceTarget = { account: string } | { programme: string; card: number } | { programme: string };
-
-const ADDRESS_RE = /^0x[0-9a-f]{40}$/;
 
 export function checkTarget(t: unknown): TraceTarget {
   const o = (t ?? {}) as Record<string, unknown>;

@@ -79,12 +79,6 @@ export class CustosClient {
     this.signer = opts.signer;
   }
 
-  /** Signs the requests from now on (the CLI sets it once it has loaded a member's key). */
-  useSigner(signer: RequestSigner): void {
-    this.signer = signer;
-    this.signing = undefined;
-  }
-
   private signer: RequestSigner | undefined;
   private signing: Promise<{ key: Sm2KeyPair; chainId: string }> | undefined;
 

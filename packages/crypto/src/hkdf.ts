@@ -1,5 +1,5 @@
-import { createHmac } from "node:crypto";
 import { CustosError } from "@custos/utils";
+import { hmacSm3 } from "./sm3.js";
 
 /**
  * HKDF (RFC 5869) over HMAC-SM3: the chain's key-derivation function wherever a key is derived
@@ -12,7 +12,7 @@ export const HKDF_SM3_HASH_LEN = 32;
 /** PRK = HMAC-SM3(salt, IKM); an empty salt stands for 32 zero bytes (RFC 5869 §2.2). */
 export function hkdfSm3Extract(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
   const key = salt.byteLength === 0 ? new Uint8Array(HKDF_SM3_HASH_LEN) : salt;
-  return new Uint8Array(createHmac("sm3", key).update(ikm).digest());
+  return hmacSm3(key, ikm);
 }
 
 /** OKM = T(1) || T(2) || ... cut to `length`, T(i) = HMAC-SM3(PRK, T(i-1) || info || i). */
@@ -23,16 +23,11 @@ export function hkdfSm3Expand(prk: Uint8Array, info: Uint8Array, length: number)
       `HKDF-SM3 output length must be in [1, ${255 * HKDF_SM3_HASH_LEN}]`,
     );
   const out = new Uint8Array(length);
-  let t = new Uint8Array(0);
+  let t: Uint8Array = new Uint8Array(0);
   for (let i = 1, at = 0; at < length; i++) {
-    const h = createHmac("sm3", prk)
-      .update(t)
-      .update(info)
-      .update(new Uint8Array([i]))
-      .digest();
+    const next = hmacSm3(prk, t, info, Uint8Array.of(i));
     t.fill(0);
-    t = new Uint8Array(h);
-    h.fill(0);
+    t = next;
     out.set(t.subarray(0, Math.min(t.byteLength, length - at)), at);
     at += t.byteLength;
   }

@@ -1,5 +1,5 @@
-import { createECDH, createHash, createHmac, type ECDH, type Hash, timingSafeEqual } from "node:crypto";
-import { decodePublicKeyXY, sm2Verify } from "@custos/crypto";
+import { createECDH, createHash, type ECDH, type Hash, timingSafeEqual } from "node:crypto";
+import { decodePublicKeyXY, hmacSm3, sm2Verify } from "@custos/crypto";
 import { bytesEqual, type CustosError } from "@custos/utils";
 import { refusal, type SmSecureErrorCode } from "./errors.js";
 import {
@@ -99,10 +99,6 @@ function digest(h: Hash): Uint8Array {
   return new Uint8Array(h.copy().digest());
 }
 
-function mac(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac("sm3", key).update(data).digest());
-}
-
 function sameMac(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && timingSafeEqual(a, b);
 }
@@ -174,7 +170,7 @@ export class Initiator {
     const hs = handshakeSecret(this.o.chainId, z);
     const fk = finishedKeys(hs, th2);
     try {
-      if (!sameMac(mac(fk.responder, th2s), finR))
+      if (!sameMac(hmacSm3(fk.responder, th2s), finR))
         throw fail("SM_BAD_FINISHED", "the responder's Finished MAC does not match");
       t.update(finR);
       const th3 = digest(t);
@@ -185,7 +181,7 @@ export class Initiator {
       toSign.set(th3, INITIATOR_CONTEXT.byteLength);
       m.set(this.o.identity.sign(toSign), 1);
       t.update(m.subarray(0, 65));
-      m.set(mac(fk.initiator, digest(t)), 65);
+      m.set(hmacSm3(fk.initiator, digest(t)), 65);
       t.update(m.subarray(65));
       const thf = digest(t);
       const ts = trafficSecrets(hs, thf);
@@ -259,7 +255,7 @@ export class Responder {
     toSign.set(th2, RESPONDER_CONTEXT.byteLength);
     m.set(this.o.identity.sign(toSign), 99);
     t.update(m.subarray(99, 163));
-    m.set(mac(fk.responder, digest(t)), 163);
+    m.set(hmacSm3(fk.responder, digest(t)), 163);
     t.update(m.subarray(163));
     wipe(fk.responder);
     this.hs = hs;
@@ -281,7 +277,7 @@ export class Responder {
       const th3 = digest(t);
       const sigI = finish.subarray(1, 65);
       t.update(finish.subarray(0, 65));
-      if (!sameMac(mac(fk, digest(t)), finish.subarray(65, 97)))
+      if (!sameMac(hmacSm3(fk, digest(t)), finish.subarray(65, 97)))
         throw fail("SM_BAD_FINISHED", "the initiator's Finished MAC does not match");
       const signed = new Uint8Array(INITIATOR_CONTEXT.byteLength + 32);
       signed.set(INITIATOR_CONTEXT);
