@@ -317,6 +317,9 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.fill("#search input[name=q]", `card ${cardId}`);
     await page.press("#search input[name=q]", "Enter");
     await page.waitForSelector("#fund-flow, main li a[href^='#/card/']");
+    // the search led to the card itself, not to the account page still showing its card list
+    await page.waitForURL(/#\/card\//, { timeout: 30_000 });
+    await page.waitForSelector("#fund-flow", { timeout: 30_000 });
     await page.close();
   });
 

@@ -120,6 +120,27 @@ describe("the explorer's verification of a block after a validator-set change", 
     expect(failed(verifyEvidence(evidence, hx(later.hash), undefined, h))[0]).toContain(
       "names another set than the one in force",
     );
+    // the header names the set in force, but the signatures are the outsiders' at its indices:
+    // the certificate check itself refuses it
+    const named = block(3, setA.slice(0, 3), setA, tree.root);
+    const msg = commitVoteBytes(CHAIN, 3, 0, named.hash);
+    const forgedCert = encodeCertificate({
+      version: CERT_VERSION,
+      chainId: CHAIN,
+      height: 3,
+      view: 0,
+      blockHash: named.hash,
+      signatures: outsiders
+        .slice(0, 3)
+        .map((k, validator) => ({ validator, signature: sm2Sign(k.privateKey, msg) })),
+    });
+    const h2 = history();
+    (h2.changes[0] as SetHistory["changes"][number]).header = hx(named.headerBytes);
+    (h2.changes[0] as SetHistory["changes"][number]).certificate = hx(forgedCert);
+    const why = failed(verifyEvidence(evidence, hx(later.hash), undefined, h2));
+    expect(why).toHaveLength(1);
+    expect(why[0]).not.toContain("names another set");
+    expect(why[0]).toMatch(/signature/i);
   });
 
   it("refuses a new set that the change block's state does not hold", () => {

@@ -78,8 +78,12 @@ describe("libp2p between permissioned nodes", () => {
     expect(conn?.status).not.toBe("open"); // that connection is gone (b closed it)
     // and the redialler brings the members back together
     await until(() => b.connected === 1);
-    a.broadcast(Channel.consensus, new TextEncoder().encode("after reconnect"));
-    await until(() => atB.some(([, m]) => m === "after reconnect"));
+    // sent again until it arrives: right after the reconnection a's stream to b may not be open yet
+    await until(async () => {
+      a.broadcast(Channel.consensus, new TextEncoder().encode("after reconnect"));
+      await new Promise((r) => setTimeout(r, 100));
+      return atB.some(([, m]) => m === "after reconnect");
+    });
     expect(atB.at(-1)).toEqual([0, "after reconnect"]);
   }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { decode, encode } from "@custos/codec";
 import { generateKeyPair, generateP2pKey, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
 import { commitVoteBytes, type SignedTx } from "@custos/types";
@@ -251,6 +251,9 @@ describe("state snapshots", () => {
     expect(String(err.message)).toMatch(/not the state block/);
     expect(only.disconnected).toEqual([0]);
     expect(existsSync(lonely)).toBe(false);
+    // the forged state was written aside and checked there: nothing of it is left behind
+    expect(existsSync(`${lonely}.importing`)).toBe(false);
+    expect(existsSync(dirname(lonely))).toBe(true);
   });
 
   it("a validator prunes blocks below what it keeps; the window and the head stay", async () => {

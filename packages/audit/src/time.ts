@@ -48,7 +48,15 @@ export function parseTimeBound(v: string | number, end: boolean, name = "time"):
       throw auditError("AUDIT_INVALID_QUERY", `${name} ${v} is not a time`);
     return n;
   }
-  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return end ? cstDayStart(v) + DAY_MS - 1 : cstDayStart(v);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    let day: number;
+    try {
+      day = cstDayStart(v);
+    } catch {
+      throw auditError("AUDIT_INVALID_QUERY", `${name} ${JSON.stringify(v)} is not a date of the calendar`);
+    }
+    return end ? day + DAY_MS - 1 : day;
+  }
   const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?(Z|[+-]\d{2}:\d{2})?$/.exec(v);
   if (m) {
     const t = Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4] ?? "00"}${m[5] ?? "+08:00"}`);

@@ -261,10 +261,12 @@ describe("the auditor's side on a 4-validator testnet with an observer", () => {
 
   it("the observer's audit index survives kill -9 and is consistent when it restarts", async () => {
     // blocks keep coming while the observer indexes them, and it is killed in the middle
+    const before = (await (clients[OBS] as CustosClient).status()).height;
     const pending = Array.from({ length: 40 }, (_, i) =>
       send("consumer-2", "ecny", "transfer", [address("consumer-1"), BigInt(i + 1)]),
     );
-    await until(async () => (await (clients[OBS] as CustosClient).status()).height > 0, 5000);
+    // killed once the observer has taken some of these blocks, not before any arrived
+    await until(async () => (await (clients[OBS] as CustosClient).status()).height > before, 30_000);
     await testnet.kill(dir, OBS);
     await Promise.all(pending);
     await testnet.restart(dir, OBS);

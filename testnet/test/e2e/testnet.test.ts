@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type CustosClient, Wallet } from "@custos/client";
@@ -76,6 +76,26 @@ beforeAll(async () => {
 afterAll(async () => {
   await net?.stop();
 });
+
+/** A command as its own process, without blocking this one's event loop (spawnSync would). */
+function run(
+  cmd: string,
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    p.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    p.on("error", fail);
+    p.on("close", (status) => done({ status, stdout, stderr }));
+  });
+}
 
 describe("a 4-validator + 1-observer testnet of real processes", () => {
   it("testnet.json has what DESIGN §9 says", () => {
@@ -515,16 +535,28 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
         sent++;
       }
     })();
-    const b = spawnSync(
-      CLI[0] as string,
-      [CLI[1] as string, "backup", "--home", v2.home, "--out", out, "--json"],
-      {
-        encoding: "utf8",
-      },
-    );
+    // the backup runs as its own process while this one keeps sending (a blocking spawn would
+    // stop the load for as long as the backup takes)
+    await until(async () => sent >= 20, 30_000);
+    const heightBefore = await height(0);
+    const sentBefore = sent;
+    const b = await run(CLI[0] as string, [
+      CLI[1] as string,
+      "backup",
+      "--home",
+      v2.home,
+      "--out",
+      out,
+      "--json",
+    ]);
+    const sentDuring = sent - sentBefore;
+    const heightAfter = await height(0);
     stop = true;
     await load;
     expect(b.status, b.stderr).toBe(0);
+    // under load: transfers went out and blocks were committed while the backup was written
+    expect(sentDuring).toBeGreaterThan(0);
+    expect(heightAfter).toBeGreaterThan(heightBefore);
     const backedUp = JSON.parse(b.stdout).height as number;
     // the disk is gone: ledger, WAL and sign-state
     await testnet.kill(dir, 2);
@@ -551,7 +583,22 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
     const h2 = await height(0);
     await until(async () => (await height(2)) >= h2, 60_000);
     await sameChain(h2, [0, 1, 2, 3, 4]);
-  }, 180_000);
+    // it signs again: its signature is in a certificate of a block after the restore
+    let signedBy2 = false;
+    for (let k = 0; k < 20 && !signedBy2; k++) {
+      const r2 = await wallet("consumer-1", 2).send({
+        to: "ecny",
+        method: "transfer",
+        args: [address("merchant-2"), 1n],
+      });
+      // asked of validator-2, which reported the commit (the others may be a moment behind)
+      const blk = (await (clients[2] as CustosClient).getBlock(r2.view?.blockHeight as number)) as {
+        certificate: { signatures: { validator: number }[] } | null;
+      };
+      signedBy2 = blk.certificate?.signatures.some((x) => x.validator === 2) ?? false;
+    }
+    expect(signedBy2).toBe(true);
+  }, 240_000);
   it("an observer started from a snapshot (one validator serving a forged one) serves the same state as the others", async () => {
     await wallet("consumer-1", 0).send({ to: "ecny", method: "transfer", args: [address("merchant-1"), 3n] });
     const h = await height(0);

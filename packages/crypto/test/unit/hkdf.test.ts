@@ -19,7 +19,10 @@ describe("HKDF-SM3", () => {
   });
 
   it("is RFC 5869's extract-then-expand: a fixed vector", () => {
-    // RFC 5869 test case 1's inputs with SM3 in place of SHA-256; the expected value is OpenSSL's
+    // RFC 5869 test case 1's inputs with SM3 in place of SHA-256; the expected values were printed
+    // by OpenSSL 3's command line (2026-12-02): `openssl kdf -keylen 42 -kdfopt digest:SM3
+    // -kdfopt hexkey:0b..0b -kdfopt hexsalt:00..0c -kdfopt hexinfo:f0..f9 HKDF` and, for the PRK,
+    // `openssl mac -digest SM3 -macopt hexkey:00..0c HMAC` over the 22 bytes of 0x0b
     const ikm = bytes(22, () => 0x0b);
     const salt = bytes(13, (i) => i);
     const info = bytes(10, (i) => 0xf0 + i);
@@ -28,6 +31,10 @@ describe("HKDF-SM3", () => {
       toHex(new Uint8Array(hkdfSync("sm3", ikm, salt, info, 42))),
     );
     expect(toHex(prk)).toHaveLength(64);
+    expect(toHex(prk)).toBe("e0d6f7b0bd056327b7659f1f39ad850561fbcf4fb10fb58e88eafa55cf7cd01e");
+    expect(toHex(hkdfSm3Expand(prk, info, 42))).toBe(
+      "c69fe91b7aaee2dd5718d72dcaee0cce93f1b8e41f792da51261b6a517e68b36ed2c595572b01dfa359b",
+    );
   });
 
   it("refuses an output length outside [1, 255 * 32]", () => {

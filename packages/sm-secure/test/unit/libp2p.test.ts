@@ -120,6 +120,13 @@ describe("sm-secure inside libp2p", () => {
     expect(conn?.remotePeer.toString()).toBe(peerIdOf(B));
     // 3 MiB each way at 64 KiB per key: dozens of key updates, each one followed by the other side
     expect(a.encrypter?.stats.keyUpdatesSent).toBeGreaterThan(40);
+    // the last key update sent may still be on its way when the echo is done: every one arrives
+    await until(
+      () =>
+        b.encrypter?.stats.keyUpdatesReceived === a.encrypter?.stats.keyUpdatesSent &&
+        a.encrypter?.stats.keyUpdatesReceived === b.encrypter?.stats.keyUpdatesSent,
+      { timeoutMs: 10_000, what: "every key update sent received on the other side" },
+    );
     expect(b.encrypter?.stats.keyUpdatesReceived).toBe(a.encrypter?.stats.keyUpdatesSent);
     expect(a.encrypter?.stats.keyUpdatesReceived).toBe(b.encrypter?.stats.keyUpdatesSent);
     expect([...a.refused, ...b.refused]).toEqual([]);

@@ -72,5 +72,11 @@ describe("state tree (the state root rule)", () => {
     function t0(b: number) {
       return b >= 0 && b < 2 ** STATE_BUCKET_BITS;
     }
+    // the first 12 bits of SM3(k), read from its hex: fixed hashes, and the key's own
+    const fromHex = (h: Uint8Array) => Number.parseInt(toHex(h).slice(0, 3), 16);
+    expect(bucketOf(new Uint8Array(32).fill(0xff))).toBe(4095);
+    expect(bucketOf(Uint8Array.of(0xab, 0xcd, ...new Uint8Array(30)))).toBe(0xabc);
+    for (const key of [k, stateKey("ecny", "b:0x01"), stateKey("templates", "t:counter@1.0.0")])
+      expect(bucketOf(sm3(key))).toBe(fromHex(sm3(key)));
   });
 });
