@@ -446,6 +446,8 @@ export class AuditService {
     range: TimeRange;
     limit: number;
     cursor?: { height: number; tx: number; index: number };
+    /** Only events of this contract (a card's subject, card:N, is shared by every programme). */
+    emitter?: string;
   }): Promise<Record<string, unknown>> {
     const { index } = this.m;
     const height = await this.caughtUp();
@@ -453,11 +455,21 @@ export class AuditService {
     const toHeight =
       f.range.to === null ? height : Math.min(height, await index.heightAtOrBefore(f.range.to));
     const over = f.limit + 1;
-    const list = f.subject
-      ? await index.subjectEvents(f.subject, fromHeight, toHeight, over, f.cursor)
-      : f.name
-        ? await index.namedEvents(f.name.kind, f.name.name, fromHeight, toHeight, over, f.cursor)
-        : await index.allEvents(fromHeight, toHeight, over, f.cursor);
+    const read = (cursor: typeof f.cursor) =>
+      f.subject
+        ? index.subjectEvents(f.subject, fromHeight, toHeight, over, cursor)
+        : f.name
+          ? index.namedEvents(f.name.kind, f.name.name, fromHeight, toHeight, over, cursor)
+          : index.allEvents(fromHeight, toHeight, over, cursor);
+    // filtered before the page is cut, reading on until the page is full or the range ends
+    const list: AuditEvent[] = [];
+    for (let cursor = f.cursor; ; ) {
+      const got = await read(cursor);
+      list.push(...(f.emitter ? got.filter((e) => e.emitter === f.emitter) : got));
+      const end = got[got.length - 1];
+      if (got.length < over || list.length > f.limit || !end) break;
+      cursor = { height: end.height, tx: end.tx, index: end.index };
+    }
     const page = list.slice(0, f.limit);
     const last = page[page.length - 1];
     return {

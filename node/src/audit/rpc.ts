@@ -175,11 +175,10 @@ export function auditRpcMethods(
         range: range(p),
         limit: limit(p.limit, 1000, 100),
         ...(cursor ? { cursor } : {}),
+        ...(subject && p.card !== undefined && p.programme !== undefined
+          ? { emitter: address(p.programme, "programme") }
+          : {}),
       });
-      if (subject && p.card !== undefined && p.programme !== undefined) {
-        const programme = address(p.programme, "programme");
-        events.events = (events.events as { emitter: string }[]).filter((e) => e.emitter === programme);
-      }
       return events;
     }),
     /** account (or contract), from?, to?, limit? */
