@@ -2,6 +2,7 @@
 import { runAuditVerifyBench } from "./auditVerify.js";
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
+import { runProfileSummary } from "./profile.js";
 import { runSingleNodeBench } from "./singleNode.js";
 import { runSoak } from "./soak.js";
 import { runSyncBench } from "./sync.js";
@@ -22,6 +23,11 @@ function list(args: string[], name: string, fallback: number[]): number[] {
 }
 
 const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
+  profile: (o) => {
+    const i = o.args.indexOf("--dir");
+    if (i < 0 || !o.args[i + 1]) throw new Error("profile needs --dir DIR (where the .cpuprofile files are)");
+    return runProfileSummary({ dir: String(o.args[i + 1]), json: o.json });
+  },
   crypto: runCryptoBench,
   consensus: (o) => runConsensusBench({ ...o, runs: flag(o.args, "--runs", 3) }),
   "single-node": (o) =>
@@ -108,7 +114,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot] [--dir DIR]`,
     );
     process.exitCode = 2;
     return;

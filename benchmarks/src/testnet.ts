@@ -72,6 +72,8 @@ interface NodeFigures {
   viewChanges: number;
   /** Blocks this validator fetched by block sync instead of deciding them in consensus. */
   syncedBlocks: number;
+  /** Proposed transactions its pool lacked, fetched from peers (0 on a node without the metric). */
+  fetchedTxs: number;
 }
 
 interface Phase {
@@ -93,6 +95,9 @@ interface Phase {
   blockIntervalMs: { mean: number; median: number };
   viewChanges: number;
   syncedBlocks: number;
+  fetchedTxs: number;
+  /** Validators' CPU per committed transaction, mean over validators. */
+  cpuMsPerTx: number;
   nodes: NodeFigures[];
   loaderCpuPercent: number;
 }
@@ -378,6 +383,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
           ),
           viewChanges: delta(i, "custos_consensus_view_changes_total"),
           syncedBlocks: delta(i, "custos_sync_blocks_total"),
+          fetchedTxs: delta(i, "custos_consensus_fetched_txs_total"),
         };
       });
       // block interval from the proposers' header timestamps of the blocks this phase made
@@ -404,6 +410,13 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         blockIntervalMs: intervals(blocks.map((b) => b.timestamp)),
         viewChanges: nodes.reduce((s, n) => s + n.viewChanges, 0),
         syncedBlocks: nodes.reduce((s, n) => s + n.syncedBlocks, 0),
+        fetchedTxs: nodes.reduce((s, n) => s + n.fetchedTxs, 0),
+        cpuMsPerTx:
+          committed > 0
+            ? Math.round(
+                (nodes.reduce((s, n) => s + n.cpuSeconds, 0) * 1000 * 100) / nodes.length / committed,
+              ) / 100
+            : 0,
         nodes,
         loaderCpuPercent: Math.round(((loaderAfter.cpuSeconds - loaderBefore.cpuSeconds) / elapsed) * 100),
       };
@@ -527,6 +540,8 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             "ivl med",
             "VCs",
             "synced",
+            "fetched",
+            "cpu ms/tx",
             "load%",
             "TPS min/med/max",
             "   runs (TPS / p99)",
@@ -544,11 +559,13 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             r.blockIntervalMs.median,
             r.viewChanges,
             r.syncedBlocks,
+            r.fetchedTxs,
+            r.cpuMsPerTx,
             r.loaderCpuPercent,
             `${r.tps.min}/${r.tps.median}/${r.tps.max}`,
             `   ${r.runsTps.map((x, i) => `${x}/${r.runsP99[i]}`).join(" ")}`,
           ]),
-          [20, 7, 8, 7, 7, 7, 8, 8, 10, 9, 5, 8, 7, 17, 0],
+          [20, 7, 8, 7, 7, 7, 8, 8, 10, 9, 5, 8, 9, 11, 7, 17, 0],
         ),
         "",
         "per node, in the run shown: CPU seconds (% of one core) / RSS MiB",
@@ -573,7 +590,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         ),
         `refused at admission, all phases: ${JSON.stringify(report.refusals)}; final heights: ${heights.join(" ")}`,
         `load average (1, 5, 15 min) before the run ${report.loadAverage.before.join(" ")}, after ${report.loadAverage.after.join(" ")}`,
-        "latency and block interval (ivl, from header timestamps) in ms; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; load%: this load generator's CPU (it shares the machine)",
+        "latency and block interval (ivl, from header timestamps) in ms; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; fetched: proposed txs validators' pools lacked (summed); cpu ms/tx: a validator's CPU per committed tx (mean); load%: this load generator's CPU (it shares the machine)",
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
     }

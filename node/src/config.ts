@@ -24,8 +24,12 @@ export interface NodeConfig {
     memberSignatures?: { windowMs: number };
   };
   pool: TxPoolOptions;
-  /** PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. */
-  consensus: { baseTimeoutMs: number; maxTimeoutMs: number };
+  /**
+   * PBFT view timeouts: view v waits baseTimeoutMs * 2^v, at most maxTimeoutMs. maxClockDriftMs:
+   * a proposal whose timestamp is further ahead of this node's clock gets no vote (unless it is
+   * the smallest the chain allows, its head's time + 1 ms).
+   */
+  consensus: { baseTimeoutMs: number; maxTimeoutMs: number; maxClockDriftMs: number };
   nodeKey: { file: string; passwordFile?: string };
   /**
    * A separate libp2p key (Ed25519, encrypted with the node key's password) of a home made before
@@ -63,7 +67,7 @@ export interface NodeConfig {
 export const DEFAULT_CONFIG: NodeConfig = {
   rpc: { listen: "127.0.0.1:8545", maxBodyBytes: 1024 * 1024, rateLimit: 0 },
   pool: DEFAULT_POOL_OPTIONS,
-  consensus: { baseTimeoutMs: 3000, maxTimeoutMs: 30_000 },
+  consensus: { baseTimeoutMs: 3000, maxTimeoutMs: 30_000, maxClockDriftMs: 10_000 },
   nodeKey: { file: "keys/node.json" },
   p2p: {},
   log: { level: "info", maxFileBytes: 50 * 1024 * 1024, keepFiles: 10, retentionDays: 180 },
@@ -253,6 +257,10 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
       maxTimeoutMs: Math.max(
         10,
         posInt(cons.maxTimeoutMs, "consensus.maxTimeoutMs", DEFAULT_CONFIG.consensus.maxTimeoutMs),
+      ),
+      maxClockDriftMs: Math.max(
+        100,
+        posInt(cons.maxClockDriftMs, "consensus.maxClockDriftMs", DEFAULT_CONFIG.consensus.maxClockDriftMs),
       ),
     },
     nodeKey: {

@@ -41,6 +41,9 @@ export class Metrics {
     /** Handshakes and records refused by the national-algorithm transport, by code. */
     secureRefused?: () => ReadonlyMap<string, number>;
     viewChanges: () => number;
+    /** Proposals this validator refused to vote for; proposed transactions it had to fetch. */
+    proposalsRefused?: () => number;
+    fetchedTxs?: () => number;
     syncedBlocks: () => number;
   } = { peers: () => 0, peersDisconnected: () => 0, viewChanges: () => 0, syncedBlocks: () => 0 };
 
@@ -142,6 +145,18 @@ export class Metrics {
       "counter",
       "Views this validator moved past (a leader that did not deliver in time).",
       this.network.viewChanges(),
+    );
+    one(
+      "custos_consensus_proposals_refused_total",
+      "counter",
+      "Proposals of others this validator refused to vote for (block rules, block time, signatures, re-execution).",
+      this.network.proposalsRefused?.() ?? 0,
+    );
+    one(
+      "custos_consensus_fetched_txs_total",
+      "counter",
+      "Proposed transactions this validator's pool lacked and fetched from peers.",
+      this.network.fetchedTxs?.() ?? 0,
     );
     one(
       "custos_sync_blocks_total",

@@ -442,6 +442,8 @@ export class CustosNode {
         peersDisconnected: () => net?.peersDisconnected ?? 0,
         secureRefused: () => net?.secureRefused ?? new Map(),
         viewChanges: () => driver?.viewChanges ?? 0,
+        proposalsRefused: () => driver?.proposalsRefused ?? 0,
+        fetchedTxs: () => driver?.fetchedTxs ?? 0,
         syncedBlocks: () => sync.applied,
       };
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { CustosClient, Wallet } from "@custos/client";
 import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
 import { CustosError, errorMessage, sleep } from "@custos/utils";
+import { skewClock } from "./clock.js";
 import { seededRandom } from "./links.js";
 import * as testnet from "./testnet.js";
 
@@ -17,7 +18,10 @@ import * as testnet from "./testnet.js";
  * - every node has the same chain: the same block hash at every height;
  * - total e-CNY is conserved, and every node reports the same balances;
  * - after each heal the chain commits again within `recoverBoundMs`;
- * - views stay bounded (`maxView`): no view-change storm.
+ * - views stay bounded (`maxView`): no view-change storm;
+ * - block time stays true: no block is timestamped more than the validators' clock drift bound
+ *   ahead of when the checker first saw its height (a validator with its clock ahead must not
+ *   move the time contracts see).
  *
  * `custos testnet check --seed N` runs one seed and prints what each step did; a failing seed
  * runs again with the same command (the schedule is a function of the seed; the timing of real
@@ -40,6 +44,8 @@ export const FAULT_KINDS = [
   "kill-one",
   /** SIGSTOP of two validators (quorum lost), SIGCONT after the hold. */
   "pause-two",
+  /** The next proposer's clock 1-9 minutes ahead (or, a third of the time, behind), right again at the heal. */
+  "clock-skew",
 ] as const;
 
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -61,6 +67,8 @@ export interface CheckOptions {
   recoverBoundMs?: number;
   /** The highest view any validator may reach (default 8). */
   maxView?: number;
+  /** consensus.maxClockDriftMs of the testnet's validators (default 5000). */
+  maxClockDriftMs?: number;
   /** Concurrent workload clients (default 3). */
   clients?: number;
   observers?: number;
@@ -140,6 +148,7 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
   const holdMs = o.holdMs ?? 4000;
   const recoverBoundMs = o.recoverBoundMs ?? 30_000;
   const maxView = o.maxView ?? 8;
+  const maxClockDriftMs = o.maxClockDriftMs ?? 5000;
   const log = o.log ?? (() => {});
   const rnd = seededRandom(o.seed);
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), `custos-check-${o.seed}-`)));
@@ -149,6 +158,9 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
   const acks: Ack[] = [];
   let unacknowledged = 0;
   let maxViewSeen = 0;
+  /** When the checker first saw each height on some validator (its own clock, which is right). */
+  const firstSeen = new Map<number, number>();
+  let highestSeen = 0;
   // the workload and the sampler stop on every way out, a failed setup included
   let stop = false;
   let sampling = true;
@@ -165,7 +177,7 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
     blockIntervalMs: 50,
     faults: true,
     // shorter view timeouts than production's 3 s so that a schedule runs in CI time
-    consensus: { baseTimeoutMs: 1500, maxTimeoutMs: 12_000 },
+    consensus: { baseTimeoutMs: 1500, maxTimeoutMs: 12_000, maxClockDriftMs },
     timeoutMs: 120_000,
   });
   const all = t.nodes.map((_, i) => i);
@@ -247,8 +259,10 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
     const sampler = (async () => {
       for (let k = 0; sampling && k < 1_000_000; k++) {
         for (const i of all.slice(0, VALIDATORS)) {
-          const s = (await statusOf(i)) as { view?: number } | undefined;
+          const s = (await statusOf(i)) as { view?: number; height?: number } | undefined;
           if (s?.view !== undefined && s.view > maxViewSeen) maxViewSeen = s.view;
+          for (const now = Date.now(); s?.height !== undefined && highestSeen < s.height; )
+            firstSeen.set(++highestSeen, now);
         }
         await sleep(250);
       }
@@ -342,6 +356,16 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
           };
           break;
         }
+        case "clock-skew": {
+          const ahead = rnd() < 2 / 3;
+          const skewMs = (ahead ? 1 : -1) * 60_000 * (1 + Math.floor(rnd() * 9));
+          await skewClock(dir, leader, skewMs);
+          did = `validator-${leader} (proposes next) with its clock ${Math.abs(skewMs) / 60_000} min ${ahead ? "ahead" : "behind"}`;
+          undo = async () => {
+            await skewClock(dir, leader, 0);
+          };
+          break;
+        }
         case "pause-two": {
           const two = pickDistinct(rnd, validators, 2);
           for (const v of two) await testnet.pause(dir, v);
@@ -392,12 +416,23 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
     );
     const final = Math.min(...(await heights()));
     const hashes = new Map<number, string>();
+    let ahead = 0;
     for (let h = 1; h <= final; h++) {
       const seen = new Set<string>();
-      for (const i of all)
-        seen.add(((await (clients[i] as CustosClient).getBlock(h)) as { hash: string }).hash);
+      let timestamp = 0;
+      for (const i of all) {
+        const b = (await (clients[i] as CustosClient).getBlock(h)) as { hash: string; timestamp: number };
+        seen.add(b.hash);
+        timestamp = b.timestamp;
+      }
       if (seen.size !== 1) failures.push(`height ${h}: nodes disagree (${[...seen].join(" vs ")})`);
       hashes.set(h, [...seen][0] as string);
+      // a second for the sampler's round over the validators
+      const at = firstSeen.get(h);
+      if (at !== undefined && timestamp > at + maxClockDriftMs + 1000 && ahead++ < 5)
+        failures.push(
+          `height ${h}: block time ${new Date(timestamp).toISOString()} is ${timestamp - at} ms ahead of when the height was first seen (bound ${maxClockDriftMs} ms)`,
+        );
     }
     const lost: string[] = [];
     for (const a of acks) {

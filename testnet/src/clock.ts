@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { CustosError, sleep } from "@custos/utils";
-import { readTestnet, status } from "./testnet.js";
+import { pick, readTestnet, status } from "./testnet.js";
 
 /**
  * A testnet's clock. Its node processes run with clockPreload.js, which shifts their Date.now by
@@ -39,6 +39,53 @@ export function readClock(dir: string): TestnetClock {
     // no clock file: real time
   }
   return { offsetMs, now: Date.now() + offsetMs };
+}
+
+/** A signed duration: "-30s", "+5m", "0" (see parseDuration). */
+export function parseSignedDuration(text: string): number {
+  const t = text.trim();
+  if (t === "0") return 0;
+  const sign = t.startsWith("-") ? -1 : 1;
+  return sign * parseDuration(t.replace(/^[+-]/, ""));
+}
+
+/**
+ * Sets one node's clock wrong by `skewMs` (negative: behind), on top of the testnet's clock; 0
+ * puts it right again. Waits until the node, if it runs, took it. The fault a validator with a
+ * broken NTP is: its proposals carry its time (consensus.maxClockDriftMs refuses them when too far
+ * ahead) and its own checks of others' times use it.
+ */
+export async function skewClock(
+  dir: string,
+  which: string | number,
+  skewMs: number,
+  o: { timeoutMs?: number } = {},
+): Promise<{ name: string; skewMs: number }> {
+  if (!Number.isSafeInteger(skewMs)) throw new CustosError("USAGE", "the skew is a whole number of ms");
+  const t = await readTestnet(resolve(dir));
+  if (!t.command.some((a) => a.endsWith("clockPreload.js")))
+    throw new CustosError(
+      "TESTNET_NO_CLOCK",
+      `the nodes of ${dir} run without the testnet clock (a testnet created by an older custos): create it again to use the clock`,
+    );
+  const { node, index } = pick(t, which);
+  const file = join(node.home, "clock-skew.json");
+  await writeFile(`${file}.tmp`, `${JSON.stringify({ skewMs })}\n`);
+  await rename(`${file}.tmp`, file);
+  if ((await status(dir)).find((n) => n.index === index)?.state === "running") {
+    const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+    for (;;) {
+      const ack = await readFile(join(node.home, "clock-ack.json"), "utf8").then(
+        (x) => JSON.parse(x) as { skewMs?: number },
+        () => ({}) as { skewMs?: number },
+      );
+      if ((ack.skewMs ?? 0) === skewMs) break;
+      if (Date.now() > deadline)
+        throw new CustosError("TESTNET_TIMEOUT", `${node.name} did not take the skew in time`);
+      await sleep(50);
+    }
+  }
+  return { name: node.name, skewMs };
 }
 
 /** "8d", "12h", "30m", "45s" (or combinations: "1d12h") in ms. */

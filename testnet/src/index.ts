@@ -8,7 +8,15 @@ export {
   type StepReport,
   schedule,
 } from "./checker.js";
-export { advanceClock, clockNodeArgs, parseDuration, readClock, type TestnetClock } from "./clock.js";
+export {
+  advanceClock,
+  clockNodeArgs,
+  parseDuration,
+  parseSignedDuration,
+  readClock,
+  skewClock,
+  type TestnetClock,
+} from "./clock.js";
 export {
   DEMO_ECNY,
   DEMO_PROGRAMMES,

@@ -67,7 +67,7 @@ export interface UpOptions {
   /** Peers dial each other through a fault-injecting proxy (links.ts): partitions, cuts, slow links. */
   faults?: boolean;
   /** config.json consensus settings for every node (e.g. shorter view timeouts for a checker). */
-  consensus?: { baseTimeoutMs?: number; maxTimeoutMs?: number };
+  consensus?: { baseTimeoutMs?: number; maxTimeoutMs?: number; maxClockDriftMs?: number };
 }
 
 export interface NodeStatus {

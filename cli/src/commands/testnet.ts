@@ -185,9 +185,31 @@ export function registerTestnetCommands(program: Command): void {
     )
     .requiredOption("--dir <dir>", "testnet directory")
     .option("--advance <duration>", "how far, e.g. 8d, 12h, 30m, 1d12h")
+    .option("--node <node>", "with --skew: the node whose clock goes wrong (index or name)")
+    .option("--skew <duration>", "one node's clock off by this, e.g. 5m, -30s; 0 puts it right")
     .option("--json", "print one JSON document")
-    .action(async (o: { dir: string; advance?: string; json?: boolean }) => {
+    .action(async (o: { dir: string; advance?: string; node?: string; skew?: string; json?: boolean }) => {
       const testnet = await lib();
+      if (o.skew !== undefined || o.node !== undefined) {
+        if (o.skew === undefined || o.node === undefined)
+          throw new UsageError("--skew and --node go together: custos testnet clock --node 2 --skew 5m");
+        if (o.advance !== undefined) throw new UsageError("--skew and --advance are separate commands");
+        let skewMs: number;
+        try {
+          skewMs = testnet.parseSignedDuration(o.skew);
+        } catch (err) {
+          throw new UsageError(`--skew: ${(err as Error).message}`);
+        }
+        const r = await testnet.skewClock(o.dir, o.node, skewMs);
+        output(
+          !!o.json,
+          r,
+          r.skewMs === 0
+            ? `${r.name}: clock right again`
+            : `${r.name}: clock ${Math.abs(r.skewMs) / 1000} s ${r.skewMs > 0 ? "ahead" : "behind"}`,
+        );
+        return;
+      }
       let by: number | undefined;
       if (o.advance !== undefined) {
         try {

@@ -32,7 +32,10 @@ interface Replica {
   committed: CommittedBlock[];
 }
 
-async function replicas(serve: (from: number, hashes: Uint8Array[]) => Uint8Array[]): Promise<Replica[]> {
+async function replicas(
+  serve: (from: number, hashes: Uint8Array[]) => Uint8Array[],
+  clocks: (() => number)[] = [Date.now, Date.now],
+): Promise<Replica[]> {
   const out: Replica[] = [];
   for (let i = 0; i < 2; i++) {
     const t = await tempDir(`custos-fetch-${i}-`);
@@ -57,7 +60,13 @@ async function replicas(serve: (from: number, hashes: Uint8Array[]) => Uint8Arra
     );
     const index = i;
     const driver = new PbftDriver(
-      { genesis: chain.genesis, baseTimeoutMs: 5000, maxTimeoutMs: 5000 },
+      {
+        genesis: chain.genesis,
+        baseTimeoutMs: 5000,
+        maxTimeoutMs: 5000,
+        maxClockDriftMs: 5000,
+        now: clocks[i] as () => number,
+      },
       {
         ledger,
         executor: new Executor(chain.genesis, nullLogger),
@@ -132,5 +141,42 @@ describe("proposals by transaction hashes", () => {
     expect((a as Replica).driver.fetchedTxs).toBe(1);
     expect((a as Replica).committed).toEqual([]);
     expect((b as Replica).committed).toEqual([]);
+  });
+});
+
+describe("block time", () => {
+  const serveFrom = (rs: () => Replica[]) => (from: number, hashes: Uint8Array[]) =>
+    hashes.flatMap((h) => {
+      const t = rs()[from]?.pool.get(h);
+      return t ? [t.bytes] : [];
+    });
+
+  it("a leader whose clock is a minute ahead gets no vote: its block is refused and nothing commits", async () => {
+    let rs: Replica[] = [];
+    rs = await replicas(
+      serveFrom(() => rs),
+      [Date.now, () => Date.now() + 60_000],
+    );
+    const [a, b] = rs as [Replica, Replica];
+    const t1 = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, "rc-clock-ahead"]);
+    await b.pool.add(t1.bytes);
+    await until(() => a.driver.proposalsRefused === 1, 15_000);
+    expect(a.committed).toEqual([]);
+    expect(b.committed).toEqual([]);
+  });
+
+  it("a leader within the drift bound commits, with its own time in the block", async () => {
+    let rs: Replica[] = [];
+    rs = await replicas(
+      serveFrom(() => rs),
+      [Date.now, () => Date.now() + 2000],
+    );
+    const [a, b] = rs as [Replica, Replica];
+    const before = Date.now();
+    const t1 = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, "rc-clock-near"]);
+    await b.pool.add(t1.bytes);
+    await until(() => a.committed.length === 1 && b.committed.length === 1, 15_000);
+    expect(a.driver.proposalsRefused).toBe(0);
+    expect(a.ledger.head.header.timestamp).toBeGreaterThanOrEqual(before + 2000);
   });
 });
