@@ -15,10 +15,10 @@ export interface RotatingFileOptions {
   /** How often the size is checked. */
   checkIntervalMs?: number;
   /**
-   * Lines are written in runs of up to 4 KiB, and at least this often (ms, default 200): a busy
-   * node makes one write per run instead of one per line (the ops log has a line per accepted
-   * transaction). A kill -9 loses at most what the last interval buffered; a normal exit and
-   * close() write everything.
+   * Lines are held and written in runs of up to 4 KiB, and at least this often (ms): a busy log
+   * (the ops log has a line per accepted transaction) costs one write per run instead of one per
+   * line. A kill -9 loses at most what the last interval held; a normal exit and close() write
+   * everything. Unset: each line is written as it comes.
    */
   flushMs?: number;
 }
@@ -67,8 +67,7 @@ export function createRotatingFileLogger(file: string, o: RotatingFileOptions): 
     dest: file,
     mkdir: true,
     sync: false,
-    minLength: 4096,
-    periodicFlush: o.flushMs ?? 200,
+    ...(o.flushMs !== undefined ? { minLength: 4096, periodicFlush: o.flushMs } : {}),
   });
   const timer = setInterval(() => {
     try {

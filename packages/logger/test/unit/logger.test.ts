@@ -87,4 +87,43 @@ describe("rotating file logger", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it("with flushMs, holds lines and writes them in runs: within the interval, and all of them at close", async () => {
+    const { mkdtemp, readFile, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { until } = await import("@custos/utils");
+    const { createRotatingFileLogger } = await import("../../src/index.js");
+    const dir = await mkdtemp(join(tmpdir(), "custos-log-"));
+    try {
+      const file = join(dir, "ops.log");
+      const r = createRotatingFileLogger(file, {
+        level: "info",
+        maxBytes: 1 << 20,
+        keep: 1,
+        retentionDays: 0,
+        flushMs: 50,
+      });
+      r.logger.info("one", { n: 1 });
+      // a few bytes, far below a run: the interval writes them
+      await until(
+        () =>
+          readFile(file, "utf8").then(
+            (t) => t.includes('"n":1'),
+            () => false,
+          ),
+        {
+          timeoutMs: 5000,
+          what: "the held line written by the interval",
+        },
+      );
+      for (let i = 0; i < 100; i++) r.logger.info("more", { i });
+      r.close();
+      const lines = (await readFile(file, "utf8")).trim().split("\n");
+      expect(lines).toHaveLength(101);
+      expect(JSON.parse(lines.at(-1) as string).i).toBe(99);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
