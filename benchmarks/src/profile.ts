@@ -36,7 +36,10 @@ const COMPONENTS: [string, (f: CallFrame) => boolean][] = [
   ["pool admission", (f) => /\/txpool\//.test(f.url)],
   ["consensus (PBFT, votes, WAL)", (f) => /pbftDriver|\/consensus\/|consensus\/dist/.test(f.url)],
   ["tx gossip", (f) => /txGossip|gossipsub/.test(f.url)],
-  ["sm-secure records (SM4, HMAC-SM3)", (f) => /sm-secure/.test(f.url)],
+  [
+    "connection encryption (sm-secure records, or noise)",
+    (f) => /sm-secure|libp2p-noise|@noble\/ciphers|chacha/.test(f.url),
+  ],
   [
     "libp2p (yamux, streams, peers)",
     (f) => /libp2p|yamux|it-length|it-pushable|uint8arraylist|multiformats|main-event/.test(f.url),

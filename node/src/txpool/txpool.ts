@@ -30,8 +30,8 @@ export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
   maxPerSender: 10_000,
   // contract code travels in templates.submit: a bundle of up to 56 KiB plus its metadata
   maxTxBytes: 64 * 1024,
-  queueSeconds: 1.5,
-  minQueue: 2000,
+  queueSeconds: 1,
+  minQueue: 500,
 };
 
 /** Where a transaction came from: a client of this node, or a peer's gossip. */

@@ -35,9 +35,10 @@ class Held {
  * underlying connection, what arrives is opened record by record. The first bad record aborts
  * the connection (the peer gets a reset) and is reported; nothing else is affected.
  *
- * What the muxer sends during one turn of the event loop goes out together: the frames (a
- * message's header and body, window updates, other streams' frames) are held until setImmediate,
- * or until MAX_HELD bytes, and sealed as one run of records in one write. yamux answers every data
+ * What the muxer sends in one go goes out together: the frames (a message's header and body,
+ * window updates, other streams' frames) are held until a microtask queued with the first of
+ * them runs (after the synchronous code that sent them, before any timer or I/O callback, so a
+ * vote never waits behind a block's execution), or until MAX_HELD bytes, and sealed as one run of records in one write. yamux answers every data
  * frame with a window update, and each frame was a record (SM4 + HMAC) and a socket write of its
  * own. Order is kept: everything goes through one buffer.
  */
@@ -131,7 +132,7 @@ export class SecureStream extends AbstractMessageStream {
     if (this.held.bytes >= MAX_HELD) return { sentBytes: data.byteLength, canSendMore: this.flush() };
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flushHeld);
+      queueMicrotask(this.flushHeld);
     }
     return { sentBytes: data.byteLength, canSendMore: !this.innerFull };
   }
