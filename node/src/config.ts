@@ -86,6 +86,8 @@ export const homePaths = (home: string) => ({
   /** What the ledger committed last (the ledger never opens below it). */
   ledgerMark: join(home, "data", "ledger.head"),
   wal: join(home, "data", "consensus.wal"),
+  /** The transactions of the block last proposed or voted for (chain/proposalTxs.ts). */
+  proposalTxs: join(home, "data", "consensus.txs"),
   /** What this validator last signed (never sign a conflicting vote). */
   signState: join(home, "data", "sign-state"),
   /** The audit index (derived from the ledger; rebuilt when missing). */

@@ -11,6 +11,7 @@ import { auditRpcMethods } from "./audit/rpc.js";
 import { type ChainWriter, SerialWriter } from "./chain/chainWriter.js";
 import { chainLedgerSpec, openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
+import { ProposalTxs } from "./chain/proposalTxs.js";
 import { BlockSync } from "./chain/sync.js";
 import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
@@ -261,6 +262,14 @@ export class CustosNode {
               Promise.all([s.wal.close(), s.signState.close()]).then(() => {}),
             )
           : undefined;
+      const proposalTxs =
+        signing === undefined
+          ? undefined
+          : new ProposalTxs(paths.proposalTxs, log.child({ module: "consensus" }));
+      if (proposalTxs) {
+        // the last proposal's transactions back into the pool before consensus reads its WAL
+        for (const bytes of await proposalTxs.load()) await pool.add(bytes, "gossip").catch(() => {});
+      }
       const driver =
         signing === undefined
           ? undefined
@@ -286,6 +295,7 @@ export class CustosNode {
                     net ? fetchTxs(net, hashes, from, controller.signal, log.child({ module: "p2p" })) : [],
                 },
                 log: log.child({ module: "consensus" }),
+                ...(proposalTxs ? { proposalTxs } : {}),
               },
             );
 

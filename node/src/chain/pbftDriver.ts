@@ -19,6 +19,7 @@ import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
 import { type BuiltBlock, buildBlock, commitOf } from "./blockBuilder.js";
 import { decodeProposal, encodeProposal, type Proposal } from "./proposal.js";
+import type { ProposalTxs } from "./proposalTxs.js";
 
 export interface CommittedBlock {
   block: Block;
@@ -68,6 +69,8 @@ export interface PbftDriverModules {
   key: Sm2KeyPair;
   transport: ConsensusTransport;
   log: Logger;
+  /** Where a proposed block's transactions are kept until the next block (a crash empties the pool). */
+  proposalTxs?: ProposalTxs;
 }
 
 /**
@@ -128,6 +131,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   /** Votes the sign guard refused (each one would have been equivocation). */
   refusedVotes = 0;
   private readonly genesis: Genesis;
+  private readonly proposalTxs: ProposalTxs | undefined;
   private readonly ledger: Ledger;
   private readonly executor: Executor;
   private readonly pool: TxPool;
@@ -161,6 +165,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       transport: this.transport,
       log: this.log,
     } = modules);
+    this.proposalTxs = modules.proposalTxs;
     this.engineSet = this.ledger.head.validatorSetHash;
     this.self = this.indexOfSelf();
     this.engine = this.newEngine(Math.max(0, this.self));
@@ -428,6 +433,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     });
     this.built.set(toHex(built.block.hash), built);
     this.measureExecution(txs.length, performance.now() - started);
+    // on disk before the proposal leaves: after a crash of every validator, someone has them
+    await this.proposalTxs?.save(built.block.txs);
     await this.run({
       type: "proposal",
       height,
@@ -526,6 +533,12 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         return false;
       }
       this.built.set(toHex(hash), rebuilt);
+      // a second copy besides the leader's; the vote does not wait for it
+      this.proposalTxs
+        ?.save(b.txs)
+        .catch((err) =>
+          this.log.warn("could not keep the proposal's transactions", { error: errorMessage(err) }),
+        );
       return true;
     } catch (err) {
       this.log.warn("proposal rejected", { error: errorMessage(err) });

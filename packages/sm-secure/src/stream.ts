@@ -37,10 +37,11 @@ class Held {
  *
  * What the muxer sends in one go goes out together: the frames (a message's header and body,
  * window updates, other streams' frames) are held until a microtask queued with the first of
- * them runs (after the synchronous code that sent them, before any timer or I/O callback, so a
- * vote never waits behind a block's execution), or until MAX_HELD bytes, and sealed as one run of records in one write. yamux answers every data
- * frame with a window update, and each frame was a record (SM4 + HMAC) and a socket write of its
- * own. Order is kept: everything goes through one buffer.
+ * them runs, or until MAX_HELD bytes, and are sealed as one run of records in one write. yamux
+ * answers every data frame with a window update, and each frame was a record (SM4 + HMAC) and a
+ * socket write of its own. A microtask, not the event loop's next turn: a vote must not wait
+ * behind a block's execution (flushed at setImmediate, seven validators on two cores fell into
+ * view change after view change). Order is kept: everything goes through one buffer.
  */
 export class SecureStream extends AbstractMessageStream {
   private readonly held = new Held();
