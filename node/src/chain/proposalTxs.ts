@@ -1,5 +1,5 @@
-import { open, readFile, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+import { open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { decode, encode, fieldAt, readArray, readBytes } from "@custos/codec";
 import { LIMITS, type SignedTx } from "@custos/types";
 import { errorMessage, type Logger } from "@custos/utils";
@@ -52,6 +52,10 @@ export class ProposalTxs {
 
   /** The signed bytes the last run left (none when there is no file; a damaged one is reported and ignored). */
   async load(): Promise<Uint8Array[]> {
+    // temp files of writes a crash interrupted
+    const prefix = `${basename(this.file)}.tmp-`;
+    for (const name of await readdir(dirname(this.file)).catch(() => [] as string[]))
+      if (name.startsWith(prefix)) await rm(join(dirname(this.file), name), { force: true });
     let bytes: Uint8Array;
     try {
       bytes = await readFile(this.file);

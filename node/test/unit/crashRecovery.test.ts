@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { VerifierPool } from "@custos/crypto";
 import { nullLogger, toHex } from "@custos/utils";
@@ -140,5 +140,22 @@ describe("every validator crashes between its commit vote and its ledger write",
     expect(a.head()).toEqual(b.head());
     expect(a.head().height).toBe(1);
     expect(a.committed[0]?.block.txs.map((t) => toHex(t.hash))).toEqual([toHex(t1.hash)]);
+  });
+
+  it("the file: written whole and read back; a damaged one is ignored, and temp files of interrupted writes are removed", async () => {
+    const t = await tempDir("custos-proposal-txs-");
+    cleanups.push(t.cleanup);
+    const file = join(t.dir, "consensus.txs");
+    const store = new ProposalTxs(file, nullLogger);
+    expect(await store.load()).toEqual([]);
+    const txs = [0, 1, 2].map((i) =>
+      tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, `rc-f${i}`]),
+    );
+    await store.save(txs);
+    expect((await store.load()).map((b) => toHex(b))).toEqual(txs.map((x) => toHex(x.bytes)));
+    await writeFile(`${file}.tmp-7`, "half");
+    await writeFile(file, new Uint8Array([0x93, 0xc4]));
+    expect(await store.load()).toEqual([]);
+    expect(await readdir(t.dir)).toEqual(["consensus.txs"]);
   });
 });
