@@ -10,13 +10,15 @@ import { writeSync } from "node:fs";
  * - `ledger.commit.beforeWrite`: a block's batch is built, nothing of it written yet;
  * - `ledger.commit.afterWrite`: the batch is durable, the head mark not yet updated;
  * - `consensus.persist.beforeSend`: a vote is in the WAL and the sign-state, not sent yet;
- * - `sync.store.midRange`: a synced range is being stored, after its first block.
+ * - `sync.store.midRange`: a synced range is being stored, after its first block;
+ * - `audit.index.beforeWrite`: the audit index's batch for a run of blocks is built, not written.
  */
 export const CRASH_POINTS = [
   "ledger.commit.beforeWrite",
   "ledger.commit.afterWrite",
   "consensus.persist.beforeSend",
   "sync.store.midRange",
+  "audit.index.beforeWrite",
 ] as const;
 
 export type CrashPointName = (typeof CRASH_POINTS)[number];

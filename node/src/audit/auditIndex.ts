@@ -15,6 +15,7 @@ import { sm3 } from "@custos/crypto";
 import { type Block, decodeReceipt, encodeGenesis, type Genesis, type Receipt } from "@custos/types";
 import { bytesEqual, CustosError, errorMessage, type Logger, toHex } from "@custos/utils";
 import { Level } from "level";
+import { crashPoint } from "../crashPoint.js";
 import { senderAddress } from "../execution/senders.js";
 
 /**
@@ -392,6 +393,7 @@ export class AuditIndex {
 
   private async finish(batch: Batch, height: number): Promise<void> {
     batch.put(META_HEIGHT, u64(height));
+    crashPoint("audit.index.beforeWrite");
     await batch.write();
     for (const h of [...this.pending.keys()]) if (h <= height) this.pending.delete(h);
     this.indexed = height;

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CustosClient, Wallet } from "@custos/client";
+import { AuditClient, CustosClient, Wallet } from "@custos/client";
 import { encode } from "@custos/codec";
 import { loadKeystoreFile, p2pKeyFromNodeKey, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
 import { P2pNetwork, peersOf } from "@custos/node";
@@ -144,6 +144,24 @@ describe("crash points on a 4-validator testnet of real processes", () => {
     const log = await readFile(join((t.nodes[3] as testnet.TestnetNode).home, "logs", "node.log"), "utf8");
     expect(log).toMatch(/"level":"info".*"behind":\d+.*"msg":"block sync started"/);
     expect(log).toMatch(/"level":"info".*"caughtUp":true.*"msg":"block sync finished"/);
+  }, 180_000);
+
+  it("a validator dies while writing its audit index: restarted, the index catches up and traces as another node's does", async () => {
+    // the index writes once per commit (or per run of blocks while catching up): the second write dies
+    await testnet.restart(dir, 2, 60_000, { CUSTOS_CRASH_AT: "audit.index.beforeWrite:2" });
+    await transfers(3, 15_000, [0, 1, 3]);
+    await until(() => stopped(2), 60_000);
+    expect(await crashedAt(2, "audit.index.beforeWrite")).toBe(true);
+    await testnet.restart(dir, 2, 60_000);
+    const h = await height(0);
+    await until(async () => (await height(2)) >= h, 60_000);
+    const audit = (i: number) => new AuditClient(clients[i] as CustosClient);
+    for (const i of [0, 2]) await until(async () => (await audit(i).status()).indexedHeight >= h, 60_000);
+    // the chain is idle: both indexes at the same height give the same trace, fen for fen
+    expect((await audit(2).status()).indexedHeight).toBe((await audit(0).status()).indexedHeight);
+    const trace = (i: number) => audit(i).trace({ account: address("consumer-1") });
+    expect(JSON.stringify(await trace(2))).toBe(JSON.stringify(await trace(0)));
+    expect(JSON.stringify(await trace(0))).toContain(address("consumer-1").slice(2, 12));
   }, 180_000);
 
   // Issue 17 (fuzzing, live): random sync requests over a real connection; a malformed one gets
