@@ -139,18 +139,27 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
   );
 }
 
-/** Sums of the card's movements by what they did to its value. */
+/**
+ * Sums of the card's movements by what they did to its value. A refund takes the refund and its
+ * fee out of the card (the row's delta) and pays the fee to the merchant: drawn with what the
+ * merchant received, so that the picture adds up to the purchase.
+ */
 function flows(rows: Json[]) {
   let bought = 0n;
   let used = 0n;
   let refunded = 0n;
+  let fees = 0n;
   for (const r of rows) {
     const amount = BigInt(r.amount ?? 0);
     if (r.kind === "purchase") bought += amount;
     else if (r.kind === "consumption" || r.kind === "release") used += amount;
-    else if (r.kind === "refund" || r.kind === "forced-refund") refunded += amount;
+    else if (r.kind === "refund" || r.kind === "forced-refund") {
+      refunded += amount;
+      const fee = -BigInt(r.delta ?? 0) - amount;
+      if (fee > 0n) fees += fee;
+    }
   }
-  return { bought, used, refunded };
+  return { bought, used, refunded, fees };
 }
 
 function box(x: number, y: number, title: string, value: string, cls: string) {
@@ -183,7 +192,8 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
   const tr = await rpc("audit_trace", { programme, card: id });
   const rows: Json[] = tr.rows;
   const f = flows(rows);
-  const max = [f.bought, f.used, f.refunded].reduce((a, b) => (a > b ? a : b), 0n);
+  const toMerchant = f.used + f.fees;
+  const max = [f.bought, toMerchant, f.refunded].reduce((a, b) => (a > b ? a : b), 0n);
   const picture = s(
     "svg",
     {
@@ -214,10 +224,16 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
     ),
     box(10, 92, "Consumer wallet", "paid", "wallet"),
     box(275, 92, `Escrow · card #${id}`, `open value ${yuan(tr.closing)}`, "escrow"),
-    box(540, 20, "Merchant", `used ${yuan(f.used)}`, "merchant"),
+    box(
+      540,
+      20,
+      "Merchant",
+      f.fees > 0n ? `${yuan(f.used)} + fee ${yuan(f.fees)}` : `used ${yuan(f.used)}`,
+      "merchant",
+    ),
     box(540, 164, "Refund to holder", yuan(f.refunded), "refund"),
     arrow(160, 120, 272, 120, f.bought, max, "purchase"),
-    arrow(425, 110, 537, 48, f.used, max, "used"),
+    arrow(425, 110, 537, 48, toMerchant, max, "used"),
     arrow(425, 130, 537, 192, f.refunded, max, "refunded"),
   );
   const head = ["Time", "Block", "Kind", "Amount", "Open value after", "By", "Tx", "Note"];
@@ -248,6 +264,7 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
       fields([
         ["Purchased", yuan(f.bought)],
         ["Released to the merchant", yuan(f.used)],
+        ...(f.fees > 0n ? [["Refund fees, to the merchant", yuan(f.fees)] as [string, string]] : []),
         ["Refunded", yuan(f.refunded)],
         ["Still in escrow", yuan(tr.closing)],
       ]),

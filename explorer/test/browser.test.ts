@@ -246,6 +246,22 @@ describe("the explorer in a browser, served by a testnet node", () => {
     expect(flow).toMatch(/purchase ¥[1-9]/);
     expect(flow).toMatch(/used ¥[1-9]/);
     expect(flow).toMatch(/refunded ¥[1-9]/);
+    // the figures under the picture add up: what was paid went to the merchant (with any refund
+    // fee), back to the holder, or is still in escrow
+    const figures = await page.$$eval("dl.fields dt", (dts) =>
+      Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ""])),
+    );
+    const fen = (text: string | undefined) => {
+      const m = /¥([\d,]+)\.(\d{2})/.exec(text ?? "¥0.00") as RegExpExecArray;
+      return BigInt((m[1] as string).replaceAll(",", "")) * 100n + BigInt(m[2] as string);
+    };
+    expect(fen(figures.Purchased)).toBeGreaterThan(0n);
+    expect(fen(figures.Purchased)).toBe(
+      fen(figures["Released to the merchant"]) +
+        fen(figures["Refund fees, to the merchant"]) +
+        fen(figures.Refunded) +
+        fen(figures["Still in escrow"]),
+    );
     await page.screenshot({ path: join(OUT, "desktop-card-flow.png"), fullPage: true });
     await page.goto(`${base}#/supervision`);
     await page.waitForSelector("#programmes tbody tr");
