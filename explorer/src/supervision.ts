@@ -140,9 +140,11 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
 }
 
 /**
- * Sums of the card's movements by what they did to its value. A refund takes the refund and its
- * fee out of the card (the row's delta) and pays the fee to the merchant: drawn with what the
- * merchant received, so that the picture adds up to the purchase.
+ * Sums of the card's movements by what they did to its value (each row's delta, in the fen the
+ * consumer paid: a consumption of 120 yuan of list price on a discounted card takes less than
+ * 120 yuan out of escrow). A refund takes the refund and its fee out of the card and pays the fee
+ * to the merchant: drawn with what the merchant received, so that the picture adds up to the
+ * purchase.
  */
 function flows(rows: Json[]) {
   let bought = 0n;
@@ -151,12 +153,12 @@ function flows(rows: Json[]) {
   let fees = 0n;
   for (const r of rows) {
     const amount = BigInt(r.amount ?? 0);
+    const out = -BigInt(r.delta ?? 0);
     if (r.kind === "purchase") bought += amount;
-    else if (r.kind === "consumption" || r.kind === "release") used += amount;
+    else if (r.kind === "consumption" || r.kind === "release" || r.kind === "claim") used += out;
     else if (r.kind === "refund" || r.kind === "forced-refund") {
       refunded += amount;
-      const fee = -BigInt(r.delta ?? 0) - amount;
-      if (fee > 0n) fees += fee;
+      if (out > amount) fees += out - amount;
     }
   }
   return { bought, used, refunded, fees };
