@@ -282,6 +282,27 @@ export function registerChainCommands(program: Command): void {
           ...(o.allowMissingSignState ? { allowMissingSignState: true } : {}),
           ...(o.fromSnapshot ? { fromSnapshot: true } : {}),
         });
+        // the signals are taken before the URL is printed: whoever starts the node and stops it as
+        // soon as it printed its URL must get a clean stop, not the default SIGTERM death
+        const stopped = new Promise<void>((resolve, reject) => {
+          const stop = () => {
+            process.off("SIGINT", stop);
+            process.off("SIGTERM", stop);
+            n.stop().then(resolve, reject);
+          };
+          process.on("SIGINT", stop);
+          process.on("SIGTERM", stop);
+          n.onFatal((err) => {
+            n.stop().finally(() =>
+              reject(new CustosError("NODE_FATAL", `the node stopped: ${causeChain(err)}`)),
+            );
+          });
+        });
+        // where commands given --home find this node while it runs (its port may differ from
+        // config.json's: --rpc-listen, or port 0)
+        const run: RunFile = { pid: process.pid, rpc: n.rpcUrl, startedAt: new Date().toISOString() };
+        const runFile = runFileOf(resolve(o.home));
+        writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
         output(
           !!o.json,
           {
@@ -293,26 +314,8 @@ export function registerChainCommands(program: Command): void {
           },
           `rpc: ${n.rpcUrl}`,
         );
-        // where commands given --home find this node while it runs (its port may differ from
-        // config.json's: --rpc-listen, or port 0)
-        const run: RunFile = { pid: process.pid, rpc: n.rpcUrl, startedAt: new Date().toISOString() };
-        const runFile = runFileOf(resolve(o.home));
-        writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
         try {
-          await new Promise<void>((resolve, reject) => {
-            const stop = () => {
-              process.off("SIGINT", stop);
-              process.off("SIGTERM", stop);
-              n.stop().then(resolve, reject);
-            };
-            process.on("SIGINT", stop);
-            process.on("SIGTERM", stop);
-            n.onFatal((err) => {
-              n.stop().finally(() =>
-                reject(new CustosError("NODE_FATAL", `the node stopped: ${causeChain(err)}`)),
-              );
-            });
-          });
+          await stopped;
         } finally {
           rmSync(runFile, { force: true });
         }

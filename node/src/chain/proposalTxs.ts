@@ -2,7 +2,7 @@ import { open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { decode, encode, fieldAt, readArray, readBytes } from "@custos/codec";
 import { LIMITS, type SignedTx } from "@custos/types";
-import { errorMessage, type Logger } from "@custos/utils";
+import { CustosError, errorMessage, type Logger } from "@custos/utils";
 
 /**
  * The transactions of the block this validator last proposed or voted for, on disk (HOME/data/
@@ -33,6 +33,20 @@ export class ProposalTxs {
   }
 
   private async write(bytes: Uint8Array): Promise<void> {
+    try {
+      await this.writeDurably(bytes);
+    } catch (cause) {
+      // a fault of the consensus WAL's kind: the node stops with it (a full disk, a read-only one)
+      throw new CustosError(
+        "WAL_WRITE_FAILED",
+        `cannot keep the proposal's transactions in ${this.file}`,
+        {},
+        { cause },
+      );
+    }
+  }
+
+  private async writeDurably(bytes: Uint8Array): Promise<void> {
     const tmp = `${this.file}.tmp-${++this.seq}`;
     const fh = await open(tmp, "w", 0o600);
     try {
