@@ -97,3 +97,32 @@ export const until = (pred: () => Promise<boolean> | boolean, ms = 20_000): Prom
   waitUntil(pred, { timeoutMs: ms, everyMs: 20 }) as Promise<true>;
 
 export { freePort };
+
+/**
+ * Two PbftDrivers of one process wired to each other (n = 2): messages go to the other one on
+ * the next turn, and a transaction a driver lacks is served from the other's pool, as the sync
+ * protocol's txs request is. `serve` replaces that pool lookup (a test that forges what it serves).
+ */
+export function pairTransport(
+  drivers: () => {
+    driver: { receive(b: Uint8Array, from: number): void };
+    pool: { get(h: Uint8Array): SignedTx | undefined };
+  }[],
+  index: number,
+  serve?: (from: number, hashes: Uint8Array[]) => SignedTx[],
+) {
+  return {
+    send: (e: { type: "broadcast" | "send"; bytes: Uint8Array; to?: number }) => {
+      const to = e.type === "send" ? [e.to as number] : [1 - index];
+      for (const j of to) setImmediate(() => drivers()[j]?.driver.receive(e.bytes, index));
+    },
+    penalize: () => {},
+    fetchTxs: async (hashes: Uint8Array[], from: number) =>
+      serve
+        ? serve(from, hashes)
+        : hashes.flatMap((h) => {
+            const t = drivers()[from]?.pool.get(h);
+            return t ? [t] : [];
+          }),
+  };
+}

@@ -10,7 +10,7 @@ import { homePaths } from "../../src/config.js";
 import { openSigning } from "../../src/consensus/signing.js";
 import { Executor } from "../../src/execution/executor.js";
 import { DEFAULT_POOL_OPTIONS, TxPool } from "../../src/txpool/txpool.js";
-import { tempDir, testChain, tx, until } from "../helpers.js";
+import { pairTransport, tempDir, testChain, tx, until } from "../helpers.js";
 
 /**
  * Every validator votes for a block and crashes before its ledger write (n = 2: both must vote).
@@ -72,19 +72,7 @@ async function start(homes: string[], crashInCommit: boolean): Promise<Validator
         wal,
         signState,
         key: chain.validators[i] as never,
-        transport: {
-          send: (e) => {
-            const to = e.type === "send" ? [e.to] : [1 - index];
-            for (const j of to) setImmediate(() => out[j]?.driver.receive(e.bytes, index));
-          },
-          penalize: () => {},
-          // served from the other validator's pool, as the sync protocol's txs request is
-          fetchTxs: async (hashes, from) =>
-            hashes.flatMap((h) => {
-              const t = out[from]?.pool.get(h);
-              return t ? [t] : [];
-            }),
-        },
+        transport: pairTransport(() => out, index),
         log: nullLogger,
         proposalTxs,
       },

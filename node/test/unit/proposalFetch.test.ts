@@ -11,7 +11,7 @@ import { SignState } from "../../src/consensus/signState.js";
 import { Executor } from "../../src/execution/executor.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
 import { DEFAULT_POOL_OPTIONS, TxPool } from "../../src/txpool/txpool.js";
-import { tempDir, testChain, tx, until } from "../helpers.js";
+import { pairTransport, tempDir, testChain, tx, until } from "../helpers.js";
 
 /**
  * Two validators in one process (n = 2: both must vote), wired by hand: proposals carry tx
@@ -75,15 +75,12 @@ async function replicas(
         wal,
         signState,
         key: chain.validators[i] as never,
-        transport: {
-          send: (e) => {
-            const to = e.type === "send" ? [e.to] : [1 - index];
-            for (const j of to) setImmediate(() => out[j]?.driver.receive(e.bytes, index));
-          },
-          penalize: () => {},
-          // the wire's bytes, decoded as the network does (a forged signature decodes; it fails later)
-          fetchTxs: async (hashes, from) => serve(from, hashes).map((b) => decodeSignedTx(b)),
-        },
+        // the wire's bytes, decoded as the network does (a forged signature decodes; it fails later)
+        transport: pairTransport(
+          () => out,
+          index,
+          (from, hashes) => serve(from, hashes).map((b) => decodeSignedTx(b)),
+        ),
         log: nullLogger,
       },
     );
