@@ -392,12 +392,13 @@ describe("exports verified with no node", () => {
     const d = structuredClone(doc);
     const b = d.blocks.find((x: any) => d.entries.some((e: any) => e.height === x.height));
     const cert = decodeCertificate(fromHex(b.certificate));
+    const signer = cert.signatures[1]?.validator; // which validators signed depends on timing
     const sig = cert.signatures[1]?.signature as Uint8Array;
     sig[10] = (sig[10] as number) ^ 0xff;
     b.certificate = H(toHex(encodeCertificate(cert)));
     const v = await verify(d);
     const f = v.failures.find((x) => x.check === "block.certificate" && x.block === b.height);
-    expect(f?.message).toMatch(/bad signature from validator 1/);
+    expect(f?.message).toContain(`bad signature from validator ${signer}`);
     expect(f?.message).toMatch(/holds entries/);
   });
 

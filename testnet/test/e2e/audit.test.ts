@@ -388,17 +388,19 @@ describe("the auditor's side on a 4-validator testnet with an observer", () => {
 
     // a changed certificate signature
     let block = -1;
+    let signer = -1; // whichever validator's signature comes first (any three of four sign)
     out = await tampered("signature", (d) => {
       const b = d.blocks.find((x: any) => d.entries.some((e: any) => e.height === x.height));
       block = b.height;
       const c = decodeCertificate(fromHex(b.certificate));
+      signer = c.signatures[0]?.validator as number;
       const s = c.signatures[0]?.signature as Uint8Array;
       s[5] = (s[5] as number) ^ 1;
       b.certificate = `0x${toHex(encodeCertificate(c))}`;
     });
     expect(out).toMatch(
       new RegExp(
-        `block\\.certificate \\[block ${block}\\]: block ${block} \\(holds entries [\\d, ]+\\): commit certificate: bad signature from validator 0`,
+        `block\\.certificate \\[block ${block}\\]: block ${block} \\(holds entries [\\d, ]+\\): commit certificate: bad signature from validator ${signer} \\(validator-${signer}\\)`,
       ),
     );
 
