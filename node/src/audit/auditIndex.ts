@@ -91,6 +91,8 @@ const META_ISSUED = Uint8Array.of(K.meta, 4);
 /** The first height indexed (absent: 1, the index holds the chain from genesis). */
 const META_FIRST = Uint8Array.of(K.meta, 5);
 const FORMAT = 1;
+/** Accounts whose index balance is kept in memory. */
+const BALANCE_CACHE = 100_000;
 
 const utf8 = new TextEncoder();
 const u64 = (n: number) => {
@@ -188,6 +190,8 @@ export class AuditIndex {
   private readonly pending = new Map<number, { block: Block; receipts: readonly Receipt[] }>();
   private readonly waiters: { height: number; resolve: () => void }[] = [];
   private readonly instances = new Map<string, InstanceRecord>();
+  /** Balances as last written (the index is their only writer), so a block reads few of them back. */
+  private readonly balanceCache = new Map<string, bigint>();
   /** Where a catch-up stands (for status and the log). */
   private catchUp: { from: number; to: number; startedAt: number; loggedAt?: number } | undefined;
 
@@ -376,6 +380,14 @@ export class AuditIndex {
     for (const [a, b] of w.balances) w.batch.put(key(K.balance, a), encode(b));
     if (w.issued !== undefined) w.batch.put(META_ISSUED, encode(w.issued));
     await this.finish(w.batch, last);
+    for (const [a, b] of w.balances) {
+      this.balanceCache.delete(a); // most recently written last: the oldest go first when it is full
+      this.balanceCache.set(a, b);
+    }
+    for (const a of this.balanceCache.keys()) {
+      if (this.balanceCache.size <= BALANCE_CACHE) break;
+      this.balanceCache.delete(a);
+    }
     if (this.catchUp) {
       this.catchUp.to = Math.max(this.catchUp.to, head);
       const done = last >= this.catchUp.to;
@@ -504,7 +516,7 @@ export class AuditIndex {
     const m = e.movement;
     if (m.ecny) {
       const move = async (a: string, d: bigint) =>
-        w.balances.set(a, (w.balances.get(a) ?? (await this.balance(a))) + d);
+        w.balances.set(a, (w.balances.get(a) ?? this.balanceCache.get(a) ?? (await this.balance(a))) + d);
       if (m.to) await move(m.to, m.amount);
       if (m.from) await move(m.from, -m.amount);
       else w.issued = (w.issued ?? (await this.issued())) + m.amount;

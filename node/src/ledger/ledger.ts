@@ -496,8 +496,11 @@ export class Ledger implements StateReader {
   // ---------- state ----------
 
   /** State (or any) entry, through the cache. */
-  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    const id = toHex(key);
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.getById(toHex(key), key);
+  }
+
+  async getById(id: string, key: Uint8Array): Promise<Uint8Array | undefined> {
     const cached = this.cache.get(id);
     if (cached !== undefined) return cached ?? undefined;
     const generation = this.generation;
@@ -507,7 +510,10 @@ export class Ledger implements StateReader {
   }
 
   getSync(key: Uint8Array): Uint8Array | undefined {
-    const id = toHex(key);
+    return this.getSyncById(toHex(key), key);
+  }
+
+  getSyncById(id: string, key: Uint8Array): Uint8Array | undefined {
     const cached = this.cache.get(id);
     if (cached !== undefined) return cached ?? undefined;
     const value = this.db.getSync(key);

@@ -13,6 +13,9 @@ export interface StateReader {
    * at most `limit`. Only VM contracts' key spaces (names starting with 0x) are scannable.
    */
   scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]>;
+  /** The same reads by the key's hex (`id`, as toHex(key)): layered readers compute it once. */
+  getById?(id: string, key: Uint8Array): Promise<Uint8Array | undefined>;
+  getSyncById?(id: string, key: Uint8Array): Uint8Array | undefined;
 }
 
 /**
@@ -23,16 +26,24 @@ export class Overlay implements StateReader {
   readonly writes: WriteSet = new Map();
   constructor(private readonly parent: StateReader) {}
 
-  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    const w = this.writes.get(toHex(key));
-    if (w !== undefined) return w.value ?? undefined;
-    return this.parent.get(key);
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.getById(toHex(key), key);
+  }
+
+  getById(id: string, key: Uint8Array): Promise<Uint8Array | undefined> {
+    const w = this.writes.get(id);
+    if (w !== undefined) return Promise.resolve(w.value ?? undefined);
+    return this.parent.getById ? this.parent.getById(id, key) : this.parent.get(key);
   }
 
   getSync(key: Uint8Array): Uint8Array | undefined {
-    const w = this.writes.get(toHex(key));
+    return this.getSyncById(toHex(key), key);
+  }
+
+  getSyncById(id: string, key: Uint8Array): Uint8Array | undefined {
+    const w = this.writes.get(id);
     if (w !== undefined) return w.value ?? undefined;
-    return this.parent.getSync(key);
+    return this.parent.getSyncById ? this.parent.getSyncById(id, key) : this.parent.getSync(key);
   }
 
   scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]> {

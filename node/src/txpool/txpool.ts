@@ -128,9 +128,14 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
   private rate = 0;
   private rateAt = Date.now();
 
-  /** The chain's measured throughput (txs/s), as admission control sees it. */
+  /**
+   * The chain's measured throughput (txs/s), as admission control sees it: it decays while
+   * transactions wait and nothing commits (a stalled chain admits less and less), not while the
+   * pool is empty.
+   */
   get throughput(): number {
-    return this.rate * Math.exp(-(Date.now() - this.rateAt) / 5000);
+    if (this.pending.size === 0) return this.rate;
+    return this.rate * Math.exp(-Math.max(0, Date.now() - this.rateAt) / 5000);
   }
 
   /** How many transactions may wait for a client's to be admitted (see queueSeconds). */
@@ -237,7 +242,12 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
           `transaction ${id} was already committed; a signed transaction runs once`,
         );
       }
-      this.pending.set(id, { tx: stx, sender, announcedAt: Date.now() });
+      const now = Date.now();
+      // an idle pool says nothing about what the chain can commit: the estimate neither decays
+      // nor averages over the time nothing waited (after a pause, a burst is admitted at the
+      // rate last measured, not at minQueue)
+      if (this.pending.size === 0) this.rateAt = Math.max(this.rateAt, now);
+      this.pending.set(id, { tx: stx, sender, announcedAt: now });
       this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
       this.totalBytes += bytes.byteLength;
       return { stx, sender };

@@ -1,6 +1,6 @@
 import { VerifierPool } from "@custos/crypto";
 import { nullLogger } from "@custos/utils";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_POOL_OPTIONS, TxPool } from "../../src/txpool/txpool.js";
 import { testChain, tx } from "../helpers.js";
 
@@ -89,5 +89,40 @@ describe("tx pool limits", () => {
     pool.remove(pool.take(1, 2));
     await pool.add(issue("operator", "q-3"));
     expect(pool.size).toBe(3);
+  });
+
+  describe("admission control (queueSeconds of measured throughput, at least minQueue)", () => {
+    afterEach(() => vi.useRealTimers());
+
+    it("refuses a client's tx beyond the queue with a retryable TX_POOL_FULL, still takes gossip, and measures throughput over busy time only", async () => {
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(1_000_000);
+      const pool = poolWith({ minQueue: 3, queueSeconds: 10 });
+      expect(pool.clientLimit).toBe(3); // nothing measured yet
+      for (let i = 0; i < 3; i++) await pool.add(issue("operator", `ac-${i}`));
+      await expect(pool.add(issue("operator", "ac-x"))).rejects.toMatchObject({
+        code: "TX_POOL_FULL",
+        meta: { retryable: true },
+        message: expect.stringMatching(/chain is busy/),
+      });
+      // what a peer admitted goes in (every validator must hold what a leader may propose)
+      for (let i = 0; i < 47; i++) await pool.add(issue("bank", `ac-g${i}`), "gossip");
+      expect(pool.size).toBe(50);
+      // 50 committed over the second the pool was busy: an estimate of 50 * (1 - e^-0.2) = 9.06/s
+      vi.setSystemTime(1_001_000);
+      pool.remove(pool.take(50, 1));
+      expect(pool.throughput).toBeCloseTo(50 * (1 - Math.exp(-0.2)), 6);
+      expect(pool.clientLimit).toBe(91);
+      // a minute idle changes nothing: an empty pool says nothing about the chain
+      vi.setSystemTime(1_061_000);
+      expect(pool.clientLimit).toBe(91);
+      await pool.add(issue("operator", "ac-y")); // busy again: the estimate decays from now
+      expect(pool.clientLimit).toBe(91);
+      // five seconds of waiting with nothing committed: a stalled chain admits less
+      vi.setSystemTime(1_066_000);
+      expect(pool.clientLimit).toBe(Math.ceil(10 * 50 * (1 - Math.exp(-0.2)) * Math.exp(-1)));
+      vi.setSystemTime(1_200_000);
+      expect(pool.clientLimit).toBe(3);
+    });
   });
 });

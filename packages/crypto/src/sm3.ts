@@ -6,8 +6,23 @@ import { createHmac, hash } from "node:crypto";
  * hashes most, tree nodes and tx bodies).
  */
 export function sm3(...parts: Uint8Array[]): Uint8Array {
-  const data = parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts);
-  return new Uint8Array(hash("sm3", data, "buffer")); // a copy: a pooled Buffer's ArrayBuffer is shared
+  return new Uint8Array(hash("sm3", joined(parts), "buffer")); // a copy: a pooled Buffer's ArrayBuffer is shared
+}
+
+/** Small concatenations (tree nodes, chain links) go through one reused buffer, not a new one each. */
+const scratch = Buffer.allocUnsafeSlow(1024);
+
+function joined(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  let n = 0;
+  for (const p of parts) n += p.byteLength;
+  if (n > scratch.byteLength) return Buffer.concat(parts);
+  let at = 0;
+  for (const p of parts) {
+    scratch.set(p, at);
+    at += p.byteLength;
+  }
+  return scratch.subarray(0, n); // hashed at once, before anything else can use it
 }
 
 export function hmacSm3(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {

@@ -14,8 +14,10 @@ export function fromHex(hex: string): Uint8Array {
       sample: typeof hex === "string" ? hex.slice(0, 16) : typeof hex,
     });
   }
-  const body = hex.startsWith("0x") ? hex.slice(2) : hex;
-  return new Uint8Array(Buffer.from(body, "hex"));
+  const at = hex.startsWith("0x") ? 2 : 0;
+  const out = new Uint8Array((hex.length - at) / 2); // its own memory, not a slice of Buffer's pool
+  Buffer.from(out.buffer).write(at ? hex.slice(2) : hex, "hex");
+  return out;
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
