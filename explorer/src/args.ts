@@ -16,8 +16,20 @@ function uint(n: number): number[] {
   return [0xce, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
 }
 
+/** A map of string fields (fewer than 16): a query's filter. */
+export interface ArgMap {
+  map: Record<string, string | number>;
+}
+
+function one(a: string | number | ArgMap): number[] {
+  if (typeof a === "string") return str(a);
+  if (typeof a === "number") return uint(a);
+  const entries = Object.entries(a.map);
+  return [0x80 | entries.length, ...entries.flatMap(([k, v]) => [...str(k), ...one(v)])];
+}
+
 /** The 0x hex of msgpack [args...] (fewer than 16 of them). */
-export function msgpackArgs(...args: (string | number)[]): string {
-  const bytes = [0x90 | args.length, ...args.flatMap((a) => (typeof a === "string" ? str(a) : uint(a)))];
+export function msgpackArgs(...args: (string | number | ArgMap)[]): string {
+  const bytes = [0x90 | args.length, ...args.flatMap(one)];
   return `0x${bytes.map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }

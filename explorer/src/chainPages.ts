@@ -17,6 +17,7 @@ import {
   txLink,
   yuan,
 } from "./dom.js";
+import { approvalTrail, proposalSummary } from "./governance.js";
 import { batch, type Json, rpc } from "./rpc.js";
 import type { TxProof } from "./verify.js";
 
@@ -291,49 +292,70 @@ export async function accountPage(main: HTMLElement, address: string): Promise<v
   );
 }
 
-/** A contract instance: its template, code hash, status and history, and the template's approval trail. */
+/** A contract instance: its template, code hash, status, its versions over time and each one's approval trail. */
 async function contractCard(instance: Json): Promise<HTMLElement> {
-  const template = await rpc("custos_call", "templates", "get", msgpackArgs(instance.codeHash)).catch(
-    () => undefined,
-  );
-  const proposal =
-    typeof template?.proposalId === "number"
-      ? await rpc("custos_call", "governance", "get", msgpackArgs(template.proposalId)).catch(() => undefined)
-      : undefined;
+  const history: Json[] = instance.history ?? [];
+  const hashes = [...new Set([instance.codeHash, ...history.map((x) => x.codeHash)])];
+  const templates = new Map<string, Json>();
+  for (const [i, t] of (
+    await batch(
+      hashes.map((c) => ["custos_call", "templates", "get", msgpackArgs(c)] as [string, ...unknown[]]),
+    )
+  ).entries())
+    if (!(t instanceof Error)) templates.set(hashes[i] as string, t);
+  const template = templates.get(instance.codeHash);
+  // the proposals: the current template's approval, and each upgrade's
+  const ids = [
+    ...new Set(
+      [template?.proposalId, ...history.map((x) => x.proposalId)].filter(
+        (x): x is number => typeof x === "number" && x > 0,
+      ),
+    ),
+  ];
+  const proposals = new Map<number, Json>();
+  for (const [i, p] of (
+    await batch(
+      ids.map((id) => ["custos_call", "governance", "get", msgpackArgs(id)] as [string, ...unknown[]]),
+    )
+  ).entries())
+    if (!(p instanceof Error)) proposals.set(ids[i] as number, p);
+  const proposal = typeof template?.proposalId === "number" ? proposals.get(template.proposalId) : undefined;
+  const versionOf = (codeHash: string) => {
+    const t = templates.get(codeHash);
+    return t
+      ? link(`#/template/${codeHash}`, `${t.name} ${t.version}`)
+      : h("span", { class: "mono small" }, codeHash);
+  };
   return card(
     "Contract",
     fields([
-      ["Template", template ? `${template.name} ${template.version}` : String(instance.template ?? "-")],
+      ["Template", template ? versionOf(instance.codeHash) : String(instance.template ?? "-")],
       ["Code hash (SM3)", h("span", { class: "mono", id: "code-hash" }, instance.codeHash)],
       ["Status", `${instance.status}${instance.frozenReason ? ` (${instance.frozenReason})` : ""}`],
       ["Created", `block #${instance.createdHeight}, ${time(instance.createdTime)}`],
       ["Creator", addrLink(instance.creator)],
-      [
-        "Approval",
-        proposal
-          ? `proposal #${proposal.id}: ${proposal.status}, ${proposal.approvals} for, ${proposal.rejections} against (threshold ${proposal.threshold})${proposal.veto ? ", vetoed" : ""}`
-          : "-",
-      ],
+      ["Approval of its template", proposalSummary(proposal)],
     ]),
-    proposal
-      ? table(
-          ["Member", "Decision", "Block"],
-          [
-            ...(proposal.votes ?? []).map((v: Json) => [
-              addrLink(v.voter),
-              v.approve ? "voted for" : "voted against",
-              `#${v.height}`,
+    proposal ? approvalTrail(proposal, "approval-trail") : null,
+    history.length > 0
+      ? h(
+          "div",
+          {},
+          h("h3", {}, "Version history"),
+          table(
+            ["Block", "Version", "Code hash (SM3)", "How"],
+            history.map((x) => [
+              `#${x.height}`,
+              versionOf(x.codeHash),
+              h("span", { class: "mono small" }, x.codeHash),
+              x.proposalId > 0
+                ? `upgraded by ${proposalSummary(proposals.get(x.proposalId) ?? { id: x.proposalId, status: "?", approvals: "?", rejections: "?", threshold: "?" })}`
+                : "instantiated",
             ]),
-            ...(proposal.veto ? [[addrLink(proposal.veto.by), `vetoed: ${proposal.veto.reason}`, ""]] : []),
-          ],
-          { id: "approval-trail" },
+            { id: "version-history" },
+          ),
         )
       : null,
-    h(
-      "details",
-      {},
-      h("summary", {}, "Parameters and version history"),
-      json({ params: instance.params, history: instance.history }),
-    ),
+    h("details", {}, h("summary", {}, "Parameters"), json({ params: instance.params })),
   );
 }

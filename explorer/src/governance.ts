@@ -1,8 +1,9 @@
 // Governance as the chain records it: every proposal with its votes and the regulator's veto,
 // and the contract templates with their code hashes, versions and the proposal that approved them.
 // Read with custos_call on the governance and templates system contracts.
-import { addrLink, card, csvButton, h, put, table, time } from "./dom.js";
-import { batch, type Json } from "./rpc.js";
+import { msgpackArgs } from "./args.js";
+import { addrLink, card, csvButton, fields, h, link, put, table, time } from "./dom.js";
+import { batch, type Json, rpc } from "./rpc.js";
 
 /** msgpack of an empty argument list (0x90): the list queries take their defaults. */
 const NO_ARGS = "0x90";
@@ -60,7 +61,7 @@ export async function governancePage(main: HTMLElement): Promise<void> {
       table(
         ["Name", "Version", "Status", "Code hash (SM3)", "Proposal", "Creator"],
         temps.map((x) => [
-          x.name,
+          x.codeHash ? link(`#/template/${x.codeHash}`, x.name) : x.name,
           x.version,
           x.status,
           h("span", { class: "mono small" }, x.codeHash ?? x.id ?? "-"),
@@ -68,6 +69,87 @@ export async function governancePage(main: HTMLElement): Promise<void> {
           addrLink(x.creator),
         ]),
         { id: "templates" },
+      ),
+    ),
+  );
+}
+
+/** The approval trail of a proposal: each member's vote and the regulator's veto, with the block. */
+export function approvalTrail(proposal: Json, id?: string): HTMLElement {
+  return table(
+    ["Member", "Decision", "Block"],
+    [
+      ...(proposal.votes ?? []).map((v: Json) => [
+        addrLink(v.voter),
+        v.approve ? "voted for" : "voted against",
+        `#${v.height}`,
+      ]),
+      ...(proposal.veto ? [[addrLink(proposal.veto.by), `vetoed: ${proposal.veto.reason}`, ""]] : []),
+    ],
+    id ? { id } : {},
+  );
+}
+
+export function proposalSummary(proposal: Json | undefined): string {
+  if (!proposal) return "-";
+  return `proposal #${proposal.id}: ${proposal.status}, ${proposal.approvals} for, ${proposal.rejections} against (threshold ${proposal.threshold})${proposal.veto ? ", vetoed" : ""}`;
+}
+
+/**
+ * A contract template: its code hash and metadata, the proposal that approved (or refused) it with
+ * every vote, and the template's versions over time (every template of the same name).
+ */
+export async function templatePage(main: HTMLElement, codeHash: string): Promise<void> {
+  const [t, all] = await batch([
+    ["custos_call", "templates", "get", msgpackArgs(codeHash)],
+    ["custos_call", "templates", "list", NO_ARGS],
+  ]);
+  if (t instanceof Error) throw t;
+  const proposal =
+    typeof t.proposalId === "number" && t.proposalId > 0
+      ? await rpc("custos_call", "governance", "get", msgpackArgs(t.proposalId)).catch(() => undefined)
+      : undefined;
+  const list: Json[] = all instanceof Error ? [] : Array.isArray(all) ? all : (all.templates ?? []);
+  const versions = list
+    .filter((x) => x.name === t.name)
+    .sort((a, b) => (a.createdHeight ?? 0) - (b.createdHeight ?? 0));
+  const props = await batch(
+    versions.map(
+      (v) => ["custos_call", "governance", "get", msgpackArgs(v.proposalId ?? 0)] as [string, ...unknown[]],
+    ),
+  );
+  put(
+    main,
+    h("h1", {}, `Template ${t.name} ${t.version}`),
+    card(
+      "Template",
+      fields([
+        ["Name", t.name],
+        ["Version", t.version],
+        ["Status", t.status],
+        ["Code hash (SM3)", h("span", { class: "mono wrap", id: "template-hash" }, t.codeHash)],
+        ["Category", t.category ?? "-"],
+        ["Submitted by", addrLink(t.creator)],
+        ["Submitted", `block #${t.createdHeight}, ${time(t.createdTime)}`],
+        ["Approval", proposalSummary(proposal)],
+      ]),
+      proposal ? approvalTrail(proposal, "approval-trail") : null,
+    ),
+    card(
+      `Versions of ${t.name} (${versions.length})`,
+      table(
+        ["Version", "Status", "Submitted", "Code hash (SM3)", "Approval"],
+        versions.map((v, i) => {
+          const p = props[i];
+          return [
+            v.codeHash === t.codeHash ? h("b", {}, v.version) : link(`#/template/${v.codeHash}`, v.version),
+            v.status,
+            `#${v.createdHeight}, ${time(v.createdTime)}`,
+            h("span", { class: "mono small" }, v.codeHash),
+            p instanceof Error ? "-" : proposalSummary(p),
+          ];
+        }),
+        { id: "template-versions" },
       ),
     ),
   );

@@ -2,7 +2,7 @@
 // read methods and nothing else (rpc.ts refuses write and admin methods).
 import { accountPage, blockPage, txPage } from "./chainPages.js";
 import { h, link } from "./dom.js";
-import { governancePage } from "./governance.js";
+import { governancePage, templatePage } from "./governance.js";
 import { opsPage } from "./ops.js";
 import { overview } from "./overview.js";
 import { batch, type Json, rpc } from "./rpc.js";
@@ -77,6 +77,7 @@ async function route(): Promise<void> {
     else if (what === "supervision") await supervisionPage(page);
     else if (what === "ops") await opsPage(page);
     else if (what === "governance") await governancePage(page);
+    else if (what === "template" && x) await templatePage(page, x);
     else if (what === "search" && x) {
       const r = await searchFor(decodeURIComponent(x));
       if (typeof r === "string") location.replace(r);

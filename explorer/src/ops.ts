@@ -1,6 +1,7 @@
 // The operator's view: this node's height, view, peers and pool (custos_status), its own
-// metrics (/metrics: CPU, memory, disk, view changes), TPS and block-interval charts over the
-// latest blocks, and which validators signed them (from the blocks' commit certificates).
+// metrics (/metrics: CPU, memory, disk, view changes), every node's vital signs (custos_nodes:
+// each validator and observer reports its own over the chain's network), TPS and block-interval
+// charts over the latest blocks, and which validators signed them (from the commit certificates).
 import { chart } from "./chart.js";
 import { card, fields, h, put, stat, table, time } from "./dom.js";
 import { batch, type Json, metricsText, rpc } from "./rpc.js";
@@ -19,11 +20,28 @@ function metric(text: string, name: string): number | undefined {
 
 const mb = (b: number | undefined) => (b === undefined ? "-" : `${(b / 1024 / 1024).toFixed(1)} MB`);
 
+/** The last CPU reading of each node: a second look at the page shows the share of a core it used in between. */
+const cpuSeen = new Map<string, { ms: number; at: number }>();
+
+function cpu(name: string, ms: number, at: number): string {
+  const before = cpuSeen.get(name);
+  cpuSeen.set(name, { ms, at });
+  const total = `${(ms / 1000).toFixed(1)} s`;
+  if (!before || at <= before.at || ms < before.ms) return total;
+  return `${(((ms - before.ms) / (at - before.at)) * 100).toFixed(0)} % · ${total}`;
+}
+
+function uptime(s: number): string {
+  if (s < 120) return `${Math.floor(s)} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
 export async function opsPage(main: HTMLElement): Promise<void> {
-  const [status, text, peers] = await Promise.all([
+  const [status, text, nodes] = await Promise.all([
     rpc("custos_status"),
     metricsText(),
-    rpc("custos_peers").catch(() => [] as Json[]),
+    rpc("custos_nodes").catch(() => [] as Json[]),
   ]);
   const head: number = status.height;
   const from = Math.max(1, head - WINDOW + 1);
@@ -93,16 +111,52 @@ export async function opsPage(main: HTMLElement): Promise<void> {
       chart({ label: "Block interval (s)", kind: "line", unit: "s", points: interval }, "interval-chart"),
     ),
     card(
-      "Nodes, as this node sees them",
+      "Nodes",
+      h(
+        "p",
+        { class: "muted" },
+        "This node's figures are read here; each other node's are what it reported when asked, over the chain's own network.",
+      ),
       table(
-        ["Name", "Role", "Connected", "Height it last showed", "Behind this node"],
-        (peers as Json[]).map((p) => [
-          p.name,
-          p.role,
-          p.connected ? "yes" : "no",
-          p.height === null ? "-" : `#${p.height}`,
-          p.height === null ? "-" : String(Math.max(0, head - p.height)),
-        ]),
+        [
+          "Name",
+          "Role",
+          "Connected",
+          "Height",
+          "Behind",
+          "Last block",
+          "View",
+          "Peers",
+          "Pool",
+          "View changes",
+          "CPU",
+          "Memory (RSS)",
+          "Ledger on disk",
+          "Up",
+        ],
+        (nodes as Json[]).map((n) => {
+          const x: Json | null = n.health;
+          return [
+            n.self ? h("b", {}, `${n.name} (this node)`) : n.name,
+            n.role,
+            n.self ? "-" : n.connected ? "yes" : "no",
+            ...(x
+              ? [
+                  `#${x.height}`,
+                  String(Math.max(0, head - x.height)),
+                  time(x.headTime),
+                  String(x.view),
+                  String(x.peers),
+                  String(x.pool),
+                  String(x.viewChanges),
+                  cpu(n.name, x.cpuMs, n.readAt),
+                  mb(x.rssBytes),
+                  mb(x.diskBytes),
+                  uptime(x.uptimeSeconds),
+                ]
+              : [h("span", { class: "muted" }, n.error ?? "-"), "", "", "", "", "", "", "", "", "", ""]),
+          ];
+        }),
         { id: "nodes" },
       ),
     ),

@@ -1,6 +1,8 @@
 // The regulator's view (audit_report, audit_trace): every programme's sales, consumption,
 // refunds and escrow, each merchant's fulfilment and risk level, and one card's fund flow drawn
 // as a picture: purchase -> escrow -> releases to the merchant / refunds to the holder.
+
+import { msgpackArgs } from "./args.js";
 import { chart } from "./chart.js";
 import { addrLink, card, csvButton, fields, h, link, put, s, table, time, txLink, yuan } from "./dom.js";
 import { type Json, rpc } from "./rpc.js";
@@ -93,10 +95,39 @@ export async function supervisionPage(main: HTMLElement): Promise<void> {
 }
 
 export async function programmePage(main: HTMLElement, programme: string): Promise<void> {
-  const tr = await rpc("audit_trace", { programme });
+  const [tr, money, info, complaints] = await Promise.all([
+    rpc("audit_trace", { programme }),
+    // the contract's own account of its money, at the latest block
+    rpc("custos_call", programme, "escrowSummary", msgpackArgs()).catch(() => undefined),
+    rpc("custos_call", programme, "programme", msgpackArgs()).catch(() => undefined),
+    rpc("custos_call", "complaints", "list", msgpackArgs({ map: { programme } }, 500)).catch(() => []),
+  ]);
   const rows: Json[] = tr.rows;
+  const filed: Json[] = Array.isArray(complaints) ? complaints : (complaints?.complaints ?? []);
+  const complaintHead = [
+    "#",
+    "Filed",
+    "Category",
+    "Consumer",
+    "Status",
+    "Classification",
+    "Severity",
+    "Outcome",
+    "Details (SM3)",
+  ];
+  const complaintCells = (c: Json) => [
+    c.id,
+    time(c.filedAt),
+    c.category,
+    c.consumer,
+    c.status,
+    c.classification ?? "-",
+    c.severity ?? "-",
+    c.outcome ?? "-",
+    c.detailsHash,
+  ];
   const cards = [...new Set(rows.filter((r) => r.card).map((r) => r.card as number))].sort((a, b) => a - b);
-  const head = ["Time", "Block", "Kind", "Card", "Amount", "Escrow after", "Tx", "Note"];
+  const head = ["Time", "Block", "Kind", "Card", "Amount", "Account after", "Tx", "Note"];
   const cells = (r: Json) => [
     time(r.time),
     r.height,
@@ -112,14 +143,32 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
     h("h1", {}, "Programme"),
     h("p", { class: "mono wrap" }, programme),
     card(
-      "Escrow",
+      "Money",
       fields([
-        ["Now", yuan(tr.closing)],
+        ["Programme account (e-CNY)", yuan(tr.closing)],
+        ...((money
+          ? [
+              ["In escrow", yuan(money.escrowed)],
+              ["Due to the merchant (released, not yet claimed)", yuan(money.due)],
+              ["Sold", yuan(money.sold)],
+              ["Released to the merchant", yuan(money.released)],
+              ["Refunded", yuan(money.refunded)],
+              ["Claimed by the merchant", yuan(money.claimed)],
+            ]
+          : []) as [string, string][]),
+        ...((info?.escrowShareBps !== undefined
+          ? [["Share of each price escrowed", pct(Number(info.escrowShareBps))]]
+          : []) as [string, string][]),
         ["Movements", String(rows.length)],
       ]),
+      h(
+        "p",
+        { class: "muted" },
+        "The programme account holds what is in escrow and what was released to the merchant and not yet claimed.",
+      ),
     ),
     chart({
-      label: "Escrow balance (yuan) by block",
+      label: "Programme account (escrow + due to the merchant), yuan, by block",
       kind: "line",
       unit: "¥",
       points: rows.map((r) => ({ x: r.height, y: Number(BigInt(r.balance)) / 100 })),
@@ -127,6 +176,27 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
     card(
       `Cards (${cards.length})`,
       h("p", {}, ...cards.flatMap((c) => [link(`#/card/${programme}/${c}`, `card #${c}`), " "])),
+    ),
+    card(
+      `Complaints (${filed.length})`,
+      csvButton(`complaints-${programme}.csv`, complaintHead, () =>
+        filed.map((c) => complaintCells(c).map(String)),
+      ),
+      filed.length === 0
+        ? h("p", { class: "muted" }, "No complaint has been filed about this programme.")
+        : table(
+            complaintHead,
+            filed.map((c) => {
+              const x = complaintCells(c);
+              return [
+                ...x.slice(0, 3),
+                addrLink(c.consumer),
+                ...x.slice(4, 8),
+                h("span", { class: "mono small" }, `${String(c.detailsHash).slice(0, 18)}…`),
+              ];
+            }),
+            { id: "complaints" },
+          ),
     ),
     card(
       "Movements",
@@ -191,11 +261,20 @@ function arrow(x1: number, y1: number, x2: number, y2: number, amount: bigint, m
 }
 
 export async function cardPage(main: HTMLElement, programme: string, id: number): Promise<void> {
-  const tr = await rpc("audit_trace", { programme, card: id });
+  const [tr, view, info] = await Promise.all([
+    rpc("audit_trace", { programme, card: id }),
+    // where the card's money is, as the contract accounts it (paid = in escrow + released + refunded)
+    rpc("custos_call", programme, "card", msgpackArgs(id)),
+    rpc("custos_call", programme, "programme", msgpackArgs()).catch(() => undefined),
+  ]);
   const rows: Json[] = tr.rows;
   const f = flows(rows);
-  const toMerchant = f.used + f.fees;
-  const max = [f.bought, toMerchant, f.refunded].reduce((a, b) => (a > b ? a : b), 0n);
+  const paid = BigInt(view.paid);
+  const escrow = BigInt(view.escrow);
+  const released = BigInt(view.released);
+  const refunded = BigInt(view.refunded);
+  const max = [paid, released, refunded].reduce((a, b) => (a > b ? a : b), 0n);
+  const share = info?.escrowShareBps === undefined ? undefined : Number(info.escrowShareBps);
   const picture = s(
     "svg",
     {
@@ -224,19 +303,19 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
         s("path", { d: "M0,0 L10,5 L0,10 z" }),
       ),
     ),
-    box(10, 92, "Consumer wallet", "paid", "wallet"),
-    box(275, 92, `Escrow · card #${id}`, `open value ${yuan(tr.closing)}`, "escrow"),
+    box(10, 92, "Consumer wallet", `paid ${yuan(paid)}`, "wallet"),
+    box(275, 92, `Card #${id}`, `in escrow ${yuan(escrow)}`, "escrow"),
     box(
       540,
       20,
       "Merchant",
-      f.fees > 0n ? `${yuan(f.used)} + fee ${yuan(f.fees)}` : `used ${yuan(f.used)}`,
+      f.fees > 0n ? `${yuan(released)} (fee ${yuan(f.fees)})` : yuan(released),
       "merchant",
     ),
-    box(540, 164, "Refund to holder", yuan(f.refunded), "refund"),
-    arrow(160, 120, 272, 120, f.bought, max, "purchase"),
-    arrow(425, 110, 537, 48, toMerchant, max, "used"),
-    arrow(425, 130, 537, 192, f.refunded, max, "refunded"),
+    box(540, 164, "Refund to holder", yuan(refunded), "refund"),
+    arrow(160, 120, 272, 120, paid, max, "purchase"),
+    arrow(425, 110, 537, 48, released, max, "released"),
+    arrow(425, 130, 537, 192, refunded, max, "refunded"),
   );
   const head = ["Time", "Block", "Kind", "Amount", "Open value after", "By", "Tx", "Note"];
   const cells = (r: Json) => [
@@ -259,17 +338,31 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
       addrLink(programme),
       " · ",
       link(`#/programme/${programme}`, "programme view"),
+      ` · ${view.status}`,
     ),
     card(
       "Fund flow",
       picture,
       fields([
-        ["Purchased", yuan(f.bought)],
-        ["Released to the merchant", yuan(f.used)],
-        ...(f.fees > 0n ? [["Refund fees, to the merchant", yuan(f.fees)] as [string, string]] : []),
-        ["Refunded", yuan(f.refunded)],
-        ["Still in escrow", yuan(tr.closing)],
+        ["Paid", yuan(paid)],
+        ["Released to the merchant", yuan(released)],
+        ["Refunded", yuan(refunded)],
+        ["In escrow", yuan(escrow)],
       ]),
+      h(
+        "p",
+        { class: "muted", id: "fund-flow-note" },
+        [
+          "Paid = released + refunded + in escrow, as the contract accounts it at the latest block.",
+          share !== undefined && share < 10_000
+            ? `This programme escrows ${pct(share)} of each price; the rest reaches the merchant at purchase (or when the cooling-off period ends).`
+            : "",
+          f.fees > 0n ? `Released includes ${yuan(f.fees)} of refund fees.` : "",
+          `Service value not yet used or refunded (the card's open value): ${yuan(tr.closing)}.`,
+        ]
+          .filter(Boolean)
+          .join(" "),
+      ),
     ),
     card(
       "Movements",

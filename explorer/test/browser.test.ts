@@ -98,6 +98,9 @@ beforeAll(async () => {
   cardId = bought.output.id;
   await consumer.consume(cardId, 120_00n);
   await consumer.refund(cardId);
+  // a complaint about the school, classified by the regulator: the programme page lists it
+  await send("consumer-1", "complaints", "file", [school, "refund-refused", `0x${"ab".repeat(32)}`]);
+  await send("regulator", "complaints", "classify", [1, "valid", "serious"]);
   // the browser opens the observer's explorer once it has the validators' head
   const head = (await client.status()).height;
   const observer = new CustosClient(t.nodes[4]?.rpc as string);
@@ -244,10 +247,11 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.waitForSelector("#fund-flow");
     const flow = await page.textContent("#fund-flow");
     expect(flow).toMatch(/purchase ¥[1-9]/);
-    expect(flow).toMatch(/used ¥[1-9]/);
+    expect(flow).toMatch(/released ¥[1-9]/);
     expect(flow).toMatch(/refunded ¥[1-9]/);
-    // the figures under the picture add up: what was paid went to the merchant (with any refund
-    // fee), back to the holder, or is still in escrow
+    // the figures under the picture add up, as the contract accounts the card's money: what was
+    // paid went to the merchant (with any refund fee, and the part this programme does not
+    // escrow), back to the holder, or is still in escrow
     const figures = await page.$$eval("dl.fields dt", (dts) =>
       Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ""])),
     );
@@ -255,14 +259,29 @@ describe("the explorer in a browser, served by a testnet node", () => {
       const m = /¥([\d,]+)\.(\d{2})/.exec(text ?? "¥0.00") as RegExpExecArray;
       return BigInt((m[1] as string).replaceAll(",", "")) * 100n + BigInt(m[2] as string);
     };
-    expect(fen(figures.Purchased)).toBeGreaterThan(0n);
-    expect(fen(figures.Purchased)).toBe(
-      fen(figures["Released to the merchant"]) +
-        fen(figures["Refund fees, to the merchant"]) +
-        fen(figures.Refunded) +
-        fen(figures["Still in escrow"]),
+    const view = await new PrepaidProgramme(client, school).card(cardId);
+    expect(fen(figures.Paid)).toBe(view.paid);
+    expect(fen(figures["In escrow"])).toBe(view.escrow);
+    expect(fen(figures.Paid)).toBe(
+      fen(figures["Released to the merchant"]) + fen(figures.Refunded) + fen(figures["In escrow"]),
     );
+    // the school escrows 70 % of each price: the page says so, and what the card's open value is
+    expect(await page.textContent("#fund-flow-note")).toMatch(/escrows 70\.00 % of each price/);
     await page.screenshot({ path: join(OUT, "desktop-card-flow.png"), fullPage: true });
+    // the programme: its money as the contract accounts it, and the complaint about it
+    await page.goto(`${base}#/programme/${school}`);
+    await page.waitForSelector("#complaints tbody tr");
+    const complaint = await page.textContent("#complaints tbody tr");
+    expect(complaint).toContain("refund-refused");
+    expect(complaint).toContain("valid");
+    expect(complaint).toContain("serious");
+    const money = await page.$$eval("dl.fields dt", (dts) =>
+      Object.fromEntries(dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ""])),
+    );
+    // the programme account holds what is in escrow and what is due to the merchant
+    expect(fen(money["Programme account (e-CNY)"])).toBe(
+      fen(money["In escrow"]) + fen(money["Due to the merchant (released, not yet claimed)"]),
+    );
     await page.goto(`${base}#/supervision`);
     await page.waitForSelector("#programmes tbody tr");
     expect(await page.textContent("#programmes")).toContain("Bright Future School");
@@ -271,8 +290,20 @@ describe("the explorer in a browser, served by a testnet node", () => {
     await page.waitForSelector("#validators tbody tr");
     expect(await page.locator("#validators tbody tr").count()).toBe(4);
     expect(await page.textContent("#ops-stats")).toContain("observer");
-    // the observer sees the 4 validators (and not itself)
-    expect(await page.locator("#nodes tbody tr").count()).toBe(4);
+    // every node, the observer serving the page first, each with the figures it reported: height,
+    // CPU, memory and disk of all four validators too
+    const nodes = await page.$$eval("#nodes tbody tr", (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent ?? "")),
+    );
+    expect(nodes.length).toBe(5);
+    expect(nodes[0]?.[0]).toBe("observer-0 (this node)");
+    expect(nodes.filter((n) => n[1] === "validator").length).toBe(4);
+    for (const n of nodes) {
+      expect(n[3]).toMatch(/^#\d+$/); // height
+      expect(n[10]).toMatch(/\d+\.\d s$/); // CPU time
+      expect(n[11]).toMatch(/MB$/); // memory
+      expect(n[12]).toMatch(/MB$/); // ledger on disk
+    }
     expect(await page.locator("#nodes tbody tr", { hasText: "yes" }).count()).toBe(4);
     await page.waitForSelector("#tps-chart");
     await page.screenshot({ path: join(OUT, "desktop-ops.png"), fullPage: true });
@@ -286,6 +317,12 @@ describe("the explorer in a browser, served by a testnet node", () => {
     expect(await page.textContent("main")).toContain("prepaid-card 1.0.0");
     expect(await page.textContent("#approval-trail")).toContain("voted for");
     await page.screenshot({ path: join(OUT, "desktop-contract.png"), fullPage: true });
+    expect(await page.textContent("#version-history")).toContain("instantiated");
+    // its template's page: the versions of prepaid-card and each one's approval
+    await page.click("#version-history a[href^='#/template/']");
+    await page.waitForSelector("#template-versions tbody tr");
+    expect(await page.textContent("#template-versions")).toMatch(/1\.0\.0.*executed/s);
+    expect(await page.textContent("#approval-trail")).toContain("voted for");
     await page.close();
   });
 
@@ -404,7 +441,7 @@ describe("the explorer in a browser, served by a testnet node", () => {
     expect(
       [...called].filter(
         (m) =>
-          !/^(custos_(status|getBlock|getTx|getBlockEvidence|getValidatorSetHistory|peers|call)|ecny_balance|audit_\w+)$/.test(
+          !/^(custos_(status|getBlock|getTx|getBlockEvidence|getValidatorSetHistory|peers|nodes|call)|ecny_balance|audit_\w+)$/.test(
             m,
           ),
       ),

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Sm2KeyPair } from "@custos/crypto";
 import { selectSm2, VerifierPool } from "@custos/crypto";
 import { encodeCertificate, type Genesis } from "@custos/types";
-import { CustosError, type Logger } from "@custos/utils";
+import { bytesEqual, CustosError, type Logger } from "@custos/utils";
 import { AuditIndex } from "./audit/auditIndex.js";
 import { AuditService } from "./audit/auditService.js";
 import { auditRpcMethods } from "./audit/rpc.js";
@@ -13,10 +13,12 @@ import { chainLedgerSpec, openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { ProposalTxs } from "./chain/proposalTxs.js";
 import { BlockSync } from "./chain/sync.js";
+import { encodeSyncRequest } from "./chain/syncProtocol.js";
 import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
 import { armCrashPoints } from "./crashPoint.js";
 import { Executor } from "./execution/executor.js";
+import { encodeNodeHealth, HealthBoard, type NodeHealth } from "./health.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
 import type { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
@@ -359,6 +361,52 @@ export class CustosNode {
         if (announce) net?.publish(topics(genesis.chainId).blocks, encodeCertificate(c.certificate));
       };
       const writer: ChainWriter = driver ?? new SerialWriter();
+      const localHealth = async (): Promise<NodeHealth> => {
+        const cpu = process.cpuUsage();
+        const mem = process.memoryUsage();
+        return {
+          role,
+          height: ledger.head.height,
+          headTime: ledger.head.header.timestamp,
+          view: driver?.view ?? 0,
+          peers: net?.connected ?? 0,
+          pool: pool.size,
+          viewChanges: driver?.viewChanges ?? 0,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          rssBytes: mem.rss,
+          heapBytes: mem.heapUsed,
+          diskBytes: await metrics.diskBytes(),
+          syncing: sync.syncing,
+          uptimeSeconds: process.uptime(),
+        };
+      };
+      const health = new HealthBoard({
+        // its name in the set that holds its key (a validator's, or an observer's)
+        name:
+          head.validators.find((v) => bytesEqual(v.publicKey, key.publicKey))?.name ??
+          head.observers.find((v) => bytesEqual(v.publicKey, key.publicKey))?.name ??
+          "this node",
+        local: localHealth,
+        peers: () => {
+          const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
+          return (net?.knownPeers() ?? [])
+            .filter((p) => p.peerId !== net?.peerId)
+            .map((p) => ({
+              index: p.index,
+              name: p.name ?? `peer-${p.index}`,
+              role: p.role,
+              connected: connected.has(p.peerId),
+            }));
+        },
+        ask: async (index, signal) => {
+          if (!net) return undefined;
+          const [frame] = await net.request(index, encodeSyncRequest({ kind: "health" }), 1, {
+            signal,
+            maxBytes: 512,
+          });
+          return frame;
+        },
+      });
       const sync = new BlockSync({
         genesis,
         ledger,
@@ -369,6 +417,7 @@ export class CustosNode {
         signal: controller.signal,
         pendingTx: (h) => pool.get(h)?.bytes,
         snapshots,
+        health: async () => encodeNodeHealth(await localHealth()),
         // a validator gives consensus a moment to fill a gap (decisions from its peers) before it
         // syncs; on an idle chain nothing else would bring a restarted validator up to date
         lagBlocks: 1,
@@ -406,6 +455,7 @@ export class CustosNode {
                 height: sync.peerHeight(p.index) ?? null,
               }));
           },
+          nodes: () => health.rows(),
         }),
       };
       Object.assign(

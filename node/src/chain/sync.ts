@@ -71,6 +71,8 @@ export interface BlockSyncOptions {
   pendingTx?: TxSource;
   /** This node's state snapshots, served to peers that join from one. */
   snapshots?: SnapshotSource;
+  /** This node's vital signs, encoded (health.ts), for peers that ask. */
+  health?: () => Promise<Uint8Array>;
   onApplied(c: CommittedBlock): void;
   /** The ledger could not be written, or executing a certified block gave another result. */
   onFatal(err: Error): void;
@@ -246,7 +248,7 @@ export class BlockSync {
 
   /** Answers a peer's sync request from the ledger (syncProtocol.ts). */
   serve(_from: NetworkPeer, request: Uint8Array): AsyncGenerator<Uint8Array> {
-    return serveSync(this.o.ledger, request, this.o.pendingTx, this.o.snapshots);
+    return serveSync(this.o.ledger, request, this.o.pendingTx, this.o.snapshots, this.o.health);
   }
 
   private async pollHeads(): Promise<void> {

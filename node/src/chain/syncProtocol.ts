@@ -40,7 +40,9 @@ export type SyncRequest =
   /** A snapshot's meta (snapshot/snapshot.ts), in frames of at most META_FRAME_BYTES to concatenate. */
   | { kind: "snapshotMeta"; height: number }
   /** One state chunk of a snapshot (one frame), checked by the asker against the meta's digest. */
-  | { kind: "snapshotChunk"; height: number; index: number };
+  | { kind: "snapshotChunk"; height: number; index: number }
+  /** The peer's vital signs (one frame, health.ts), for the operations view. */
+  | { kind: "health" };
 
 /** A snapshot meta travels in frames of this size. */
 export const META_FRAME_BYTES = 4 * 1024 * 1024;
@@ -51,6 +53,7 @@ export function encodeSyncRequest(r: SyncRequest): Uint8Array {
   if (r.kind === "head") return encode([1, "head"]);
   if (r.kind === "blocks") return encode([1, "blocks", BigInt(r.from), r.count]);
   if (r.kind === "snapshots") return encode([1, "snapshots"]);
+  if (r.kind === "health") return encode([1, "health"]);
   if (r.kind === "snapshotMeta") return encode([1, "snapshotMeta", BigInt(r.height)]);
   if (r.kind === "snapshotChunk") return encode([1, "snapshotChunk", BigInt(r.height), r.index]);
   return encode([1, "txs", Buffer.concat(r.hashes)]);
@@ -62,7 +65,7 @@ export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
   if (readUint(a[0], fieldAt(S, "version"), 1) !== 1)
     throw new DecodeError("DECODE_UNKNOWN_VERSION", S, "version", "unknown version");
   const kind = readString(a[1], fieldAt(S, "kind"), { max: 16 });
-  if ((kind === "head" || kind === "snapshots") && a.length === 2) return { kind };
+  if ((kind === "head" || kind === "snapshots" || kind === "health") && a.length === 2) return { kind };
   if (kind === "snapshotMeta" && a.length === 3)
     return { kind, height: readSafeU64(a[2], fieldAt(S, "height")) };
   if (kind === "snapshotChunk" && a.length === 4)
@@ -146,6 +149,7 @@ export async function* serveSync(
   request: Uint8Array,
   pending?: TxSource,
   snapshots?: SnapshotSource,
+  health?: () => Promise<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   let r: SyncRequest;
   try {
@@ -159,6 +163,10 @@ export async function* serveSync(
   }
   if (r.kind === "snapshots") {
     yield encode((snapshots?.heights() ?? []).slice(0, 64).map(BigInt));
+    return;
+  }
+  if (r.kind === "health") {
+    if (health) yield await health();
     return;
   }
   if (r.kind === "snapshotMeta") {

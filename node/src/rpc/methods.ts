@@ -12,6 +12,7 @@ import {
 import { CustosError, errorMessage, fromHex } from "@custos/utils";
 import { ENGINE } from "@custos/vm";
 import type { Executor } from "../execution/executor.js";
+import type { NodeRow } from "../health.js";
 import type { Ledger } from "../ledger/ledger.js";
 import type { TxPool } from "../txpool/txpool.js";
 import type { RpcErrorName } from "./errors.js";
@@ -43,6 +44,8 @@ export interface RpcContext {
     connected: boolean;
     height: number | null;
   }[];
+  /** Every node with its vital signs: this one's read here, each connected peer's as it reported them. */
+  nodes?(): Promise<NodeRow[]>;
 }
 
 export type RpcMethod = (params: unknown[]) => Promise<unknown>;
@@ -194,6 +197,24 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
     custos_peers: {
       scope: "read",
       fn: async () => c.peers?.() ?? [],
+    },
+
+    /**
+     * custos_nodes(): every node of the chain (this one first) with its vital signs: height, head
+     * time, view, peers, pool, view changes, CPU, memory and ledger disk, as each reported them.
+     */
+    custos_nodes: {
+      scope: "read",
+      fn: async () => {
+        const rows = (await c.nodes?.()) ?? [];
+        return rows.map((r) => ({
+          ...r,
+          health: r.health && {
+            ...r.health,
+            cpuSeconds: r.health.cpuMs / 1000,
+          },
+        }));
+      },
     },
 
     custos_status: {

@@ -139,15 +139,12 @@ describe("requests (block sync) and gossip", () => {
     expect(got[0]).toMatch(/^hello/);
     // gossip is best effort (a message can meet a connection being replaced): forged messages
     // are published until one arrives; the first that does costs a its connection
-    await until(
-      async () => {
-        if (b.peersDisconnected > 0) return true;
-        a.publish("/t", new TextEncoder().encode(`xx forged ${Date.now()}`));
-        await new Promise((r) => setTimeout(r, 300));
-        return b.peersDisconnected > 0;
-      },
-      15_000,
-    );
+    await until(async () => {
+      if (b.peersDisconnected > 0) return true;
+      a.publish("/t", new TextEncoder().encode(`xx forged ${Date.now()}`));
+      await new Promise((r) => setTimeout(r, 300));
+      return b.peersDisconnected > 0;
+    }, 15_000);
     const hungUp = b.peersDisconnected;
     // a request its handler refuses with a CustosError (SYNC_BAD_REQUEST): the asker is hung up on
     await until(() => a.connected === 1 && b.connected === 1, 10_000); // after the ban for the forged gossip

@@ -220,7 +220,7 @@ describe("crash points on a 4-validator testnet of real processes", () => {
           () =>
             encode([
               1,
-              pick(["head", "blocks", "txs", "snapshots", "snapshot", "nope", ""]),
+              pick(["head", "blocks", "txs", "snapshots", "snapshot", "health", "nope", ""]),
               ...[r() * 1e9, -1, 2 ** 53, junk()].slice(0, Math.floor(r() * 4)),
             ]),
           () => encode([Math.floor(r() * 5), "blocks", Math.floor(r() * 100), Math.floor(r() * 10_000)]),
