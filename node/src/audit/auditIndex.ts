@@ -105,21 +105,44 @@ const u32 = (n: number) => {
   b.writeUInt32BE(n);
   return b;
 };
-const u16 = (n: number) => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-};
-const key = (prefix: number, ...parts: (Uint8Array | string)[]) =>
-  new Uint8Array(
-    Buffer.concat([Uint8Array.of(prefix), ...parts.map((p) => (typeof p === "string" ? utf8.encode(p) : p))]),
-  );
+/** An index key: the key space's byte, then the parts (strings as UTF-8, written directly when ASCII). */
+function key(prefix: number, ...parts: (Uint8Array | string)[]): Uint8Array {
+  let n = 1;
+  let ascii = true;
+  for (const p of parts) {
+    if (typeof p !== "string") n += p.byteLength;
+    else {
+      n += p.length;
+      for (let i = 0; ascii && i < p.length; i++) if (p.charCodeAt(i) > 0x7f) ascii = false;
+    }
+  }
+  if (!ascii) return key(prefix, ...parts.map((p) => (typeof p === "string" ? utf8.encode(p) : p)));
+  const out = new Uint8Array(n);
+  out[0] = prefix;
+  let at = 1;
+  for (const p of parts) {
+    if (typeof p === "string") {
+      for (let i = 0; i < p.length; i++) out[at + i] = p.charCodeAt(i);
+      at += p.length;
+    } else {
+      out.set(p, at);
+      at += p.byteLength;
+    }
+  }
+  return out;
+}
 const ZERO = Uint8Array.of(0);
 const EMPTY = new Uint8Array(0);
-const pos = (height: number, tx: number, event?: number) =>
-  event === undefined
-    ? Buffer.concat([u64(height), u32(tx)])
-    : Buffer.concat([u64(height), u32(tx), u16(event)]);
+/** height (8) | tx (4) [| event (2)], big-endian: the order of the chain. */
+function pos(height: number, tx: number, event?: number): Uint8Array {
+  const out = new Uint8Array(event === undefined ? 12 : 14);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, Math.floor(height / 0x1_0000_0000));
+  v.setUint32(4, height >>> 0);
+  v.setUint32(8, tx);
+  if (event !== undefined) v.setUint16(12, event);
+  return out;
+}
 const readPos = (b: Uint8Array, at: number) => {
   const v = Buffer.from(b.buffer, b.byteOffset + at, 14);
   return { height: Number(v.readBigUInt64BE(0)), tx: v.readUInt32BE(8), index: v.readUInt16BE(12) };

@@ -15,12 +15,14 @@ export interface RotatingFileOptions {
   /** How often the size is checked. */
   checkIntervalMs?: number;
   /**
-   * Lines are held and written in runs of up to 4 KiB, and at least this often (ms): a busy log
+   * Lines are held and written in runs of `minBytes` (4 KiB unless set), and at least this often (ms): a busy log
    * (the ops log has a line per accepted transaction) costs one write per run instead of one per
    * line. A kill -9 loses at most what the last interval held; a normal exit and close() write
    * everything. Unset: each line is written as it comes.
    */
   flushMs?: number;
+  /** With flushMs: how much is held before a write. */
+  minBytes?: number;
 }
 
 export interface RotatingFileLogger {
@@ -67,7 +69,14 @@ export function createRotatingFileLogger(file: string, o: RotatingFileOptions): 
     dest: file,
     mkdir: true,
     sync: false,
-    ...(o.flushMs !== undefined ? { minLength: 4096, periodicFlush: o.flushMs } : {}),
+    ...(o.flushMs !== undefined
+      ? {
+          minLength: o.minBytes ?? 4096,
+          // a write takes at most this much (sonic-boom wants it above minLength)
+          maxWrite: Math.max(16 * 1024, 4 * (o.minBytes ?? 4096)),
+          periodicFlush: o.flushMs,
+        }
+      : {}),
   });
   const timer = setInterval(() => {
     try {
