@@ -1,6 +1,5 @@
 import { CustosError } from "./errors.js";
 
-
 /** Lowercase hex without prefix. */
 export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
