@@ -15,8 +15,8 @@ export function openLogs(
 ): NodeLogs {
   const common = { maxBytes: o.maxFileBytes, keep: o.keepFiles, retentionDays: o.retentionDays };
   const log = createRotatingFileLogger(join(dir, "node.log"), { ...common, level: o.level });
-  // a line per accepted transaction: written in runs of up to 64 KiB, at least every 200 ms (each
-  // write is a trip to the thread pool, which costs the event loop a thread wake-up)
+  // a line per accepted transaction: written in runs of 64 KiB, at least every 200 ms (a write per
+  // run, not per line)
   const ops = createRotatingFileLogger(join(dir, "ops.log"), {
     ...common,
     level: "info",

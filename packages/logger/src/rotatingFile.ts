@@ -68,7 +68,10 @@ export function createRotatingFileLogger(file: string, o: RotatingFileOptions): 
   const dest = pino.destination({
     dest: file,
     mkdir: true,
-    sync: false,
+    // Held lines are written synchronously, in runs: a run is one write into the page cache, in
+    // order, and close() writes the rest after it (an asynchronous run still in flight at close
+    // could land after the lines close wrote: seen once, a file ending in line 57 of 100)
+    sync: o.flushMs !== undefined,
     ...(o.flushMs !== undefined
       ? {
           minLength: o.minBytes ?? 4096,
