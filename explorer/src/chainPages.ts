@@ -17,7 +17,7 @@ import {
   txLink,
   yuan,
 } from "./dom.js";
-import { approvalTrail, proposalSummary } from "./governance.js";
+import { approvalTrail, callEach, proposalSummary } from "./governance.js";
 import { batch, type Json, rpc } from "./rpc.js";
 import type { TxProof } from "./verify.js";
 
@@ -295,31 +295,21 @@ export async function accountPage(main: HTMLElement, address: string): Promise<v
 /** A contract instance: its template, code hash, status, its versions over time and each one's approval trail. */
 async function contractCard(instance: Json): Promise<HTMLElement> {
   const history: Json[] = instance.history ?? [];
-  const hashes = [...new Set([instance.codeHash, ...history.map((x) => x.codeHash)])];
-  const templates = new Map<string, Json>();
-  for (const [i, t] of (
-    await batch(
-      hashes.map((c) => ["custos_call", "templates", "get", msgpackArgs(c)] as [string, ...unknown[]]),
-    )
-  ).entries())
-    if (!(t instanceof Error)) templates.set(hashes[i] as string, t);
+  const templates = await callEach(
+    [...new Set<string>([instance.codeHash, ...history.map((x) => x.codeHash)])],
+    "templates",
+    "get",
+  );
   const template = templates.get(instance.codeHash);
   // the proposals: the current template's approval, and each upgrade's
-  const ids = [
-    ...new Set(
-      [template?.proposalId, ...history.map((x) => x.proposalId)].filter(
-        (x): x is number => typeof x === "number" && x > 0,
-      ),
+  const proposals = await callEach(
+    [...new Set([template?.proposalId, ...history.map((x) => x.proposalId)])].filter(
+      (x): x is number => typeof x === "number" && x > 0,
     ),
-  ];
-  const proposals = new Map<number, Json>();
-  for (const [i, p] of (
-    await batch(
-      ids.map((id) => ["custos_call", "governance", "get", msgpackArgs(id)] as [string, ...unknown[]]),
-    )
-  ).entries())
-    if (!(p instanceof Error)) proposals.set(ids[i] as number, p);
-  const proposal = typeof template?.proposalId === "number" ? proposals.get(template.proposalId) : undefined;
+    "governance",
+    "get",
+  );
+  const proposal = proposals.get(template?.proposalId);
   const versionOf = (codeHash: string) => {
     const t = templates.get(codeHash);
     return t
@@ -349,7 +339,7 @@ async function contractCard(instance: Json): Promise<HTMLElement> {
               versionOf(x.codeHash),
               h("span", { class: "mono small" }, x.codeHash),
               x.proposalId > 0
-                ? `upgraded by ${proposalSummary(proposals.get(x.proposalId) ?? { id: x.proposalId, status: "?", approvals: "?", rejections: "?", threshold: "?" })}`
+                ? `upgraded by ${proposalSummary(proposals.get(x.proposalId), x.proposalId)}`
                 : "instantiated",
             ]),
             { id: "version-history" },

@@ -3,7 +3,7 @@
 // Read with custos_call on the governance and templates system contracts.
 import { msgpackArgs } from "./args.js";
 import { addrLink, card, csvButton, fields, h, link, put, table, time } from "./dom.js";
-import { batch, type Json, rpc } from "./rpc.js";
+import { batch, type Json } from "./rpc.js";
 
 /** msgpack of an empty argument list (0x90): the list queries take their defaults. */
 const NO_ARGS = "0x90";
@@ -90,8 +90,23 @@ export function approvalTrail(proposal: Json, id?: string): HTMLElement {
   );
 }
 
-export function proposalSummary(proposal: Json | undefined): string {
-  if (!proposal) return "-";
+/** Each query's answer by its key; queries the node refused are left out. */
+export async function callEach<K extends string | number>(
+  keys: readonly K[],
+  contract: string,
+  method: string,
+): Promise<Map<K, Json>> {
+  const answers = await batch(
+    keys.map((k) => ["custos_call", contract, method, msgpackArgs(k)] as [string, ...unknown[]]),
+  );
+  const out = new Map<K, Json>();
+  for (const [i, a] of answers.entries()) if (!(a instanceof Error)) out.set(keys[i] as K, a);
+  return out;
+}
+
+/** A proposal's outcome in one line; `id` names one that could not be read. */
+export function proposalSummary(proposal: Json | undefined, id?: number): string {
+  if (!proposal) return id ? `proposal #${id}` : "-";
   return `proposal #${proposal.id}: ${proposal.status}, ${proposal.approvals} for, ${proposal.rejections} against (threshold ${proposal.threshold})${proposal.veto ? ", vetoed" : ""}`;
 }
 
@@ -105,19 +120,19 @@ export async function templatePage(main: HTMLElement, codeHash: string): Promise
     ["custos_call", "templates", "list", NO_ARGS],
   ]);
   if (t instanceof Error) throw t;
-  const proposal =
-    typeof t.proposalId === "number" && t.proposalId > 0
-      ? await rpc("custos_call", "governance", "get", msgpackArgs(t.proposalId)).catch(() => undefined)
-      : undefined;
   const list: Json[] = all instanceof Error ? [] : Array.isArray(all) ? all : (all.templates ?? []);
   const versions = list
     .filter((x) => x.name === t.name)
     .sort((a, b) => (a.createdHeight ?? 0) - (b.createdHeight ?? 0));
-  const props = await batch(
-    versions.map(
-      (v) => ["custos_call", "governance", "get", msgpackArgs(v.proposalId ?? 0)] as [string, ...unknown[]],
+  // every version's proposal, this template's among them
+  const proposals = await callEach(
+    [...new Set([t.proposalId, ...versions.map((v) => v.proposalId)])].filter(
+      (x): x is number => typeof x === "number" && x > 0,
     ),
+    "governance",
+    "get",
   );
+  const proposal = proposals.get(t.proposalId);
   put(
     main,
     h("h1", {}, `Template ${t.name} ${t.version}`),
@@ -139,16 +154,13 @@ export async function templatePage(main: HTMLElement, codeHash: string): Promise
       `Versions of ${t.name} (${versions.length})`,
       table(
         ["Version", "Status", "Submitted", "Code hash (SM3)", "Approval"],
-        versions.map((v, i) => {
-          const p = props[i];
-          return [
-            v.codeHash === t.codeHash ? h("b", {}, v.version) : link(`#/template/${v.codeHash}`, v.version),
-            v.status,
-            `#${v.createdHeight}, ${time(v.createdTime)}`,
-            h("span", { class: "mono small" }, v.codeHash),
-            p instanceof Error ? "-" : proposalSummary(p),
-          ];
-        }),
+        versions.map((v) => [
+          v.codeHash === t.codeHash ? h("b", {}, v.version) : link(`#/template/${v.codeHash}`, v.version),
+          v.status,
+          `#${v.createdHeight}, ${time(v.createdTime)}`,
+          h("span", { class: "mono small" }, v.codeHash),
+          proposalSummary(proposals.get(v.proposalId), v.proposalId),
+        ]),
         { id: "template-versions" },
       ),
     ),

@@ -103,7 +103,7 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
     rpc("custos_call", "complaints", "list", msgpackArgs({ map: { programme } }, 500)).catch(() => []),
   ]);
   const rows: Json[] = tr.rows;
-  const filed: Json[] = Array.isArray(complaints) ? complaints : (complaints?.complaints ?? []);
+  const filed: Json[] = complaints;
   const complaintHead = [
     "#",
     "Filed",
@@ -145,7 +145,8 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
     card(
       "Money",
       fields([
-        ["Programme account (e-CNY)", yuan(tr.closing)],
+        // from the contract when it answered: the same block as the figures below
+        ["Programme account (e-CNY)", yuan(money?.balance ?? tr.closing)],
         ...((money
           ? [
               ["In escrow", yuan(money.escrowed)],
@@ -210,28 +211,18 @@ export async function programmePage(main: HTMLElement, programme: string): Promi
 }
 
 /**
- * Sums of the card's movements by what they did to its value (each row's delta, in the fen the
- * consumer paid: a consumption of 120 yuan of list price on a discounted card takes less than
- * 120 yuan out of escrow). A refund takes the refund and its fee out of the card and pays the fee
- * to the merchant: drawn with what the merchant received, so that the picture adds up to the
- * purchase.
+ * The refund fees a card's refunds paid to the merchant: a refund takes the refund and its fee
+ * out of the card (the row's delta), and the holder gets the amount.
  */
-function flows(rows: Json[]) {
-  let bought = 0n;
-  let used = 0n;
-  let refunded = 0n;
+function refundFees(rows: Json[]): bigint {
   let fees = 0n;
   for (const r of rows) {
-    const amount = BigInt(r.amount ?? 0);
+    if (r.kind !== "refund" && r.kind !== "forced-refund") continue;
     const out = -BigInt(r.delta ?? 0);
-    if (r.kind === "purchase") bought += amount;
-    else if (r.kind === "consumption" || r.kind === "release" || r.kind === "claim") used += out;
-    else if (r.kind === "refund" || r.kind === "forced-refund") {
-      refunded += amount;
-      if (out > amount) fees += out - amount;
-    }
+    const amount = BigInt(r.amount ?? 0);
+    if (out > amount) fees += out - amount;
   }
-  return { bought, used, refunded, fees };
+  return fees;
 }
 
 function box(x: number, y: number, title: string, value: string, cls: string) {
@@ -268,7 +259,7 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
     rpc("custos_call", programme, "programme", msgpackArgs()).catch(() => undefined),
   ]);
   const rows: Json[] = tr.rows;
-  const f = flows(rows);
+  const fees = refundFees(rows);
   const paid = BigInt(view.paid);
   const escrow = BigInt(view.escrow);
   const released = BigInt(view.released);
@@ -309,7 +300,7 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
       540,
       20,
       "Merchant",
-      f.fees > 0n ? `${yuan(released)} (fee ${yuan(f.fees)})` : yuan(released),
+      fees > 0n ? `${yuan(released)} (fee ${yuan(fees)})` : yuan(released),
       "merchant",
     ),
     box(540, 164, "Refund to holder", yuan(refunded), "refund"),
@@ -357,7 +348,7 @@ export async function cardPage(main: HTMLElement, programme: string, id: number)
           share !== undefined && share < 10_000
             ? `This programme escrows ${pct(share)} of each price; the rest reaches the merchant at purchase (or when the cooling-off period ends).`
             : "",
-          f.fees > 0n ? `Released includes ${yuan(f.fees)} of refund fees.` : "",
+          fees > 0n ? `Released includes ${yuan(fees)} of refund fees.` : "",
           `Service value not yet used or refunded (the card's open value): ${yuan(tr.closing)}.`,
         ]
           .filter(Boolean)

@@ -37,7 +37,8 @@ export interface NodeHealth {
 }
 
 const VERSION = 1;
-const MAX_HEALTH_BYTES = 512;
+/** The most an answer may take (it takes ~80 bytes). */
+export const MAX_HEALTH_BYTES = 512;
 
 export function encodeNodeHealth(h: NodeHealth): Uint8Array {
   return encode([

@@ -18,7 +18,7 @@ import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen
 import { openSigning } from "./consensus/signing.js";
 import { armCrashPoints } from "./crashPoint.js";
 import { Executor } from "./execution/executor.js";
-import { encodeNodeHealth, HealthBoard, type NodeHealth } from "./health.js";
+import { encodeNodeHealth, HealthBoard, MAX_HEALTH_BYTES, type NodeHealth } from "./health.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
 import type { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
@@ -361,6 +361,19 @@ export class CustosNode {
         if (announce) net?.publish(topics(genesis.chainId).blocks, encodeCertificate(c.certificate));
       };
       const writer: ChainWriter = driver ?? new SerialWriter();
+      /** The chain's other nodes (validators and observers), connected or not. */
+      const otherNodes = () => {
+        const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
+        return (net?.knownPeers() ?? [])
+          .filter((p) => p.peerId !== net?.peerId)
+          .map((p) => ({
+            index: p.index,
+            name: p.name ?? `peer-${p.index}`,
+            role: p.role,
+            peerId: p.peerId,
+            connected: connected.has(p.peerId),
+          }));
+      };
       const localHealth = async (): Promise<NodeHealth> => {
         const cpu = process.cpuUsage();
         const mem = process.memoryUsage();
@@ -387,22 +400,12 @@ export class CustosNode {
           head.observers.find((v) => bytesEqual(v.publicKey, key.publicKey))?.name ??
           "this node",
         local: localHealth,
-        peers: () => {
-          const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
-          return (net?.knownPeers() ?? [])
-            .filter((p) => p.peerId !== net?.peerId)
-            .map((p) => ({
-              index: p.index,
-              name: p.name ?? `peer-${p.index}`,
-              role: p.role,
-              connected: connected.has(p.peerId),
-            }));
-        },
+        peers: otherNodes,
         ask: async (index, signal) => {
           if (!net) return undefined;
           const [frame] = await net.request(index, encodeSyncRequest({ kind: "health" }), 1, {
             signal,
-            maxBytes: 512,
+            maxBytes: MAX_HEALTH_BYTES,
           });
           return frame;
         },
@@ -442,19 +445,8 @@ export class CustosNode {
             syncTarget: sync.target,
             ...(driver ? { active: driver.active } : {}),
           }),
-          peers: () => {
-            const connected = new Set(net?.connectedPeers().map((p) => p.peerId) ?? []);
-            const self = net?.peerId;
-            return (net?.knownPeers() ?? [])
-              .filter((p) => p.peerId !== self)
-              .map((p) => ({
-                name: p.name ?? `peer-${p.index}`,
-                role: p.role,
-                peerId: p.peerId,
-                connected: connected.has(p.peerId),
-                height: sync.peerHeight(p.index) ?? null,
-              }));
-          },
+          peers: () =>
+            otherNodes().map(({ index, ...p }) => ({ ...p, height: sync.peerHeight(index) ?? null })),
           nodes: () => health.rows(),
         }),
       };

@@ -205,16 +205,7 @@ function allMethods(c: RpcContext): Record<string, MethodSpec> {
      */
     custos_nodes: {
       scope: "read",
-      fn: async () => {
-        const rows = (await c.nodes?.()) ?? [];
-        return rows.map((r) => ({
-          ...r,
-          health: r.health && {
-            ...r.health,
-            cpuSeconds: r.health.cpuMs / 1000,
-          },
-        }));
-      },
+      fn: async () => (await c.nodes?.()) ?? [],
     },
 
     custos_status: {
