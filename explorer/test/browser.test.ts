@@ -305,6 +305,12 @@ describe("the explorer in a browser, served by a testnet node", () => {
       expect(n[12]).toMatch(/MB$/); // ledger on disk
     }
     expect(await page.locator("#nodes tbody tr", { hasText: "yes" }).count()).toBe(4);
+    // custos_peers (the same node list, with the height each peer last showed) from the observer
+    const peers = await new CustosClient(t.nodes[4]?.rpc as string).request<any[]>("custos_peers");
+    expect(peers.map((p) => [p.name, p.role, p.connected])).toEqual(
+      [0, 1, 2, 3].map((i) => [`validator-${i}`, "validator", true]),
+    );
+    for (const p of peers) expect(p.height).toBeGreaterThan(0);
     await page.waitForSelector("#tps-chart");
     await page.screenshot({ path: join(OUT, "desktop-ops.png"), fullPage: true });
     await page.goto(`${base}#/governance`);
