@@ -72,6 +72,8 @@ export interface CheckOptions {
   /** Concurrent workload clients (default 3). */
   clients?: number;
   observers?: number;
+  /** Nodes in network namespaces where the machine allows it (default); false: all on 127.0.0.1. */
+  netns?: boolean;
   /** An existing directory to hold the testnet (default: a new temporary one, removed unless keep). */
   dir?: string;
   keep?: boolean;
@@ -105,6 +107,8 @@ export interface CheckResult {
   wallMs: number;
   reproduce: string;
   dir: string;
+  /** Where the faults were made: "network namespaces" (the kernel's) or why on 127.0.0.1. */
+  network: string;
 }
 
 interface Ack {
@@ -152,7 +156,7 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
   const log = o.log ?? (() => {});
   const rnd = seededRandom(o.seed);
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), `custos-check-${o.seed}-`)));
-  const reproduce = `npx custos testnet check --seed ${o.seed} --faults ${faults.join(",")} --steps ${plan.length} --hold ${holdMs}`;
+  const reproduce = `npx custos testnet check --seed ${o.seed} --faults ${faults.join(",")} --steps ${plan.length} --hold ${holdMs}${o.netns === false ? " --no-netns" : ""}`;
   const failures: string[] = [];
   const steps: StepReport[] = [];
   const acks: Ack[] = [];
@@ -165,9 +169,7 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
   let stop = false;
   let sampling = true;
 
-  log(
-    `seed ${o.seed}: schedule ${plan.join(", ")} (hold ${holdMs} ms each) in ${dir}; network faults by the link proxy on 127.0.0.1 (no network namespaces)`,
-  );
+  log(`seed ${o.seed}: schedule ${plan.join(", ")} (hold ${holdMs} ms each) in ${dir}`);
   const t = await testnet.up({
     dir,
     nodes: VALIDATORS,
@@ -176,10 +178,15 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
     command: o.command,
     blockIntervalMs: 50,
     faults: true,
+    ...(o.netns === false ? { netns: false } : {}),
     // shorter view timeouts than production's 3 s so that a schedule runs in CI time
     consensus: { baseTimeoutMs: 1500, maxTimeoutMs: 12_000, maxClockDriftMs },
     timeoutMs: 120_000,
   });
+  const network = t.netns
+    ? `network namespaces (${t.netns.subnet}.0/24): the kernel cuts and loses packets, the link proxy delays them`
+    : (t.links?.fallback ?? "127.0.0.1");
+  log(`seed ${o.seed}: network faults in ${network}`);
   const all = t.nodes.map((_, i) => i);
   const client = (i: number) =>
     new CustosClient((t.nodes[i] as testnet.TestnetNode).rpc, { timeoutMs: 5000 });
@@ -475,6 +482,7 @@ export async function check(o: CheckOptions): Promise<CheckResult> {
       wallMs: Date.now() - started,
       reproduce,
       dir,
+      network,
     };
     log(
       `seed ${o.seed}: ${result.ok ? "OK" : "FAILED"}: ${acks.length} acknowledged, ${lost.length} lost, ${unacknowledged} unacknowledged, height ${final}, max view ${maxViewSeen}, longest recovery ${result.longestRecoverMs} ms${result.ok ? "" : `\n  ${failures.join("\n  ")}\n  reproduce: ${reproduce}`}`,

@@ -7,14 +7,15 @@ import { CustosError, sleep } from "@custos/utils";
 /**
  * The fault-injecting link layer of a testnet started with `--faults` (issue 17).
  *
- * This machine's kernel has no netem, so delay, jitter, loss and bandwidth are done in user space:
- * one proxy process per testnet listens on one port per directed link (i -> j: the port node i
+ * One proxy process per testnet listens on one port per directed link (i -> j: the port node i
  * dials to reach node j, written into node i's config.json `p2p.dial`), and forwards each TCP
- * connection to node j's real libp2p port. Everything runs on 127.0.0.1 (no network namespaces:
- * the nodes are plain processes of this machine, see testnet/README.md).
+ * connection to node j's real libp2p port. This machine's kernel has no netem, so delay and
+ * jitter are always the proxy's. Where the machine allows network namespaces (netns.ts), each
+ * node has its own and the kernel does cuts, loss and bandwidth on real packets; where it does
+ * not, everything runs on 127.0.0.1 and the proxy does all of it.
  *
- * What each fault means on a TCP stream (libp2p's noise + yamux ride on it, so bytes can only be
- * delayed, held or cut, never reordered, duplicated or dropped without breaking the stream):
+ * What each fault means on a TCP stream in the proxy (libp2p's noise + yamux ride on it, so bytes
+ * can only be delayed, held or cut, never reordered, duplicated or dropped without breaking it):
  * - `delayMs` + uniform `jitterMs`: each chunk arrives that much later, in order;
  * - `loss` (0..1): a chunk that is "lost" arrives one retransmission timeout later (200 ms,
  *   doubling with each consecutive loss up to 3.2 s), as TCP would deliver it;
@@ -163,7 +164,7 @@ class Pipe {
   private push(data: Buffer): void {
     const p = this.proxy;
     p.counters.bytes += data.length;
-    if (p.isCut(this.key)) {
+    if (!p.kernel && p.isCut(this.key)) {
       this.poisoned = true;
       p.counters.droppedBytes += data.length;
       return;
@@ -172,7 +173,8 @@ class Pipe {
     const rnd = p.random;
     const now = Date.now();
     let at = now + (s.delayMs ?? 0) + (s.jitterMs ? rnd() * s.jitterMs : 0);
-    if (s.loss && rnd() < s.loss) {
+    // in network namespaces the kernel drops packets for loss and paces the link for bandwidth
+    if (!p.kernel && s.loss && rnd() < s.loss) {
       at += Math.min(3200, 200 * 2 ** this.lossStreak);
       this.lossStreak++;
       p.counters.lostChunks++;
@@ -183,7 +185,7 @@ class Pipe {
       p.counters.duplicatedChunks++;
     }
     at = Math.max(at, this.lastAt);
-    if (s.bandwidth && s.bandwidth > 0) at += (cost / s.bandwidth) * 1000;
+    if (!p.kernel && s.bandwidth && s.bandwidth > 0) at += (cost / s.bandwidth) * 1000;
     this.lastAt = at;
     if (at <= now && this.queue.length === 0) {
       this.dst.write(data);
@@ -267,8 +269,25 @@ export class LinkProxy {
       /** The real libp2p port of each node, by index. */
       targets: number[];
       basePort: number;
+      /**
+       * Nodes in network namespaces (netns.ts): the link i -> j is served on `listen(j)` (j's
+       * face), connects onwards to `target(j)` from `source(i)` (i's face), and `kernel` applies
+       * cuts, loss and bandwidth to the nodes' egress before a version is acknowledged. Without
+       * it, everything is on 127.0.0.1 and the proxy does all of it.
+       */
+      netns?: {
+        listen: (j: number) => string;
+        target: (j: number) => string;
+        source: (i: number) => string;
+        kernel: (control: LinkControl) => Promise<void>;
+      };
     },
-  ) {}
+  ) {
+    this.kernel = !!o.netns;
+  }
+
+  /** Cuts, loss and bandwidth are the kernel's (nodes in namespaces): the proxy only delays. */
+  readonly kernel: boolean;
 
   isCut(key: string): boolean {
     return this.cutSet.has(key);
@@ -290,7 +309,7 @@ export class LinkProxy {
           try {
             await new Promise<void>((ok, fail) => {
               server.once("error", fail);
-              server.listen(port, "127.0.0.1", () => {
+              server.listen(port, this.o.netns?.listen(j) ?? "127.0.0.1", () => {
                 server.off("error", fail);
                 ok();
               });
@@ -303,6 +322,8 @@ export class LinkProxy {
         }
         this.servers.push(server);
       }
+    // in namespaces the kernel's state is made from links.json afresh (the namespaces may be new)
+    if (this.kernel) this.control = { ...this.control, version: -1 };
     await this.reload();
     let busy = false;
     this.poll = setInterval(() => {
@@ -324,13 +345,18 @@ export class LinkProxy {
       c.destroy();
       this.conns.delete(c);
     });
-    if (this.isCut(`${from}>${to}`) || this.isCut(`${to}>${from}`)) {
+    if (!this.kernel && (this.isCut(`${from}>${to}`) || this.isCut(`${to}>${from}`))) {
       // the SYN went nowhere: the dialer waits for its own timeout
       c.hung = true;
       client.on("data", () => {});
       return;
     }
-    const up = tcpConnect({ host: "127.0.0.1", port: this.o.targets[to] as number });
+    const ns = this.o.netns;
+    const up = tcpConnect({
+      host: ns?.target(to) ?? "127.0.0.1",
+      port: this.o.targets[to] as number,
+      ...(ns ? { localAddress: ns.source(from) } : {}),
+    });
     c.upstream = up;
     up.on("error", () => {});
     up.on("close", () => client.destroy());
@@ -349,6 +375,8 @@ export class LinkProxy {
     }
     const changed = next.version !== this.control.version;
     if (changed) {
+      // in force in the kernel before the version is acknowledged (a failure is retried next poll)
+      await this.o.netns?.kernel(next);
       this.control = next;
       this.cutSet = new Set(next.cuts);
       this.random = seededRandom(next.seed ^ next.version);

@@ -19,6 +19,20 @@ import {
   readControl,
   readLinkState,
 } from "./links.js";
+import {
+  applyKernelFaults,
+  createNetwork,
+  destroyNetwork,
+  ensureNamespace,
+  faceIp,
+  inNamespace,
+  kernelDrops,
+  type NetnsLayout,
+  netnsSupport,
+  networkExists,
+  nodeIp,
+  planLayout,
+} from "./netns.js";
 
 export interface TestnetNode {
   name: string;
@@ -40,8 +54,13 @@ export interface TestnetFile {
   command: string[];
   /** Node i listens for RPC on basePort + i and for libp2p on basePort + 100 + i (added nodes too). */
   basePort?: number;
-  /** With --faults: the link proxy process (links.ts); node i dials node j on basePort + 200 + i * n + j. */
-  links?: { pid: number; nodes: number };
+  /**
+   * With --faults: the link proxy process (links.ts); node i dials node j on basePort + 200 + i * n + j.
+   * `fallback`: why the nodes are not in network namespaces (everything on 127.0.0.1 then).
+   */
+  links?: { pid: number; nodes: number; fallback?: string };
+  /** The nodes run in network namespaces of their own (netns.ts), on this subnet. */
+  netns?: NetnsLayout;
 }
 
 export interface UpOptions {
@@ -66,6 +85,12 @@ export interface UpOptions {
   nodeConfig?: Record<string, unknown>;
   /** Peers dial each other through a fault-injecting proxy (links.ts): partitions, cuts, slow links. */
   faults?: boolean;
+  /**
+   * With `faults`: each node in a network namespace of its own where the machine allows it (root,
+   * Linux, iproute2), the kernel doing cuts, loss and bandwidth (the default); false keeps them on
+   * 127.0.0.1 with the proxy doing everything.
+   */
+  netns?: boolean;
   /** config.json consensus settings for every node (e.g. shorter view timeouts for a checker). */
   consensus?: { baseTimeoutMs?: number; maxTimeoutMs?: number; maxClockDriftMs?: number };
 }
@@ -189,7 +214,8 @@ function tail(path: string, lines = 5): string {
 }
 
 function spawnNode(t: TestnetFile, n: TestnetNode, env?: Record<string, string>): number {
-  const [cmd, ...args] = t.command;
+  // in its namespace: `ip netns exec` becomes the node's process (it execs), same pid
+  const [cmd, ...args] = t.netns ? [...inNamespace(t.netns, t.nodes.indexOf(n)), ...t.command] : t.command;
   const out = openSync(join(n.home, "node.out"), "a");
   try {
     const child = spawn(
@@ -270,6 +296,11 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
         `${dir} already holds a testnet: use custos testnet status|down|restart, pass --reuse to start it again, or remove the directory`,
       );
     const t = await readTestnet(dir);
+    if (t.netns && !(await networkExists(t.netns))) {
+      // down took the namespaces away: the same ones again (the same addresses, from testnet.json)
+      await createNetwork(t.netns);
+      for (let i = t.netns.nodes; i < t.nodes.length; i++) await ensureNamespace(t.netns, i);
+    }
     if (t.links && !proxyRunning(dir, t)) await startProxy(dir, t);
     for (const n of t.nodes) if (processState(n) === "stopped") n.pid = spawnNode(t, n);
     await writeTestnet(dir, t);
@@ -289,14 +320,27 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     );
   if (!Number.isInteger(o.basePort) || o.basePort < 1024 || o.basePort + 100 + total > 65535)
     throw new CustosError("USAGE", "--base-port must leave room for RPC and libp2p ports below 65536");
-  for (let i = 0; i < total; i++)
-    for (const port of [o.basePort + i, o.basePort + 100 + i])
-      if (!(await portFree(port)))
-        throw new CustosError(
-          "TESTNET_PORT_BUSY",
-          `port ${port} is in use; choose other ports with --base-port`,
-        );
-  if (o.faults)
+  // network namespaces where the machine allows them, else 127.0.0.1 (and why)
+  let layout: NetnsLayout | undefined;
+  let fallback: string | undefined;
+  if (o.faults && o.netns !== false) {
+    const support = netnsSupport();
+    if (support.ok) layout = await planLayout(dir, total);
+    else
+      fallback = `no network namespaces (${support.reason}): the faults are the link proxy's, on 127.0.0.1`;
+  } else if (o.faults)
+    fallback = "network namespaces not asked for: the faults are the link proxy's, on 127.0.0.1";
+  // in namespaces every node has its own address: the ports cannot clash with this machine's
+  const host = (i: number) => (layout ? nodeIp(layout, i) : "127.0.0.1");
+  if (!layout)
+    for (let i = 0; i < total; i++)
+      for (const port of [o.basePort + i, o.basePort + 100 + i])
+        if (!(await portFree(port)))
+          throw new CustosError(
+            "TESTNET_PORT_BUSY",
+            `port ${port} is in use; choose other ports with --base-port`,
+          );
+  if (o.faults && !layout)
     for (let i = 0; i < total; i++)
       for (let j = 0; j < total; j++)
         if (i !== j && !(await portFree(linkPort(o.basePort, total, i, j))))
@@ -322,7 +366,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
       chainId,
       password,
       kdfIterations: TESTNET_KDF_ITERATIONS,
-      rpcListen: `127.0.0.1:${o.basePort + i}`,
+      rpcListen: `${host(i)}:${o.basePort + i}`,
     });
     const cfgPath = join(home, "config.json");
     const cfg = { ...JSON.parse(await readFile(cfgPath, "utf8")), ...o.nodeConfig };
@@ -333,8 +377,8 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     nodes.push({
       name,
       role,
-      rpc: `http://127.0.0.1:${o.basePort + i}`,
-      p2p: `/ip4/127.0.0.1/tcp/${o.basePort + 100 + i}/p2p/${r.peerId}`,
+      rpc: `http://${host(i)}:${o.basePort + i}`,
+      p2p: `/ip4/${host(i)}/tcp/${o.basePort + 100 + i}/p2p/${r.peerId}`,
       pid: 0,
       home,
     });
@@ -346,7 +390,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     name: nodes[i]?.name,
     publicKey: inits[i]?.nodePublicKey,
     peerId: inits[i]?.peerId,
-    p2p: [`/ip4/127.0.0.1/tcp/${o.basePort + 100 + i}`],
+    p2p: [`/ip4/${host(i)}/tcp/${o.basePort + 100 + i}`],
   });
   const genesis = devGenesis({
     chainId,
@@ -370,16 +414,20 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
       const dial: Record<string, string[]> = {};
       for (const j of nodes.keys())
         if (j !== i)
-          dial[inits[j]?.peerId as string] = [`/ip4/127.0.0.1/tcp/${linkPort(o.basePort, total, i, j)}`];
+          dial[inits[j]?.peerId as string] = [
+            `/ip4/${layout ? faceIp(layout, j) : "127.0.0.1"}/tcp/${linkPort(o.basePort, total, i, j)}`,
+          ];
       cfg.p2p = { ...(cfg.p2p ?? {}), dial };
       await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
     }
-    t.links = { pid: 0, nodes: total };
+    t.links = { pid: 0, nodes: total, ...(fallback ? { fallback } : {}) };
+    if (layout) t.netns = layout;
     const control: LinkControl = { version: 0, seed: 1, cuts: [], links: {} };
     await writeFile(join(dir, "links.json"), `${JSON.stringify(control, null, 2)}\n`);
   }
   await writeTestnet(dir, t);
   try {
+    if (t.netns) await createNetwork(t.netns);
     if (t.links) await startProxy(dir, t);
     for (const n of nodes) {
       n.pid = spawnNode(t, n);
@@ -421,12 +469,16 @@ export async function addNode(
   // the documented pattern: the i-th node of the testnet on base + i (RPC) and base + 100 + i (libp2p)
   const index = t.nodes.length;
   const base = (t.basePort ?? Number(new URL(t.nodes[0]?.rpc ?? "http://x:8545").port)) + index;
-  for (const port of [base, base + 100])
-    if (!(await portFree(port)))
-      throw new CustosError(
-        "TESTNET_PORT_BUSY",
-        `port ${port} is in use: node ${index} of this testnet listens on RPC port ${base} and libp2p port ${base + 100}`,
-      );
+  // on a testnet in namespaces, a namespace of its own on the bridge (without link faults)
+  if (t.netns) await ensureNamespace(t.netns, index);
+  const host = t.netns ? nodeIp(t.netns, index) : "127.0.0.1";
+  if (!t.netns)
+    for (const port of [base, base + 100])
+      if (!(await portFree(port)))
+        throw new CustosError(
+          "TESTNET_PORT_BUSY",
+          `port ${port} is in use: node ${index} of this testnet listens on RPC port ${base} and libp2p port ${base + 100}`,
+        );
   const home = join(resolve(dir), name);
   const password = (await readFile(t.passwordFile, "utf8")).trim();
   const r = await initHome({
@@ -435,9 +487,9 @@ export async function addNode(
     chainId: t.chainId,
     password,
     kdfIterations: TESTNET_KDF_ITERATIONS,
-    rpcListen: `127.0.0.1:${base}`,
+    rpcListen: `${host}:${base}`,
   });
-  const listen = `/ip4/127.0.0.1/tcp/${base + 100}`;
+  const listen = `/ip4/${host}/tcp/${base + 100}`;
   const cfgPath = join(home, "config.json");
   const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
   cfg.nodeKey.passwordFile = "../password";
@@ -451,7 +503,7 @@ export async function addNode(
   const node: TestnetNode = {
     name,
     role,
-    rpc: `http://127.0.0.1:${base}`,
+    rpc: `http://${host}:${base}`,
     p2p: `${listen}/p2p/${r.peerId}`,
     pid: 0,
     home,
@@ -557,6 +609,8 @@ export async function down(dir: string): Promise<void> {
     while (proxyRunning(dir, t) && Date.now() < end) await sleep(50);
     if (proxyRunning(dir, t)) process.kill(t.links.pid, "SIGKILL");
   }
+  // the namespaces go with the processes (up --reuse makes them again)
+  if (t.netns) await destroyNetwork(t.netns, t.nodes.length - t.netns.nodes);
 }
 
 /** The link proxy of this testnet runs (its pid is still `custos testnet link-proxy --dir DIR`). */
@@ -597,7 +651,22 @@ export async function runLinkProxy(dir: string): Promise<void> {
   if (!t.links || t.basePort === undefined)
     throw new CustosError("LINKS_NOT_ENABLED", `the testnet in ${dir} was not started with --faults`);
   const targets = t.nodes.slice(0, t.links.nodes).map((n) => Number(/\/tcp\/(\d+)/.exec(n.p2p)?.[1]));
-  const proxy = new LinkProxy({ dir: resolve(dir), targets, basePort: t.basePort });
+  const l = t.netns;
+  const proxy = new LinkProxy({
+    dir: resolve(dir),
+    targets,
+    basePort: t.basePort,
+    ...(l
+      ? {
+          netns: {
+            listen: (j: number) => faceIp(l, j),
+            target: (j: number) => nodeIp(l, j),
+            source: (i: number) => faceIp(l, i),
+            kernel: (c: LinkControl) => applyKernelFaults(l, c),
+          },
+        }
+      : {}),
+  });
   await proxy.start();
   await new Promise<void>((done) => {
     const stop = () => {
@@ -698,9 +767,15 @@ export async function heal(dir: string, o: { keepLinks?: boolean } = {}): Promis
 }
 
 /** The faults in force and the proxy's counters. */
-export async function links(
-  dir: string,
-): Promise<{ control: LinkControl; state: LinkState | undefined; running: boolean }> {
+export async function links(dir: string): Promise<{
+  control: LinkControl;
+  state: LinkState | undefined;
+  running: boolean;
+  /** In network namespaces: packets each node's kernel dropped on its way out (cuts, loss). */
+  kernelDropped?: { faults: number; bypass: number }[];
+  /** Why the nodes are not in namespaces, when they are not. */
+  fallback?: string;
+}> {
   const t = await readTestnet(resolve(dir));
   if (!t.links)
     throw new CustosError(
@@ -711,6 +786,8 @@ export async function links(
     control: readControl(resolve(dir)),
     state: await readLinkState(resolve(dir)),
     running: proxyRunning(resolve(dir), t),
+    ...(t.netns ? { kernelDropped: await kernelDrops(t.netns) } : {}),
+    ...(t.links.fallback ? { fallback: t.links.fallback } : {}),
   };
 }
 

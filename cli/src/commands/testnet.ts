@@ -33,7 +33,9 @@ function summary(t: Testnet.TestnetFile): string {
     ...lines,
     ...(t.links
       ? [
-          `link proxy pid ${t.links.pid}: peers dial each other through it, a user-space proxy on 127.0.0.1 (the nodes are not in network namespaces; this kernel has no netem): custos testnet partition|cut|link|heal|links --dir DIR`,
+          t.netns
+            ? `network faults: each node in its own network namespace (custos-${t.netns.tag}-N, ${t.netns.subnet}.0/24 on bridge cb${t.netns.tag}); the kernel cuts, loses and paces packets, the link proxy (pid ${t.links.pid}) delays them: custos testnet partition|cut|link|heal|links --dir DIR`
+            : `network faults: ${t.links.fallback ?? "on 127.0.0.1"}; link proxy pid ${t.links.pid}: custos testnet partition|cut|link|heal|links --dir DIR`,
         ]
       : []),
     `demo accounts: ${t.accounts.map((a) => a.name).join(", ")} (keystores in ${t.accounts[0]?.keyFile.replace(/[^/]+$/, "")}, password file ${t.passwordFile})`,
@@ -59,8 +61,9 @@ export function registerTestnetCommands(program: Command): void {
     .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
     .option(
       "--faults",
-      "peers dial each other through a link proxy: partition, cut, link, heal (at most 10 nodes)",
+      "network faults: each node in a network namespace of its own where the machine allows it (else on 127.0.0.1), peers dial each other through a link proxy: partition, cut, link, heal (at most 10 nodes)",
     )
+    .option("--no-netns", "with --faults: keep the nodes on 127.0.0.1 (the link proxy does every fault)")
     .option("--attach", "stay in the foreground; Ctrl-C (SIGINT/SIGTERM) stops every node")
     .option(
       "--no-demo",
@@ -78,6 +81,7 @@ export function registerTestnetCommands(program: Command): void {
         p2pSecure: string;
         reuse?: boolean;
         faults?: boolean;
+        netns: boolean;
         attach?: boolean;
         demo: boolean;
         json?: boolean;
@@ -95,7 +99,7 @@ export function registerTestnetCommands(program: Command): void {
           p2pSecure: o.p2pSecure,
           command: cliCommand(testnet),
           ...(o.reuse ? { reuse: true } : {}),
-          ...(o.faults ? { faults: true } : {}),
+          ...(o.faults ? { faults: true, netns: o.netns } : {}),
         });
         // the demo looks at the chain first: on a testnet started again it finds what it made
         const demo = o.demo ? await testnet.prepaidDemo(o.dir) : undefined;
@@ -352,6 +356,9 @@ export function registerTestnetCommands(program: Command): void {
         l as unknown as Record<string, unknown>,
         [
           `link proxy ${l.running ? `running (pid ${l.state?.pid})` : "NOT running"}, version ${l.control.version}`,
+          l.kernelDropped
+            ? `nodes in network namespaces; packets the kernel dropped on their way out, by node: ${l.kernelDropped.map((d, i) => `${i}: ${d.faults}${d.bypass > 0 ? ` (+${d.bypass} to a node's own address)` : ""}`).join(", ")}`
+            : `nodes on 127.0.0.1: ${l.fallback ?? "the link proxy does every fault"}`,
           `cuts: ${l.control.cuts.length === 0 ? "none" : l.control.cuts.join(" ")}`,
           ...Object.entries(l.control.links).map(([k, v]) => `link ${k}: ${JSON.stringify(v)}`),
           l.state
@@ -375,6 +382,7 @@ export function registerTestnetCommands(program: Command): void {
     .option("--recover-bound <ms>", "the chain must commit again within this after each heal", "30000")
     .option("--max-view <v>", "the highest view a validator may reach", "8")
     .option("--observers <m>", "observer nodes", "0")
+    .option("--no-netns", "keep the nodes on 127.0.0.1 (the link proxy does every fault)")
     .option("--keep", "keep each seed's testnet directory")
     .option("--json", "print one JSON document (the results) at the end")
     .action(
@@ -387,6 +395,7 @@ export function registerTestnetCommands(program: Command): void {
         recoverBound: string;
         maxView: string;
         observers: string;
+        netns: boolean;
         keep?: boolean;
         json?: boolean;
       }) => {
@@ -408,6 +417,7 @@ export function registerTestnetCommands(program: Command): void {
             recoverBoundMs: intOption(o.recoverBound, "--recover-bound", 1000, 600_000),
             maxView: intOption(o.maxView, "--max-view", 0, 1_000_000),
             observers: intOption(o.observers, "--observers", 0, 4),
+            ...(o.netns ? {} : { netns: false }),
             ...(o.keep ? { keep: true } : {}),
             ...(o.json ? {} : { log: (line: string) => process.stdout.write(`${line}\n`) }),
           });
