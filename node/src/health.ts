@@ -17,6 +17,9 @@ import { errorMessage } from "@custos/utils";
  * stand, and what it costs the machine. Figures a peer reports are its claim; the table says
  * whose they are and when they were read.
  */
+/** What an asker sends on HEALTH_PROTOCOL (p2p/network.ts): a version byte. */
+export const HEALTH_REQUEST = new Uint8Array([1]);
+
 export interface NodeHealth {
   role: "validator" | "observer";
   height: number;

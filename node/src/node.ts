@@ -13,18 +13,23 @@ import { chainLedgerSpec, openChainLedger } from "./chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "./chain/pbftDriver.js";
 import { ProposalTxs } from "./chain/proposalTxs.js";
 import { BlockSync } from "./chain/sync.js";
-import { encodeSyncRequest } from "./chain/syncProtocol.js";
 import { type HomeErrorCode, homePaths, loadConfig, type NodeConfig, parseListen } from "./config.js";
 import { openSigning } from "./consensus/signing.js";
 import { armCrashPoints } from "./crashPoint.js";
 import { Executor } from "./execution/executor.js";
-import { encodeNodeHealth, HealthBoard, MAX_HEALTH_BYTES, type NodeHealth } from "./health.js";
+import {
+  encodeNodeHealth,
+  HEALTH_REQUEST,
+  HealthBoard,
+  MAX_HEALTH_BYTES,
+  type NodeHealth,
+} from "./health.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
 import type { Ledger } from "./ledger/ledger.js";
 import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
 import { OpsLog } from "./opsLog.js";
-import { Channel, type P2pNetwork } from "./p2p/network.js";
+import { Channel, HEALTH_PROTOCOL, type P2pNetwork } from "./p2p/network.js";
 import { openNetwork, peersOf, type Role, roleOf } from "./p2p/peers.js";
 import { QuorumWatch } from "./p2p/quorumWatch.js";
 import { topics } from "./p2p/topics.js";
@@ -403,9 +408,10 @@ export class CustosNode {
         peers: otherNodes,
         ask: async (index, signal) => {
           if (!net) return undefined;
-          const [frame] = await net.request(index, encodeSyncRequest({ kind: "health" }), 1, {
+          const [frame] = await net.request(index, HEALTH_REQUEST, 1, {
             signal,
             maxBytes: MAX_HEALTH_BYTES,
+            protocol: HEALTH_PROTOCOL,
           });
           return frame;
         },
@@ -488,6 +494,7 @@ export class CustosNode {
           net.onMessage((_channel, from, bytes) => driver.receive(bytes, from));
         }
         net.onRequest((from, request) => sync.serve(from, request));
+        net.onHealth(async () => encodeNodeHealth(await localHealth()));
       }
       metrics.network = {
         peers: () => net?.connected ?? 0,

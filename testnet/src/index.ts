@@ -37,6 +37,7 @@ export {
   linkPort,
   seededRandom,
 } from "./links.js";
+export { type NetnsLayout, netnsSupport } from "./netns.js";
 export {
   type AddedNode,
   addNode,

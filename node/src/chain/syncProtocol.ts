@@ -41,7 +41,11 @@ export type SyncRequest =
   | { kind: "snapshotMeta"; height: number }
   /** One state chunk of a snapshot (one frame), checked by the asker against the meta's digest. */
   | { kind: "snapshotChunk"; height: number; index: number }
-  /** The peer's vital signs (one frame, health.ts), for the operations view. */
+  /**
+   * The peer's vital signs (one frame, health.ts). Only answered, for the nodes of the one version
+   * that asked this way: they are asked on HEALTH_PROTOCOL now (p2p/network.ts), which a node of an
+   * earlier version declines in the negotiation instead of hanging up on an unknown request.
+   */
   | { kind: "health" };
 
 /** A snapshot meta travels in frames of this size. */

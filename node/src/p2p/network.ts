@@ -26,12 +26,20 @@ export type P2pErrorCode =
   | "SYNC_BAD_REPLY"
   | "SYNC_BAD_REQUEST"
   | "SYNC_TIMEOUT"
-  | "SYNC_UNAVAILABLE";
+  | "SYNC_UNAVAILABLE"
+  | "SYNC_UNSUPPORTED";
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
 /** Frames queued for one peer at most (a PBFT round needs a handful). */
 const MAX_QUEUED = 1024;
 export const SYNC_PROTOCOL = "/custos/sync/1.0.0";
+/**
+ * A node's vital signs (health.ts), on a protocol of its own rather than a kind of sync request: a
+ * node of an earlier version does not list it, and says so in the protocol negotiation, where an
+ * unknown sync request would have been invalid data and cost the asker its connection (a rolling
+ * upgrade must not cut upgraded nodes off from the rest).
+ */
+export const HEALTH_PROTOCOL = "/custos/health/1.0.0";
 
 /** What a consensus-stream frame carries. One channel today; the byte leaves room for more. */
 export const Channel = { consensus: 1 } as const;
@@ -202,6 +210,7 @@ export class P2pNetwork {
   private readonly queued = new Map<string, number>();
   private readonly bans = new Map<string, { strikes: number; until: number }>();
   private requestHandler: RequestHandler | undefined;
+  private healthHandler: (() => Promise<Uint8Array>) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   /** Called after an allowed peer connected or disconnected. */
@@ -284,6 +293,11 @@ export class P2pNetwork {
 
   onRequest(fn: RequestHandler): void {
     this.requestHandler = fn;
+  }
+
+  /** Answers HEALTH_PROTOCOL with one frame; set before start (a node without it does not list the protocol). */
+  onHealth(fn: () => Promise<Uint8Array>): void {
+    this.healthHandler = fn;
   }
 
   get peerId(): string {
@@ -415,6 +429,15 @@ export class P2pNetwork {
         this.log.debug("sync request ended", { error: errorMessage(err) }),
       );
     });
+    const health = this.healthHandler;
+    if (health)
+      await this.node.handle(HEALTH_PROTOCOL, (stream, connection) => {
+        this.answerHealth(stream, connection, health).catch((err) => {
+          // informational: a bad request only ends its stream, nobody is hung up on
+          stream.abort(err as Error);
+          this.log.debug("health request ended", { error: errorMessage(err) });
+        });
+      });
     this.node.services.pubsub.addEventListener("message", () => {}); // delivery happens in the validators
     // an operator sees peers come and go in node.log (a lost validator is a warning)
     this.node.addEventListener("peer:connect", (e) => {
@@ -531,6 +554,28 @@ export class P2pNetwork {
     }
   }
 
+  private async answerHealth(
+    stream: Stream,
+    connection: Connection,
+    health: () => Promise<Uint8Array>,
+  ): Promise<void> {
+    if (!this.peerOf(connection.remotePeer.toString())) {
+      stream.abort(new Error("not a peer"));
+      return;
+    }
+    const deadline = setTimeout(() => stream.abort(new Error("health answer deadline")), 10_000);
+    try {
+      // one small request frame (a version byte), then the asker closes its side
+      let n = 0;
+      for await (const _ of frames(stream, 16))
+        if (++n > 1) throw new Error("more than one health request on a stream");
+      if (!stream.send(frameOf(await health()))) await stream.onDrain();
+      await stream.close();
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
   /**
    * Sends one request to a peer and collects the answer's frames: at most `maxFrames`, at most
    * `maxBytes` in all (each frame at most maxMessageBytes). Rejects when the peer is not
@@ -541,7 +586,7 @@ export class P2pNetwork {
     index: number,
     request: Uint8Array,
     maxFrames: number,
-    o: { signal: AbortSignal; maxBytes?: number },
+    o: { signal: AbortSignal; maxBytes?: number; protocol?: string },
   ): Promise<Uint8Array[]> {
     const { signal } = o;
     const maxBytes = o.maxBytes ?? this.opts.maxMessageBytes;
@@ -552,7 +597,15 @@ export class P2pNetwork {
     if (!p || !conn)
       throw new CustosError<P2pErrorCode>("SYNC_UNAVAILABLE", `peer ${index} is not connected`);
     signal.throwIfAborted();
-    const stream = await conn.newStream(SYNC_PROTOCOL, { signal });
+    const protocol = o.protocol ?? SYNC_PROTOCOL;
+    const stream = await conn.newStream(protocol, { signal }).catch((err: Error) => {
+      if (err.name === "UnsupportedProtocolError")
+        throw new CustosError<P2pErrorCode>(
+          "SYNC_UNSUPPORTED",
+          `peer ${index} does not serve ${protocol} (a node of an earlier version)`,
+        );
+      throw err;
+    });
     const abort = () => stream.abort(new Error("sync request aborted"));
     signal.addEventListener("abort", abort);
     try {

@@ -1,7 +1,8 @@
 import { generateP2pKey } from "@custos/crypto";
 import { CustosError, freeListenPort, nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
-import { Channel, CONSENSUS_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
+import { HEALTH_REQUEST } from "../../src/health.js";
+import { Channel, CONSENSUS_PROTOCOL, HEALTH_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
 import { until } from "../helpers.js";
 
 const keys = [generateP2pKey(), generateP2pKey(), generateP2pKey()];
@@ -154,5 +155,47 @@ describe("requests (block sync) and gossip", () => {
     ).toEqual([]);
     await until(() => b.peersDisconnected === hungUp + 1, 15_000);
     expect(b.peersDisconnected).toBe(hungUp + 1);
+  }, 30_000);
+});
+
+describe("health on a protocol of its own (rolling upgrades)", () => {
+  it("a node answers HEALTH_PROTOCOL; one without it (an earlier version) declines in the negotiation and nobody is hung up on", async () => {
+    const ports = [await freeListenPort(), await freeListenPort(), await freeListenPort()];
+    const peers = [0, 1, 2].map((i) => ({
+      index: i,
+      peerId: keys[i]?.peerId as string,
+      addrs: [`/ip4/127.0.0.1/tcp/${ports[i]}`],
+      role: "validator" as const,
+    }));
+    const [a, b, old] = [0, 1, 2].map(
+      (i) =>
+        new P2pNetwork(
+          {
+            seed: keys[i]?.seed as Uint8Array,
+            listen: peers[i]?.addrs as string[],
+            peers,
+            maxMessageBytes: 4096,
+          },
+          nullLogger,
+        ),
+    ) as [P2pNetwork, P2pNetwork, P2pNetwork];
+    nets.push(a, b, old);
+    b.onHealth(async () => new Uint8Array([7, 7, 7]));
+    // `old` serves sync requests but predates the health protocol
+    old.onRequest(async function* () {
+      yield new Uint8Array([1]);
+    });
+    await Promise.all([a.start(), b.start(), old.start()]);
+    await until(() => a.connected === 2 && b.connected === 2 && old.connected === 2);
+    const ask = (i: number) =>
+      a.request(i, HEALTH_REQUEST, 1, { signal: AbortSignal.timeout(10_000), protocol: HEALTH_PROTOCOL });
+    expect(await ask(1)).toEqual([new Uint8Array([7, 7, 7])]);
+    for (let k = 0; k < 3; k++) await expect(ask(2)).rejects.toMatchObject({ code: "SYNC_UNSUPPORTED" });
+    // the older node still answers its sync requests, and every connection is still up
+    expect(await a.request(2, new Uint8Array([1]), 1, { signal: AbortSignal.timeout(10_000) })).toEqual([
+      new Uint8Array([1]),
+    ]);
+    expect([a.peersDisconnected, b.peersDisconnected, old.peersDisconnected]).toEqual([0, 0, 0]);
+    expect([a.connected, old.connected]).toEqual([2, 2]);
   }, 30_000);
 });
