@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   createServer as createHttpServer,
@@ -250,7 +251,10 @@ export class RpcServer {
     const presented = auth?.startsWith("Bearer ")
       ? auth.slice(7).trim()
       : ((req.headers["x-api-key"] as string | undefined) ?? subprotocolKey(req));
-    const match = presented ? keys.find((k) => k.key === presented) : undefined;
+    // compared in constant time over digests: how long a refusal takes says nothing of a key
+    const digest = (k: string) => createHash("sha256").update(k).digest();
+    const want = presented ? digest(presented) : undefined;
+    const match = want ? keys.find((k) => timingSafeEqual(digest(k.key), want)) : undefined;
     if (!match)
       return new CustosError<RpcErrorName>(
         "UNAUTHORIZED",

@@ -49,7 +49,9 @@ function exited(proc: ChildProcess): Promise<number | null> {
   return new Promise((res) => proc.once("exit", (code) => res(code)));
 }
 
-describe("durability", () => {
+// what kill -9 leaves on disk does not depend on the SM2 backend: the js-backend run (npm test's
+// second) leaves these 30 s to the first, as it does the disk faults
+describe.skipIf(process.env.CUSTOS_SM2_BACKEND === "js")("durability", () => {
   it("after kill -9 under load, every returned receipt is still there, blocks are whole, height continues", async () => {
     const t = await tempDir("custos-durable-");
     try {
