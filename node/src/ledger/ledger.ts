@@ -647,8 +647,19 @@ export class Ledger implements StateReader {
     return bytes === undefined ? undefined : decodeBlock(bytes);
   }
 
-  heightOf(hash: Uint8Array): Promise<number | undefined> {
-    return this.blockHeights.get(hash);
+  /**
+   * A block's index entries (its hash's height, its transactions' positions) are in LevelDB a
+   * moment before the head moves to it (commit writes the batch, then sets the head): a reader
+   * that came in between would find a transaction in a block that getBlock does not serve yet. The
+   * index answers for blocks up to the head only, as every other read does.
+   */
+  private upToHead<T extends number | { height: number }>(v: T | undefined): T | undefined {
+    if (v === undefined) return undefined;
+    return (typeof v === "number" ? v : v.height) <= this.headState.height ? v : undefined;
+  }
+
+  async heightOf(hash: Uint8Array): Promise<number | undefined> {
+    return this.upToHead(await this.blockHeights.get(hash));
   }
 
   getCertificateBytes(height: number): Promise<Uint8Array | undefined> {
@@ -659,8 +670,8 @@ export class Ledger implements StateReader {
     return this.certificates.get(height);
   }
 
-  txPosition(hash: Uint8Array): Promise<TxPosition | undefined> {
-    return this.positions.get(hash);
+  async txPosition(hash: Uint8Array): Promise<TxPosition | undefined> {
+    return this.upToHead(await this.positions.get(hash));
   }
 
   getReceipts(height: number): Promise<Uint8Array[] | undefined> {

@@ -38,6 +38,36 @@ describe("ledger on LevelDB", () => {
     await again.close();
   });
 
+  it("answers for transactions and block hashes up to the head only (the index is written a moment before the head moves)", async () => {
+    const { dir, cleanup } = await tempDir("custos-ledger-");
+    cleanups.push(cleanup);
+    const chain = testChain();
+    const ledger = await open(dir, chain);
+    const t1 = tx(chain, "operator", "issue", [chain.keys["consumer-1"]?.address, 10_000n, "rc-h"]);
+    const { block } = await commitBlock(ledger, chain, [t1]);
+    // what a reader meets between commit's batch write and the head's move: index entries for
+    // the next block (CI once saw custos_getTx find a transaction in block 14 with the head at 13)
+    type Batch = { write(): Promise<void> };
+    const inner = ledger as unknown as {
+      db: { batch(): Batch };
+      positions: { put(b: Batch, k: Uint8Array, v: { height: number; index: number }): void };
+      blockHeights: { put(b: Batch, k: Uint8Array, v: number): void };
+    };
+    const t2 = tx(chain, "operator", "issue", [chain.keys["consumer-1"]?.address, 1n, "rc-h2"]);
+    const next = new Uint8Array(32).fill(9);
+    const batch = inner.db.batch();
+    inner.positions.put(batch, t2.hash, { height: 2, index: 0 });
+    inner.blockHeights.put(batch, next, 2);
+    await batch.write();
+    expect(ledger.head.height).toBe(1);
+    expect(await ledger.txPosition(t2.hash)).toBeUndefined();
+    expect(await ledger.heightOf(next)).toBeUndefined();
+    // what is at or below the head is answered as before
+    expect(await ledger.txPosition(t1.hash)).toEqual({ height: 1, index: 0 });
+    expect(await ledger.heightOf(block.hash)).toBe(1);
+    await ledger.close();
+  });
+
   it("refuses another genesis and a block that does not extend the head", async () => {
     const { dir, cleanup } = await tempDir("custos-ledger-");
     cleanups.push(cleanup);
