@@ -34,6 +34,15 @@ export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
 const MAX_QUEUED = 1024;
 export const SYNC_PROTOCOL = "/custos/sync/1.0.0";
 /**
+ * What costs a peer its connection: a CustosError from reading what it sent, except a stream that
+ * ended inside a frame, which is what a peer killed mid-send looks like (the stream is over
+ * anyway, and an honest node that crashed must not be refused for a while when it comes back).
+ */
+function isInvalidData(err: unknown): err is CustosError {
+  return isCustosError(err) && err.code !== "MESSAGE_TRUNCATED";
+}
+
+/**
  * A node's vital signs (health.ts), on a protocol of its own rather than a kind of sync request: a
  * node of an earlier version does not list it, and says so in the protocol negotiation, where an
  * unknown sync request would have been invalid data and cost the asker its connection (a rolling
@@ -420,7 +429,7 @@ export class P2pNetwork {
     await this.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => {
       this.readConsensus(stream, connection).catch(async (err) => {
         const peer = this.peerOf(connection.remotePeer.toString());
-        if (isCustosError(err) && peer) await this.hangUp(peer, err.message);
+        if (peer && isInvalidData(err)) await this.hangUp(peer, err.message);
         else this.log.debug("consensus stream ended", { error: errorMessage(err) });
       });
     });
@@ -547,7 +556,7 @@ export class P2pNetwork {
       }
       await stream.close();
     } catch (err) {
-      if (isCustosError(err) && err.code !== "SYNC_UNAVAILABLE") await this.hangUp(peer, err.message);
+      if (isInvalidData(err) && err.code !== "SYNC_UNAVAILABLE") await this.hangUp(peer, err.message);
       else stream.abort(err as Error);
     } finally {
       clearTimeout(deadline);

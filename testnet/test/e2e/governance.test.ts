@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CustosClient, type ReceiptView, subscribe, Wallet } from "@custos/client";
@@ -261,8 +261,13 @@ describe("contracts and governance on a 4-validator testnet", () => {
     expect(r2.success).toBe(true);
     const st = (await (clients[3] as CustosClient).status()) as any;
     expect(st.validators).toBe(4);
-    // indices moved (validator-2 from 2 to 1, ...): nobody honest was taken for a liar
-    expect(await hungUp(3)).toBe(hungUpBefore);
+    // indices moved (validator-2 from 2 to 1, ...): nobody honest was taken for a liar; a failure
+    // shows whom validator-3 hung up on and why, from its log
+    const why = (await readFile(join(t.nodes[3]?.home as string, "logs", "node.log"), "utf8").catch(() => ""))
+      .split("\n")
+      .filter((l) => l.includes("disconnecting"))
+      .join("\n");
+    expect(await hungUp(3), why).toBe(hungUpBefore);
   }, 180_000);
 
   it("an observer replaying from zero crosses both validator-set changes", async () => {
