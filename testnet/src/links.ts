@@ -282,12 +282,12 @@ export class LinkProxy {
         kernel: (control: LinkControl) => Promise<void>;
       };
     },
-  ) {
-    this.kernel = !!o.netns;
-  }
+  ) {}
 
   /** Cuts, loss and bandwidth are the kernel's (nodes in namespaces): the proxy only delays. */
-  readonly kernel: boolean;
+  get kernel(): boolean {
+    return this.o.netns !== undefined;
+  }
 
   isCut(key: string): boolean {
     return this.cutSet.has(key);

@@ -118,6 +118,8 @@ interface Client {
   scopes: Set<Scope>;
 }
 
+const keyDigest = (key: string): Buffer => createHash("sha256").update(key).digest();
+
 interface Subscription {
   kind: "newBlocks" | "events";
   emitter?: string;
@@ -239,6 +241,16 @@ export class RpcServer {
     }
   }
 
+  /** The configured keys' digests, computed once each (authenticate runs on every request). */
+  private readonly keyDigests = new Map<string, Buffer>();
+  private digestOf(key: string): Buffer {
+    const known = this.keyDigests.get(key);
+    if (known) return known;
+    const d = keyDigest(key);
+    this.keyDigests.set(key, d);
+    return d;
+  }
+
   private authenticate(req: IncomingMessage): Client | CustosError {
     const keys = this.opts.apiKeys;
     const remote = req.socket.remoteAddress ?? "unknown";
@@ -252,9 +264,8 @@ export class RpcServer {
       ? auth.slice(7).trim()
       : ((req.headers["x-api-key"] as string | undefined) ?? subprotocolKey(req));
     // compared in constant time over digests: how long a refusal takes says nothing of a key
-    const digest = (k: string) => createHash("sha256").update(k).digest();
-    const want = presented ? digest(presented) : undefined;
-    const match = want ? keys.find((k) => timingSafeEqual(digest(k.key), want)) : undefined;
+    const want = presented ? keyDigest(presented) : undefined;
+    const match = want ? keys.find((k) => timingSafeEqual(this.digestOf(k.key), want)) : undefined;
     if (!match)
       return new CustosError<RpcErrorName>(
         "UNAUTHORIZED",

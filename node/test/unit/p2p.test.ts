@@ -11,6 +11,26 @@ afterAll(async () => {
   await Promise.all(nets.map((n) => n.stop()));
 });
 
+/** `count` validators that all know each other, on free ports (started by the test). */
+async function validatorNetworks(count: number): Promise<P2pNetwork[]> {
+  const ports = await Promise.all(Array.from({ length: count }, () => freeListenPort()));
+  const peers = ports.map((port, i) => ({
+    index: i,
+    peerId: keys[i]?.peerId as string,
+    addrs: [`/ip4/127.0.0.1/tcp/${port}`],
+    role: "validator" as const,
+  }));
+  const out = peers.map(
+    (p, i) =>
+      new P2pNetwork(
+        { seed: keys[i]?.seed as Uint8Array, listen: p.addrs, peers, maxMessageBytes: 4096 },
+        nullLogger,
+      ),
+  );
+  nets.push(...out);
+  return out;
+}
+
 describe("libp2p between permissioned nodes", () => {
   it("members exchange framed messages; an outsider is refused; an oversized frame costs the sender its connection", async () => {
     const MAX = 1024;
@@ -91,26 +111,7 @@ describe("libp2p between permissioned nodes", () => {
 
 describe("requests (block sync) and gossip", () => {
   it("a request gets its frames back; a handler's CustosError costs the asker its connection; gossip is relayed only when accepted", async () => {
-    const [pa, pb] = [await freeListenPort(), await freeListenPort()];
-    const peers = [0, 1].map((i) => ({
-      index: i,
-      peerId: keys[i]?.peerId as string,
-      addrs: [`/ip4/127.0.0.1/tcp/${[pa, pb][i]}`],
-      role: "validator" as const,
-    }));
-    const [a, b] = [0, 1].map(
-      (i) =>
-        new P2pNetwork(
-          {
-            seed: keys[i]?.seed as Uint8Array,
-            listen: peers[i]?.addrs as string[],
-            peers,
-            maxMessageBytes: 4096,
-          },
-          nullLogger,
-        ),
-    ) as [P2pNetwork, P2pNetwork];
-    nets.push(a, b);
+    const [a, b] = (await validatorNetworks(2)) as [P2pNetwork, P2pNetwork];
     b.onRequest(async function* (_from, req) {
       const n = req[0] ?? 0;
       if (n === 0) throw new CustosError("SYNC_BAD_REQUEST", "zero");
@@ -160,26 +161,7 @@ describe("requests (block sync) and gossip", () => {
 
 describe("health on a protocol of its own (rolling upgrades)", () => {
   it("a node answers HEALTH_PROTOCOL; one without it (an earlier version) declines in the negotiation and nobody is hung up on", async () => {
-    const ports = [await freeListenPort(), await freeListenPort(), await freeListenPort()];
-    const peers = [0, 1, 2].map((i) => ({
-      index: i,
-      peerId: keys[i]?.peerId as string,
-      addrs: [`/ip4/127.0.0.1/tcp/${ports[i]}`],
-      role: "validator" as const,
-    }));
-    const [a, b, old] = [0, 1, 2].map(
-      (i) =>
-        new P2pNetwork(
-          {
-            seed: keys[i]?.seed as Uint8Array,
-            listen: peers[i]?.addrs as string[],
-            peers,
-            maxMessageBytes: 4096,
-          },
-          nullLogger,
-        ),
-    ) as [P2pNetwork, P2pNetwork, P2pNetwork];
-    nets.push(a, b, old);
+    const [a, b, old] = (await validatorNetworks(3)) as [P2pNetwork, P2pNetwork, P2pNetwork];
     b.onHealth(async () => new Uint8Array([7, 7, 7]));
     // `old` serves sync requests but predates the health protocol
     old.onRequest(async function* () {
