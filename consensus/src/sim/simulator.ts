@@ -1,6 +1,6 @@
 import { decode, encode } from "@custos/codec";
 import { sm3 } from "@custos/crypto";
-import { bytesEqual, toHex } from "@custos/utils";
+import { bytesEqual, concatBytes, toHex } from "@custos/utils";
 import { type ConsensusCrypto, type Effect, type Input, PbftEngine } from "../engine.js";
 import { type Body, decodeEnvelope, encodeBody, encodeEnvelope } from "../messages.js";
 import { frameRecord, readRecords } from "../wal.js";
@@ -51,7 +51,8 @@ interface Replica {
   index: number;
   twin: number;
   engine: PbftEngine;
-  wal: Uint8Array;
+  /** The WAL's bytes as appended (joined only when the replica restarts: appends stay linear). */
+  wal: Uint8Array[];
   up: boolean;
   committed: Uint8Array[];
   byzantine: Byzantine | undefined;
@@ -151,7 +152,7 @@ export class Simulation {
       index,
       twin,
       engine: this.newEngine(index),
-      wal: new Uint8Array(),
+      wal: [],
       up: true,
       committed: [],
       byzantine,
@@ -260,7 +261,7 @@ export class Simulation {
         if (e.type === "persist") {
           const framed = frameRecord(e.record);
           const torn = framed.subarray(0, this.rng.int(1, framed.length - 1));
-          r.wal = concat(r.wal, torn);
+          r.wal.push(torn);
           this.log(`node ${r.index} crashes while writing its WAL (${torn.length}/${framed.length} bytes)`);
         } else this.log(`node ${r.index} crashes mid-step`);
         r.up = false;
@@ -273,7 +274,7 @@ export class Simulation {
   private effect(r: Replica, e: Effect): void {
     switch (e.type) {
       case "persist":
-        r.wal = concat(r.wal, frameRecord(e.record));
+        r.wal.push(frameRecord(e.record));
         return;
       case "broadcast":
         this.outgoing(r, e.bytes, undefined);
@@ -538,8 +539,9 @@ export class Simulation {
           for (const v of victims) {
             v.up = true;
             v.crashMidStep = false;
-            const { records, tornBytes, validLength } = readRecords(v.wal);
-            v.wal = v.wal.slice(0, validLength);
+            const wal = concatBytes(...v.wal);
+            const { records, tornBytes, validLength } = readRecords(wal);
+            v.wal = [wal.slice(0, validLength)];
             v.engine = this.newEngine(v.index);
             const height = v.committed.length === 0 ? 1 : v.committed.length;
             this.log(
@@ -662,13 +664,6 @@ class EventHeap {
     }
     return top;
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 export const BYZANTINE_KINDS: Byzantine[] = [

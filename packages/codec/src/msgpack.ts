@@ -1,5 +1,5 @@
 import { bytesEqual } from "@custos/utils";
-import { Packr } from "msgpackr";
+import { Packr, RESET_BUFFER_MODE } from "msgpackr";
 import { DecodeError } from "./errors.js";
 
 /**
@@ -16,9 +16,13 @@ const packr = new Packr({
   int64AsType: "bigint",
 });
 
-/** Encodes into fresh bytes (msgpackr's own result may be a view of a buffer it reuses). */
+/**
+ * Encodes into fresh bytes. msgpackr packs into a buffer of its own; RESET_BUFFER_MODE has it
+ * pack every value from the same place in that buffer (the bytes are copied out at once), where
+ * by default each value follows the last and a new buffer is allocated every few kilobytes.
+ */
 export function encode(value: unknown): Uint8Array {
-  return new Uint8Array(packr.pack(value));
+  return new Uint8Array(packr.pack(value, RESET_BUFFER_MODE));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, getCiphers } from "node:crypto";
 import { CustosError } from "@custos/utils";
-import { sm4 as jsSm4 } from "sm-crypto-v2";
+import { smCryptoV2 } from "./smCryptoV2.js";
 
 /** SM4 (GB/T 32907) in CBC mode with PKCS#7 padding: 16-byte key and IV. */
 const nodeHasSm4 = getCiphers().includes("sm4-cbc");
@@ -17,7 +17,12 @@ export function sm4CbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8A
     const c = createCipheriv("sm4-cbc", key, iv);
     return new Uint8Array(Buffer.concat([c.update(plaintext), c.final()]));
   }
-  return jsSm4.encrypt(plaintext, key, { mode: "cbc", iv, padding: "pkcs#7", output: "array" }) as Uint8Array;
+  return smCryptoV2().sm4.encrypt(plaintext, key, {
+    mode: "cbc",
+    iv,
+    padding: "pkcs#7",
+    output: "array",
+  }) as Uint8Array;
 }
 
 /** Throws `SM4_DECRYPT_FAILED` on a bad padding (wrong key or corrupted data). */
@@ -28,7 +33,7 @@ export function sm4CbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8
       const d = createDecipheriv("sm4-cbc", key, iv);
       return new Uint8Array(Buffer.concat([d.update(ciphertext), d.final()]));
     }
-    return jsSm4.decrypt(ciphertext, key, {
+    return smCryptoV2().sm4.decrypt(ciphertext, key, {
       mode: "cbc",
       iv,
       padding: "pkcs#7",

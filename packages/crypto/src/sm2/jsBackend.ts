@@ -1,9 +1,9 @@
 import { CustosError, fromHex, toHex } from "@custos/utils";
-import { sm2 } from "sm-crypto-v2";
+import { smCryptoV2 } from "../smCryptoV2.js";
 import type { Sm2Backend } from "./backend.js";
 import { decodePublicKeyXY, isValidPrivateKey, parseSignature, sm2Digest } from "./curve.js";
 
-type Point = ReturnType<typeof sm2.precomputePublicKey>;
+type Point = ReturnType<typeof import("sm-crypto-v2").sm2.precomputePublicKey>;
 
 interface KeyEntry {
   xy: Uint8Array;
@@ -31,6 +31,7 @@ export class JsSm2Backend implements Sm2Backend {
   readonly name = "js" as const;
   private readonly keys = new Map<string, KeyEntry>();
   private readonly signerKeys = new Map<string, string>();
+  private readonly sm2 = smCryptoV2().sm2;
 
   sign(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
     if (!isValidPrivateKey(privateKey)) {
@@ -39,12 +40,12 @@ export class JsSm2Backend implements Sm2Backend {
     const privHex = toHex(privateKey);
     let pubHex = this.signerKeys.get(privHex);
     if (pubHex === undefined) {
-      pubHex = sm2.getPublicKeyFromPrivateKey(privHex);
+      pubHex = this.sm2.getPublicKeyFromPrivateKey(privHex);
       if (this.signerKeys.size >= 16) this.signerKeys.clear();
       this.signerKeys.set(privHex, pubHex);
     }
     const e = sm2Digest(fromHex(pubHex).subarray(1), message);
-    return fromHex(sm2.doSignature(e, privHex, { hash: false, der: false, publicKey: pubHex }));
+    return fromHex(this.sm2.doSignature(e, privHex, { hash: false, der: false, publicKey: pubHex }));
   }
 
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
@@ -53,7 +54,7 @@ export class JsSm2Backend implements Sm2Backend {
     if (key === null) return false;
     try {
       const e = sm2Digest(key.xy, message);
-      return sm2.doVerifySignature(e, toHex(signature), key.point ?? key.uncompressedHex, {
+      return this.sm2.doVerifySignature(e, toHex(signature), key.point ?? key.uncompressedHex, {
         hash: false,
         der: false,
       });
@@ -66,7 +67,7 @@ export class JsSm2Backend implements Sm2Backend {
     if (!isValidPrivateKey(privateKey)) {
       throw new CustosError("SM2_INVALID_PRIVATE_KEY", "private key must be 32 bytes in [1, n-2]");
     }
-    return fromHex(sm2.getPublicKeyFromPrivateKey(toHex(privateKey)));
+    return fromHex(this.sm2.getPublicKeyFromPrivateKey(toHex(privateKey)));
   }
 
   private key(publicKey: Uint8Array): KeyEntry | null {
@@ -89,7 +90,7 @@ export class JsSm2Backend implements Sm2Backend {
     this.keys.set(id, entry);
     entry.seen++;
     if (entry.point === undefined && entry.seen >= PRECOMPUTE_AFTER) {
-      entry.point = sm2.precomputePublicKey(entry.uncompressedHex, PRECOMPUTE_WINDOW);
+      entry.point = this.sm2.precomputePublicKey(entry.uncompressedHex, PRECOMPUTE_WINDOW);
     }
     return entry;
   }
