@@ -149,6 +149,8 @@ export class PbftEngine {
   private resends = 0;
   private readonly decisions = new Map<number, Decision>();
   private readonly answered = new Set<string>();
+  /** Late votes seen once (justBehind): peer/height/view/kind. */
+  private readonly lateVotes = new Set<string>();
   private readonly statusSent = new Set<string>();
   /** Peers seen at later heights, with the highest height each was seen at. */
   private readonly ahead = new Map<number, number>();
@@ -473,9 +475,13 @@ export class PbftEngine {
       return;
     }
     if (b.height < this.height) {
+      // the signature is checked only when there is something to answer (a late vote of a peer
+      // already answered at that height and view costs nothing)
       if (
         b.kind !== "decision" &&
         env.sender < this.n &&
+        !this.justBehind(env.sender, b) &&
+        this.lagAnswerDue(env.sender, b.height, b.view, b.kind === "status") &&
         this.crypto.verify(b.height, env.sender, env.bodyBytes, env.signature)
       ) {
         // a status is an explicit request (a stuck replica asks again on its own schedule)
@@ -865,6 +871,31 @@ export class PbftEngine {
    * change without a quorum asks the peers it saw ahead on every resend, so a dropped answer or a
    * partition cannot leave it behind for good.
    */
+  /**
+   * A vote of the view that decided the height just below, seen for the first time: its sender
+   * is a moment behind, not stuck. It gets the quorum's commits as this replica did, and a
+   * decision sent now would cost a signature here, a message each way and a certificate check
+   * there, on every block for the slowest replica. A replica that is stuck sends its messages
+   * again (onResend); the same vote seen twice is answered.
+   */
+  private justBehind(peer: number, b: Body): boolean {
+    if (b.kind !== "preprepare" && b.kind !== "prepare" && b.kind !== "commit") return false;
+    if (b.height !== this.height - 1 || this.decisions.get(b.height)?.view !== b.view) return false;
+    const id = `${peer}/${b.height}/${b.view}/${b.kind}`;
+    if (this.lateVotes.has(id)) return false;
+    if (this.lateVotes.size > 100_000) this.lateVotes.clear();
+    this.lateVotes.add(id);
+    return true;
+  }
+
+  /** Whether answerLagging would send this peer anything for a message at (height, view). */
+  private lagAnswerDue(peer: number, height: number, view: number, asked: boolean): boolean {
+    if (peer === this.opts.self) return false;
+    for (let h = height; h < this.height; h++)
+      if (this.decisions.has(h) && (asked || !this.answered.has(`${peer}/${h}/${view}`))) return true;
+    return false;
+  }
+
   private answerLagging(peer: number, height: number, view: number, asked = false): void {
     if (peer === this.opts.self) return;
     for (let h = height; h < this.height; h++) {

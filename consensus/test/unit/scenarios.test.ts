@@ -53,6 +53,30 @@ describe("PBFT scenarios", () => {
     expect(h.committed[1]?.get(1)).toEqual(decided);
   });
 
+  it("a replica a moment behind gets no decision for its late votes; one that sends them again does", () => {
+    const h = new Harness(4);
+    h.startAll();
+    const block = h.propose(1);
+    // everybody prepares; node 3's commit and every commit to node 3 are held back
+    h.deliver((m, to) => m.body.kind !== "commit" || (m.from !== 3 && to !== 3));
+    for (const i of [0, 1, 2]) expect(h.committed[i]?.get(1)?.hash).toBe(hashOf(block));
+    expect(h.committed[3]?.get(1)).toBeUndefined();
+    const decisionsTo3 = () => h.sentLog.filter((m) => m.body.kind === "decision" && m.to === 3).length;
+    // its commit arrives late at the others: a moment behind, not stuck (the others' commits are
+    // on their way to it): no decision, no signature spent on one
+    const late = h.sentLog.find((m) => m.from === 3 && m.body.kind === "commit");
+    expect(late).toBeDefined();
+    for (const to of [0, 1, 2]) h.input(to, { type: "message", bytes: late?.bytes as Uint8Array, from: 3 });
+    expect(decisionsTo3()).toBe(0);
+    // the commits to it were lost: still undecided, it sends its messages of the view again, and
+    // the same vote seen twice is answered with the decision
+    h.queue = [];
+    h.resend([3]);
+    h.deliver((m) => m.from === 3 || m.to === 3);
+    expect(decisionsTo3()).toBeGreaterThan(0);
+    expect(h.committed[3]?.get(1)?.hash).toBe(hashOf(block));
+  });
+
   it("a replica that crashes after Prepare re-sends the identical Prepare and never prepares another block", () => {
     const h = new Harness(4);
     h.startAll();

@@ -1,4 +1,5 @@
 import "./withResolvers.js";
+import "./yamuxWindow.js";
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";

@@ -1,3 +1,4 @@
+import { YamuxStream } from "@chainsafe/libp2p-yamux/stream";
 import { generateP2pKey } from "@custos/crypto";
 import { CustosError, freeListenPort, nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
@@ -180,4 +181,58 @@ describe("health on a protocol of its own (rolling upgrades)", () => {
     expect([a.peersDisconnected, b.peersDisconnected, old.peersDisconnected]).toEqual([0, 0, 0]);
     expect([a.connected, old.connected]).toEqual([2, 2]);
   }, 30_000);
+});
+
+describe("yamux flow control (node/src/p2p/yamuxWindow.ts)", () => {
+  it("a receiver sends a window update per half window consumed, not per message, and a sender never stalls", async () => {
+    // count the WINDOW_UPDATE frames (type 1 in the yamux spec) without flags (those with SYN,
+    // ACK, FIN or RST open and close streams) that the streams send
+    const WINDOW_UPDATE = 1;
+    let updates = 0;
+    type Frame = { type: number; flag: number };
+    const proto = YamuxStream.prototype as unknown as {
+      handleData(frame: unknown): void;
+      sendFrame: (f: Frame, data?: unknown) => boolean;
+      counted?: true;
+    };
+    const handleData = proto.handleData;
+    proto.handleData = function (this: typeof proto, frame: unknown) {
+      if (!this.counted) {
+        this.counted = true;
+        const send = this.sendFrame;
+        this.sendFrame = (f: Frame, data?: unknown) => {
+          if (f.type === WINDOW_UPDATE && f.flag === 0) updates++;
+          return send(f, data);
+        };
+      }
+      handleData.call(this, frame);
+    };
+    try {
+      const [a, b] = (await validatorNetworks(2)) as [P2pNetwork, P2pNetwork];
+      let got = 0;
+      let bytes = 0;
+      b.onMessage((_c, _from, m) => {
+        got++;
+        bytes += m.byteLength;
+      });
+      await Promise.all([a.start(), b.start()]);
+      await until(() => a.connected === 1 && b.connected === 1);
+      // 300 votes' worth of small messages: ~30 KB, far below half of the 256 KB window
+      const small = new Uint8Array(100).fill(7);
+      for (let i = 0; i < 300; i++) a.send(Channel.consensus, 1, small);
+      await until(() => got === 300);
+      expect(updates).toBeLessThan(5); // was one per message (300)
+      // 2 MB in 4 KB messages, eight initial windows' worth (the window grows as it flows): it
+      // arrives whole, with a few updates, not one per message (500)
+      const big = new Uint8Array(4000).fill(9);
+      const before = updates;
+      for (let i = 0; i < 500; i++) a.send(Channel.consensus, 1, big);
+      await until(() => got === 800, 30_000);
+      expect(bytes).toBe(300 * 100 + 500 * 4000);
+      expect(updates - before).toBeGreaterThanOrEqual(1);
+      expect(updates - before).toBeLessThan(50);
+    } finally {
+      proto.handleData = handleData;
+    }
+  }, 60_000);
 });
