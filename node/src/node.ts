@@ -272,7 +272,9 @@ export class CustosNode {
       const proposalTxs =
         signing === undefined
           ? undefined
-          : new ProposalTxs(paths.proposalTxs, log.child({ module: "consensus" }));
+          : life.add(new ProposalTxs(paths.proposalTxs, log.child({ module: "consensus" })), (p) =>
+              p.close(),
+            );
       if (proposalTxs) {
         // the last proposal's transactions back into the pool before consensus reads its WAL
         for (const bytes of await proposalTxs.load()) await pool.add(bytes, "gossip").catch(() => {});

@@ -1,5 +1,6 @@
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { encode } from "@custos/codec";
 import { VerifierPool } from "@custos/crypto";
 import { nullLogger, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
@@ -130,20 +131,48 @@ describe("every validator crashes between its commit vote and its ledger write",
     expect(a.committed[0]?.block.txs.map((t) => toHex(t.hash))).toEqual([toHex(t1.hash)]);
   });
 
-  it("the file: written whole and read back; a damaged one is ignored, and temp files of interrupted writes are removed", async () => {
+  it("the files: each record written over the older of two and read back; a torn newest record leaves the one before; an earlier version's file and its temp files", async () => {
     const t = await tempDir("custos-proposal-txs-");
     cleanups.push(t.cleanup);
     const file = join(t.dir, "consensus.txs");
+    const hex = (l: Uint8Array[]) => l.map((b) => toHex(b));
     const store = new ProposalTxs(file, nullLogger);
     expect(await store.load()).toEqual([]);
-    const txs = [0, 1, 2].map((i) =>
+    const txs = [0, 1, 2, 3].map((i) =>
       tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, `rc-f${i}`]),
     );
-    await store.save(txs);
-    expect((await store.load()).map((b) => toHex(b))).toEqual(txs.map((x) => toHex(x.bytes)));
-    await writeFile(`${file}.tmp-7`, "half");
-    await writeFile(file, new Uint8Array([0x93, 0xc4]));
-    expect(await store.load()).toEqual([]);
-    expect(await readdir(t.dir)).toEqual(["consensus.txs"]);
+    const [a, b] = [txs.slice(0, 3), txs.slice(3)] as [typeof txs, typeof txs];
+    await store.save(a);
+    expect(hex(await new ProposalTxs(file, nullLogger).load())).toEqual(hex(a.map((x) => x.bytes)));
+    await store.save(b); // shorter than the record it follows: the length, not the file's end, counts
+    expect(hex(await new ProposalTxs(file, nullLogger).load())).toEqual(hex(b.map((x) => x.bytes)));
+    await store.close();
+    expect((await readdir(t.dir)).sort()).toEqual(["consensus.txs.0", "consensus.txs.1"]);
+    // the newest record torn (one byte of its payload changed): the one before it is read
+    const newest = `${file}.0`; // records 1, 2 went to files 1, 0
+    const bytes = await readFile(newest);
+    bytes[bytes.length - 1] ^= 0xff;
+    await writeFile(newest, bytes);
+    const reopened = new ProposalTxs(file, nullLogger);
+    expect(hex(await reopened.load())).toEqual(hex(a.map((x) => x.bytes)));
+    // and the next record goes over the torn one, never over the intact one
+    await reopened.save(b);
+    await reopened.close();
+    expect(hex(await new ProposalTxs(file, nullLogger).load())).toEqual(hex(b.map((x) => x.bytes)));
+    // an earlier version's single file (and a temp file of its interrupted write), read when no
+    // record is; a damaged one is reported and ignored
+    const old = await tempDir("custos-proposal-txs-old-");
+    cleanups.push(old.cleanup);
+    const legacy = join(old.dir, "consensus.txs");
+    await writeFile(legacy, encode(a.map((x) => x.bytes)));
+    await writeFile(`${legacy}.tmp-7`, "half");
+    const upgraded = new ProposalTxs(legacy, nullLogger);
+    expect(hex(await upgraded.load())).toEqual(hex(a.map((x) => x.bytes)));
+    expect(await readdir(old.dir)).toEqual(["consensus.txs"]);
+    await upgraded.save(b); // the first record makes the old file stale: it goes
+    await upgraded.close();
+    expect((await readdir(old.dir)).sort()).toEqual(["consensus.txs.0", "consensus.txs.1"]);
+    await writeFile(join(old.dir, "other.txs"), new Uint8Array([0x93, 0xc4]));
+    expect(await new ProposalTxs(join(old.dir, "other.txs"), nullLogger).load()).toEqual([]);
   });
 });
