@@ -866,12 +866,6 @@ export class PbftEngine {
   }
 
   /**
-   * A peer is at an older height: send it the decisions it lacks, once per peer, height and the
-   * view its message was in, and again whenever it asks with a status: a replica stuck in a view
-   * change without a quorum asks the peers it saw ahead on every resend, so a dropped answer or a
-   * partition cannot leave it behind for good.
-   */
-  /**
    * A vote of the view that decided the height just below, seen for the first time: its sender
    * is a moment behind, not stuck. It gets the quorum's commits as this replica did, and a
    * decision sent now would cost a signature here, a message each way and a certificate check
@@ -896,6 +890,12 @@ export class PbftEngine {
     return false;
   }
 
+  /**
+   * A peer is at an older height: send it the decisions it lacks, once per peer, height and the
+   * view its message was in, and again whenever it asks with a status: a replica stuck in a view
+   * change without a quorum asks the peers it saw ahead on every resend, so a dropped answer or a
+   * partition cannot leave it behind for good.
+   */
   private answerLagging(peer: number, height: number, view: number, asked = false): void {
     if (peer === this.opts.self) return;
     for (let h = height; h < this.height; h++) {
