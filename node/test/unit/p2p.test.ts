@@ -4,6 +4,7 @@ import { CustosError, freeListenPort, nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { HEALTH_REQUEST } from "../../src/health.js";
 import { Channel, CONSENSUS_PROTOCOL, HEALTH_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
+import { yamuxWindowPolicy } from "../../src/p2p/yamuxWindow.js";
 import { until } from "../helpers.js";
 
 const keys = [generateP2pKey(), generateP2pKey(), generateP2pKey()];
@@ -187,6 +188,7 @@ describe("yamux flow control (node/src/p2p/yamuxWindow.ts)", () => {
   it("a receiver sends a window update per half window consumed, not per message, and a sender never stalls", async () => {
     // count the WINDOW_UPDATE frames (type 1 in the yamux spec) without flags (those with SYN,
     // ACK, FIN or RST open and close streams) that the streams send
+    expect(yamuxWindowPolicy).toBe(true);
     const WINDOW_UPDATE = 1;
     let updates = 0;
     type Frame = { type: number; flag: number };
