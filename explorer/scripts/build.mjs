@@ -21,6 +21,9 @@ const browserShims = {
     b.onResolve({ filter: /(^|\/)sm3\.js$/ }, (a) =>
       a.importer.startsWith(join(packages, "crypto")) ? { path: join(shims, "sm3.ts") } : undefined,
     );
+    b.onResolve({ filter: /(^|\/)smCryptoV2\.js$/ }, (a) =>
+      a.importer.startsWith(join(packages, "crypto")) ? { path: join(shims, "smCryptoV2.ts") } : undefined,
+    );
     b.onResolve({ filter: /^(node:|@custos\/sm2-native$)/ }, (a) => ({ path: a.path, namespace: "stub" }));
     // CommonJS, so that named imports of what the browser never calls resolve to undefined
     b.onLoad({ filter: /.*/, namespace: "stub" }, () => ({ contents: "module.exports = {};", loader: "js" }));
