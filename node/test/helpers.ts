@@ -9,7 +9,14 @@ import { DEV_TIERS } from "../src/init.js";
 
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    // a ledger opened at `dir` keeps its head mark beside it, in `${dir}.head`
+    cleanup: async () => {
+      await rm(dir, { recursive: true, force: true });
+      await rm(`${dir}.head`, { force: true });
+    },
+  };
 }
 
 export interface TestChain {
