@@ -475,17 +475,13 @@ export class PbftEngine {
       return;
     }
     if (b.height < this.height) {
-      // the signature is checked only when there is something to answer (a late vote of a peer
-      // already answered at that height and view costs nothing)
-      if (
-        b.kind !== "decision" &&
-        env.sender < this.n &&
-        !this.justBehind(env.sender, b) &&
-        this.lagAnswerDue(env.sender, b.height, b.view, b.kind === "status") &&
-        this.crypto.verify(b.height, env.sender, env.bodyBytes, env.signature)
-      ) {
-        // a status is an explicit request (a stuck replica asks again on its own schedule)
-        this.answerLagging(env.sender, b.height, b.view, b.kind === "status");
+      if (b.kind !== "decision" && env.sender < this.n && !this.justBehind(env.sender, b)) {
+        // a status is an explicit request (a stuck replica asks again on its own schedule); the
+        // signature is checked only when there is something to answer (a late vote of a peer
+        // already answered at that height and view costs nothing)
+        const due = this.lagAnswers(env.sender, b.height, b.view, b.kind === "status");
+        if (due.length > 0 && this.crypto.verify(b.height, env.sender, env.bodyBytes, env.signature))
+          this.answerLagging(env.sender, b.view, due);
       }
       return;
     }
@@ -882,27 +878,26 @@ export class PbftEngine {
     return true;
   }
 
-  /** Whether answerLagging would send this peer anything for a message at (height, view). */
-  private lagAnswerDue(peer: number, height: number, view: number, asked: boolean): boolean {
-    if (peer === this.opts.self) return false;
-    for (let h = height; h < this.height; h++)
-      if (this.decisions.has(h) && (asked || !this.answered.has(`${peer}/${h}/${view}`))) return true;
-    return false;
-  }
-
   /**
-   * A peer is at an older height: send it the decisions it lacks, once per peer, height and the
-   * view its message was in, and again whenever it asks with a status: a replica stuck in a view
-   * change without a quorum asks the peers it saw ahead on every resend, so a dropped answer or a
-   * partition cannot leave it behind for good.
+   * A peer is at an older height: the decisions it lacks from `height` on, those not sent to it
+   * yet for the view its message was in, or all of them when it asks with a status (a replica
+   * stuck in a view change without a quorum asks the peers it saw ahead on every resend, so a
+   * dropped answer or a partition cannot leave it behind for good).
    */
-  private answerLagging(peer: number, height: number, view: number, asked = false): void {
-    if (peer === this.opts.self) return;
+  private lagAnswers(peer: number, height: number, view: number, asked: boolean): Decision[] {
+    const due: Decision[] = [];
+    if (peer === this.opts.self) return due;
     for (let h = height; h < this.height; h++) {
       const d = this.decisions.get(h);
-      const id = `${peer}/${h}/${view}`;
-      if (!d || (this.answered.has(id) && !asked)) continue;
-      this.answered.add(id);
+      if (d && (asked || !this.answered.has(`${peer}/${h}/${view}`))) due.push(d);
+    }
+    return due;
+  }
+
+  /** Sends `peer` these decisions, each remembered as answered for the view its message was in. */
+  private answerLagging(peer: number, view: number, due: Decision[]): void {
+    for (const d of due) {
+      this.answered.add(`${peer}/${d.height}/${view}`);
       if (this.answered.size > 100_000) this.answered.clear();
       const env = this.sign({ kind: "decision", chainId: this.opts.chainId, ...d });
       this.out.push({ type: "send", to: peer, bytes: env.bytes });
