@@ -82,7 +82,7 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
   int ok = 0;
   BN_CTX *ctx = bn_ctx();
   EC_POINT *P = NULL, *Q = NULL;
-  unsigned char xy[64], e[32], sb[32], tb[32], x1b[32];
+  unsigned char xy[64], e[32], sb[32], tb[32], cb[32];
   if (ctx == NULL || siglen != 64) return 0;
   if (!(publen == 33 && (pub[0] == 2 || pub[0] == 3)) && !(publen == 65 && pub[0] == 4)) return 0;
   BN_CTX_start(ctx);
@@ -109,8 +109,12 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     if (Q == NULL || !EC_POINT_mul(g_group, Q, s, P, t, ctx) || EC_POINT_is_at_infinity(g_group, Q)) goto done;
     if (!EC_POINT_get_affine_coordinates(g_group, Q, x1, NULL, ctx)) goto done;
   } else {
-    if (BN_bn2binpad(s, sb, 32) != 32 || BN_bn2binpad(t, tb, 32) != 32) goto done;
-    if (!sm2c_double_mul_x(x1b, sb, tb, xy, xy + 32) || !BN_bin2bn(x1b, 32, x1)) goto done;
+    /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
+    if (BN_bn2binpad(s, sb, 32) != 32 || BN_bn2binpad(t, tb, 32) != 32 || !BN_bin2bn(e, 32, be) ||
+        !BN_mod_sub(x1, r, be, g_order, ctx) || BN_bn2binpad(x1, cb, 32) != 32)
+      goto done;
+    ok = sm2c_double_mul_x_matches(sb, tb, xy, xy + 32, cb);
+    goto done;
   }
   /* R = (e + x1) mod n == r */
   if (!BN_bin2bn(e, 32, be) || !BN_mod_add(x1, x1, be, g_order, ctx)) goto done;
@@ -424,12 +428,12 @@ static int init_curve(void) {
   memcpy(p, SM2_ID, SM2_ID_LEN);
   p += SM2_ID_LEN;
   BIGNUM *pp = BN_new(), *a = BN_new(), *bb = BN_new(), *gx = BN_new(), *gy = BN_new();
-  unsigned char pbytes[32];
+  unsigned char pbytes[32], nbytes[32];
   int ok = pp && a && bb && gx && gy && EC_GROUP_get_curve(g_group, pp, a, bb, ctx) &&
            EC_POINT_get_affine_coordinates(g_group, EC_GROUP_get0_generator(g_group), gx, gy, ctx) &&
            BN_bn2binpad(a, p, 32) == 32 && BN_bn2binpad(bb, p + 32, 32) == 32 && BN_bn2binpad(gx, p + 64, 32) == 32 &&
            BN_bn2binpad(gy, p + 96, 32) == 32 && BN_bn2binpad(pp, pbytes, 32) == 32 &&
-           sm2c_init(pbytes, p + 32, p + 64, p + 96);
+           BN_bn2binpad(g_order, nbytes, 32) == 32 && sm2c_init(pbytes, nbytes, p + 32, p + 64, p + 96);
   BN_free(pp);
   BN_free(a);
   BN_free(bb);

@@ -9,7 +9,9 @@
  * Field elements are in Montgomery form (R = 2^256), always fully reduced (< p), so equality is
  * limb equality. The low limb of p is 2^64 - 1, hence -p^-1 mod 2^64 = 1. Points are Jacobian
  * (X, Y, Z) with Z = 0 for infinity; a = -3, so doubling uses dbl-2001-b. The multiplication is
- * interleaved wNAF: window 8 over a precomputed affine table of G, window 5 over Q.
+ * interleaved wNAF: window 8 over a precomputed affine table of G, window 5 over Q. The result is
+ * compared with the signature's candidates for x in Jacobian form (X = x Z^2), so no field
+ * inversion is done per verification (it was ~15 % of one: an exponentiation by p - 2).
  * Correctness is checked in the tests against OpenSSL's own SM2 verification.
  */
 #include "sm2_curve.h"
@@ -31,12 +33,15 @@ typedef struct {
 #define TG (1 << (WG - 2))
 #define TQ (1 << (WQ - 2))
 
-static fe P;      /* the prime, plain */
+/* the prime of sm2p256v1, plain: a constant, so that the compiler folds it into the arithmetic */
+static const fe P = {0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFF00000000ull, 0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFEFFFFFFFFull};
 static fe ONE;    /* R mod p */
 static fe R2;     /* R^2 mod p */
 static fe PM2;    /* p - 2, plain, for inversion */
 static fe SQRT_E; /* (p + 1) / 4, plain: p = 3 mod 4, so a square root of a is a^((p+1)/4) */
 static fe B_M;    /* curve b, Montgomery form */
+/* the group order, plain */
+static const fe N = {0x53BBF40939D54123ull, 0x7203DF6B21C6052Bull, 0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFEFFFFFFFFull};
 static apoint GTAB[TG]; /* G, 3G, 5G, ..., (2^(WG-1) - 1)G in Montgomery affine form */
 
 static void fe_from_bytes(fe r, const unsigned char b[32]) {
@@ -54,8 +59,11 @@ static void fe_to_bytes(unsigned char b[32], const fe a) {
 
 static int fe_is_zero(const fe a) { return (a[0] | a[1] | a[2] | a[3]) == 0; }
 
-/* r = a - p if a (with carry bit hi) >= p, else a. */
-static void fe_reduce_once(fe r, const uint64_t a[4], uint64_t hi) {
+/*
+ * r = a - p if a (with carry bit hi) >= p, else a. Branch-free: which way it goes depends on the
+ * data and is close to a coin toss, so a branch here is mispredicted about every other call.
+ */
+static inline void fe_reduce_once(fe r, const uint64_t a[4], uint64_t hi) {
   uint64_t d[4];
   u128 borrow = 0;
   for (int i = 0; i < 4; i++) {
@@ -63,12 +71,11 @@ static void fe_reduce_once(fe r, const uint64_t a[4], uint64_t hi) {
     d[i] = (uint64_t)v;
     borrow = (v >> 64) & 1;
   }
-  /* a >= p  <=>  hi set, or no borrow */
   if (hi || !borrow) memcpy(r, d, sizeof d);
   else if (r != a) memcpy(r, a, sizeof(fe));
 }
 
-static void fe_add(fe r, const fe a, const fe b) {
+static inline void fe_add(fe r, const fe a, const fe b) {
   uint64_t s[4];
   u128 c = 0;
   for (int i = 0; i < 4; i++) {
@@ -79,7 +86,8 @@ static void fe_add(fe r, const fe a, const fe b) {
   fe_reduce_once(r, s, (uint64_t)c);
 }
 
-static void fe_sub(fe r, const fe a, const fe b) {
+/* r = a - b, plus p when that borrowed (branch-free, as above). */
+static inline void fe_sub(fe r, const fe a, const fe b) {
   uint64_t d[4];
   u128 borrow = 0;
   for (int i = 0; i < 4; i++) {
@@ -87,46 +95,106 @@ static void fe_sub(fe r, const fe a, const fe b) {
     d[i] = (uint64_t)v;
     borrow = (v >> 64) & 1;
   }
-  if (borrow) {
-    u128 c = 0;
-    for (int i = 0; i < 4; i++) {
-      c += (u128)d[i] + P[i];
-      d[i] = (uint64_t)c;
-      c >>= 64;
-    }
-  }
-  memcpy(r, d, sizeof d);
-}
-
-/* Montgomery multiplication (CIOS): r = a * b / R mod p. */
-static void fe_mul(fe r, const fe a, const fe b) {
-  uint64_t t[6] = {0, 0, 0, 0, 0, 0};
+  const uint64_t mask = (uint64_t)0 - (uint64_t)borrow;
+  u128 c = 0;
   for (int i = 0; i < 4; i++) {
-    u128 c = 0;
-    for (int j = 0; j < 4; j++) {
-      c += (u128)a[j] * b[i] + t[j];
-      t[j] = (uint64_t)c;
-      c >>= 64;
-    }
-    c += t[4];
-    t[4] = (uint64_t)c;
-    t[5] = (uint64_t)(c >> 64);
-    uint64_t m = t[0]; /* * n0' = 1 */
-    c = (u128)m * P[0] + t[0];
+    c += (u128)d[i] + (P[i] & mask);
+    r[i] = (uint64_t)c;
     c >>= 64;
-    for (int j = 1; j < 4; j++) {
-      c += (u128)m * P[j] + t[j];
-      t[j - 1] = (uint64_t)c;
-      c >>= 64;
-    }
-    c += t[4];
-    t[3] = (uint64_t)c;
-    t[4] = t[5] + (uint64_t)(c >> 64);
   }
-  fe_reduce_once(r, t, t[4]);
 }
 
-static void fe_sqr(fe r, const fe a) { fe_mul(r, a, a); }
+/*
+ * Montgomery reduction of a 512-bit t (< p * 2^256): r = t / 2^256 mod p, fully reduced.
+ * -p^-1 mod 2^64 = 1, so each round's multiplier is the low limb itself, and m * p[0] + t[i] is
+ * m * 2^64 exactly (p[0] = 2^64 - 1): its carry is m.
+ */
+static inline void fe_mont_reduce(fe r, uint64_t t[8]) {
+  uint64_t extra = 0; /* the carry out of limb i + 4, owed to limb i + 5 */
+  for (int i = 0; i < 4; i++) {
+    const uint64_t m = t[i];
+    u128 c = m;
+    for (int j = 1; j < 4; j++) {
+      c += (u128)m * P[j] + t[i + j];
+      t[i + j] = (uint64_t)c;
+      c >>= 64;
+    }
+    c += (u128)t[i + 4] + extra;
+    t[i + 4] = (uint64_t)c;
+    extra = (uint64_t)(c >> 64);
+  }
+  fe_reduce_once(r, t + 4, extra);
+}
+
+/* Montgomery multiplication: r = a * b / R mod p (schoolbook product, then the reduction). */
+static void fe_mul(fe r, const fe a, const fe b) {
+  uint64_t t[8];
+  u128 c = 0;
+  for (int j = 0; j < 4; j++) {
+    c += (u128)a[j] * b[0];
+    t[j] = (uint64_t)c;
+    c >>= 64;
+  }
+  t[4] = (uint64_t)c;
+  for (int i = 1; i < 4; i++) {
+    c = 0;
+    for (int j = 0; j < 4; j++) {
+      c += (u128)a[j] * b[i] + t[i + j];
+      t[i + j] = (uint64_t)c;
+      c >>= 64;
+    }
+    t[i + 4] = (uint64_t)c;
+  }
+  fe_mont_reduce(r, t);
+}
+
+/* Montgomery squaring: the six cross products once, doubled, plus the four squares. */
+static void fe_sqr(fe r, const fe a) {
+  uint64_t t[8];
+  u128 c;
+  /* cross products a[i] * a[j], i < j, into t[1..6] */
+  c = (u128)a[0] * a[1];
+  t[1] = (uint64_t)c;
+  c >>= 64;
+  c += (u128)a[0] * a[2];
+  t[2] = (uint64_t)c;
+  c >>= 64;
+  c += (u128)a[0] * a[3];
+  t[3] = (uint64_t)c;
+  t[4] = (uint64_t)(c >> 64);
+  c = (u128)a[1] * a[2] + t[3];
+  t[3] = (uint64_t)c;
+  c >>= 64;
+  c += (u128)a[1] * a[3] + t[4];
+  t[4] = (uint64_t)c;
+  t[5] = (uint64_t)(c >> 64);
+  c = (u128)a[2] * a[3] + t[5];
+  t[5] = (uint64_t)c;
+  t[6] = (uint64_t)(c >> 64);
+  /* doubled */
+  t[7] = t[6] >> 63;
+  for (int i = 6; i > 1; i--) t[i] = (t[i] << 1) | (t[i - 1] >> 63);
+  t[1] <<= 1;
+  /* plus the squares a[i]^2 at limbs 2i, 2i + 1 */
+  c = (u128)a[0] * a[0];
+  t[0] = (uint64_t)c;
+  c >>= 64;
+  for (int i = 1; i < 8; i++) {
+    if ((i & 1) == 0) {
+      u128 sq = (u128)a[i / 2] * a[i / 2];
+      c += (uint64_t)sq;
+      c += t[i];
+      t[i] = (uint64_t)c;
+      c >>= 64;
+      c += (uint64_t)(sq >> 64);
+    } else {
+      c += t[i];
+      t[i] = (uint64_t)c;
+      c >>= 64;
+    }
+  }
+  fe_mont_reduce(r, t);
+}
 
 /* r = a^e (e plain, square-and-multiply from the top bit). */
 static void fe_pow(fe r, const fe a, const fe e) {
@@ -314,9 +382,10 @@ static int wnaf(int8_t out[258], const unsigned char k[32], int w) {
   return len;
 }
 
-int sm2c_double_mul_x(unsigned char x1[32], const unsigned char s[32], const unsigned char t[32],
-                      const unsigned char qx[32], const unsigned char qy[32]) {
-  jpoint q[TQ], q2, acc;
+/* acc = s*G + t*Q (Jacobian), interleaved wNAF; Q affine, on the curve. */
+static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned char t[32], const unsigned char qx[32],
+                       const unsigned char qy[32]) {
+  jpoint q[TQ], q2;
   fe tmp;
   fe_from_bytes(tmp, qx);
   fe_to_mont(q[0].x, tmp);
@@ -329,32 +398,52 @@ int sm2c_double_mul_x(unsigned char x1[32], const unsigned char s[32], const uns
   int8_t ns[258], nt[258];
   int ls = wnaf(ns, s, WG), lt = wnaf(nt, t, WQ);
   int len = ls > lt ? ls : lt;
-  jp_set_inf(&acc);
+  jp_set_inf(acc);
   for (int i = len - 1; i >= 0; i--) {
-    if (!jp_is_inf(&acc)) jp_dbl(&acc, &acc);
+    if (!jp_is_inf(acc)) jp_dbl(acc, acc);
     int ds = i < ls ? ns[i] : 0, dt = i < lt ? nt[i] : 0;
     if (ds > 0) {
-      jp_add_affine(&acc, &acc, GTAB[ds >> 1].x, GTAB[ds >> 1].y);
+      jp_add_affine(acc, acc, GTAB[ds >> 1].x, GTAB[ds >> 1].y);
     } else if (ds < 0) {
       fe_sub(tmp, (fe){0, 0, 0, 0}, GTAB[(-ds) >> 1].y);
-      jp_add_affine(&acc, &acc, GTAB[(-ds) >> 1].x, tmp);
+      jp_add_affine(acc, acc, GTAB[(-ds) >> 1].x, tmp);
     }
     if (dt > 0) {
-      jp_add(&acc, &acc, &q[dt >> 1]);
+      jp_add(acc, acc, &q[dt >> 1]);
     } else if (dt < 0) {
       jpoint neg = q[(-dt) >> 1];
       fe_sub(neg.y, (fe){0, 0, 0, 0}, neg.y);
-      jp_add(&acc, &acc, &neg);
+      jp_add(acc, acc, &neg);
     }
   }
+}
+
+/* Whether plain c (< p) is the affine x of Jacobian a: X == c * Z^2, no inversion needed. */
+static int x_is(const jpoint *a, const fe zz, const fe c) {
+  fe cm, lhs;
+  fe_to_mont(cm, c);
+  fe_mul(lhs, cm, zz);
+  return fe_equal(lhs, a->x);
+}
+
+int sm2c_double_mul_x_matches(const unsigned char s[32], const unsigned char t[32], const unsigned char qx[32],
+                              const unsigned char qy[32], const unsigned char c[32]) {
+  jpoint acc;
+  double_mul(&acc, s, t, qx, qy);
   if (jp_is_inf(&acc)) return 0;
-  fe zi, x;
-  fe_inv(zi, acc.z);
-  fe_sqr(zi, zi);
-  fe_mul(x, acc.x, zi);
-  fe_from_mont(x, x);
-  fe_to_bytes(x1, x);
-  return 1;
+  fe zz, cv, c2;
+  fe_sqr(zz, acc.z);
+  fe_from_bytes(cv, c);
+  if (!fe_lt_p(cv)) return 0;
+  if (x_is(&acc, zz, cv)) return 1;
+  /* x = c + n, when that is still below p */
+  u128 carry = 0;
+  for (int i = 0; i < 4; i++) {
+    carry += (u128)cv[i] + N[i];
+    c2[i] = (uint64_t)carry;
+    carry >>= 64;
+  }
+  return carry == 0 && fe_lt_p(c2) && x_is(&acc, zz, c2);
 }
 
 /* x^3 - 3x + b, all Montgomery. */
@@ -403,10 +492,15 @@ int sm2c_decode_point(unsigned char xy[64], const unsigned char *pub, size_t len
   return 0;
 }
 
-int sm2c_init(const unsigned char p[32], const unsigned char b[32], const unsigned char gx[32],
+int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsigned char b[32], const unsigned char gx[32],
               const unsigned char gy[32]) {
-  fe_from_bytes(P, p);
-  if ((P[0] & 1) == 0 || P[0] != UINT64_MAX) return 0; /* n0' = 1 needs p = -1 mod 2^64 */
+  {
+    fe given;
+    fe_from_bytes(given, p);
+    if (!fe_equal(given, P)) return 0; /* the arithmetic here is for this one curve */
+    fe_from_bytes(given, n);
+    if (!fe_equal(given, N)) return 0;
+  }
   /* ONE = 2^256 mod p = 2^256 - p (p > 2^255); R2 = ONE shifted left 256 times mod p. */
   {
     u128 borrow = 0;

@@ -4,8 +4,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sets up constants and the table of multiples of G. Returns 1 on success. Not thread-safe; call once. */
-int sm2c_init(const unsigned char p[32], const unsigned char b[32], const unsigned char gx[32],
+/*
+ * Sets up constants and the table of multiples of G. Returns 0 unless p and n are sm2p256v1's
+ * (the arithmetic is written for them). Not thread-safe; call once.
+ */
+int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsigned char b[32], const unsigned char gx[32],
               const unsigned char gy[32]);
 
 /*
@@ -15,11 +18,12 @@ int sm2c_init(const unsigned char p[32], const unsigned char b[32], const unsign
 int sm2c_decode_point(unsigned char xy[64], const unsigned char *pub, size_t len);
 
 /*
- * x1 = affine x of (s*G + t*Q), with Q = (qx, qy) an affine point already checked to be on the
- * curve, and s, t < n given big-endian. Returns 0 when the sum is the point at infinity.
- * Thread-safe after sm2c_init.
+ * Whether the affine x of s*G + t*Q is c or c + n (c plain, big-endian, below n; c + n counts only
+ * while below p): SM2's check that (e + x1) mod n = r, with c = (r - e) mod n, done without
+ * inverting Z. Q = (qx, qy) is an affine point already checked to be on the curve; s, t < n,
+ * big-endian. Returns 0 for the point at infinity. Thread-safe after sm2c_init.
  */
-int sm2c_double_mul_x(unsigned char x1[32], const unsigned char s[32], const unsigned char t[32],
-                      const unsigned char qx[32], const unsigned char qy[32]);
+int sm2c_double_mul_x_matches(const unsigned char s[32], const unsigned char t[32], const unsigned char qx[32],
+                              const unsigned char qy[32], const unsigned char c[32]);
 
 #endif
