@@ -53,13 +53,49 @@ static int sm3_2(const unsigned char *a, size_t alen, const unsigned char *b, si
   return ok;
 }
 
-/* e = SM3(Z_A || M), Z_A = SM3(ENTL || ID || a || b || xG || yG || xA || yA). */
-static int compute_e(const unsigned char xy[64], const unsigned char *msg, size_t msglen, unsigned char e[32]) {
+/* Z_A = SM3(ENTL || ID || a || b || xG || yG || xA || yA). */
+static int compute_za(const unsigned char xy[64], unsigned char za[32]) {
   unsigned char buf[ZA_PREFIX_LEN + 64];
-  unsigned char za[32];
   memcpy(buf, g_za_prefix, ZA_PREFIX_LEN);
   memcpy(buf + ZA_PREFIX_LEN, xy, 64);
-  return sm3_2(buf, sizeof buf, NULL, 0, za) && sm3_2(za, 32, msg, msglen, e);
+  return sm3_2(buf, sizeof buf, NULL, 0, za);
+}
+
+/* e = SM3(Z_A || M). */
+static int compute_e(const unsigned char xy[64], const unsigned char *msg, size_t msglen, unsigned char e[32]) {
+  unsigned char za[32];
+  return compute_za(xy, za) && sm3_2(za, 32, msg, msglen, e);
+}
+
+/*
+ * What verification derives from a public key alone: decoding it (a square root for a compressed
+ * key), Z_A, and the table of its odd multiples. A chain's senders are its members, few and
+ * signing over and over, so each verifying thread keeps the last keys it saw: about a third of a
+ * verification's work. Direct-mapped, keyed by the exact key bytes; only keys that decoded to a
+ * point on the curve get in. Thread-local (the verifying threads never share an entry).
+ */
+typedef struct {
+  unsigned char len; /* 0: empty */
+  unsigned char key[65];
+  unsigned char za[32];
+  sm2c_qtable table;
+} key_entry;
+
+#define KEY_CACHE_SLOTS 512 /* ~330 KiB a thread */
+static _Thread_local key_entry *tl_keys;
+
+/* The entry for `pub`, filled on a miss; NULL when the key is not a point on the curve. */
+static const key_entry *key_info(const unsigned char *pub, size_t publen, key_entry *scratch) {
+  if (tl_keys == NULL) tl_keys = calloc(KEY_CACHE_SLOTS, sizeof(key_entry));
+  key_entry *e = tl_keys == NULL ? scratch : &tl_keys[(((unsigned)pub[1] << 8 | pub[2]) ^ ((unsigned)pub[publen - 2] << 8 | pub[publen - 1])) % KEY_CACHE_SLOTS];
+  if (e->len == publen && memcmp(e->key, pub, publen) == 0) return e;
+  unsigned char xy[64];
+  e->len = 0;
+  if (!sm2c_decode_point(xy, pub, publen) || !compute_za(xy, e->za)) return NULL;
+  sm2c_qtable_init(&e->table, xy, xy + 32);
+  memcpy(e->key, pub, publen);
+  e->len = (unsigned char)publen;
+  return e;
 }
 
 static int point_xy(const EC_POINT *p, unsigned char xy[64], BN_CTX *ctx) {
@@ -97,28 +133,25 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     /* on the curve (cofactor 1: on the curve = in the group), not infinity */
     P = EC_POINT_new(g_group);
     if (P == NULL || !EC_POINT_oct2point(g_group, P, pub, publen, ctx) || EC_POINT_is_at_infinity(g_group, P) ||
-        !point_xy(P, xy, ctx))
+        !point_xy(P, xy, ctx) || !compute_e(xy, msg, msglen, e))
       goto done;
-  } else if (!sm2c_decode_point(xy, pub, publen)) {
-    goto done;
-  }
-  if (!compute_e(xy, msg, msglen, e)) goto done;
-  /* (x1, y1) = s*G + t*P, not the point at infinity */
-  if (reference) {
+    /* (x1, y1) = s*G + t*P, not the point at infinity; R = (e + x1) mod n == r */
     Q = EC_POINT_new(g_group);
-    if (Q == NULL || !EC_POINT_mul(g_group, Q, s, P, t, ctx) || EC_POINT_is_at_infinity(g_group, Q)) goto done;
-    if (!EC_POINT_get_affine_coordinates(g_group, Q, x1, NULL, ctx)) goto done;
-  } else {
-    /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
-    if (BN_bn2binpad(s, sb, 32) != 32 || BN_bn2binpad(t, tb, 32) != 32 || !BN_bin2bn(e, 32, be) ||
-        !BN_mod_sub(x1, r, be, g_order, ctx) || BN_bn2binpad(x1, cb, 32) != 32)
+    if (Q == NULL || !EC_POINT_mul(g_group, Q, s, P, t, ctx) || EC_POINT_is_at_infinity(g_group, Q) ||
+        !EC_POINT_get_affine_coordinates(g_group, Q, x1, NULL, ctx) || !BN_bin2bn(e, 32, be) ||
+        !BN_mod_add(x1, x1, be, g_order, ctx))
       goto done;
-    ok = sm2c_double_mul_x_matches(sb, tb, xy, xy + 32, cb);
-    goto done;
+    ok = BN_cmp(x1, r) == 0;
+  } else {
+    key_entry scratch;
+    const key_entry *k = key_info(pub, publen, &scratch);
+    /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
+    if (k == NULL || !sm3_2(k->za, 32, msg, msglen, e) || BN_bn2binpad(s, sb, 32) != 32 ||
+        BN_bn2binpad(t, tb, 32) != 32 || !BN_bin2bn(e, 32, be) || !BN_mod_sub(x1, r, be, g_order, ctx) ||
+        BN_bn2binpad(x1, cb, 32) != 32)
+      goto done;
+    ok = sm2c_double_mul_x_matches(sb, tb, &k->table, cb);
   }
-  /* R = (e + x1) mod n == r */
-  if (!BN_bin2bn(e, 32, be) || !BN_mod_add(x1, x1, be, g_order, ctx)) goto done;
-  ok = BN_cmp(x1, r) == 0;
 done:
   EC_POINT_free(P);
   EC_POINT_free(Q);

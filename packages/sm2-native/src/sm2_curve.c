@@ -37,7 +37,6 @@ typedef struct {
 static const fe P = {0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFF00000000ull, 0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFEFFFFFFFFull};
 static fe ONE;    /* R mod p */
 static fe R2;     /* R^2 mod p */
-static fe PM2;    /* p - 2, plain, for inversion */
 static fe SQRT_E; /* (p + 1) / 4, plain: p = 3 mod 4, so a square root of a is a^((p+1)/4) */
 static fe B_M;    /* curve b, Montgomery form */
 /* the group order, plain */
@@ -207,8 +206,49 @@ static void fe_pow(fe r, const fe a, const fe e) {
   memcpy(r, acc, sizeof acc);
 }
 
-/* r = a^(p-2) = a^-1 (a != 0). */
-static void fe_inv(fe r, const fe a) { fe_pow(r, a, PM2); }
+/* r = a^(2^k) (k squarings); r may alias a. */
+static void fe_sqr_n(fe r, const fe a, int k) {
+  fe_sqr(r, a);
+  while (--k > 0) fe_sqr(r, r);
+}
+
+/*
+ * r = a^(p-2) = a^-1 (a != 0), by an addition chain over the runs of ones in p - 2 =
+ * 2^256 - 2^224 - 2^96 + 2^64 - 3 (bits from the top: 31 ones, a zero, 128 ones, 32 zeros,
+ * 62 ones, a zero, a one): 256 squarings and 15 multiplications, where square-and-multiply
+ * needs ~220 multiplications.
+ */
+static void fe_inv(fe r, const fe a) {
+  fe x2, x3, x6, x12, x15, x30, x31, x32, t;
+  fe_sqr(x2, a);
+  fe_mul(x2, x2, a);         /* 2^2 - 1 */
+  fe_sqr(x3, x2);
+  fe_mul(x3, x3, a);         /* 2^3 - 1 */
+  fe_sqr_n(x6, x3, 3);
+  fe_mul(x6, x6, x3);        /* 2^6 - 1 */
+  fe_sqr_n(x12, x6, 6);
+  fe_mul(x12, x12, x6);      /* 2^12 - 1 */
+  fe_sqr_n(x15, x12, 3);
+  fe_mul(x15, x15, x3);      /* 2^15 - 1 */
+  fe_sqr_n(x30, x15, 15);
+  fe_mul(x30, x30, x15);     /* 2^30 - 1 */
+  fe_sqr(x31, x30);
+  fe_mul(x31, x31, a);       /* 2^31 - 1 */
+  fe_sqr(x32, x31);
+  fe_mul(x32, x32, a);       /* 2^32 - 1 */
+  fe_sqr_n(t, x31, 1);       /* 31 ones, a zero */
+  for (int i = 0; i < 4; i++) {
+    fe_sqr_n(t, t, 32);
+    fe_mul(t, t, x32);       /* 32 more ones, four times */
+  }
+  fe_sqr_n(t, t, 32);        /* 32 zeros */
+  fe_sqr_n(t, t, 32);
+  fe_mul(t, t, x32);         /* 32 ones */
+  fe_sqr_n(t, t, 30);
+  fe_mul(t, t, x30);         /* 30 ones */
+  fe_sqr_n(t, t, 2);
+  fe_mul(r, t, a);           /* a zero, a one */
+}
 
 /* a < p for a plain (not Montgomery) value. */
 static int fe_lt_p(const fe a) {
@@ -382,9 +422,9 @@ static int wnaf(int8_t out[258], const unsigned char k[32], int w) {
   return len;
 }
 
-/* acc = s*G + t*Q (Jacobian), interleaved wNAF; Q affine, on the curve. */
-static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned char t[32], const unsigned char qx[32],
-                       const unsigned char qy[32]) {
+_Static_assert(TQ == SM2C_QTABLE, "the Q table's size is the window's");
+
+void sm2c_qtable_init(sm2c_qtable *out, const unsigned char qx[32], const unsigned char qy[32]) {
   jpoint q[TQ], q2;
   fe tmp;
   fe_from_bytes(tmp, qx);
@@ -394,8 +434,29 @@ static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned ch
   memcpy(q[0].z, ONE, sizeof(fe));
   jp_dbl(&q2, &q[0]);
   for (int i = 1; i < TQ; i++) jp_add(&q[i], &q[i - 1], &q2);
+  /* to affine with one inversion (Montgomery's trick); Q has prime order n, so no kQ (k < 16) is infinity */
+  fe prod[TQ], inv, zi, zi2;
+  memcpy(prod[0], q[0].z, sizeof(fe));
+  for (int i = 1; i < TQ; i++) fe_mul(prod[i], prod[i - 1], q[i].z);
+  fe_inv(inv, prod[TQ - 1]);
+  for (int i = TQ - 1; i >= 0; i--) {
+    if (i > 0) {
+      fe_mul(zi, inv, prod[i - 1]);
+      fe_mul(inv, inv, q[i].z);
+    } else {
+      memcpy(zi, inv, sizeof(fe));
+    }
+    fe_sqr(zi2, zi);
+    fe_mul(out->x[i], q[i].x, zi2);
+    fe_mul(zi2, zi2, zi);
+    fe_mul(out->y[i], q[i].y, zi2);
+  }
+}
 
+/* acc = s*G + t*Q (Jacobian), interleaved wNAF over the affine tables of G and Q. */
+static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned char t[32], const sm2c_qtable *q) {
   int8_t ns[258], nt[258];
+  fe tmp;
   int ls = wnaf(ns, s, WG), lt = wnaf(nt, t, WQ);
   int len = ls > lt ? ls : lt;
   jp_set_inf(acc);
@@ -409,11 +470,10 @@ static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned ch
       jp_add_affine(acc, acc, GTAB[(-ds) >> 1].x, tmp);
     }
     if (dt > 0) {
-      jp_add(acc, acc, &q[dt >> 1]);
+      jp_add_affine(acc, acc, q->x[dt >> 1], q->y[dt >> 1]);
     } else if (dt < 0) {
-      jpoint neg = q[(-dt) >> 1];
-      fe_sub(neg.y, (fe){0, 0, 0, 0}, neg.y);
-      jp_add(acc, acc, &neg);
+      fe_sub(tmp, (fe){0, 0, 0, 0}, q->y[(-dt) >> 1]);
+      jp_add_affine(acc, acc, q->x[(-dt) >> 1], tmp);
     }
   }
 }
@@ -426,10 +486,10 @@ static int x_is(const jpoint *a, const fe zz, const fe c) {
   return fe_equal(lhs, a->x);
 }
 
-int sm2c_double_mul_x_matches(const unsigned char s[32], const unsigned char t[32], const unsigned char qx[32],
-                              const unsigned char qy[32], const unsigned char c[32]) {
+int sm2c_double_mul_x_matches(const unsigned char s[32], const unsigned char t[32], const sm2c_qtable *q,
+                              const unsigned char c[32]) {
   jpoint acc;
-  double_mul(&acc, s, t, qx, qy);
+  double_mul(&acc, s, t, q);
   if (jp_is_inf(&acc)) return 0;
   fe zz, cv, c2;
   fe_sqr(zz, acc.z);
@@ -512,8 +572,6 @@ int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsign
   }
   memcpy(R2, ONE, sizeof(fe));
   for (int i = 0; i < 256; i++) fe_add(R2, R2, R2);
-  memcpy(PM2, P, sizeof(fe));
-  PM2[0] -= 2;
   {
     /* (p + 1) / 4 */
     uint64_t q[5];

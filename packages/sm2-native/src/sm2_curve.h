@@ -17,13 +17,23 @@ int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsign
  */
 int sm2c_decode_point(unsigned char xy[64], const unsigned char *pub, size_t len);
 
+/* Q, 3Q, 5Q, ..., 15Q of a public key Q in affine Montgomery form: what a verification with Q needs. */
+#define SM2C_QTABLE 8
+typedef struct {
+  uint64_t x[SM2C_QTABLE][4];
+  uint64_t y[SM2C_QTABLE][4];
+} sm2c_qtable;
+
+/* Fills `t` for Q = (qx, qy), an affine point already checked to be on the curve. */
+void sm2c_qtable_init(sm2c_qtable *t, const unsigned char qx[32], const unsigned char qy[32]);
+
 /*
  * Whether the affine x of s*G + t*Q is c or c + n (c plain, big-endian, below n; c + n counts only
  * while below p): SM2's check that (e + x1) mod n = r, with c = (r - e) mod n, done without
- * inverting Z. Q = (qx, qy) is an affine point already checked to be on the curve; s, t < n,
- * big-endian. Returns 0 for the point at infinity. Thread-safe after sm2c_init.
+ * inverting Z. Q is given by its table; s, t < n, big-endian. Returns 0 for the point at
+ * infinity. Thread-safe after sm2c_init.
  */
-int sm2c_double_mul_x_matches(const unsigned char s[32], const unsigned char t[32], const unsigned char qx[32],
-                              const unsigned char qy[32], const unsigned char c[32]);
+int sm2c_double_mul_x_matches(const unsigned char s[32], const unsigned char t[32], const sm2c_qtable *q,
+                              const unsigned char c[32]);
 
 #endif
