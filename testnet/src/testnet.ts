@@ -296,6 +296,9 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
         `${dir} already holds a testnet: use custos testnet status|down|restart, pass --reuse to start it again, or remove the directory`,
       );
     const t = await readTestnet(dir);
+    // the nodes it starts run the custos that runs this (an upgraded checkout, a moved one), not
+    // the one the testnet was made with: that one may be gone or older
+    t.command = o.command;
     if (t.netns && !(await networkExists(t.netns))) {
       // down took the namespaces away: the same ones again (the same addresses, from testnet.json)
       await createNetwork(t.netns);
@@ -808,16 +811,23 @@ export async function restart(
   timeoutMs = 30_000,
   /** Extra environment for this start only (e.g. CUSTOS_CRASH_AT for a crash-point test). */
   env?: Record<string, string>,
+  /**
+   * How to run `custos` from now on (the CLI's own: restarting node by node onto a new build is
+   * a rolling upgrade); by default the one in testnet.json.
+   */
+  command?: string[],
 ): Promise<TestnetNode> {
   const t = await readTestnet(dir);
   const { node } = pick(t, which);
   await stopNode(node);
+  if (command) t.command = command;
   node.pid = spawnNode(t, node, env);
   // the file as it is now (another restart may have written it meanwhile), with this pid
   await withFileLock(async () => {
     const now = await readTestnet(dir);
     const at = now.nodes.find((n) => n.name === node.name);
     if (at) at.pid = node.pid;
+    if (command) now.command = command;
     await writeTestnet(dir, now);
   });
   await waitReady(node, Date.now() + timeoutMs);

@@ -58,7 +58,10 @@ export function registerTestnetCommands(program: Command): void {
       'how the nodes secure their connections: "sm" (national algorithms: SM2, SM3, SM4) or "noise"',
       "sm",
     )
-    .option("--reuse", "if DIR already holds a testnet, start its stopped nodes instead of refusing")
+    .option(
+      "--reuse",
+      "if DIR already holds a testnet, start its stopped nodes (with this custos) instead of refusing",
+    )
     .option(
       "--faults",
       "network faults: each node in a network namespace of its own where the machine allows it (else on 127.0.0.1), peers dial each other through a link proxy: partition, cut, link, heal (at most 10 nodes)",
@@ -249,7 +252,12 @@ export function registerTestnetCommands(program: Command): void {
         output(!!o.json, { name: n.name, pid: n.pid, rpc: n.rpc }, `${n.name} ${verb}`);
       });
   fault("kill", "SIGKILL a node: a crash", (t, d, w) => t.kill(d, w), "killed");
-  fault("restart", "stop a node if it runs and start it again", (t, d, w) => t.restart(d, w), "restarted");
+  fault(
+    "restart",
+    "stop a node if it runs and start it again, with this custos (node by node: a rolling upgrade)",
+    (t, d, w) => t.restart(d, w, undefined, undefined, cliCommand(t)),
+    "restarted",
+  );
   fault("pause", "SIGSTOP a node: hung, connections open", (t, d, w) => t.pause(d, w), "paused");
   fault("resume", "SIGCONT a paused node", (t, d, w) => t.resume(d, w), "resumed");
 

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -208,8 +208,18 @@ afterAll(async () => {
 
 describe("the prepaid-card journey through the CLI on 4 validators and an observer", () => {
   it("npm start's demo: the template approved, two programmes with their products; started again, nothing twice", async () => {
+    // a node down and testnet.json naming a custos that is gone (the checkout it was made from
+    // moved or was upgraded): up --reuse starts it with the custos that runs up, and records it
+    await ok(["testnet", "kill", "3", "--dir", dir]);
+    const file = join(dir, "testnet.json");
+    const before = JSON.parse(readFileSync(file, "utf8"));
+    writeFileSync(
+      file,
+      JSON.stringify({ ...before, command: ["/nonexistent/node", "/nonexistent/custos.js"] }),
+    );
     const again = await custos(["testnet", "up", "--dir", dir, "--reuse"]);
     expect(again.error).toBeUndefined();
+    expect(JSON.parse(readFileSync(file, "utf8")).command).toEqual(before.command);
     expect(again.json.demo.done).toEqual([]);
     const list = await ok(["prepaid", "programmes", ...inDir()]);
     expect(list.programmes).toHaveLength(2);
