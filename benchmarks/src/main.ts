@@ -49,7 +49,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       blockIntervalMs: flag(o.args, "--block-interval", 100),
       ...(o.args.includes("--max-block-txs") ? { maxBlockTxs: flag(o.args, "--max-block-txs", 5000) } : {}),
       // fresh node processes: after 2 s, the first measured phase had 2-3x the latency of the ones
-      // after it (JIT, heap growth); after 8 s it did not
+      // after it; after 8 s, on four validators, it no longer stood out
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 8,
       keep: o.args.includes("--keep"),
       auditIndex: !o.args.includes("--no-audit-index"),

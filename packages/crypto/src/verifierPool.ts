@@ -13,10 +13,10 @@ export interface VerifierPoolOptions {
   maxChunk?: number;
   /**
    * Native backend: a gathered batch of at most this many signatures is checked on the calling
-   * thread instead (default 4). Handing work to libuv's pool and back costs about as much CPU as
-   * a verification here (~90 us a batch on the 2-core reference VM: the wake-ups of a worker
-   * thread and of the event loop); the pool pays when batches are large, i.e. when the main
-   * thread is busy, and batches grow with load. 0 sends every batch to the pool.
+   * thread instead (default 4). A single signature through libuv's pool and back cost ~200 us of
+   * process CPU on the 2-core reference VM, checked in place ~125 us; the pool pays when batches
+   * are large, i.e. when the main thread is busy, and batches grow with load. 0 sends every batch
+   * to the pool.
    */
   inlineMax?: number;
   /** Defaults to the process-wide backend (`selectSm2`). */
@@ -30,10 +30,10 @@ interface Pending {
 }
 
 /**
- * Verifies SM2 signatures off the event loop. With the native backend the work runs on libuv's
- * thread pool through the addon's async path; with the JS backend on worker threads. Single
- * `verify` calls made in the same tick are gathered into one batch; with the native backend a
- * batch of at most `inlineMax` is checked right there instead (~0.12 ms a signature).
+ * Verifies SM2 signatures. Single `verify` calls made in the same tick are gathered into one
+ * batch. With the native backend a batch of at most `inlineMax` is checked on the event loop
+ * (~0.12 ms a signature) and a larger one on libuv's thread pool through the addon's async path;
+ * with the JS backend every batch goes to worker threads.
  */
 export class VerifierPool {
   readonly backend: Sm2Backend;

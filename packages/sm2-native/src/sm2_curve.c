@@ -58,10 +58,7 @@ static void fe_to_bytes(unsigned char b[32], const fe a) {
 
 static int fe_is_zero(const fe a) { return (a[0] | a[1] | a[2] | a[3]) == 0; }
 
-/*
- * r = a - p if a (with carry bit hi) >= p, else a. Branch-free: which way it goes depends on the
- * data and is close to a coin toss, so a branch here is mispredicted about every other call.
- */
+/* r = a - p if a (with carry bit hi) >= p, else a. */
 static inline void fe_reduce_once(fe r, const uint64_t a[4], uint64_t hi) {
   uint64_t d[4];
   u128 borrow = 0;
@@ -70,6 +67,7 @@ static inline void fe_reduce_once(fe r, const uint64_t a[4], uint64_t hi) {
     d[i] = (uint64_t)v;
     borrow = (v >> 64) & 1;
   }
+  /* a >= p  <=>  hi set, or no borrow (a branch: measured faster here than selecting by mask) */
   if (hi || !borrow) memcpy(r, d, sizeof d);
   else if (r != a) memcpy(r, a, sizeof(fe));
 }
@@ -85,7 +83,7 @@ static inline void fe_add(fe r, const fe a, const fe b) {
   fe_reduce_once(r, s, (uint64_t)c);
 }
 
-/* r = a - b, plus p when that borrowed (branch-free, as above). */
+/* r = a - b, plus p masked in when that borrowed. */
 static inline void fe_sub(fe r, const fe a, const fe b) {
   uint64_t d[4];
   u128 borrow = 0;
