@@ -102,6 +102,11 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
   proposalsRefused = 0;
   /** Building (executing) one transaction, ms, exponentially weighted: what caps a block. */
   private execMsPerTx = 0;
+  /**
+   * Where the round of the block being decided spent its time (the "block committed" log line):
+   * when this node built or received its proposal, and how long executing it took.
+   */
+  private round: { hash: string; startedAt: number; executeMs: number } | undefined;
 
   /**
    * How many transactions the next block may take: genesis's maxBlockTxs, and no more than this
@@ -382,10 +387,17 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
           return;
         }
         const leader = this.engine.leaderOf(e.height, e.view);
+        const receivedAt = performance.now();
         void this.assemble(e.block, leader).then((assembled) => {
           this.queue = this.queue
             .then(async () => {
+              const started = performance.now();
               const valid = assembled !== undefined && (await this.verifyProposal(assembled, e.blockHash));
+              this.round = {
+                hash: toHex(e.blockHash),
+                startedAt: receivedAt,
+                executeMs: performance.now() - started,
+              };
               await this.run({ type: "executed", height: e.height, blockHash: e.blockHash, valid });
             })
             .catch((err: Error) => {
@@ -433,6 +445,11 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     });
     this.built.set(toHex(built.block.hash), built);
     this.measureExecution(txs.length, performance.now() - started);
+    this.round = {
+      hash: toHex(built.block.hash),
+      startedAt: started,
+      executeMs: performance.now() - started,
+    };
     // on disk before the proposal leaves: after a crash of every validator, someone has them
     await this.proposalTxs?.save(built.block.txs);
     await this.run({
@@ -565,6 +582,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     if (e.height <= this.ledger.head.height) return; // block sync stored it first
     const built = this.built.get(toHex(e.blockHash));
     if (!built) throw new Error(`decided block 0x${toHex(e.blockHash)} was never executed here`);
+    const decidedAt = performance.now();
+    const round = this.round?.hash === toHex(e.blockHash) ? this.round : undefined;
     const certificate: CommitCertificate = {
       version: 1,
       chainId: this.genesis.chainId,
@@ -577,11 +596,16 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
     this.pool.remove(built.block.txs);
     this.built.clear();
     await this.wal.compact([]);
+    const ms = (x: number) => Math.round(x * 10) / 10;
     this.log.info("block committed", {
       height: e.height,
       view: e.view,
       txs: built.block.txs.length,
       hash: `0x${toHex(e.blockHash)}`,
+      // from this node's proposal (leader) or its arrival here (replica) to the decision, the
+      // execution within that, and the ledger write after it
+      ...(round ? { roundMs: ms(decidedAt - round.startedAt), executeMs: ms(round.executeMs) } : {}),
+      writeMs: ms(performance.now() - decidedAt),
     });
     if (this.viewChangeSince !== undefined) {
       this.log.info("consensus recovered: a block committed after view changes", {

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { encode } from "@custos/codec";
 import { VerifierPool } from "@custos/crypto";
 import { decodeSignedTx, type SignedTx } from "@custos/types";
-import { nullLogger, toHex } from "@custos/utils";
+import { type LogFields, type Logger, nullLogger, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { openChainLedger } from "../../src/chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "../../src/chain/pbftDriver.js";
@@ -30,6 +30,20 @@ interface Replica {
   pool: TxPool;
   ledger: Ledger;
   committed: CommittedBlock[];
+  /** The fields of this validator's "block committed" log lines. */
+  commitLines: LogFields[];
+}
+
+/** Keeps the fields of the "block committed" lines; drops the rest. */
+function commitLog(into: LogFields[]): Logger {
+  const log: Logger = {
+    ...nullLogger,
+    info: (msg, fields) => {
+      if (msg === "block committed") into.push(fields ?? {});
+    },
+    child: () => log,
+  };
+  return log;
 }
 
 async function replicas(
@@ -59,6 +73,7 @@ async function replicas(
       nullLogger,
     );
     const index = i;
+    const commitLines: LogFields[] = [];
     const driver = new PbftDriver(
       {
         genesis: chain.genesis,
@@ -81,10 +96,10 @@ async function replicas(
           index,
           (from, hashes) => serve(from, hashes).map((b) => decodeSignedTx(b)),
         ),
-        log: nullLogger,
+        log: commitLog(commitLines),
       },
     );
-    const r: Replica = { driver, pool, ledger, committed: [] };
+    const r: Replica = { driver, pool, ledger, committed: [], commitLines };
     driver.on("block:committed", (c) => r.committed.push(c));
     out.push(r);
     stops.push(async () => {
@@ -117,6 +132,16 @@ describe("proposals by transaction hashes", () => {
     expect((a as Replica).driver.fetchedTxs).toBe(1);
     expect(toHex((a as Replica).ledger.head.hash)).toBe(toHex((b as Replica).ledger.head.hash));
     expect((a as Replica).ledger.head.height).toBe(1);
+    // each says where its round went: the leader from its proposal, the replica from its arrival
+    for (const r of [a, b] as Replica[]) {
+      const [line] = r.commitLines;
+      expect(line).toMatchObject({ height: 1, txs: 1 });
+      for (const k of ["roundMs", "executeMs", "writeMs"]) {
+        expect(typeof line?.[k]).toBe("number");
+        expect(line?.[k] as number).toBeGreaterThanOrEqual(0);
+      }
+      expect(line?.executeMs as number).toBeLessThanOrEqual(line?.roundMs as number);
+    }
   });
 
   it("a fetched transaction whose signature does not verify keeps the replica from preparing: nothing commits", async () => {
