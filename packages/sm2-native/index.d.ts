@@ -4,6 +4,11 @@ export interface NativeSm2 {
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /** The same check with OpenSSL's EC_POINT_mul for s*G + t*P: slower, kept as a reference for tests. */
   verifyReference(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * The same check with e given instead of SM3(Z_A || message), through the fast path or (reference)
+   * OpenSSL's: for tests that need a chosen e (an x1 between n and p cannot be reached otherwise).
+   */
+  verifyDigest(publicKey: Uint8Array, e: Uint8Array, signature: Uint8Array, reference: boolean): boolean;
   /** Raw r||s signature (64 bytes). Throws for a private key outside [1, n-2]. */
   sign(privateKey: Uint8Array, message: Uint8Array): Buffer;
   /** Uncompressed public key 04||x||y (65 bytes). */

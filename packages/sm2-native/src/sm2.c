@@ -111,10 +111,11 @@ static int point_xy(const EC_POINT *p, unsigned char xy[64], BN_CTX *ctx) {
 /*
  * SM2 verification. reference = 0: points decoded and s*G + t*P computed by sm2_curve.c;
  * reference = 1: the same through OpenSSL (EC_POINT_oct2point, EC_POINT_mul), kept so that tests
- * can compare the two on every kind of input.
+ * can compare the two on every kind of input. digest: e itself (32 bytes) instead of
+ * SM3(Z_A || msg), for tests that need a chosen e; NULL in every other use.
  */
 static int verify_core(const unsigned char *pub, size_t publen, const unsigned char *msg, size_t msglen,
-                       const unsigned char *sig, size_t siglen, int reference) {
+                       const unsigned char *sig, size_t siglen, int reference, const unsigned char *digest) {
   int ok = 0;
   BN_CTX *ctx = bn_ctx();
   EC_POINT *P = NULL, *Q = NULL;
@@ -133,7 +134,7 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     /* on the curve (cofactor 1: on the curve = in the group), not infinity */
     P = EC_POINT_new(g_group);
     if (P == NULL || !EC_POINT_oct2point(g_group, P, pub, publen, ctx) || EC_POINT_is_at_infinity(g_group, P) ||
-        !point_xy(P, xy, ctx) || !compute_e(xy, msg, msglen, e))
+        !point_xy(P, xy, ctx) || !(digest ? memcpy(e, digest, 32) != NULL : compute_e(xy, msg, msglen, e)))
       goto done;
     /* (x1, y1) = s*G + t*P, not the point at infinity; R = (e + x1) mod n == r */
     Q = EC_POINT_new(g_group);
@@ -146,7 +147,8 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     key_entry scratch;
     const key_entry *k = key_info(pub, publen, &scratch);
     /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
-    if (k == NULL || !sm3_2(k->za, 32, msg, msglen, e) || BN_bn2binpad(s, sb, 32) != 32 ||
+    if (k == NULL || !(digest ? memcpy(e, digest, 32) != NULL : sm3_2(k->za, 32, msg, msglen, e)) ||
+        BN_bn2binpad(s, sb, 32) != 32 ||
         BN_bn2binpad(t, tb, 32) != 32 || !BN_bin2bn(e, 32, be) || !BN_mod_sub(x1, r, be, g_order, ctx) ||
         BN_bn2binpad(x1, cb, 32) != 32)
       goto done;
@@ -284,7 +286,26 @@ static napi_value verify_js(napi_env env, napi_callback_info info, int reference
   size_t publen, msglen, siglen;
   CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int ok = argc == 3 && get_bytes(env, argv[0], &pub, &publen) && get_bytes(env, argv[1], &msg, &msglen) &&
-           get_bytes(env, argv[2], &sig, &siglen) && verify_core(pub, publen, msg, msglen, sig, siglen, reference);
+           get_bytes(env, argv[2], &sig, &siglen) && verify_core(pub, publen, msg, msglen, sig, siglen, reference, NULL);
+  CALL(env, napi_get_boolean(env, ok, &result));
+  return result;
+}
+
+/* verifyDigest(pub, e: 32 bytes, sig, reference: boolean): the check with e given (tests). */
+static napi_value js_verify_digest(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  unsigned char *pub, *e, *sig;
+  size_t publen, elen, siglen;
+  bool reference = false;
+  CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4 || !get_bytes(env, argv[0], &pub, &publen) || !get_bytes(env, argv[1], &e, &elen) || elen != 32 ||
+      !get_bytes(env, argv[2], &sig, &siglen) || napi_get_value_bool(env, argv[3], &reference) != napi_ok) {
+    napi_throw_type_error(env, "SM2_INVALID_ARGUMENT",
+                          "verifyDigest(publicKey, e: 32 bytes, signature, reference: boolean)");
+    return NULL;
+  }
+  int ok = verify_core(pub, publen, NULL, 0, sig, siglen, reference ? 1 : 0, e);
   CALL(env, napi_get_boolean(env, ok, &result));
   return result;
 }
@@ -365,7 +386,7 @@ static void batch_execute(napi_env env, void *data) {
   for (size_t i = 0; i < b->n; i++) {
     const unsigned char *slot = b->pubs + i * PUB_SLOT;
     uint32_t start = b->offsets[i], end = b->offsets[i + 1];
-    b->results[i] = (unsigned char)verify_core(slot + 1, slot[0], b->msgs + start, end - start, b->sigs + i * 64, 64, 0);
+    b->results[i] = (unsigned char)verify_core(slot + 1, slot[0], b->msgs + start, end - start, b->sigs + i * 64, 64, 0, NULL);
   }
 }
 
@@ -489,6 +510,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"verify", NULL, js_verify, NULL, NULL, NULL, napi_default, NULL},
       {"verifyReference", NULL, js_verify_reference, NULL, NULL, NULL, napi_default, NULL},
+      {"verifyDigest", NULL, js_verify_digest, NULL, NULL, NULL, napi_default, NULL},
       {"sign", NULL, js_sign, NULL, NULL, NULL, napi_default, NULL},
       {"publicKey", NULL, js_public_key, NULL, NULL, NULL, napi_default, NULL},
       {"verifyBatch", NULL, js_verify_batch, NULL, NULL, NULL, napi_default, NULL},

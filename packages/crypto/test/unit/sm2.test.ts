@@ -1,9 +1,14 @@
 import { createRequire } from "node:module";
+import { loadNativeSm2 } from "@custos/sm2-native";
 import { bigIntToBytes, fromHex, toHex } from "@custos/utils";
 import { describe, expect, it } from "vitest";
 import {
   compressPublicKey,
   JsSm2Backend,
+  SM2_A,
+  SM2_B,
+  SM2_GX,
+  SM2_GY,
   SM2_N,
   SM2_P,
   SM2_STANDARD_EXAMPLE,
@@ -135,6 +140,75 @@ describe.skipIf(repeatRun)("native fast path against OpenSSL's own multiplicatio
       for (const s of [1n, 2n, SM2_N - 1n, SM2_N - 3n, (1n << 128n) + 7n]) {
         const sig = new Uint8Array([...bigIntToBytes(r, 32), ...bigIntToBytes(s, 32)]);
         expect(n.verify(pub, msg, sig)).toBe(n.verifyReference(pub, msg, sig));
+      }
+    }
+  });
+});
+
+describe.skipIf(nativeBackend() === null)("native verify when x1 lies between n and p", () => {
+  // R = (e + x1) mod n = r holds for x1 = (r - e) mod n and for that plus n when it is still below
+  // p. No signature over a message reaches the second (about 2^-128 of them do, and choosing one
+  // needs a discrete logarithm), so e is chosen here: pick a point P with x in [n, p), r = e + x
+  // - n, s = 1, and the key Q that makes s*G + t*Q = P, i.e. Q = t^-1 * (P - G).
+  const p = SM2_P;
+  const mod = (a: bigint, m: bigint) => ((a % m) + m) % m;
+  const pow = (b: bigint, e: bigint, m: bigint) => {
+    let r = 1n;
+    let x = mod(b, m);
+    for (let k = e; k > 0n; k >>= 1n) {
+      if (k & 1n) r = (r * x) % m;
+      x = (x * x) % m;
+    }
+    return r;
+  };
+  const inv = (a: bigint, m: bigint) => pow(a, m - 2n, m); // p and n are prime
+  type Pt = readonly [bigint, bigint] | null;
+  const add = (P: Pt, Q: Pt): Pt => {
+    if (P === null) return Q;
+    if (Q === null) return P;
+    let l: bigint;
+    if (P[0] === Q[0]) {
+      if (mod(P[1] + Q[1], p) === 0n) return null;
+      l = mod((3n * P[0] * P[0] + SM2_A) * inv(2n * P[1], p), p);
+    } else l = mod((Q[1] - P[1]) * inv(Q[0] - P[0], p), p);
+    const x = mod(l * l - P[0] - Q[0], p);
+    return [x, mod(l * (P[0] - x) - P[1], p)];
+  };
+  const mul = (k: bigint, P: Pt): Pt => {
+    let acc: Pt = null;
+    for (let i = 255n; i >= 0n; i--) {
+      acc = add(acc, acc);
+      if ((k >> i) & 1n) acc = add(acc, P);
+    }
+    return acc;
+  };
+  const b32 = (v: bigint) => bigIntToBytes(v, 32);
+
+  it("accepts r = e + x1 - n through the fast path and OpenSSL's, and rejects a neighbouring e", () => {
+    const addon = loadNativeSm2();
+    // the first x from n up that is on the curve (p = 3 mod 4: a square root is a power)
+    let P: Pt = null;
+    for (let x = SM2_N; P === null; x++) {
+      const rhs = mod(x * x * x + SM2_A * x + SM2_B, p);
+      const y = pow(rhs, (p + 1n) / 4n, p);
+      if ((y * y) % p === rhs) P = [x, y];
+    }
+    const [x1] = P as [bigint, bigint];
+    expect(x1 >= SM2_N && x1 < p).toBe(true);
+    const e = 0x1234_5678_9abc_def0n;
+    const r = mod(e + x1, SM2_N);
+    const s = 1n;
+    const t = mod(r + s, SM2_N);
+    const Q = mul(inv(t, SM2_N), add(P, [SM2_GX, mod(-SM2_GY, p)])) as [bigint, bigint];
+    const full = new Uint8Array([4, ...b32(Q[0]), ...b32(Q[1])]);
+    const sig = new Uint8Array([...b32(r), ...b32(s)]);
+    // the construction is right: OpenSSL's own multiplication accepts it
+    expect(addon.verifyDigest(full, b32(e), sig, true)).toBe(true);
+    for (const pub of [full, compressPublicKey(full)]) {
+      expect(addon.verifyDigest(pub, b32(e), sig, false)).toBe(true);
+      for (const other of [e + 1n, e - 1n]) {
+        expect(addon.verifyDigest(pub, b32(other), sig, false)).toBe(false);
+        expect(addon.verifyDigest(pub, b32(other), sig, true)).toBe(false);
       }
     }
   });
