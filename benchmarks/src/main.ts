@@ -37,6 +37,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       rates: list(o.args, "--rates", [1000, 2000, 2500]),
       seconds: flag(o.args, "--seconds", 10),
       batch: flag(o.args, "--batch", 1),
+      auditIndex: !o.args.includes("--no-audit-index"),
     }),
   testnet: (o) =>
     runTestnetBench({

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,6 +30,8 @@ export interface SingleNodeOptions {
   seconds: number;
   /** Transactions per JSON-RPC request (a batch); 1 = one request per transaction. */
   batch: number;
+  /** Run the node without its audit index (config audit.index false), to measure what it costs. */
+  auditIndex?: boolean;
 }
 
 const BIN = fileURLToPath(new URL("../../cli/bin/custos.js", import.meta.url));
@@ -83,6 +85,11 @@ export async function runSingleNodeBench(o: SingleNodeOptions): Promise<Record<s
     const ceiling = await measureVerifyCeiling();
     const r = await initHome({ home, dev: true, kdfIterations: 1000 });
     const password = (await readFile(join(home, "dev-password"), "utf8")).trim();
+    if (o.auditIndex === false) {
+      const cfgPath = join(home, "config.json");
+      const cfg = JSON.parse(await readFile(cfgPath, "utf8"));
+      await writeFile(cfgPath, JSON.stringify({ ...cfg, audit: { ...cfg.audit, index: false } }, null, 2));
+    }
     node = await startNode(home);
     const pid = node.proc.pid as number;
     const client = new CustosClient(node.url);
@@ -205,6 +212,7 @@ export async function runSingleNodeBench(o: SingleNodeOptions): Promise<Record<s
       benchmark: "single-node",
       date: new Date().toISOString(),
       machine: machine(),
+      auditIndex: o.auditIndex !== false,
       workload: `e-CNY transfers of 1 fen from ${senders.length} tier-1 members, signed before the run, ${o.batch === 1 ? "one JSON-RPC request each" : `${o.batch} per JSON-RPC batch request`}, up to 256 in flight; latency = submit to commit notification (WebSocket)`,
       ceiling: { sm2VerifyPerCore: ceiling.verifyPerCore, sm2VerifyPool: ceiling.verifyPool },
       refusals: refusalsOf([sender]),
@@ -214,7 +222,7 @@ export async function runSingleNodeBench(o: SingleNodeOptions): Promise<Record<s
     if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
       const lines = [
-        `single-node benchmark on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}`,
+        `single-node benchmark on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}`,
         report.workload,
         report.method,
         `ceiling (same run): SM2 verify ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s on all cores`,
