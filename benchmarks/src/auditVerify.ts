@@ -2,20 +2,11 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportToJson, parseExport, verifyExport } from "@custos/audit";
-import { encode } from "@custos/codec";
-import { generateKeyPair, type Sm2KeyPair, sm2Sign, VerifierPool } from "@custos/crypto";
-import { AuditIndex, AuditService, buildBlock, commitOf, Executor, openChainLedger } from "@custos/node";
-import {
-  CERT_VERSION,
-  commitVoteBytes,
-  genesisToJson,
-  parseGenesis,
-  quorumSize,
-  type SignedTx,
-  signTx,
-  TX_VERSION,
-} from "@custos/types";
-import { nullLogger, toHex } from "@custos/utils";
+import { generateKeyPair, VerifierPool } from "@custos/crypto";
+import { AuditIndex, AuditService } from "@custos/node";
+import { genesisToJson, quorumSize } from "@custos/types";
+import { nullLogger } from "@custos/utils";
+import { benchChain } from "./chain.js";
 import { type Ceiling, machine, measureVerifyCeiling } from "./load.js";
 import { median } from "./stats.js";
 
@@ -42,80 +33,19 @@ export async function runAuditVerifyBench(o: AuditVerifyBenchOptions): Promise<R
   const ceiling: Ceiling = await measureVerifyCeiling();
   const dir = await mkdtemp(join(tmpdir(), "custos-audit-bench-"));
   try {
-    const validatorKeys = Array.from({ length: o.validators }, () => generateKeyPair());
     const operator = generateKeyPair();
     const alice = generateKeyPair();
     const bob = generateKeyPair();
-    const genesis = parseGenesis({
+    const { genesis, ledger, tx, commit } = await benchChain({
+      dir,
       chainId: "custos-audit-bench",
-      timestamp: Date.UTC(2026, 4, 1),
-      blockLimitWindow: 600,
-      consensus: {
-        validators: validatorKeys.map((k, i) => ({
-          name: `v${i}`,
-          publicKey: toHex(k.publicKey),
-          peerId: `12D3KooW${"ABCDEFGHJKLMNPQRSTUV"[i % 20]?.repeat(44)}`,
-        })),
-        minBlockIntervalMs: 0,
-        maxBlockTxs: 50_000,
-      },
+      validators: o.validators,
       members: [
-        { name: "operator", publicKey: toHex(operator.publicKey), roles: ["operator"], ecnyTier: 1 },
-        { name: "alice", publicKey: toHex(alice.publicKey), roles: ["consumer"], ecnyTier: 1 },
-        { name: "bob", publicKey: toHex(bob.publicKey), roles: ["consumer"], ecnyTier: 1 },
+        { name: "operator", key: operator, roles: ["operator"] },
+        { name: "alice", key: alice, roles: ["consumer"] },
+        { name: "bob", key: bob, roles: ["consumer"] },
       ],
-      ecny: {
-        tiers: Object.fromEntries(
-          [1, 2, 3, 4].map((t) => [t, { singleLimit: "1000000000000", dailyLimit: "1000000000000" }]),
-        ),
-        largeTxThreshold: "5000000",
-      },
     });
-    const ledger = await openChainLedger(join(dir, "ledger"), genesis, nullLogger);
-    const executor = new Executor(genesis, nullLogger);
-    let nonce = 0;
-    const tx = (key: Sm2KeyPair, method: string, args: unknown[]): SignedTx => {
-      const n = new Uint8Array(16);
-      new DataView(n.buffer).setUint32(0, ++nonce);
-      return signTx(
-        {
-          version: TX_VERSION,
-          chainId: genesis.chainId,
-          nonce: n,
-          blockLimit: ledger.head.height + 10,
-          sender: key.publicKey,
-          to: "ecny",
-          method,
-          args: encode(args),
-          value: 0n,
-          memo: null,
-        },
-        key.privateKey,
-      );
-    };
-    const commit = async (txs: SignedTx[]) => {
-      const head = ledger.head;
-      const built = await buildBlock(genesis.chainId, head, txs, {
-        timestamp: head.header.timestamp + 1000,
-        proposer: 0,
-        view: 0,
-        executor,
-        state: ledger,
-      });
-      const { height, view } = built.block.header;
-      const msg = commitVoteBytes(genesis.chainId, height, view, built.block.hash);
-      const certificate = {
-        version: CERT_VERSION,
-        chainId: genesis.chainId,
-        height,
-        view,
-        blockHash: built.block.hash,
-        signatures: validatorKeys
-          .slice(0, quorumSize(validatorKeys.length))
-          .map((k, i) => ({ validator: i, signature: sm2Sign(k.privateKey, msg) })),
-      } as const;
-      await ledger.commit(commitOf(built, certificate));
-    };
     log(`building a chain where one account has ${o.entries} events (${o.txsPerBlock} txs a block)`);
     let t0 = performance.now();
     await commit([tx(operator, "issue", [alice.address, BigInt(o.entries) * 10n, "rc-bench"])]);

@@ -1,4 +1,5 @@
 // `npm run bench -- <name> [--json] [--runs N] [--ms N] ...`; `npm run bench:crypto`.
+import { runAuditIndexBench } from "./auditIndex.js";
 import { runAuditVerifyBench } from "./auditVerify.js";
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
@@ -59,6 +60,13 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
     }),
   vm: (o) =>
     runVmBench({ ...o, runs: flag(o.args, "--runs", 5), blockTxs: flag(o.args, "--block-txs", 2000) }),
+  "audit-index": (o) =>
+    runAuditIndexBench({
+      json: o.json,
+      runs: flag(o.args, "--runs", 5),
+      blocks: flag(o.args, "--blocks", 40),
+      txsPerBlock: flag(o.args, "--txs-per-block", 500),
+    }),
   "audit-verify": (o) =>
     runAuditVerifyBench({
       json: o.json,

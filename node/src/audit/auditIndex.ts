@@ -17,6 +17,7 @@ import { bytesEqual, CustosError, errorMessage, type Logger, toHex } from "@cust
 import { Level } from "level";
 import { crashPoint } from "../crashPoint.js";
 import { senderAddress } from "../execution/senders.js";
+import { SlabBatch } from "../ledger/repository.js";
 
 /**
  * The audit index (DESIGN.md §7a): every committed transaction and event by account, contract,
@@ -189,7 +190,7 @@ export interface InstanceRecord {
 type Db = Level<Uint8Array, Uint8Array>;
 /** An event's place in the chain: block, transaction in it, event in its receipt. */
 type Position = { height: number; tx: number; index: number };
-type Batch = ReturnType<Db["batch"]>;
+type Batch = SlabBatch;
 /** One batch being built: its puts, and the running sums it will write with them. */
 interface BatchWrite {
   batch: Batch;
@@ -378,7 +379,7 @@ export class AuditIndex {
       this.m.log.info("audit index catching up from the ledger", { from: next, to: head });
     }
     const last = Math.min(head, next + CATCH_UP_BATCH_BLOCKS - 1);
-    const w: BatchWrite = { batch: this.db.batch(), balances: new Map(), issued: undefined };
+    const w: BatchWrite = { batch: new SlabBatch(this.db.batch()), balances: new Map(), issued: undefined };
     for (let h = next; h <= last; h++) {
       const c = this.pending.get(h);
       if (c) {

@@ -29,7 +29,15 @@ import { Bucket, META_BASE, META_GENESIS, META_HEAD, META_WINDOW } from "./bucke
 import type { LedgerErrorCode } from "./errors.js";
 import { HeadMark, RECOVERY } from "./headMark.js";
 import { decodeProof, encodeProof } from "./proofCodec.js";
-import { type Batch, bytesKey, type Db, heightBytes, Repository, type ValueCodec } from "./repository.js";
+import {
+  type Batch,
+  bytesKey,
+  type Db,
+  heightBytes,
+  Repository,
+  SlabBatch,
+  type ValueCodec,
+} from "./repository.js";
 
 /** Who signs the next block and who may connect, as the state after a block says. */
 export interface HeadSets {
@@ -687,7 +695,7 @@ export class Ledger implements StateReader {
         `block ${h.height} does not extend the head ${this.headState.height}`,
       );
     }
-    const batch = this.db.batch();
+    const batch = new SlabBatch(this.db.batch());
     this.blocks.putBinary(batch, h.height, c.blockBytes);
     this.blockHeights.put(batch, c.block.hash, h.height);
     this.certificates.put(batch, h.height, c.certificate);

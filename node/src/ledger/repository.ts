@@ -8,6 +8,50 @@ export interface Batch {
   del(key: Uint8Array): unknown;
 }
 
+/** Keys and values up to this size are copied into a SlabBatch's slabs (V8 keeps typed arrays up to 64 bytes on its heap). */
+const SMALL = 64;
+const SLAB_BYTES = 64 * 1024;
+
+/**
+ * A chained batch that hands LevelDB its small keys and values as views of a few large buffers.
+ * A small Uint8Array lives on V8's heap, and the first time native code asks for its bytes (as
+ * classic-level's put does for every key and value) V8 moves it to a backing store of its own: an
+ * allocation, a registration and later a sweep, ~0.9 us each on this VM against ~0.1 us for a
+ * copy into a slab (a micro-benchmark of 200,000 puts of 20-byte keys and values: 2.5-3.2 us of
+ * CPU a put, 0.9-1.3 us through slabs). A slab is never written twice, so a view stays valid for
+ * as long as anyone holds it; LevelDB copies the bytes into its batch at put anyway.
+ */
+export class SlabBatch implements Batch {
+  private slab: Buffer = Buffer.alloc(0);
+  private at = 0;
+  constructor(private readonly inner: ReturnType<Db["batch"]>) {}
+
+  private view(b: Uint8Array): Uint8Array {
+    const n = b.byteLength;
+    if (n > SMALL) return b;
+    if (this.at + n > this.slab.byteLength) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.at = 0;
+    }
+    const v = this.slab.subarray(this.at, this.at + n);
+    v.set(b);
+    this.at += n;
+    return v;
+  }
+
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.inner.put(this.view(key), this.view(value));
+  }
+
+  del(key: Uint8Array): void {
+    this.inner.del(this.view(key));
+  }
+
+  write(options: { sync?: boolean } = {}): Promise<void> {
+    return this.inner.write(options);
+  }
+}
+
 /** How a repository's values are stored: encode on write, decode (and check) on read. */
 export interface ValueCodec<V> {
   encode(value: V): Uint8Array;
