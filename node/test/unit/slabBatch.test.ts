@@ -34,7 +34,8 @@ describe("SlabBatch", () => {
       }
       batch.del(Uint8Array.of(9, 9));
       await batch.write({ sync: true });
-      for (const [k, v] of want) expect(new Uint8Array((await db.get(Buffer.from(k, "hex"))) ?? [])).toEqual(v);
+      for (const [k, v] of want)
+        expect(new Uint8Array((await db.get(Buffer.from(k, "hex"))) ?? [])).toEqual(v);
       expect(await db.get(Uint8Array.of(9, 9))).toBeUndefined();
       let n = 0;
       for await (const _ of db.keys()) n++;
