@@ -63,8 +63,9 @@ export async function runAuditIndexBench(o: AuditIndexBenchOptions): Promise<Rec
       await index.waitFor(chain.ledger.head.height, { timeoutMs: 600_000 });
       await index.close();
       const cpu = process.cpuUsage(cpu0);
-      runs.push({ cpuUs: (cpu.user + cpu.system) / txs, wallUs: ((performance.now() - t0) * 1000) / txs });
-      log(`  run ${r + 1}: ${(runs.at(-1) as { cpuUs: number }).cpuUs.toFixed(1)} us of CPU a transaction`);
+      const run = { cpuUs: (cpu.user + cpu.system) / txs, wallUs: ((performance.now() - t0) * 1000) / txs };
+      runs.push(run);
+      log(`  run ${r + 1}: ${run.cpuUs.toFixed(1)} us of CPU a transaction`);
       await rm(join(dir, `audit-${r}`), { recursive: true, force: true });
     }
     await chain.ledger.close();

@@ -62,6 +62,7 @@ export async function benchChain(o: {
   });
   const ledger = await openChainLedger(join(o.dir, "ledger"), genesis, nullLogger);
   const executor = new Executor(genesis, nullLogger);
+  const quorum = validatorKeys.slice(0, quorumSize(validatorKeys.length));
   let nonce = 0;
   return {
     genesis,
@@ -69,44 +70,72 @@ export async function benchChain(o: {
     tx(key, method, args) {
       const n = new Uint8Array(16);
       new DataView(n.buffer).setUint32(0, ++nonce);
-      return signTx(
-        {
-          version: TX_VERSION,
-          chainId: genesis.chainId,
-          nonce: n,
-          blockLimit: ledger.head.height + 10,
-          sender: key.publicKey,
-          to: "ecny",
-          method,
-          args: encode(args),
-          value: 0n,
-          memo: null,
-        },
-        key.privateKey,
-      );
+      return ecnyTx(genesis.chainId, key, n, ledger.head.height + 10, method, args);
     },
-    async commit(txs) {
-      const head = ledger.head;
-      const built = await buildBlock(genesis.chainId, head, txs, {
-        timestamp: head.header.timestamp + 1000,
-        proposer: 0,
-        view: 0,
-        executor,
-        state: ledger,
-      });
-      const { height, view } = built.block.header;
-      const msg = commitVoteBytes(genesis.chainId, height, view, built.block.hash);
-      const certificate = {
-        version: CERT_VERSION,
-        chainId: genesis.chainId,
-        height,
-        view,
-        blockHash: built.block.hash,
-        signatures: validatorKeys
-          .slice(0, quorumSize(validatorKeys.length))
-          .map((k, i) => ({ validator: i, signature: sm2Sign(k.privateKey, msg) })),
-      } as const;
-      await ledger.commit(commitOf(built, certificate));
-    },
+    commit: (txs) =>
+      commitCertified({ genesis, ledger, executor, signers: quorum, txs, proposer: 0, timestampStep: 1000 }),
   };
+}
+
+/** An e-CNY call signed by `key`, valid up to block `blockLimit`. */
+export function ecnyTx(
+  chainId: string,
+  key: Sm2KeyPair,
+  nonce: Uint8Array,
+  blockLimit: number,
+  method: string,
+  args: unknown[],
+): SignedTx {
+  return signTx(
+    {
+      version: TX_VERSION,
+      chainId,
+      nonce,
+      blockLimit,
+      sender: key.publicKey,
+      to: "ecny",
+      method,
+      args: encode(args),
+      value: 0n,
+      memo: null,
+    },
+    key.privateKey,
+  );
+}
+
+/**
+ * Builds the block after `ledger`'s head from `txs` with the code a proposer uses (executed, with
+ * its roots), has validators 0, 1, ... sign its Commit with `signers` (a quorum of them is what
+ * consensus would have produced) and commits it.
+ */
+export async function commitCertified(o: {
+  genesis: Genesis;
+  ledger: BenchLedger;
+  executor: Executor;
+  signers: readonly Sm2KeyPair[];
+  txs: SignedTx[];
+  proposer: number;
+  /** The block's timestamp after its parent's, ms. */
+  timestampStep: number;
+}): Promise<void> {
+  const head = o.ledger.head;
+  const built = await buildBlock(o.genesis.chainId, head, o.txs, {
+    timestamp: head.header.timestamp + o.timestampStep,
+    proposer: o.proposer,
+    view: 0,
+    executor: o.executor,
+    state: o.ledger,
+  });
+  const { height, view } = built.block.header;
+  const msg = commitVoteBytes(o.genesis.chainId, height, view, built.block.hash);
+  await o.ledger.commit(
+    commitOf(built, {
+      version: CERT_VERSION,
+      chainId: o.genesis.chainId,
+      height,
+      view,
+      blockHash: built.block.hash,
+      signatures: o.signers.map((k, validator) => ({ validator, signature: sm2Sign(k.privateKey, msg) })),
+    }),
+  );
 }

@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CustosClient } from "@custos/client";
-import { encode } from "@custos/codec";
-import { loadKeystoreFile, type Sm2KeyPair, sm2Sign } from "@custos/crypto";
-import { buildBlock, commitOf, Executor, homePaths, openChainLedger } from "@custos/node";
+import { loadKeystoreFile, type Sm2KeyPair } from "@custos/crypto";
+import { Executor, homePaths, openChainLedger } from "@custos/node";
 import * as testnet from "@custos/testnet";
-import { commitVoteBytes, parseGenesis, type SignedTx, signTx, TX_VERSION } from "@custos/types";
+import { parseGenesis, type SignedTx } from "@custos/types";
 import { nullLogger } from "@custos/utils";
+import { commitCertified, ecnyTx } from "./chain.js";
 import { type Ceiling, machine, measureVerifyCeiling, procStats, sleep } from "./load.js";
 import { median } from "./stats.js";
 
@@ -49,21 +49,7 @@ async function generateChain(t: testnet.TestnetFile, password: string, o: SyncBe
   const ledger = await openChainLedger(homePaths(v[0]?.home as string).ledger, genesis, nullLogger);
   const executor = new Executor(genesis, nullLogger);
   const tx = (key: Sm2KeyPair, height: number, method: string, args: unknown[]): SignedTx =>
-    signTx(
-      {
-        version: TX_VERSION,
-        chainId: genesis.chainId,
-        nonce: new Uint8Array(randomBytes(16)),
-        blockLimit: height + 10,
-        sender: key.publicKey,
-        to: "ecny",
-        method,
-        args: encode(args),
-        value: 0n,
-        memo: null,
-      },
-      key.privateKey,
-    );
+    ecnyTx(genesis.chainId, key, new Uint8Array(randomBytes(16)), height + 10, method, args);
   let txCount = 0;
   try {
     for (let h = 1; h <= o.blocks; h++) {
@@ -75,28 +61,15 @@ async function generateChain(t: testnet.TestnetFile, password: string, o: SyncBe
               const to = senders[(i + 1) % senders.length] as Sm2KeyPair;
               return tx(senders[i] as Sm2KeyPair, h, "transfer", [to.address, 1n]);
             });
-      const head = ledger.head;
-      const built = await buildBlock(genesis.chainId, head, txs, {
-        timestamp: head.header.timestamp + 10,
-        proposer: h % v.length,
-        view: 0,
+      await commitCertified({
+        genesis,
+        ledger,
         executor,
-        state: ledger,
+        signers: validatorKeys,
+        txs,
+        proposer: h % v.length,
+        timestampStep: 10,
       });
-      const vote = commitVoteBytes(genesis.chainId, h, 0, built.block.hash);
-      await ledger.commit(
-        commitOf(built, {
-          version: 1,
-          chainId: genesis.chainId,
-          height: h,
-          view: 0,
-          blockHash: built.block.hash,
-          signatures: validatorKeys.map((k, validator) => ({
-            validator,
-            signature: sm2Sign(k.privateKey, vote),
-          })),
-        }),
-      );
       txCount += txs.length;
     }
   } finally {

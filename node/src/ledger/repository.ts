@@ -14,12 +14,11 @@ const SLAB_BYTES = 64 * 1024;
 
 /**
  * A chained batch that hands LevelDB its small keys and values as views of a few large buffers.
- * A small Uint8Array lives on V8's heap, and the first time native code asks for its bytes (as
- * classic-level's put does for every key and value) V8 moves it to a backing store of its own: an
- * allocation, a registration and later a sweep, ~0.9 us each on this VM against ~0.1 us for a
- * copy into a slab (a micro-benchmark of 200,000 puts of 20-byte keys and values: 2.5-3.2 us of
- * CPU a put, 0.9-1.3 us through slabs). A slab is never written twice, so a view stays valid for
- * as long as anyone holds it; LevelDB copies the bytes into its batch at put anyway.
+ * A small Uint8Array lives on V8's heap, and when native code asks for its bytes (as classic-level's
+ * put does for every key and value) V8 gives it a backing store of its own; perf of a node showed
+ * the backing-store registry and sweeper. In a micro-benchmark of 200,000 puts of 20-byte keys and
+ * values a put cost 2.5-3.2 us of CPU as given and 0.9-1.3 us through slabs. A slab is never
+ * written twice, so a view stays valid for as long as anyone holds it.
  */
 export class SlabBatch implements Batch {
   private slab: Buffer = Buffer.alloc(0);

@@ -10,7 +10,7 @@ describe("SlabBatch", () => {
     cleanup = undefined;
   });
 
-  it("writes what it was given across many slabs, whatever the caller does with its arrays afterwards", async () => {
+  it("writes exactly the keys and values it was given across many slabs, and its deletes", async () => {
     const t = await tempDir("slab-batch");
     cleanup = t.cleanup;
     const db = new Level<Uint8Array, Uint8Array>(t.dir, { keyEncoding: "view", valueEncoding: "view" });

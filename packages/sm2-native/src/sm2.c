@@ -134,7 +134,11 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     /* on the curve (cofactor 1: on the curve = in the group), not infinity */
     P = EC_POINT_new(g_group);
     if (P == NULL || !EC_POINT_oct2point(g_group, P, pub, publen, ctx) || EC_POINT_is_at_infinity(g_group, P) ||
-        !point_xy(P, xy, ctx) || !(digest ? memcpy(e, digest, 32) != NULL : compute_e(xy, msg, msglen, e)))
+        !point_xy(P, xy, ctx))
+      goto done;
+    if (digest != NULL)
+      memcpy(e, digest, 32);
+    else if (!compute_e(xy, msg, msglen, e))
       goto done;
     /* (x1, y1) = s*G + t*P, not the point at infinity; R = (e + x1) mod n == r */
     Q = EC_POINT_new(g_group);
@@ -147,10 +151,13 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     key_entry scratch;
     const key_entry *k = key_info(pub, publen, &scratch);
     /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
-    if (k == NULL || !(digest ? memcpy(e, digest, 32) != NULL : sm3_2(k->za, 32, msg, msglen, e)) ||
-        BN_bn2binpad(s, sb, 32) != 32 ||
-        BN_bn2binpad(t, tb, 32) != 32 || !BN_bin2bn(e, 32, be) || !BN_mod_sub(x1, r, be, g_order, ctx) ||
-        BN_bn2binpad(x1, cb, 32) != 32)
+    if (k == NULL) goto done;
+    if (digest != NULL)
+      memcpy(e, digest, 32);
+    else if (!sm3_2(k->za, 32, msg, msglen, e))
+      goto done;
+    if (BN_bn2binpad(s, sb, 32) != 32 || BN_bn2binpad(t, tb, 32) != 32 || !BN_bin2bn(e, 32, be) ||
+        !BN_mod_sub(x1, r, be, g_order, ctx) || BN_bn2binpad(x1, cb, 32) != 32)
       goto done;
     ok = sm2c_double_mul_x_matches(sb, tb, &k->table, cb);
   }
