@@ -71,24 +71,48 @@ static int compute_e(const unsigned char xy[64], const unsigned char *msg, size_
  * What verification derives from a public key alone: decoding it (a square root for a compressed
  * key), Z_A, and the table of its odd multiples. A chain's senders are its members, few and
  * signing over and over, so each verifying thread keeps the last keys it saw: about a third of a
- * verification's work. Direct-mapped, keyed by the exact key bytes; only keys that decoded to a
- * point on the curve get in. Thread-local (the verifying threads never share an entry).
+ * verification's work. A key found here again gets the rest of its table (sm2c_qtable_extend),
+ * after which its verifications need a quarter of the doublings; a key seen once does not pay
+ * for it. Four-way set-associative, least recently used out, keyed by the exact key bytes; only
+ * keys that decoded to a point on the curve get in. Thread-local (the verifying threads never
+ * share an entry).
  */
 typedef struct {
   unsigned char len; /* 0: empty */
   unsigned char key[65];
   unsigned char za[32];
+  uint32_t used; /* this thread's lookup count when last found or filled */
   sm2c_qtable table;
 } key_entry;
 
-#define KEY_CACHE_SLOTS 512 /* ~330 KiB a thread */
+#define KEY_CACHE_WAYS 4
+#define KEY_CACHE_SETS 128 /* 512 keys, ~1.1 MiB a thread */
 static _Thread_local key_entry *tl_keys;
+static _Thread_local uint32_t tl_lookups;
 
 /* The entry for `pub`, filled on a miss; NULL when the key is not a point on the curve. */
 static const key_entry *key_info(const unsigned char *pub, size_t publen, key_entry *scratch) {
-  if (tl_keys == NULL) tl_keys = calloc(KEY_CACHE_SLOTS, sizeof(key_entry));
-  key_entry *e = tl_keys == NULL ? scratch : &tl_keys[(((unsigned)pub[1] << 8 | pub[2]) ^ ((unsigned)pub[publen - 2] << 8 | pub[publen - 1])) % KEY_CACHE_SLOTS];
-  if (e->len == publen && memcmp(e->key, pub, publen) == 0) return e;
+  if (tl_keys == NULL) tl_keys = calloc(KEY_CACHE_SETS * KEY_CACHE_WAYS, sizeof(key_entry));
+  key_entry *e = scratch;
+  if (tl_keys != NULL) {
+    /* the key's x is public but not chosen by us: its bytes spread keys over the sets well enough */
+    const unsigned set = (((unsigned)pub[1] << 8 | pub[2]) ^ ((unsigned)pub[publen - 2] << 8 | pub[publen - 1])) %
+                         KEY_CACHE_SETS;
+    key_entry *ways = &tl_keys[set * KEY_CACHE_WAYS];
+    const uint32_t now = ++tl_lookups;
+    e = &ways[0];
+    for (int w = 0; w < KEY_CACHE_WAYS; w++) {
+      key_entry *c = &ways[w];
+      if (c->len == publen && memcmp(c->key, pub, publen) == 0) {
+        c->used = now;
+        sm2c_qtable_extend(&c->table);
+        return c;
+      }
+      /* the victim: an empty way, else the one unused longest (counts wrap: compare by distance) */
+      if (e->len != 0 && (c->len == 0 || now - c->used > now - e->used)) e = c;
+    }
+    e->used = now;
+  }
   unsigned char xy[64];
   e->len = 0;
   if (!sm2c_decode_point(xy, pub, publen) || !compute_za(xy, e->za)) return NULL;
@@ -149,6 +173,7 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     ok = BN_cmp(x1, r) == 0;
   } else {
     key_entry scratch;
+    scratch.len = 0;
     const key_entry *k = key_info(pub, publen, &scratch);
     /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
     if (k == NULL) goto done;

@@ -9,7 +9,10 @@
  * Field elements are in Montgomery form (R = 2^256), always fully reduced (< p), so equality is
  * limb equality. The low limb of p is 2^64 - 1, hence -p^-1 mod 2^64 = 1. Points are Jacobian
  * (X, Y, Z) with Z = 0 for infinity; a = -3, so doubling uses dbl-2001-b. The multiplication is
- * interleaved wNAF: window 8 over a precomputed affine table of G, window 5 over Q. The result is
+ * interleaved wNAF: window 8 over a precomputed affine table of G, window 5 over Q. A key seen
+ * more than once also gets tables of 2^64 Q, 2^128 Q and 2^192 Q (G has them from the start): the
+ * scalars' wNAF digits are then taken in four interleaved 64-digit runs, which needs 64 doublings
+ * instead of 256 and the same number of additions. The result is
  * compared with the signature's candidates for x in Jacobian form (X = x Z^2), so no field
  * inversion is done per verification (it was ~15 % of one: an exponentiation by p - 2).
  * Correctness is checked in the tests against OpenSSL's own SM2 verification.
@@ -24,14 +27,13 @@ typedef uint64_t fe[4];
 typedef struct {
   fe x, y, z;
 } jpoint;
-typedef struct {
-  fe x, y;
-} apoint;
 
 #define WG 8
 #define WQ 5
 #define TG (1 << (WG - 2))
 #define TQ (1 << (WQ - 2))
+#define COMB SM2C_COMB              /* runs of digits, with a table each: 2^(SPAN k) times the point */
+#define SPAN (256 / COMB)
 
 /* the prime of sm2p256v1, plain: a constant, so that the compiler folds it into the arithmetic */
 static const fe P = {0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFF00000000ull, 0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFEFFFFFFFFull};
@@ -41,7 +43,8 @@ static fe SQRT_E; /* (p + 1) / 4, plain: p = 3 mod 4, so a square root of a is a
 static fe B_M;    /* curve b, Montgomery form */
 /* the group order, plain */
 static const fe N = {0x53BBF40939D54123ull, 0x7203DF6B21C6052Bull, 0xFFFFFFFFFFFFFFFFull, 0xFFFFFFFEFFFFFFFFull};
-static apoint GTAB[TG]; /* G, 3G, 5G, ..., (2^(WG-1) - 1)G in Montgomery affine form */
+/* GX[k][i], GY[k][i]: (2i + 1) 2^(SPAN k) G, i < 2^(WG-2), Montgomery affine */
+static fe GX[COMB][TG], GY[COMB][TG];
 
 static void fe_from_bytes(fe r, const unsigned char b[32]) {
   for (int i = 0; i < 4; i++) {
@@ -145,51 +148,48 @@ static void fe_mul(fe r, const fe a, const fe b) {
   fe_mont_reduce(r, t);
 }
 
-/* Montgomery squaring: the six cross products once, doubled, plus the four squares. */
+/*
+ * Montgomery squaring: the six cross products once, then doubled and the four squares added in
+ * one carry chain (written out: GCC vectorised a doubling loop and spilled it, slower than fe_mul).
+ */
 static void fe_sqr(fe r, const fe a) {
-  uint64_t t[8];
-  u128 c;
-  /* cross products a[i] * a[j], i < j, into t[1..6] */
+  uint64_t t[8], x1, x2, x3, x4, x5, x6;
+  u128 c, sq;
+  /* cross products a[i] * a[j], i < j, into x1..x6 */
   c = (u128)a[0] * a[1];
+  x1 = (uint64_t)c;
+  c = (c >> 64) + (u128)a[0] * a[2];
+  x2 = (uint64_t)c;
+  c = (c >> 64) + (u128)a[0] * a[3];
+  x3 = (uint64_t)c;
+  x4 = (uint64_t)(c >> 64);
+  c = (u128)a[1] * a[2] + x3;
+  x3 = (uint64_t)c;
+  c = (c >> 64) + (u128)a[1] * a[3] + x4;
+  x4 = (uint64_t)c;
+  x5 = (uint64_t)(c >> 64);
+  c = (u128)a[2] * a[3] + x5;
+  x5 = (uint64_t)c;
+  x6 = (uint64_t)(c >> 64);
+  /* t = 2 (cross products) + the squares a[i]^2 at limbs 2i, 2i + 1 */
+  sq = (u128)a[0] * a[0];
+  t[0] = (uint64_t)sq;
+  c = (sq >> 64) + (u128)x1 + x1;
   t[1] = (uint64_t)c;
-  c >>= 64;
-  c += (u128)a[0] * a[2];
+  sq = (u128)a[1] * a[1];
+  c = (c >> 64) + (u128)x2 + x2 + (uint64_t)sq;
   t[2] = (uint64_t)c;
-  c >>= 64;
-  c += (u128)a[0] * a[3];
+  c = (c >> 64) + (u128)x3 + x3 + (uint64_t)(sq >> 64);
   t[3] = (uint64_t)c;
-  t[4] = (uint64_t)(c >> 64);
-  c = (u128)a[1] * a[2] + t[3];
-  t[3] = (uint64_t)c;
-  c >>= 64;
-  c += (u128)a[1] * a[3] + t[4];
+  sq = (u128)a[2] * a[2];
+  c = (c >> 64) + (u128)x4 + x4 + (uint64_t)sq;
   t[4] = (uint64_t)c;
-  t[5] = (uint64_t)(c >> 64);
-  c = (u128)a[2] * a[3] + t[5];
+  c = (c >> 64) + (u128)x5 + x5 + (uint64_t)(sq >> 64);
   t[5] = (uint64_t)c;
-  t[6] = (uint64_t)(c >> 64);
-  /* doubled */
-  t[7] = t[6] >> 63;
-  for (int i = 6; i > 1; i--) t[i] = (t[i] << 1) | (t[i - 1] >> 63);
-  t[1] <<= 1;
-  /* plus the squares a[i]^2 at limbs 2i, 2i + 1 */
-  c = (u128)a[0] * a[0];
-  t[0] = (uint64_t)c;
-  c >>= 64;
-  for (int i = 1; i < 8; i++) {
-    if ((i & 1) == 0) {
-      u128 sq = (u128)a[i / 2] * a[i / 2];
-      c += (uint64_t)sq;
-      c += t[i];
-      t[i] = (uint64_t)c;
-      c >>= 64;
-      c += (uint64_t)(sq >> 64);
-    } else {
-      c += t[i];
-      t[i] = (uint64_t)c;
-      c >>= 64;
-    }
-  }
+  sq = (u128)a[3] * a[3];
+  c = (c >> 64) + (u128)x6 + x6 + (uint64_t)sq;
+  t[6] = (uint64_t)c;
+  t[7] = (uint64_t)((c >> 64) + (sq >> 64));
   fe_mont_reduce(r, t);
 }
 
@@ -421,57 +421,95 @@ static int wnaf(int8_t out[258], const unsigned char k[32], int w) {
 }
 
 _Static_assert(TQ == SM2C_QTABLE, "the Q table's size is the window's");
+_Static_assert(SPAN * COMB == 256 && SPAN % 64 == 0, "the runs split 256 digits evenly");
 
-void sm2c_qtable_init(sm2c_qtable *out, const unsigned char qx[32], const unsigned char qy[32]) {
-  jpoint q[TQ], q2;
-  fe tmp;
-  fe_from_bytes(tmp, qx);
-  fe_to_mont(q[0].x, tmp);
-  fe_from_bytes(tmp, qy);
-  fe_to_mont(q[0].y, tmp);
-  memcpy(q[0].z, ONE, sizeof(fe));
-  jp_dbl(&q2, &q[0]);
-  for (int i = 1; i < TQ; i++) jp_add(&q[i], &q[i - 1], &q2);
-  /* to affine with one inversion (Montgomery's trick); Q has prime order n, so no kQ (k < 16) is infinity */
-  fe prod[TQ], inv, zi, zi2;
-  memcpy(prod[0], q[0].z, sizeof(fe));
-  for (int i = 1; i < TQ; i++) fe_mul(prod[i], prod[i - 1], q[i].z);
-  fe_inv(inv, prod[TQ - 1]);
-  for (int i = TQ - 1; i >= 0; i--) {
+/*
+ * pts[i] = (2i + 1) base for i < count, Jacobian: one doubling, then additions. base must not be
+ * infinity; with base a multiple of a point of prime order n, no (2i + 1) base below n is.
+ */
+static void odd_multiples(jpoint *pts, const jpoint *base, int count) {
+  jpoint twice;
+  pts[0] = *base;
+  jp_dbl(&twice, base);
+  for (int i = 1; i < count; i++) jp_add(&pts[i], &pts[i - 1], &twice);
+}
+
+/* Affine x, y of `count` finite Jacobian points with one inversion (Montgomery's trick). */
+static void to_affine(fe *xs, fe *ys, const jpoint *pts, int count) {
+  fe prod[COMB * TG], inv, zi, zi2;
+  memcpy(prod[0], pts[0].z, sizeof(fe));
+  for (int i = 1; i < count; i++) fe_mul(prod[i], prod[i - 1], pts[i].z);
+  fe_inv(inv, prod[count - 1]);
+  for (int i = count - 1; i >= 0; i--) {
     if (i > 0) {
       fe_mul(zi, inv, prod[i - 1]);
-      fe_mul(inv, inv, q[i].z);
+      fe_mul(inv, inv, pts[i].z);
     } else {
       memcpy(zi, inv, sizeof(fe));
     }
     fe_sqr(zi2, zi);
-    fe_mul(out->x[i], q[i].x, zi2);
+    fe_mul(xs[i], pts[i].x, zi2);
     fe_mul(zi2, zi2, zi);
-    fe_mul(out->y[i], q[i].y, zi2);
+    fe_mul(ys[i], pts[i].y, zi2);
   }
 }
 
-/* acc = s*G + t*Q (Jacobian), interleaved wNAF over the affine tables of G and Q. */
+void sm2c_qtable_init(sm2c_qtable *out, const unsigned char qx[32], const unsigned char qy[32]) {
+  jpoint q, pts[TQ];
+  fe tmp;
+  fe_from_bytes(tmp, qx);
+  fe_to_mont(q.x, tmp);
+  fe_from_bytes(tmp, qy);
+  fe_to_mont(q.y, tmp);
+  memcpy(q.z, ONE, sizeof(fe));
+  odd_multiples(pts, &q, TQ);
+  to_affine(out->x[0], out->y[0], pts, TQ);
+  out->runs = 1;
+}
+
+void sm2c_qtable_extend(sm2c_qtable *t) {
+  if (t->runs == COMB) return;
+  jpoint base, pts[(COMB - 1) * TQ];
+  memcpy(base.x, t->x[0][0], sizeof(fe));
+  memcpy(base.y, t->y[0][0], sizeof(fe));
+  memcpy(base.z, ONE, sizeof(fe));
+  for (int k = 1; k < COMB; k++) {
+    for (int i = 0; i < SPAN; i++) jp_dbl(&base, &base);
+    odd_multiples(&pts[(k - 1) * TQ], &base, TQ);
+  }
+  to_affine(t->x[1], t->y[1], pts, (COMB - 1) * TQ);
+  t->runs = COMB;
+}
+
+/* acc += (d > 0 ? tab[d >> 1] : -tab[-d >> 1]) for an odd wNAF digit d, or nothing for 0. */
+static inline void add_digit(jpoint *acc, int d, const fe *xs, const fe *ys) {
+  if (d > 0) {
+    jp_add_affine(acc, acc, xs[d >> 1], ys[d >> 1]);
+  } else if (d < 0) {
+    fe neg;
+    fe_sub(neg, (fe){0, 0, 0, 0}, ys[(-d) >> 1]);
+    jp_add_affine(acc, acc, xs[(-d) >> 1], neg);
+  }
+}
+
+/*
+ * acc = s*G + t*Q (Jacobian), interleaved wNAF over affine tables. With runs = COMB, digit
+ * i = SPAN k + j of a scalar is added from the table of 2^(SPAN k) times the point at step j, so
+ * only SPAN + 1 doublings are done; with runs = 1 (Q's first table only) it is plain interleaved
+ * wNAF over all 257 digit positions. A scalar below 2^256 has at most 257 digits: the last
+ * (position 256) belongs to the top run at step SPAN, which no other run has.
+ */
 static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned char t[32], const sm2c_qtable *q) {
   int8_t ns[258], nt[258];
-  fe tmp;
-  int ls = wnaf(ns, s, WG), lt = wnaf(nt, t, WQ);
-  int len = ls > lt ? ls : lt;
+  const int ls = wnaf(ns, s, WG), lt = wnaf(nt, t, WQ);
+  const int runs = q->runs, span = 256 / runs;
   jp_set_inf(acc);
-  for (int i = len - 1; i >= 0; i--) {
+  for (int j = span; j >= 0; j--) {
     if (!jp_is_inf(acc)) jp_dbl(acc, acc);
-    int ds = i < ls ? ns[i] : 0, dt = i < lt ? nt[i] : 0;
-    if (ds > 0) {
-      jp_add_affine(acc, acc, GTAB[ds >> 1].x, GTAB[ds >> 1].y);
-    } else if (ds < 0) {
-      fe_sub(tmp, (fe){0, 0, 0, 0}, GTAB[(-ds) >> 1].y);
-      jp_add_affine(acc, acc, GTAB[(-ds) >> 1].x, tmp);
-    }
-    if (dt > 0) {
-      jp_add_affine(acc, acc, q->x[dt >> 1], q->y[dt >> 1]);
-    } else if (dt < 0) {
-      fe_sub(tmp, (fe){0, 0, 0, 0}, q->y[(-dt) >> 1]);
-      jp_add_affine(acc, acc, q->x[(-dt) >> 1], tmp);
+    for (int k = j == span ? runs - 1 : 0; k < runs; k++) {
+      const int i = k * span + j;
+      if (i < ls) add_digit(acc, ns[i], GX[k], GY[k]);
+      if (i < lt) add_digit(acc, nt[i], q->x[k], q->y[k]);
     }
   }
 }
@@ -588,23 +626,18 @@ int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsign
     fe_to_mont(B_M, tb);
   }
 
-  jpoint g, g2, cur;
+  jpoint g, pts[TG];
   fe tmp;
   fe_from_bytes(tmp, gx);
   fe_to_mont(g.x, tmp);
   fe_from_bytes(tmp, gy);
   fe_to_mont(g.y, tmp);
   memcpy(g.z, ONE, sizeof(fe));
-  jp_dbl(&g2, &g);
-  cur = g;
-  for (int i = 0; i < TG; i++) {
-    if (i > 0) jp_add(&cur, &cur, &g2);
-    fe zi, zi2, zi3;
-    fe_inv(zi, cur.z);
-    fe_sqr(zi2, zi);
-    fe_mul(zi3, zi2, zi);
-    fe_mul(GTAB[i].x, cur.x, zi2);
-    fe_mul(GTAB[i].y, cur.y, zi3);
+  for (int k = 0; k < COMB; k++) {
+    if (k > 0)
+      for (int i = 0; i < SPAN; i++) jp_dbl(&g, &g);
+    odd_multiples(pts, &g, TG);
+    to_affine(GX[k], GY[k], pts, TG);
   }
   return 1;
 }

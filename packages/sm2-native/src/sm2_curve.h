@@ -17,15 +17,24 @@ int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsign
  */
 int sm2c_decode_point(unsigned char xy[64], const unsigned char *pub, size_t len);
 
-/* Q, 3Q, 5Q, ..., 15Q of a public key Q in affine Montgomery form: what a verification with Q needs. */
+/*
+ * Q, 3Q, 5Q, ..., 15Q of a public key Q in affine Montgomery form, and once extended the same
+ * multiples of 2^64 Q, 2^128 Q and 2^192 Q: what a verification with Q needs. With the first
+ * run only, a verification does 256 doublings; with all four, 64.
+ */
 #define SM2C_QTABLE 8
+#define SM2C_COMB 4
 typedef struct {
-  uint64_t x[SM2C_QTABLE][4];
-  uint64_t y[SM2C_QTABLE][4];
+  int runs; /* 1 after sm2c_qtable_init, SM2C_COMB after sm2c_qtable_extend */
+  uint64_t x[SM2C_COMB][SM2C_QTABLE][4];
+  uint64_t y[SM2C_COMB][SM2C_QTABLE][4];
 } sm2c_qtable;
 
-/* Fills `t` for Q = (qx, qy), an affine point already checked to be on the curve. */
+/* Fills the first run of `t` for Q = (qx, qy), an affine point already checked to be on the curve. */
 void sm2c_qtable_init(sm2c_qtable *t, const unsigned char qx[32], const unsigned char qy[32]);
+
+/* Adds the other runs to a table made by sm2c_qtable_init (about 190 doublings; once per key). */
+void sm2c_qtable_extend(sm2c_qtable *t);
 
 /*
  * Whether the affine x of s*G + t*Q is c or c + n (c plain, big-endian, below n; c + n counts only

@@ -131,6 +131,37 @@ describe.skipIf(repeatRun)("native fast path against OpenSSL's own multiplicatio
     expect(valid).toBe(1000);
   });
 
+  it.skipIf(native === null)("agrees when keys come back: their extended tables, and after eviction", () => {
+    // A key's first verification uses the table of its odd multiples; from its second on, the
+    // tables of 2^64, 2^128 and 2^192 times it as well (64 doublings instead of 256). A thread
+    // keeps 512 keys, four per set: 700 keys cycled twice are evicted and come back as new.
+    const n = native as NonNullable<typeof native>;
+    const rnd = seededBytes(7);
+    const keyOf = (compressed: boolean) => {
+      const priv = rnd(32);
+      priv[0] = (priv[0] as number) & 0x7f;
+      const pub = n.publicKey(priv);
+      return { priv, pub: compressed ? compressPublicKey(pub) : pub };
+    };
+    let valid = 0;
+    const check = (k: { priv: Uint8Array; pub: Uint8Array }, i: number) => {
+      const msg = rnd(1 + (i % 40));
+      let sig = n.sign(k.priv, msg);
+      if (i % 3 === 1) sig[(i * 5) % 64] = (sig[(i * 5) % 64] as number) ^ (1 << (i % 8));
+      if (i % 3 === 2) sig = rnd(64);
+      const fast = n.verify(k.pub, msg, sig);
+      expect(fast).toBe(n.verifyReference(k.pub, msg, sig));
+      if (fast) valid++;
+    };
+    const few = Array.from({ length: 8 }, (_, i) => keyOf(i % 2 === 0));
+    for (let i = 0; i < 1200; i++) check(few[i % few.length] as (typeof few)[number], i);
+    expect(valid).toBe(400);
+    valid = 0;
+    const many = Array.from({ length: 700 }, (_, i) => keyOf(i % 2 === 1));
+    for (let i = 0; i < 1400; i++) check(many[i % many.length] as (typeof many)[number], i);
+    expect(valid).toBe(467);
+  });
+
   it.skipIf(native === null)("agrees at the edges of the scalar range", () => {
     const n = native as NonNullable<typeof native>;
     const priv = fromHex("0000000000000000000000000000000000000000000000000000000000000001");
