@@ -14,7 +14,8 @@ export interface VerifierPoolOptions {
   /**
    * Native backend: a gathered batch of at most this many signatures is checked on the calling
    * thread instead (default 4). A single signature through libuv's pool and back cost ~200 us of
-   * process CPU on the 2-core reference VM, checked in place ~125 us; the pool pays when batches
+   * process CPU on the 2-core reference VM, checked in place ~125 us (2026-12-02; since
+   * 2026-12-03 a known sender's signature takes ~60 us in place); the pool pays when batches
    * are large, i.e. when the main thread is busy, and batches grow with load. 0 sends every batch
    * to the pool.
    */
@@ -32,8 +33,9 @@ interface Pending {
 /**
  * Verifies SM2 signatures. Single `verify` calls made in the same tick are gathered into one
  * batch. With the native backend a batch of at most `inlineMax` is checked on the event loop
- * (~0.12 ms a signature) and a larger one on libuv's thread pool through the addon's async path;
- * with the JS backend every batch goes to worker threads.
+ * (~0.06 ms a signature from a known sender, ~0.13 ms from a new one) and a larger one on libuv's
+ * thread pool through the addon's async path; with the JS backend every batch goes to worker
+ * threads.
  */
 export class VerifierPool {
   readonly backend: Sm2Backend;
