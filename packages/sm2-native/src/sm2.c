@@ -91,17 +91,27 @@ typedef struct {
 static _Thread_local key_entry *tl_keys;
 static _Thread_local uint32_t tl_lookups;
 
-/* The entry for `pub`, filled on a miss; NULL when the key is not a point on the curve. */
+/*
+ * The set of a key: a multiplicative hash of bytes from both ends of it. Senders choose their
+ * keys, so anyone can make keys that share a set (a few hundred tries); that costs only speed,
+ * and least-recently-used eviction keeps it to the keys in that set.
+ */
+static unsigned key_set(const unsigned char *pub, size_t publen) {
+  uint32_t h = 0;
+  for (int i = 1; i <= 8; i++) h = (h << 8 | h >> 24) ^ pub[i] ^ ((uint32_t)pub[publen - i] << 16);
+  return (unsigned)((h * 0x9E3779B1u) >> 25) % KEY_CACHE_SETS;
+}
+
+/*
+ * The entry for `pub`, filled on a miss; NULL when the key is not a point on the curve (then
+ * nothing is evicted for it).
+ */
 static const key_entry *key_info(const unsigned char *pub, size_t publen, key_entry *scratch) {
   if (tl_keys == NULL) tl_keys = calloc(KEY_CACHE_SETS * KEY_CACHE_WAYS, sizeof(key_entry));
-  key_entry *e = scratch;
+  key_entry *ways = NULL;
+  const uint32_t now = ++tl_lookups;
   if (tl_keys != NULL) {
-    /* the key's x is public but not chosen by us: its bytes spread keys over the sets well enough */
-    const unsigned set = (((unsigned)pub[1] << 8 | pub[2]) ^ ((unsigned)pub[publen - 2] << 8 | pub[publen - 1])) %
-                         KEY_CACHE_SETS;
-    key_entry *ways = &tl_keys[set * KEY_CACHE_WAYS];
-    const uint32_t now = ++tl_lookups;
-    e = &ways[0];
+    ways = &tl_keys[key_set(pub, publen) * KEY_CACHE_WAYS];
     for (int w = 0; w < KEY_CACHE_WAYS; w++) {
       key_entry *c = &ways[w];
       if (c->len == publen && memcmp(c->key, pub, publen) == 0) {
@@ -109,14 +119,21 @@ static const key_entry *key_info(const unsigned char *pub, size_t publen, key_en
         sm2c_qtable_extend(&c->table);
         return c;
       }
-      /* the victim: an empty way, else the one unused longest (counts wrap: compare by distance) */
+    }
+  }
+  unsigned char xy[64], za[32];
+  if (!sm2c_decode_point(xy, pub, publen) || !compute_za(xy, za)) return NULL;
+  key_entry *e = scratch;
+  if (ways != NULL) {
+    /* the victim: an empty way, else the one unused longest (counts wrap: compared by distance) */
+    e = &ways[0];
+    for (int w = 1; w < KEY_CACHE_WAYS; w++) {
+      key_entry *c = &ways[w];
       if (e->len != 0 && (c->len == 0 || now - c->used > now - e->used)) e = c;
     }
-    e->used = now;
   }
-  unsigned char xy[64];
-  e->len = 0;
-  if (!sm2c_decode_point(xy, pub, publen) || !compute_za(xy, e->za)) return NULL;
+  e->used = now;
+  memcpy(e->za, za, 32);
   sm2c_qtable_init(&e->table, xy, xy + 32);
   memcpy(e->key, pub, publen);
   e->len = (unsigned char)publen;
@@ -174,7 +191,6 @@ static int verify_core(const unsigned char *pub, size_t publen, const unsigned c
     ok = BN_cmp(x1, r) == 0;
   } else {
     key_entry scratch;
-    scratch.len = 0;
     const key_entry *k = key_info(pub, publen, &scratch);
     /* R = (e + x1) mod n == r  <=>  x1 = (r - e) mod n, or that plus n (x1 < p, n < p) */
     if (k == NULL) goto done;

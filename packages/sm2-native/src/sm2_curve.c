@@ -434,9 +434,11 @@ static void odd_multiples(jpoint *pts, const jpoint *base, int count) {
   for (int i = 1; i < count; i++) jp_add(&pts[i], &pts[i - 1], &twice);
 }
 
-/* Affine x, y of `count` finite Jacobian points with one inversion (Montgomery's trick). */
+_Static_assert(TQ <= TG && (COMB - 1) * TQ <= TG, "to_affine's product buffer holds every count passed");
+
+/* Affine x, y of `count` (at most TG) finite Jacobian points with one inversion (Montgomery's trick). */
 static void to_affine(fe *xs, fe *ys, const jpoint *pts, int count) {
-  fe prod[COMB * TG], inv, zi, zi2;
+  fe prod[TG], inv, zi, zi2;
   memcpy(prod[0], pts[0].z, sizeof(fe));
   for (int i = 1; i < count; i++) fe_mul(prod[i], prod[i - 1], pts[i].z);
   fe_inv(inv, prod[count - 1]);
@@ -495,7 +497,7 @@ static inline void add_digit(jpoint *acc, int d, const fe *xs, const fe *ys) {
 /*
  * acc = s*G + t*Q (Jacobian), interleaved wNAF over affine tables. With runs = COMB, digit
  * i = SPAN k + j of a scalar is added from the table of 2^(SPAN k) times the point at step j, so
- * only SPAN + 1 doublings are done; with runs = 1 (Q's first table only) it is plain interleaved
+ * at most SPAN doublings are done (the first step's accumulator is infinity); with runs = 1 (Q's first table only) it is plain interleaved
  * wNAF over all 257 digit positions. A scalar below 2^256 has at most 257 digits: the last
  * (position 256) belongs to the top run at step SPAN, which no other run has.
  */
