@@ -87,7 +87,8 @@ typedef struct {
 } key_entry;
 
 #define KEY_CACHE_WAYS 4
-#define KEY_CACHE_SETS 128 /* 512 keys, ~1.1 MiB a thread */
+#define KEY_CACHE_SET_BITS 7
+#define KEY_CACHE_SETS (1 << KEY_CACHE_SET_BITS) /* 512 keys, ~1.1 MiB a thread */
 static _Thread_local key_entry *tl_keys;
 static _Thread_local uint32_t tl_lookups;
 
@@ -99,7 +100,7 @@ static _Thread_local uint32_t tl_lookups;
 static unsigned key_set(const unsigned char *pub, size_t publen) {
   uint32_t h = 0;
   for (int i = 1; i <= 8; i++) h = (h << 8 | h >> 24) ^ pub[i] ^ ((uint32_t)pub[publen - i] << 16);
-  return (unsigned)((h * 0x9E3779B1u) >> 25) % KEY_CACHE_SETS;
+  return (unsigned)((h * 0x9E3779B1u) >> (32 - KEY_CACHE_SET_BITS));
 }
 
 /*

@@ -267,6 +267,23 @@ static void fe_from_mont(fe r, const fe a) {
 static void jp_set_inf(jpoint *r) { memset(r, 0, sizeof *r); }
 static int jp_is_inf(const jpoint *a) { return fe_is_zero(a->z); }
 
+/* r = (x, y, 1), x and y in Montgomery form. */
+static void jp_set_affine(jpoint *r, const fe x, const fe y) {
+  memcpy(r->x, x, sizeof(fe));
+  memcpy(r->y, y, sizeof(fe));
+  memcpy(r->z, ONE, sizeof(fe));
+}
+
+/* r = (x, y, 1) from plain big-endian coordinates. */
+static void jp_from_bytes(jpoint *r, const unsigned char x[32], const unsigned char y[32]) {
+  fe px, py;
+  fe_from_bytes(px, x);
+  fe_from_bytes(py, y);
+  fe_to_mont(px, px);
+  fe_to_mont(py, py);
+  jp_set_affine(r, px, py);
+}
+
 /* dbl-2001-b (a = -3). Infinity maps to infinity (Z3 = 0). */
 static void jp_dbl(jpoint *r, const jpoint *a) {
   fe delta, gamma, beta, alpha, t1, t2;
@@ -352,9 +369,7 @@ static void jp_add(jpoint *r, const jpoint *a, const jpoint *b) {
 /* madd-2007-bl: r = a + (bx, by, 1). r may alias a. */
 static void jp_add_affine(jpoint *r, const jpoint *a, const fe bx, const fe by) {
   if (jp_is_inf(a)) {
-    memcpy(r->x, bx, sizeof(fe));
-    memcpy(r->y, by, sizeof(fe));
-    memcpy(r->z, ONE, sizeof(fe));
+    jp_set_affine(r, bx, by);
     return;
   }
   fe z1z1, u2, s2, h, hh, i, j, rr, v, t;
@@ -458,12 +473,7 @@ static void to_affine(fe *xs, fe *ys, const jpoint *pts, int count) {
 
 void sm2c_qtable_init(sm2c_qtable *out, const unsigned char qx[32], const unsigned char qy[32]) {
   jpoint q, pts[TQ];
-  fe tmp;
-  fe_from_bytes(tmp, qx);
-  fe_to_mont(q.x, tmp);
-  fe_from_bytes(tmp, qy);
-  fe_to_mont(q.y, tmp);
-  memcpy(q.z, ONE, sizeof(fe));
+  jp_from_bytes(&q, qx, qy);
   odd_multiples(pts, &q, TQ);
   to_affine(out->x[0], out->y[0], pts, TQ);
   out->runs = 1;
@@ -472,9 +482,7 @@ void sm2c_qtable_init(sm2c_qtable *out, const unsigned char qx[32], const unsign
 void sm2c_qtable_extend(sm2c_qtable *t) {
   if (t->runs == COMB) return;
   jpoint base, pts[(COMB - 1) * TQ];
-  memcpy(base.x, t->x[0][0], sizeof(fe));
-  memcpy(base.y, t->y[0][0], sizeof(fe));
-  memcpy(base.z, ONE, sizeof(fe));
+  jp_set_affine(&base, t->x[0][0], t->y[0][0]);
   for (int k = 1; k < COMB; k++) {
     for (int i = 0; i < SPAN; i++) jp_dbl(&base, &base);
     odd_multiples(&pts[(k - 1) * TQ], &base, TQ);
@@ -497,8 +505,8 @@ static inline void add_digit(jpoint *acc, int d, const fe *xs, const fe *ys) {
 /*
  * acc = s*G + t*Q (Jacobian), interleaved wNAF over affine tables. With runs = COMB, digit
  * i = SPAN k + j of a scalar is added from the table of 2^(SPAN k) times the point at step j, so
- * at most SPAN doublings are done (the first step's accumulator is infinity); with runs = 1 (Q's first table only) it is plain interleaved
- * wNAF over all 257 digit positions. A scalar below 2^256 has at most 257 digits: the last
+ * at most SPAN doublings are done (the first step's accumulator is infinity); with runs = 1 (Q's
+ * first table only) it is plain interleaved wNAF over all 257 digit positions. A scalar below 2^256 has at most 257 digits: the last
  * (position 256) belongs to the top run at step SPAN, which no other run has.
  */
 static void double_mul(jpoint *acc, const unsigned char s[32], const unsigned char t[32], const sm2c_qtable *q) {
@@ -629,12 +637,7 @@ int sm2c_init(const unsigned char p[32], const unsigned char n[32], const unsign
   }
 
   jpoint g, pts[TG];
-  fe tmp;
-  fe_from_bytes(tmp, gx);
-  fe_to_mont(g.x, tmp);
-  fe_from_bytes(tmp, gy);
-  fe_to_mont(g.y, tmp);
-  memcpy(g.z, ONE, sizeof(fe));
+  jp_from_bytes(&g, gx, gy);
   for (int k = 0; k < COMB; k++) {
     if (k > 0)
       for (int i = 0; i < SPAN; i++) jp_dbl(&g, &g);
