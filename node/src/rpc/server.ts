@@ -76,6 +76,47 @@ function clientCaused(req: IncomingMessage, e: unknown): boolean {
   );
 }
 
+const TOO_LARGE = Symbol("too large");
+
+/**
+ * A request's body, or TOO_LARGE as soon as it passes `max` bytes (the rest is not read). Rejects
+ * like a stream when the client goes away first. Listeners, not `for await`: the async
+ * iterator's machinery (end-of-stream watch, promise per chunk) is paid on every request.
+ */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | typeof TOO_LARGE> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > max) {
+        done();
+        resolve(TOO_LARGE);
+      } else chunks.push(chunk);
+    };
+    const onEnd = () => {
+      done();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    };
+    const onError = (e: Error) => {
+      done();
+      reject(e);
+    };
+    const onClose = () => {
+      done();
+      reject(
+        Object.assign(new Error("the client closed the request before its body ended"), {
+          code: "ERR_STREAM_PREMATURE_CLOSE",
+        }),
+      );
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+  });
+}
+
 /**
  * A browser cannot set headers on a WebSocket, so the explorer offers its API key as the
  * subprotocol `custos-key.<key>` (keys are 16+ characters of a token's alphabet).
@@ -327,27 +368,16 @@ export class RpcServer {
       this.count(OTHER, "refused");
       return send(401, err(null, RpcCode.unauthorized, client.code, client.message));
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).byteLength;
-      if (size > this.opts.maxBodyBytes) {
-        this.count(OTHER, "refused");
-        send(
-          413,
-          err(
-            null,
-            RpcCode.tooLarge,
-            "REQUEST_TOO_LARGE",
-            `request body over ${this.opts.maxBodyBytes} bytes`,
-          ),
-        );
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk as Buffer);
+    const body = await readBody(req, this.opts.maxBodyBytes);
+    if (body === TOO_LARGE) {
+      this.count(OTHER, "refused");
+      send(
+        413,
+        err(null, RpcCode.tooLarge, "REQUEST_TOO_LARGE", `request body over ${this.opts.maxBodyBytes} bytes`),
+      );
+      req.destroy();
+      return;
     }
-    const body = Buffer.concat(chunks);
     if (signed) {
       try {
         if (!this.opts.memberSignatures)

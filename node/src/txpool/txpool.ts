@@ -148,6 +148,9 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
   }
 
   private async admit(bytes: Uint8Array, source: TxSource): Promise<{ stx: SignedTx; sender: Address }> {
+    // a busy chain refuses a client before spending anything on the transaction: above
+    // saturation every refusal's decode, hash and lookups come out of what commits
+    if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
     if (bytes.byteLength > this.opts.maxTxBytes) {
       throw new CustosError(
         "TX_TOO_LARGE",
@@ -213,13 +216,8 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
           retryable: true,
         });
       }
-      if (source === "rpc" && this.pending.size >= this.clientLimit) {
-        throw new CustosError(
-          "TX_POOL_FULL",
-          `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,
-          { retryable: true },
-        );
-      }
+      // checked again: others may have been admitted while this one was awaited
+      if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
       if ((this.perSender.get(sender) ?? 0) >= this.opts.maxPerSender) {
         throw new CustosError(
           "TX_SENDER_QUOTA",
@@ -254,6 +252,14 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     } finally {
       this.inFlight.delete(id);
     }
+  }
+
+  private busy(): CustosError {
+    return new CustosError(
+      "TX_POOL_FULL",
+      `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,
+      { retryable: true },
+    );
   }
 
   /**

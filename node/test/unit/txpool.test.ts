@@ -105,6 +105,13 @@ describe("tx pool limits", () => {
         meta: { retryable: true },
         message: expect.stringMatching(/chain is busy/),
       });
+      // refused before anything is spent on it: not decoded (garbage gets the same answer) and
+      // not verified
+      const verify = vi.spyOn(verifier, "verify");
+      await expect(pool.add(new Uint8Array([0xc1, 0xc1]))).rejects.toMatchObject({ code: "TX_POOL_FULL" });
+      await expect(pool.add(issue("operator", "ac-z"))).rejects.toMatchObject({ code: "TX_POOL_FULL" });
+      expect(verify).not.toHaveBeenCalled();
+      verify.mockRestore();
       // what a peer admitted goes in (every validator must hold what a leader may propose)
       for (let i = 0; i < 47; i++) await pool.add(issue("bank", `ac-g${i}`), "gossip");
       expect(pool.size).toBe(50);
