@@ -42,7 +42,7 @@ import { rpcMethods } from "./rpc/methods.js";
 import { RpcServer } from "./rpc/server.js";
 import { joinFromSnapshot } from "./snapshot/join.js";
 import { SnapshotStore } from "./snapshot/store.js";
-import { readMember } from "./system/members.js";
+import { isRegistered, readMember } from "./system/members.js";
 import { TxPool } from "./txpool/txpool.js";
 
 export interface StartOptions {
@@ -229,7 +229,7 @@ export class CustosNode {
           headHeight: () => ledger.head.height,
           // a tx within its blockLimit window can only have been committed in the last window blocks
           isCommitted: async (hash) => ledger.isRecentlyCommitted(hash),
-          isMember: async (address) => (await readMember(ledger, address)) !== undefined,
+          isMember: (address) => isRegistered(ledger, address),
         },
         verifier,
         log.child({ module: "txpool" }),

@@ -21,7 +21,15 @@ import {
   VALIDATOR_SET_KEY,
   type WriteSet,
 } from "@custos/types";
-import { bytesEqual, CustosError, compareBytes, errorMessage, type Logger, toHex } from "@custos/utils";
+import {
+  bytesEqual,
+  CustosError,
+  compareBytes,
+  errorMessage,
+  type Logger,
+  toHex,
+  toLatin1,
+} from "@custos/utils";
 import { Level } from "level";
 import { crashPoint } from "../crashPoint.js";
 import type { StateReader } from "../state/overlay.js";
@@ -183,7 +191,6 @@ const STATE_TO = new Uint8Array([Bucket.state + 1]);
 /** State keys of contracts named 0x...: [state bucket, "0", "x"] up to [state bucket, "0", "y"]. */
 const CONTRACT_KEYS_FROM = new Uint8Array([Bucket.state, 0x30, 0x78]);
 const CONTRACT_KEYS_TO = new Uint8Array([Bucket.state, 0x30, 0x79]);
-const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
 
 function lowerBound(sorted: readonly string[], x: string): number {
   let lo = 0;
@@ -314,7 +321,7 @@ export class Ledger implements StateReader {
     await this.mark.open(head);
     this.headState = head;
     for await (const key of this.db.keys({ gte: CONTRACT_KEYS_FROM, lt: CONTRACT_KEYS_TO })) {
-      this.contractKeys.push(latin1(key));
+      this.contractKeys.push(toLatin1(key));
     }
     const base = await this.db.get(META_BASE);
     this.baseHeight = base === undefined ? 0 : heightCodec.decode(base);
@@ -533,8 +540,8 @@ export class Ledger implements StateReader {
   }
 
   scanSync(prefix: Uint8Array, start: Uint8Array, limit: number): Array<[Uint8Array, Uint8Array]> {
-    const p = latin1(prefix);
-    const s = latin1(start);
+    const p = toLatin1(prefix);
+    const s = toLatin1(start);
     const keys = this.contractKeys;
     let i = lowerBound(keys, s > p ? s : p);
     const out: Array<[Uint8Array, Uint8Array]> = [];
@@ -565,7 +572,7 @@ export class Ledger implements StateReader {
 
   private indexContractKey(key: Uint8Array, present: boolean): void {
     if (compareBytes(key, CONTRACT_KEYS_FROM) < 0 || compareBytes(key, CONTRACT_KEYS_TO) >= 0) return;
-    const k = latin1(key);
+    const k = toLatin1(key);
     const i = lowerBound(this.contractKeys, k);
     const there = this.contractKeys[i] === k;
     if (present && !there) this.contractKeys.splice(i, 0, k);

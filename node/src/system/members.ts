@@ -63,6 +63,11 @@ export async function readMember(state: StateReader, address: Address): Promise<
   return raw === undefined ? undefined : decodeMember(address, raw);
 }
 
+/** Whether `address` is registered: the record's presence, not decoded (admission asks per tx). */
+export async function isRegistered(state: StateReader, address: Address): Promise<boolean> {
+  return (await state.get(stateKey(MEMBERS, memberKey(address)))) !== undefined;
+}
+
 export async function memberOf(ctx: ContractContext, address: Address): Promise<Member | undefined> {
   const raw = await ctx.getOf(MEMBERS, memberKey(address));
   return raw === undefined ? undefined : decodeMember(address, raw);

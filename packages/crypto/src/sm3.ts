@@ -3,10 +3,15 @@ import { createHmac, hash } from "node:crypto";
 /**
  * SM3 (GB/T 32905) of the concatenation of `parts`: 32 bytes. Node's OpenSSL does the work, in
  * one shot (no Hash object: about twice as fast as createHash for the small inputs the chain
- * hashes most, tree nodes and tx bodies).
+ * hashes most, tree nodes and tx bodies). The digest comes back as a latin1 string and is copied
+ * into an array on V8's heap: a Buffer digest costs a malloc'd backing store per hash, and its
+ * sweeping, ~1.8 us a hash of 100 bytes against ~0.7 us (2026-12-03).
  */
 export function sm3(...parts: Uint8Array[]): Uint8Array {
-  return new Uint8Array(hash("sm3", joined(parts), "buffer")); // a copy: a pooled Buffer's ArrayBuffer is shared
+  const d = hash("sm3", joined(parts), "binary"); // latin1
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = d.charCodeAt(i);
+  return out;
 }
 
 /** Small concatenations (tree nodes, chain links) go through one reused buffer, not a new one each. */
