@@ -45,6 +45,17 @@ export function decode(bytes: Uint8Array, structure: string, maxBytes: number): 
 }
 
 /**
+ * `assertCanonical` against a value not yet encoded: its encoding is compared where the encoder
+ * wrote it, without the copy `encode` makes (decoding a transaction checks two encodings).
+ */
+export function assertEncodesAs(original: Uint8Array, value: unknown, structure: string): void {
+  // a view of the encoder's buffer, overwritten by the next pack: compared at once, never kept
+  if (!bytesEqual(original, packr.pack(value, RESET_BUFFER_MODE))) {
+    throw new DecodeError("DECODE_NON_CANONICAL", structure, "", "not in canonical encoding");
+  }
+}
+
+/**
  * Refuses input whose canonical re-encoding differs: one value, one byte string. Hashes and
  * signatures cover exact bytes, and this keeps two encodings of one value from ever coexisting.
  */

@@ -1,5 +1,6 @@
 import {
   assertCanonical,
+  assertEncodesAs,
   decode,
   encode,
   fieldAt,
@@ -93,7 +94,11 @@ export function computeTxRoot(txs: readonly SignedTx[]): Uint8Array {
 
 /** On the wire: [headerBytes, [signedTxBytes...]], so every signed piece keeps its exact bytes. */
 export function encodeBlock(headerBytes: Uint8Array, txs: readonly SignedTx[]): Uint8Array {
-  return encode([headerBytes, txs.map((t) => t.bytes)]);
+  return encode(blockFields(headerBytes, txs));
+}
+
+function blockFields(headerBytes: Uint8Array, txs: readonly SignedTx[]): unknown[] {
+  return [headerBytes, txs.map((t) => t.bytes)];
 }
 
 export function makeBlock(header: Header, txs: SignedTx[]): { block: Block; bytes: Uint8Array } {
@@ -117,7 +122,7 @@ export function decodeBlock(bytes: Uint8Array): Block {
   const txs = rawTxs.map((t, i) =>
     decodeSignedTx(readBytes(t, fieldAt(S, `txs[${i}]`), { max: LIMITS.maxTxBytes })),
   );
-  assertCanonical(bytes, encodeBlock(headerBytes, txs), S);
+  assertEncodesAs(bytes, blockFields(headerBytes, txs), S);
   if (!bytesEqual(computeTxRoot(txs), header.txRoot)) {
     throw new CustosError(
       "BLOCK_TX_ROOT_MISMATCH",

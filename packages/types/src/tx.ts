@@ -1,5 +1,5 @@
 import {
-  assertCanonical,
+  assertEncodesAs,
   DecodeError,
   decode,
   encode,
@@ -54,7 +54,11 @@ export interface SignedTx {
 }
 
 export function encodeTxBody(tx: TxBody): Uint8Array {
-  return encode([
+  return encode(txBodyFields(tx));
+}
+
+function txBodyFields(tx: TxBody): unknown[] {
+  return [
     tx.version,
     tx.chainId,
     tx.nonce,
@@ -65,7 +69,7 @@ export function encodeTxBody(tx: TxBody): Uint8Array {
     tx.args,
     tx.value,
     tx.memo,
-  ]);
+  ];
 }
 
 export function decodeTxBody(bytes: Uint8Array): TxBody {
@@ -91,7 +95,7 @@ export function decodeTxBody(bytes: Uint8Array): TxBody {
       "expected a compressed public key (02/03 prefix)",
     );
   }
-  assertCanonical(bytes, encodeTxBody(tx), S);
+  assertEncodesAs(bytes, txBodyFields(tx), S);
   return tx;
 }
 
@@ -102,7 +106,7 @@ export function decodeSignedTx(bytes: Uint8Array): SignedTx {
   const body = readBytes(a[0], fieldAt(S, "body"), { max: LIMITS.maxTxBytes });
   const signature = readBytes(a[1], fieldAt(S, "signature"), 64);
   const tx = decodeTxBody(body);
-  assertCanonical(bytes, encode([body, signature]), S);
+  assertEncodesAs(bytes, [body, signature], S);
   return { bytes, body, signature, tx, hash: sm3(body) };
 }
 

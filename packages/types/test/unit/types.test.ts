@@ -163,6 +163,27 @@ describe("transactions", () => {
     const alt = new Uint8Array([canonical[0] as number, 0xcc, ...canonical.subarray(1)]);
     expect(() => decodeTxBody(alt)).toThrow(expect.objectContaining({ code: "DECODE_NON_CANONICAL" }));
     const stx = signTx(body(), alice.privateKey);
+    // the envelope with its body as bin32 (c6), which no encoder writes for under 64 KiB
+    const b = stx.body;
+    const wide = new Uint8Array([
+      0x92,
+      0xc6,
+      0,
+      0,
+      b.length >> 8,
+      b.length & 0xff,
+      ...b,
+      0xc4,
+      64,
+      ...stx.signature,
+    ]);
+    expect(() => decodeSignedTx(wide)).toThrow(
+      expect.objectContaining({
+        code: "DECODE_NON_CANONICAL",
+        meta: expect.objectContaining({ structure: "SignedTx" }),
+      }),
+    );
+    expect(decodeSignedTx(stx.bytes).hash).toEqual(stx.hash);
     // envelope with a trailing extra item
     expect(() => decodeSignedTx(encode([stx.body, stx.signature, 1]))).toThrow(
       expect.objectContaining({ code: "DECODE_WRONG_LENGTH" }),
