@@ -38,7 +38,14 @@ export function decode(bytes: Uint8Array, structure: string, maxBytes: number): 
   }
   if (bytes.byteLength === 0) throw new DecodeError("DECODE_MALFORMED", structure, "", "empty input");
   try {
-    return packr.unpack(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    // a small array may live on V8's heap (state values are mostly a few bytes), and asking it
+    // for `.buffer` would move it to a malloc'd store: copied into Buffer's pool instead
+    // (~0.5 us against ~1.4 us for 12 bytes, 2026-12-03); a larger one is read where it lies
+    const src =
+      bytes.byteLength <= 64
+        ? Buffer.from(bytes)
+        : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return packr.unpack(src);
   } catch (err) {
     throw new DecodeError("DECODE_MALFORMED", structure, "", `not valid msgpack (${(err as Error).message})`);
   }
