@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createHmac, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   MAX_RECORD_PLAINTEXT,
@@ -7,6 +7,7 @@ import {
   RecordOpener,
   RecordSealer,
   RecordType,
+  recordKeys,
 } from "../../src/index.js";
 import { prng } from "../helpers.js";
 
@@ -53,6 +54,33 @@ describe("records", () => {
       MAX_RECORD_PLAINTEXT,
       1,
     ]);
+  });
+
+  it("is SM4-CTR (IV = sequence number || 0) and HMAC-SM3 over header || ciphertext, as OpenSSL computes them", () => {
+    const s = secret();
+    const { enc, mac } = recordKeys(s);
+    const sealer = new RecordSealer(s.slice());
+    const r = prng(11);
+    // sizes around block edges and the largest record: the keystream of every block is checked
+    for (const [seq, size] of [
+      [0, 1],
+      [1, 16],
+      [2, 17],
+      [3, 1500],
+      [4, MAX_RECORD_PLAINTEXT],
+      [5, 33],
+    ] as const) {
+      const plaintext = r.bytes(size);
+      const rec = sealer.seal(plaintext);
+      const header = rec.subarray(0, RECORD_HEADER_LEN);
+      const iv = Buffer.alloc(16);
+      iv.writeUInt32BE(seq, 4);
+      const want = createCipheriv("sm4-ctr", enc, iv).update(plaintext);
+      const body = rec.subarray(RECORD_HEADER_LEN, RECORD_HEADER_LEN + size);
+      expect(Buffer.from(body).equals(want), `record ${seq} (${size} bytes)`).toBe(true);
+      const tag = createHmac("sm3", mac).update(header).update(body).digest();
+      expect(Buffer.from(rec.subarray(RECORD_HEADER_LEN + size)).equals(tag)).toBe(true);
+    }
   });
 
   it("a replayed record is refused by its sequence number, and the opener stays refused", () => {
