@@ -85,6 +85,48 @@ describe("RPC server", () => {
     expect(text).toContain("# TYPE custos_rpc_requests_total counter");
   });
 
+  it("a body over the limit is refused with 413 REQUEST_TOO_LARGE, and one in pieces is read whole", async () => {
+    const refusedBefore = await counter("other", "refused");
+    const big = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "custos_status",
+      params: ["x".repeat(5000)],
+    });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: big,
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: { data: { code: "REQUEST_TOO_LARGE" } } });
+    expect(await counter("other", "refused")).toBe(refusedBefore + 1);
+    // under the limit but sent in three writes: answered as one request
+    const socket = connect(Number(new URL(url).port), "127.0.0.1");
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    const body = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "custos_status",
+      params: ["y".repeat(3000)],
+    });
+    let answer = "";
+    socket.on("data", (d) => {
+      answer += String(d);
+    });
+    socket.write(
+      `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    for (const part of [body.slice(0, 1000), body.slice(1000, 2500), body.slice(2500)]) {
+      await new Promise<void>((resolve) => socket.write(part, () => resolve()));
+      await new Promise((r) => setImmediate(r));
+    }
+    await until(async () => answer.includes('"id":7'));
+    expect(answer).toMatch(/^HTTP\/1.1 200/);
+    expect(answer).toContain('"result":{"ok":true}');
+    socket.destroy();
+  });
+
   it("a client that hangs up in the middle of its body costs a debug line with the cause, never an error", async () => {
     const before = lines.length;
     const socket = connect(Number(new URL(url).port), "127.0.0.1");
