@@ -68,8 +68,8 @@ function watch(page: Page): Page {
 beforeAll(async () => {
   if (!existsSync(CHROMIUM))
     execFileSync("sh", [join(ROOT, "scripts", "install-chromium.sh")], { stdio: "inherit" });
-  if (!existsSync(join(ROOT, "dist", "index.html")))
-    execFileSync(process.execPath, [join(ROOT, "scripts", "build.mjs")], { stdio: "inherit" });
+  // always rebuilt (esbuild, about a second): a dist left from older sources would test old code
+  execFileSync(process.execPath, [join(ROOT, "scripts", "build.mjs")], { stdio: "inherit" });
   await mkdir(OUT, { recursive: true });
   dir = await mkdtemp(join(tmpdir(), "custos-explorer-net-"));
   t = await testnet.up({

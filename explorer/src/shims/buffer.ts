@@ -1,5 +1,5 @@
-// The few Buffer functions packages/utils and packages/codec use (hex, concat, compare, equals),
-// for the browser, which has no Buffer. Not a general Buffer.
+// The few Buffer functions packages/utils and packages/codec use (hex, concat, compare, equals,
+// allocUnsafeSlow), for the browser, which has no Buffer. Not a general Buffer.
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 export class Buffer extends Uint8Array {
@@ -20,6 +20,10 @@ export class Buffer extends Uint8Array {
       return new Buffer(src, off, (b as number | undefined) ?? src.byteLength - off);
     }
     return new Buffer(src as ArrayLike<number>);
+  }
+
+  static allocUnsafeSlow(size: number): Buffer {
+    return new Buffer(size);
   }
 
   static concat(list: readonly Uint8Array[]): Buffer {

@@ -84,7 +84,12 @@ const TOO_LARGE = Symbol("too large");
  * iterator's machinery (end-of-stream watch, promise per chunk) is paid on every request.
  */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | typeof TOO_LARGE> {
+  const gone = () =>
+    Object.assign(new Error("the client closed the request before its body ended"), {
+      code: "ERR_STREAM_PREMATURE_CLOSE",
+    });
   return new Promise((resolve, reject) => {
+    if (req.destroyed) return reject(gone()); // no event would come
     const chunks: Buffer[] = [];
     let size = 0;
     const done = () => {
@@ -107,11 +112,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | typeof TO
     };
     const onClose = () => {
       done();
-      reject(
-        Object.assign(new Error("the client closed the request before its body ended"), {
-          code: "ERR_STREAM_PREMATURE_CLOSE",
-        }),
-      );
+      reject(gone());
     };
     req.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
   });

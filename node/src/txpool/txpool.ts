@@ -148,15 +148,16 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
   }
 
   private async admit(bytes: Uint8Array, source: TxSource): Promise<{ stx: SignedTx; sender: Address }> {
-    // a busy chain refuses a client before spending anything on the transaction: above
-    // saturation every refusal's decode, hash and lookups come out of what commits
-    if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
     if (bytes.byteLength > this.opts.maxTxBytes) {
       throw new CustosError(
         "TX_TOO_LARGE",
         `transaction is ${bytes.byteLength} bytes, the limit is ${this.opts.maxTxBytes}`,
       );
     }
+    // a busy chain refuses a client before spending anything on the transaction: above
+    // saturation every refusal's decode, hash and lookups come out of what commits. What is
+    // wrong with it (encoding, chain, blockLimit, sender) is told on a retry when not busy.
+    if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
     let stx: SignedTx;
     try {
       stx = decodeSignedTx(bytes);
@@ -255,6 +256,10 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
   }
 
   private busy(): CustosError {
+    if (this.pending.size >= this.opts.maxTxs)
+      return new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", {
+        retryable: true,
+      });
     return new CustosError(
       "TX_POOL_FULL",
       `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,

@@ -36,6 +36,8 @@ describe("tx pool admission", () => {
 
 describe("tx pool limits", () => {
   const chain = testChain();
+  /** Called by admission's chain lookups (committed? member?). */
+  const lookups = vi.fn();
   const poolWith = (opts: Partial<typeof DEFAULT_POOL_OPTIONS>) =>
     new TxPool(
       { ...DEFAULT_POOL_OPTIONS, ...opts },
@@ -43,8 +45,14 @@ describe("tx pool limits", () => {
         chainId: chain.genesis.chainId,
         blockLimitWindow: 600,
         headHeight: () => 1,
-        isCommitted: async () => false,
-        isMember: async () => true,
+        isCommitted: async () => {
+          lookups();
+          return false;
+        },
+        isMember: async () => {
+          lookups();
+          return true;
+        },
       },
       verifier,
       nullLogger,
@@ -60,6 +68,7 @@ describe("tx pool limits", () => {
     await expect(pool.add(issue("operator", "rc-x"))).rejects.toMatchObject({
       code: "TX_POOL_FULL",
       meta: { retryable: true },
+      message: expect.stringMatching(/pool is full/),
     });
     expect(pool.size).toBe(3);
     expect(refused).toEqual(["TX_POOL_FULL"]);
@@ -105,13 +114,19 @@ describe("tx pool limits", () => {
         meta: { retryable: true },
         message: expect.stringMatching(/chain is busy/),
       });
-      // refused before anything is spent on it: not decoded (garbage gets the same answer) and
-      // not verified
+      // refused before anything is spent on it: not decoded (garbage gets the same answer), not
+      // looked up, not verified
       const verify = vi.spyOn(verifier, "verify");
+      lookups.mockClear();
       await expect(pool.add(new Uint8Array([0xc1, 0xc1]))).rejects.toMatchObject({ code: "TX_POOL_FULL" });
       await expect(pool.add(issue("operator", "ac-z"))).rejects.toMatchObject({ code: "TX_POOL_FULL" });
+      expect(lookups).not.toHaveBeenCalled();
       expect(verify).not.toHaveBeenCalled();
       verify.mockRestore();
+      // what could never be admitted is still told as such
+      await expect(pool.add(new Uint8Array(DEFAULT_POOL_OPTIONS.maxTxBytes + 1))).rejects.toMatchObject({
+        code: "TX_TOO_LARGE",
+      });
       // what a peer admitted goes in (every validator must hold what a leader may propose)
       for (let i = 0; i < 47; i++) await pool.add(issue("bank", `ac-g${i}`), "gossip");
       expect(pool.size).toBe(50);

@@ -30,14 +30,6 @@ export const DEFAULT_REKEY: RekeyLimits = { records: MAX_EPOCH_RECORDS, bytes: M
 const SM3_BLOCK = 64;
 
 /**
- * The keys of one direction in one epoch, as OpenSSL contexts made once per epoch: creating a
- * cipher or HMAC context per record costs more than protecting a small record (OpenSSL 3 fetches
- * the algorithm every time). SM4-CTR is computed as SM4-ECB of the counter blocks
- * u64(seq) || u64(block) XORed onto the data (exactly what CTR with IV u64(seq) || 0^64 gives,
- * the low half never carrying), and HMAC-SM3 from the two hash states after K xor ipad and
- * K xor opad (RFC 2104), copied per record.
- */
-/**
  * Counter blocks u32(hi) || u32(lo) || u32(0) || u32(j), j = 0, 1, ...: the block numbers and
  * zeros are written once, a record writes only its sequence number (crypt is synchronous, so one
  * set serves every connection). Writing all four words into a fresh buffer per record, as this
@@ -57,6 +49,14 @@ function counterBlocks(blocks: number): typeof counters {
   return counters;
 }
 
+/**
+ * The keys of one direction in one epoch, as OpenSSL contexts made once per epoch: creating a
+ * cipher or HMAC context per record costs more than protecting a small record (OpenSSL 3 fetches
+ * the algorithm every time). SM4-CTR is computed as SM4-ECB of the counter blocks
+ * u64(seq) || u64(block) XORed onto the data (exactly what CTR with IV u64(seq) || 0^64 gives,
+ * the low half never carrying), and HMAC-SM3 from the two hash states after K xor ipad and
+ * K xor opad (RFC 2104), copied per record.
+ */
 class Epoch {
   private readonly ecb: Cipher;
   private readonly inner: Hash;

@@ -49,6 +49,22 @@ describe("msgpack", () => {
     );
   });
 
+  it("decodes small inputs (64 bytes or less, copied first) and large ones alike; byte strings never alias", () => {
+    for (const size of [1, 40, 61, 62, 200]) {
+      const value = [new Uint8Array(size).fill(7), 9n, "s"];
+      const bytes = encode(value);
+      const got = decode(bytes, "T", 1000) as [Uint8Array, bigint, string];
+      expect(got).toEqual([Buffer.from(value[0] as Uint8Array), 9n, "s"]);
+      // decoding something else must not change what an earlier decode returned
+      decode(encode([new Uint8Array(size).fill(1), 1n, "t"]), "T", 1000);
+      expect(got[0].every((b) => b === 7)).toBe(true);
+      // trailing bytes are refused on both paths
+      expect(() => decode(new Uint8Array([...bytes, 0xc0]), "T", 1000)).toThrow(
+        expect.objectContaining({ code: "DECODE_MALFORMED" }),
+      );
+    }
+  });
+
   it("decodes maps as Map, never as plain objects", () => {
     const v = decode(new Uint8Array([0x81, 0xa9, ...new TextEncoder().encode("__proto__"), 0x01]), "T", 100);
     expect(v).toBeInstanceOf(Map);

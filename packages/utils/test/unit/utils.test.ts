@@ -10,6 +10,7 @@ import {
   isCustosError,
   sleep,
   toHex,
+  toLatin1,
 } from "../../src/index.js";
 
 describe("errors", () => {
@@ -52,6 +53,21 @@ describe("bytes", () => {
     expect(bytesEqual(fromHex("0102"), fromHex("0102"))).toBe(true);
     expect(bytesEqual(fromHex("0102"), fromHex("0103"))).toBe(false);
     expect(bytesEqual(fromHex("01"), fromHex("0100"))).toBe(false);
+  });
+
+  it("read views where they lie: small (on V8's heap) and large arrays, subarrays at an offset", () => {
+    const small = new Uint8Array([0x00, 0x7f, 0x80, 0xff, 0x10]);
+    const big = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+    expect(toHex(small)).toBe("007f80ff10");
+    expect(toHex(small.subarray(2, 4))).toBe("80ff");
+    expect(toHex(big.subarray(255, 258))).toBe(
+      [255, 256, 257].map((i) => ((i * 7) & 0xff).toString(16).padStart(2, "0")).join(""),
+    );
+    expect(toHex(new Uint8Array(0))).toBe("");
+    expect([...toLatin1(small.subarray(1))].map((c) => c.charCodeAt(0))).toEqual([0x7f, 0x80, 0xff, 0x10]);
+    expect(toLatin1(big).length).toBe(300);
+    expect(bytesEqual(big.subarray(7, 9), new Uint8Array([49, 56]))).toBe(true);
+    expect(bytesEqual(big.subarray(7, 9), big.subarray(8, 10))).toBe(false);
   });
 });
 
