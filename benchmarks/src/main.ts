@@ -3,6 +3,7 @@ import { runAuditIndexBench } from "./auditIndex.js";
 import { runAuditVerifyBench } from "./auditVerify.js";
 import { runConsensusBench } from "./consensus.js";
 import { runCryptoBench } from "./crypto.js";
+import { runHotPathBench } from "./hotPath.js";
 import { runProfileSummary } from "./profile.js";
 import { runSingleNodeBench } from "./singleNode.js";
 import { runSoak } from "./soak.js";
@@ -30,6 +31,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
     return runProfileSummary({ dir: String(o.args[i + 1]), json: o.json });
   },
   crypto: runCryptoBench,
+  "hot-path": runHotPathBench,
   consensus: (o) => runConsensusBench({ ...o, runs: flag(o.args, "--runs", 3) }),
   "single-node": (o) =>
     runSingleNodeBench({

@@ -75,6 +75,10 @@ interface Entry {
   announcedAt: number;
 }
 
+function full(): CustosError {
+  return new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", { retryable: true });
+}
+
 /**
  * Pending transactions in arrival order. Admission checks size, encoding, chain id, the
  * blockLimit window, duplicates (pending or committed), membership, capacity and the signature
@@ -213,9 +217,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
         throw new CustosError("TX_SENDER_NOT_MEMBER", `${sender} is not a member of this chain`);
       }
       if (this.pending.size >= this.opts.maxTxs || this.totalBytes + bytes.byteLength > this.opts.maxBytes) {
-        throw new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", {
-          retryable: true,
-        });
+        throw full();
       }
       // checked again: others may have been admitted while this one was awaited
       if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
@@ -256,10 +258,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
   }
 
   private busy(): CustosError {
-    if (this.pending.size >= this.opts.maxTxs)
-      return new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", {
-        retryable: true,
-      });
+    if (this.pending.size >= this.opts.maxTxs) return full();
     return new CustosError(
       "TX_POOL_FULL",
       `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,

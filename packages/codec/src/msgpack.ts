@@ -17,8 +17,7 @@ const packr = new Packr(OPTIONS);
  * Inputs of up to 64 bytes may live on V8's heap (state values are mostly a few bytes), and
  * asking one for `.buffer` moves it into a malloc'd store. They are copied into one scratch
  * buffer instead and decoded by an unpacker that copies byte strings out (a decoded value never
- * points into the scratch). Encoding and decoding a 12-byte value took 1,374 ns through
- * `.buffer`, 480 ns this way (2026-12-03).
+ * points into the scratch; `npm run bench -- hot-path` measures it).
  */
 const SMALL = 64;
 const smallUnpackr = new Packr({ ...OPTIONS, copyBuffers: true });
@@ -62,9 +61,7 @@ export function decode(bytes: Uint8Array, structure: string, maxBytes: number): 
  */
 export function assertEncodesAs(original: Uint8Array, value: unknown, structure: string): void {
   // a view of the encoder's buffer, overwritten by the next pack: compared at once, never kept
-  if (!bytesEqual(original, packr.pack(value, RESET_BUFFER_MODE))) {
-    throw new DecodeError("DECODE_NON_CANONICAL", structure, "", "not in canonical encoding");
-  }
+  assertCanonical(original, packr.pack(value, RESET_BUFFER_MODE), structure);
 }
 
 /**

@@ -5,7 +5,7 @@ import { createHmac, hash } from "node:crypto";
  * one shot (no Hash object: about twice as fast as createHash for the small inputs the chain
  * hashes most, tree nodes and tx bodies). The digest comes back as a latin1 string and is copied
  * into an array on V8's heap: a Buffer digest costs a malloc'd backing store per hash, and its
- * sweeping, ~1.8 us a hash of 100 bytes against ~0.7 us (2026-12-03).
+ * sweeping (`npm run bench -- hot-path` shows both ways).
  */
 export function sm3(...parts: Uint8Array[]): Uint8Array {
   const d = hash("sm3", joined(parts), "binary"); // latin1
