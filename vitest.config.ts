@@ -39,6 +39,7 @@ export default defineConfig({
         exclude: process.env.CUSTOS_FAULT_TESTS ? [] : ["test/e2e/crash.test.ts"],
       }),
       project("explorer", "explorer"),
+      project("benchmarks", "benchmarks"),
       project("repo", "."),
     ],
   },

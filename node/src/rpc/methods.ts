@@ -70,11 +70,15 @@ function hashParam(v: unknown, name: string): Uint8Array {
 }
 
 function hexParam(v: unknown, name: string, maxBytes: number): Uint8Array {
-  if (typeof v !== "string" || !/^0x([0-9a-fA-F]{2})*$/.test(v))
-    throw invalidParams(`${name} must be 0x-prefixed hex`);
+  const bad = () => invalidParams(`${name} must be 0x-prefixed hex`);
+  if (typeof v !== "string" || !v.startsWith("0x") || v.length % 2 !== 0) throw bad();
   if ((v.length - 2) / 2 > maxBytes)
     throw new CustosError<RpcErrorName>("TX_TOO_LARGE", `${name} is over ${maxBytes} bytes`);
-  return fromHex(v);
+  try {
+    return fromHex(v); // checks every digit in the one pass that parses it
+  } catch {
+    throw bad();
+  }
 }
 
 function stringParam(v: unknown, name: string, max = 64): string {

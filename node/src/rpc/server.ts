@@ -331,7 +331,11 @@ export class RpcServer {
 
   private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const send = (status: number, body: unknown) => {
-      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+      // with its length: writeHead before end() would otherwise frame the one piece as chunks
+      const text = JSON.stringify(body);
+      res
+        .writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
+        .end(text);
     };
     if (req.method === "GET" && req.url === "/health")
       return send(200, { ok: true, ...(this.opts.chainId ? { chainId: this.opts.chainId } : {}) });

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Address, VerifierPool } from "@custos/crypto";
 import { decodeSignedTx, type SignedTx } from "@custos/types";
-import { CustosError, errorMessage, isCustosError, type Logger, toHex } from "@custos/utils";
+import { CustosError, errorMessage, isCustosError, type Logger, refusal, toHex } from "@custos/utils";
 import { senderAddress } from "../execution/senders.js";
 
 export interface TxPoolOptions {
@@ -76,7 +76,7 @@ interface Entry {
 }
 
 function full(): CustosError {
-  return new CustosError("TX_POOL_FULL", "the transaction pool is full; retry shortly", { retryable: true });
+  return refusal("TX_POOL_FULL", "the transaction pool is full; retry shortly", { retryable: true });
 }
 
 /**
@@ -197,12 +197,12 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     }
     const id = toHex(stx.hash);
     if (this.pending.has(id) || this.inFlight.has(id)) {
-      throw new CustosError("TX_DUPLICATE", `transaction ${id} is already pending`);
+      throw refusal("TX_DUPLICATE", `transaction ${id} is already pending`);
     }
     this.inFlight.add(id);
     try {
       if (await this.chain.isCommitted(stx.hash)) {
-        throw new CustosError(
+        throw refusal(
           "TX_ALREADY_COMMITTED",
           `transaction ${id} was already committed; a signed transaction runs once`,
         );
@@ -222,7 +222,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
       // checked again: others may have been admitted while this one was awaited
       if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
       if ((this.perSender.get(sender) ?? 0) >= this.opts.maxPerSender) {
-        throw new CustosError(
+        throw refusal(
           "TX_SENDER_QUOTA",
           `${sender} has ${this.opts.maxPerSender} transactions pending; retry shortly`,
           {
@@ -238,7 +238,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
       }
       // a block may have committed it while the checks above were awaited
       if (await this.chain.isCommitted(stx.hash)) {
-        throw new CustosError(
+        throw refusal(
           "TX_ALREADY_COMMITTED",
           `transaction ${id} was already committed; a signed transaction runs once`,
         );
@@ -259,7 +259,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
 
   private busy(): CustosError {
     if (this.pending.size >= this.opts.maxTxs) return full();
-    return new CustosError(
+    return refusal(
       "TX_POOL_FULL",
       `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,
       { retryable: true },

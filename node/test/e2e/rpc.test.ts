@@ -98,6 +98,9 @@ describe("bad input never harms the node", () => {
     expect((await rpcError("custos_getBlock", [{}])).data.code).toBe("INVALID_PARAMS");
     expect((await rpcError("custos_getTx", [42])).data.code).toBe("INVALID_PARAMS");
     expect((await rpcError("custos_sendTx", [12345])).data.code).toBe("INVALID_PARAMS");
+    // not hex of whole bytes: no prefix, an odd digit count, a non-digit at the start, the middle and the end
+    for (const bad of ["c1c1", "0xc1c", "0xzzc1", "0xc1zzc1", "0xc1c1zz", "0x c1"])
+      expect((await rpcError("custos_sendTx", [bad])).data.code, bad).toBe("INVALID_PARAMS");
     expect((await rpcError("ecny_balance", ["0x12"])).data.code).toBe("INVALID_ARGUMENTS");
     expect((await raw("x".repeat(2 * 1024 * 1024))).status).toBe(413);
     // transactions

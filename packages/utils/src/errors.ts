@@ -19,6 +19,21 @@ export class CustosError<C extends string = string> extends Error {
   }
 }
 
+/**
+ * An expected refusal (a busy pool, a duplicate): a CustosError without a stack trace. Capturing
+ * one costs more than the rest of the refusal, and above saturation a node refuses thousands a
+ * second; nobody debugs a refusal from its stack, the code and message say what happened.
+ */
+export function refusal<C extends string>(code: C, message: string, meta: Record<string, unknown> = {}): CustosError<C> {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new CustosError(code, message, meta);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** True when `err` is any CustosError (from any copy of this package), optionally with the given code. */
 export function isCustosError(err: unknown, code?: string): err is CustosError {
   if (typeof err !== "object" || err === null) return false;

@@ -8,6 +8,7 @@ import {
   errorMessage,
   fromHex,
   isCustosError,
+  refusal,
   sleep,
   toHex,
   toLatin1,
@@ -26,6 +27,16 @@ describe("errors", () => {
     });
     expect(errorMessage(err)).toBe("tx is 9000 bytes, limit 8192");
     expect(errorMessage("plain")).toBe("plain");
+  });
+
+  it("builds a refusal without a stack trace and leaves the limit as it was", () => {
+    const limit = Error.stackTraceLimit;
+    const err = refusal("TX_POOL_FULL", "busy", { retryable: true });
+    expect(isCustosError(err, "TX_POOL_FULL")).toBe(true);
+    expect(err.meta).toEqual({ retryable: true });
+    expect(err.stack).toBe("CustosError: busy"); // the header line only, no frames
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new CustosError("X", "m").stack).toMatch(/\n\s+at /);
   });
 
   it("recognises a code-carrying error from another copy of the package", () => {
