@@ -24,7 +24,11 @@ export class CustosError<C extends string = string> extends Error {
  * one costs more than the rest of the refusal, and above saturation a node refuses thousands a
  * second; nobody debugs a refusal from its stack, the code and message say what happened.
  */
-export function refusal<C extends string>(code: C, message: string, meta: Record<string, unknown> = {}): CustosError<C> {
+export function refusal<C extends string>(
+  code: C,
+  message: string,
+  meta: Record<string, unknown> = {},
+): CustosError<C> {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
