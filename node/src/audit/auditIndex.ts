@@ -133,6 +133,10 @@ function key(prefix: number, ...parts: (Uint8Array | string)[]): Uint8Array {
   return out;
 }
 const ZERO = Uint8Array.of(0);
+/** accountTx values (the batch copies them): sender, callee, both. */
+const ROLE_SENDER = Uint8Array.of(1);
+const ROLE_CALLEE = Uint8Array.of(2);
+const ROLE_BOTH = Uint8Array.of(3);
 const EMPTY = new Uint8Array(0);
 /** height (8) | tx (4) [| event (2)], big-endian: the order of the chain. */
 function pos(height: number, tx: number, event?: number): Uint8Array {
@@ -506,8 +510,9 @@ export class AuditIndex {
       const r = receipts[i] as Receipt;
       const sender = senderAddress(stx.tx.sender);
       const txHash = `0x${toHex(stx.hash)}`;
+      const at = pos(h, i);
       batch.put(
-        key(K.tx, pos(h, i)),
+        key(K.tx, at),
         encode([
           stx.hash,
           sender,
@@ -519,9 +524,9 @@ export class AuditIndex {
           r.events.length,
         ]),
       );
-      batch.put(key(K.accountTx, sender, ZERO, pos(h, i)), Uint8Array.of(1));
+      batch.put(key(K.accountTx, sender, ZERO, at), ROLE_SENDER);
       if (stx.tx.to.startsWith("0x"))
-        batch.put(key(K.accountTx, stx.tx.to, ZERO, pos(h, i)), Uint8Array.of(stx.tx.to === sender ? 3 : 2));
+        batch.put(key(K.accountTx, stx.tx.to, ZERO, at), stx.tx.to === sender ? ROLE_BOTH : ROLE_CALLEE);
       if (r.events.length === 0) continue;
       const events = auditEvents({ height: h, tx: i, time, txHash, sender }, r.events);
       for (const [k, e] of r.events.entries()) {

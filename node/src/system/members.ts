@@ -36,7 +36,24 @@ export function encodeMember(m: Member): Uint8Array {
   return encode([m.name, m.roles, m.ecnyTier, m.publicKey]);
 }
 
+/**
+ * Member records decoded, by the stored bytes they came from: the ledger's state cache hands out
+ * the same array for the same record until it changes, and a transfer reads its sender's record
+ * three times (the executor's membership check, the recipient check, the sender's limits).
+ * Decoding is a pure function of the bytes; the records handed out are frozen.
+ */
+const decodedMembers = new WeakMap<Uint8Array, Member>();
+
 export function decodeMember(address: Address, raw: Uint8Array): Member {
+  const known = decodedMembers.get(raw);
+  if (known !== undefined && known.address === address) return known;
+  const m = decodeMemberBytes(address, raw);
+  Object.freeze(m.roles);
+  decodedMembers.set(raw, Object.freeze(m));
+  return m;
+}
+
+function decodeMemberBytes(address: Address, raw: Uint8Array): Member {
   const S = "Member";
   const a = readArray(decode(raw, S, 4096), fieldAt(S, ""), 4);
   return {
