@@ -129,7 +129,10 @@ export class RawSender {
       if (c) continue; // closed while idle
       if (this.open < this.maxSockets) {
         this.open++;
-        return new HttpConn(this.host, this.port, () => this.open--);
+        return new HttpConn(this.host, this.port, () => {
+          this.open--;
+          this.waiting.shift()?.(); // a request waiting for a free socket may open one now
+        });
       }
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }

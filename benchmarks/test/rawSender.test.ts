@@ -86,6 +86,21 @@ describe("RawSender (the load generator's HTTP client)", () => {
     expect(Object.fromEntries(sender.refusals)).toEqual({ TX_POOL_FULL: 8 });
   });
 
+  it("a request waiting for a socket gets one when a connection is dropped", async () => {
+    let n = 0;
+    const { url, server } = await serve((body, res) => {
+      const out = JSON.stringify(answer(body as never));
+      // the first answer closes its connection, as a server going away would
+      const close = n++ === 0 ? { connection: "close" } : {};
+      res.writeHead(200, { "content-length": Buffer.byteLength(out), ...close }).end(out);
+    });
+    const sender = new RawSender(url, 1);
+    open.push({ server, sender });
+    const all = await Promise.all([sender.send(["0x01"]), sender.send(["0x02"]), sender.send(["0x03"])]);
+    expect(all).toEqual([[false], [false], [false]]);
+    expect(sender.refusals.size).toBe(0);
+  });
+
   it("counts an answer it cannot read as BAD_RESPONSE and a dead server as NETWORK", async () => {
     const { url, server } = await serve((_body, res) => {
       res.writeHead(200, { "content-length": 5 }).end("nope!");
