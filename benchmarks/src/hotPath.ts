@@ -4,7 +4,7 @@ import { hash } from "node:crypto";
 import { decode, encode } from "@custos/codec";
 import { sm3 } from "@custos/crypto";
 import { RecordSealer } from "@custos/sm-secure";
-import { bytesEqual, toHex, toLatin1 } from "@custos/utils";
+import { bytesEqual, CustosError, refusal, toHex, toLatin1 } from "@custos/utils";
 import { opsPerSecond } from "./stats.js";
 
 export interface HotPathBenchOptions {
@@ -34,6 +34,9 @@ export async function runHotPathBench(o: HotPathBenchOptions): Promise<Record<st
   const body = new Uint8Array(100).fill(3);
   const sealer = new RecordSealer(new Uint8Array(32).fill(9));
   const record = new Uint8Array(1500).fill(5);
+  const busy =
+    "the chain is busy: 4000 transactions are waiting (about 1 s of what it commits); retry shortly";
+  const retryable = { retryable: true };
   const cases: [string, Row["form"], () => unknown][] = [
     ["a new 32-byte array", "floor", () => fresh()],
     ["toHex of a new 32-byte array", "before", () => viaBuffer(fresh()).toString("hex")],
@@ -50,6 +53,9 @@ export async function runHotPathBench(o: HotPathBenchOptions): Promise<Record<st
       () => decode(encode([12_345_678_901_234n, "x"]), "V", 64),
     ],
     ["seal a 1,500-byte sm-secure record", "now", () => sealer.seal(record)],
+    // a busy pool's refusal; here the stack is a few frames deep, in a node it is the full 10
+    ["a TX_POOL_FULL refusal's error", "before", () => new CustosError("TX_POOL_FULL", busy, retryable)],
+    ["a TX_POOL_FULL refusal's error", "now", () => refusal("TX_POOL_FULL", busy, retryable)],
   ];
   const rows: Row[] = [];
   for (const [operation, form, fn] of cases) {
