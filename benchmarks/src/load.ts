@@ -33,11 +33,11 @@ export const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, 
 
 /**
  * A lean JSON-RPC sender: the load generator shares the machine with the node(s), so it must
- * spend as little CPU per request as it can. node:http's client cost ~0.19 ms of CPU a request
- * here (28 % of a core at 1,500/s), fetch ~3x that; this speaks the little HTTP/1.1 it needs
- * straight to keep-alive sockets: one POST per call, one request at a time on each of up to
- * `maxSockets` connections (no pipelining: the node sees what node:http's Agent sent it), and a
- * response read by its Content-Length.
+ * spend as little CPU per request as it can (node:http's client took about twice the load
+ * generator's share, fetch more: benchmarks/README.md, "A lighter load generator"). It speaks
+ * the little HTTP/1.1 it needs straight to keep-alive sockets: one POST per call, one request at
+ * a time on each of up to `maxSockets` connections (no pipelining: the node sees what
+ * node:http's Agent sent it), the answer read by its Content-Length or its chunks.
  */
 export class RawSender {
   private readonly host: string;
@@ -65,19 +65,8 @@ export class RawSender {
   /** Sends txs (hex) as one request or a batch; resolves to which of them were refused. */
   async send(hexes: string[]): Promise<boolean[]> {
     const first = this.id;
-    let body: string;
-    if (hexes.length === 1) {
-      this.id++;
-      body = `{"jsonrpc":"2.0","id":${first},"method":"custos_sendTx","params":["${hexes[0]}"]}`;
-    } else {
-      const reqs = hexes.map((h) => ({
-        jsonrpc: "2.0",
-        id: this.id++,
-        method: "custos_sendTx",
-        params: [h],
-      }));
-      body = JSON.stringify(reqs);
-    }
+    const reqs = hexes.map((h) => ({ jsonrpc: "2.0", id: this.id++, method: "custos_sendTx", params: [h] }));
+    const body = JSON.stringify(reqs.length === 1 ? reqs[0] : reqs);
     // a keep-alive socket the server closed while idle fails once; the request is sent again
     let r = await this.post(body, first, hexes.length);
     if (r === "network") r = await this.post(body, first, hexes.length);
@@ -90,18 +79,22 @@ export class RawSender {
 
   private async post(body: string, first: number, count: number): Promise<boolean[] | "network"> {
     const conn = await this.connection();
-    let text: string | "network";
+    let answer: Answer;
     try {
-      text = await conn.post(
+      answer = await conn.post(
         `POST / HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     } finally {
       this.release(conn);
     }
-    if (text === "network") return "network";
+    if (answer === "network") return "network";
     const refused = Array.from({ length: count }, () => true);
+    if (answer === "bad") {
+      this.refuse("BAD_RESPONSE", count);
+      return refused;
+    }
     try {
-      const out = JSON.parse(text);
+      const out = JSON.parse(answer.text);
       const list = (Array.isArray(out) ? out : [out]) as {
         id?: number;
         error?: { data?: { code?: string } };
@@ -183,11 +176,14 @@ function dechunk(buf: Buffer, at: number): { text: string; used: number } | "bad
   }
 }
 
+/** An answer's body, or why there is none: the connection failed, or the answer was not HTTP/1.1. */
+type Answer = { text: string } | "network" | "bad";
+
 /** One keep-alive HTTP/1.1 connection carrying one request at a time. */
 class HttpConn {
   private readonly socket: Socket;
   private buf: Buffer | undefined;
-  private current: ((text: string | "network") => void) | undefined;
+  private current: ((answer: Answer) => void) | undefined;
   private alive = true;
 
   constructor(host: string, port: number, onClose: () => void) {
@@ -208,7 +204,7 @@ class HttpConn {
     return this.alive && this.current === undefined;
   }
 
-  post(request: string): Promise<string | "network"> {
+  post(request: string): Promise<Answer> {
     if (!this.alive) return Promise.resolve("network");
     return new Promise((resolve) => {
       this.current = resolve;
@@ -226,20 +222,20 @@ class HttpConn {
     const r = response(this.buf);
     if (r === undefined) return;
     if (r === "bad") {
-      this.finish("BAD_RESPONSE");
+      this.finish("bad");
       this.destroy();
       return;
     }
     const close = r.close || this.buf.length > r.used;
     this.buf = undefined;
-    this.finish(r.text);
+    this.finish({ text: r.text });
     if (close) this.destroy();
   }
 
-  private finish(text: string | "network"): void {
+  private finish(answer: Answer): void {
     const f = this.current;
     this.current = undefined;
-    f?.(text);
+    f?.(answer);
   }
 
   destroy(): void {

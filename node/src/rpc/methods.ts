@@ -71,11 +71,11 @@ function hashParam(v: unknown, name: string): Uint8Array {
 
 function hexParam(v: unknown, name: string, maxBytes: number): Uint8Array {
   const bad = () => invalidParams(`${name} must be 0x-prefixed hex`);
-  if (typeof v !== "string" || !v.startsWith("0x") || v.length % 2 !== 0) throw bad();
+  if (typeof v !== "string" || !v.startsWith("0x")) throw bad();
   if ((v.length - 2) / 2 > maxBytes)
     throw new CustosError<RpcErrorName>("TX_TOO_LARGE", `${name} is over ${maxBytes} bytes`);
   try {
-    return fromHex(v); // checks every digit in the one pass that parses it
+    return fromHex(v); // checks the length and every digit in the one pass that parses it
   } catch {
     throw bad();
   }
