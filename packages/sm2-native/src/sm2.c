@@ -71,10 +71,9 @@ static int compute_e(const unsigned char xy[64], const unsigned char *msg, size_
  * What verification derives from a public key alone: decoding it (a square root for a compressed
  * key), Z_A, and the table of its odd multiples. A chain's senders are its members, few and
  * signing over and over, so each verifying thread keeps the last keys it saw. A key found here
- * again gets the rest of its table (sm2c_qtable_extend), after which its verifications need a
- * quarter of the doublings; a key seen once does not pay for that. On the 2-core reference VM
- * (crypto bench, 2026-12-03) a known key verifies at ~16,300/s on one core, a key's first time at
- * ~7,500/s. Four-way set-associative, least recently used out, keyed by the exact key bytes; only
+ * again gets the rest of its table (sm2c_qtable_extend), after which its verifications need an
+ * eighth of the doublings; a key seen once does not pay for that (benchmarks/README.md, crypto,
+ * has the rates of both). Four-way set-associative, least recently used out, keyed by the exact key bytes; only
  * keys that decoded to a point on the curve get in. Thread-local (the verifying threads never
  * share an entry).
  */
@@ -88,7 +87,7 @@ typedef struct {
 
 #define KEY_CACHE_WAYS 4
 #define KEY_CACHE_SET_BITS 7
-#define KEY_CACHE_SETS (1 << KEY_CACHE_SET_BITS) /* 512 keys, ~1.1 MiB a thread */
+#define KEY_CACHE_SETS (1 << KEY_CACHE_SET_BITS) /* 512 keys, ~2.1 MiB a thread (calloc: pages are touched as keys arrive) */
 static _Thread_local key_entry *tl_keys;
 static _Thread_local uint32_t tl_lookups;
 

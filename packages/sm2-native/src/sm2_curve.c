@@ -10,9 +10,9 @@
  * limb equality. The low limb of p is 2^64 - 1, hence -p^-1 mod 2^64 = 1. Points are Jacobian
  * (X, Y, Z) with Z = 0 for infinity; a = -3, so doubling uses dbl-2001-b. The multiplication is
  * interleaved wNAF: window 8 over a precomputed affine table of G, window 5 over Q. A key seen
- * more than once also gets tables of 2^64 Q, 2^128 Q and 2^192 Q (G has them from the start): the
- * scalars' wNAF digits are then taken in four interleaved 64-digit runs, which needs 64 doublings
- * instead of 256 and the same number of additions. The result is
+ * more than once also gets tables of 2^32 Q, 2^64 Q, ..., 2^224 Q (G has them from the start):
+ * the scalars' wNAF digits are then taken in eight interleaved 32-digit runs, which needs 32
+ * doublings instead of 256 and the same number of additions. The result is
  * compared with the signature's candidates for x in Jacobian form (X = x Z^2), so no field
  * inversion is done per verification (it was ~15 % of one: an exponentiation by p - 2).
  * Correctness is checked in the tests against OpenSSL's own SM2 verification.
@@ -436,7 +436,7 @@ static int wnaf(int8_t out[258], const unsigned char k[32], int w) {
 }
 
 _Static_assert(TQ == SM2C_QTABLE, "the Q table's size is the window's");
-_Static_assert(SPAN * COMB == 256 && SPAN % 64 == 0, "the runs split 256 digits evenly");
+_Static_assert(SPAN * COMB == 256, "the runs split 256 digits evenly");
 
 /*
  * pts[i] = (2i + 1) base for i < count, Jacobian: one doubling, then additions. base must not be
@@ -449,11 +449,13 @@ static void odd_multiples(jpoint *pts, const jpoint *base, int count) {
   for (int i = 1; i < count; i++) jp_add(&pts[i], &pts[i - 1], &twice);
 }
 
-_Static_assert(TQ <= TG && (COMB - 1) * TQ <= TG, "to_affine's product buffer holds every count passed");
+/* The most points to_affine converts at once: G's run, or Q's runs after the first. */
+#define AFFINE_MAX ((COMB - 1) * TQ > TG ? (COMB - 1) * TQ : TG)
+_Static_assert(TQ <= AFFINE_MAX, "to_affine's product buffer holds every count passed");
 
-/* Affine x, y of `count` (at most TG) finite Jacobian points with one inversion (Montgomery's trick). */
+/* Affine x, y of `count` (at most AFFINE_MAX) finite Jacobian points with one inversion (Montgomery's trick). */
 static void to_affine(fe *xs, fe *ys, const jpoint *pts, int count) {
-  fe prod[TG], inv, zi, zi2;
+  fe prod[AFFINE_MAX], inv, zi, zi2;
   memcpy(prod[0], pts[0].z, sizeof(fe));
   for (int i = 1; i < count; i++) fe_mul(prod[i], prod[i - 1], pts[i].z);
   fe_inv(inv, prod[count - 1]);

@@ -19,11 +19,11 @@ int sm2c_decode_point(unsigned char xy[64], const unsigned char *pub, size_t len
 
 /*
  * Q, 3Q, 5Q, ..., 15Q of a public key Q in affine Montgomery form, and once extended the same
- * multiples of 2^64 Q, 2^128 Q and 2^192 Q: what a verification with Q needs. With the first
- * run only, a verification does 256 doublings; with all four, 64.
+ * multiples of 2^(32 k) Q for k = 1..7: what a verification with Q needs. With the first run
+ * only, a verification does 256 doublings; with all eight, 32.
  */
 #define SM2C_QTABLE 8
-#define SM2C_COMB 4
+#define SM2C_COMB 8
 typedef struct {
   int runs; /* 1 after sm2c_qtable_init, SM2C_COMB after sm2c_qtable_extend */
   uint64_t x[SM2C_COMB][SM2C_QTABLE][4];
@@ -33,7 +33,7 @@ typedef struct {
 /* Fills the first run of `t` for Q = (qx, qy), an affine point already checked to be on the curve. */
 void sm2c_qtable_init(sm2c_qtable *t, const unsigned char qx[32], const unsigned char qy[32]);
 
-/* Adds the other runs to a table made by sm2c_qtable_init (195 doublings, 21 additions, an inversion). */
+/* Adds the other runs to a table made by sm2c_qtable_init (224 doublings, 56 additions, an inversion). */
 void sm2c_qtable_extend(sm2c_qtable *t);
 
 /*

@@ -133,7 +133,7 @@ describe.skipIf(repeatRun)("native fast path against OpenSSL's own multiplicatio
 
   it.skipIf(native === null)("agrees when keys come back: their extended tables, and after eviction", () => {
     // A key's first verification uses the table of its odd multiples; from its second on, the
-    // tables of 2^64, 2^128 and 2^192 times it as well (64 doublings instead of 256). A thread
+    // tables of 2^32, 2^64, ..., 2^224 times it as well (32 doublings instead of 256). A thread
     // keeps 512 keys, four per set: of 700 keys cycled twice, those in the sets that overflow are
     // evicted and come back as new.
     const n = native as NonNullable<typeof native>;
