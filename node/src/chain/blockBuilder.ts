@@ -36,7 +36,19 @@ export async function buildBlock(
   chainId: string,
   head: ChainHead,
   txs: SignedTx[],
-  o: { timestamp: number; proposer: number; view: number; executor: Executor; state: ChainState },
+  o: {
+    timestamp: number;
+    proposer: number;
+    view: number;
+    executor: Executor;
+    state: ChainState;
+    /**
+     * The Merkle root of exactly these txs' hashes, when the caller has computed it already (a
+     * replica checks a proposal's txRoot against its list of hashes before it assembles the txs
+     * by those hashes); computed here otherwise.
+     */
+    txRoot?: Uint8Array;
+  },
 ): Promise<BuiltBlock> {
   const height = head.height + 1;
   const result = await o.executor.executeBlock(txs, { height, timestamp: o.timestamp }, o.state);
@@ -50,7 +62,7 @@ export async function buildBlock(
       timestamp: o.timestamp,
       proposer: o.proposer,
       view: o.view,
-      txRoot: computeTxRoot(txs),
+      txRoot: o.txRoot ?? computeTxRoot(txs),
       receiptRoot: computeReceiptRoot(receiptBytes),
       stateRoot: o.state.stateRootAfter(result.writes),
       validatorSetHash: head.validatorSetHash,

@@ -542,6 +542,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         view: h.view,
         executor: this.executor,
         state: this.ledger,
+        // assemble checked it against the proposal's hashes, and took each tx by its hash
+        txRoot: h.txRoot,
       });
       this.measureExecution(b.txs.length, performance.now() - started);
       if (!bytesEqual(rebuilt.block.hash, hash)) {
