@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import { createServer as createTcpServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { RawSender } from "../src/load.js";
 
@@ -113,5 +113,28 @@ describe("RawSender (the load generator's HTTP client)", () => {
     await new Promise((r) => server.close(r));
     expect(await sender.send(["0x01"])).toEqual([true]);
     expect(sender.refusals.get("NETWORK")).toBe(1);
+  });
+
+  it("counts an answer that is not HTTP/1.1, or has no length and no chunks, as BAD_RESPONSE", async () => {
+    // a bare TCP server: node:http always answers HTTP/1.1 with a framing
+    const answers = [
+      "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+      'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"result":{}}',
+      "SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    ];
+    let n = 0;
+    const server = createTcpServer((s) => {
+      s.once("data", () => s.end(answers[n++ % answers.length]));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as { port: number };
+    const sender = new RawSender(`http://127.0.0.1:${port}`);
+    try {
+      for (let i = 0; i < answers.length; i++) expect(await sender.send(["0x01"])).toEqual([true]);
+      expect(Object.fromEntries(sender.refusals)).toEqual({ BAD_RESPONSE: answers.length });
+    } finally {
+      sender.close();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
