@@ -10,9 +10,10 @@ const BUSY_SUMMARY_MS = 1000;
  * accepted (with its sender, target and method) or refused (with its code and reason); refusals
  * are counted in the metrics too. Transactions that came by gossip are other nodes' clients'.
  *
- * Refusals because the chain is busy (TX_POOL_FULL, given before the transaction is even
- * decoded) are written as one line a second with their count: under overload they can be half
- * the requests, and a line each would spend the node's CPU and disk on the overload itself.
+ * Refusals because the chain is busy (TX_POOL_FULL: it says nothing of the transaction, and most
+ * are given before it is even decoded) are written as one line a second with their count: under
+ * overload they can be half the requests, and a line each would spend the node's CPU and disk on
+ * the overload itself.
  */
 export class OpsLog {
   private busy = 0;
