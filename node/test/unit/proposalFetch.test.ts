@@ -1,11 +1,13 @@
 import { join } from "node:path";
 import { encode } from "@custos/codec";
-import { VerifierPool } from "@custos/crypto";
-import { decodeSignedTx, type SignedTx } from "@custos/types";
+import { decodeEnvelope, encodeBody, encodeEnvelope } from "@custos/consensus";
+import { sm2Sign, sm3, VerifierPool } from "@custos/crypto";
+import { decodeSignedTx, encodeHeader, type SignedTx } from "@custos/types";
 import { type LogFields, type Logger, nullLogger, toHex } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { openChainLedger } from "../../src/chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "../../src/chain/pbftDriver.js";
+import { decodeProposal, encodeProposal } from "../../src/chain/proposal.js";
 import { FileWal } from "../../src/consensus/fileWal.js";
 import { SignState } from "../../src/consensus/signState.js";
 import { Executor } from "../../src/execution/executor.js";
@@ -32,14 +34,19 @@ interface Replica {
   committed: CommittedBlock[];
   /** The fields of this validator's "block committed" log lines. */
   commitLines: LogFields[];
+  /** The fields of its "proposal rejected" log lines. */
+  rejectLines: LogFields[];
 }
 
-/** Keeps the fields of the "block committed" lines; drops the rest. */
-function commitLog(into: LogFields[]): Logger {
+/** Keeps the fields of the "block committed" and "proposal rejected" lines; drops the rest. */
+function commitLog(commits: LogFields[], rejects: LogFields[]): Logger {
   const log: Logger = {
     ...nullLogger,
     info: (msg, fields) => {
-      if (msg === "block committed") into.push(fields ?? {});
+      if (msg === "block committed") commits.push(fields ?? {});
+    },
+    warn: (msg, fields) => {
+      if (msg === "proposal rejected") rejects.push(fields ?? {});
     },
     child: () => log,
   };
@@ -49,6 +56,8 @@ function commitLog(into: LogFields[]): Logger {
 async function replicas(
   serve: (from: number, hashes: Uint8Array[]) => Uint8Array[],
   clocks: (() => number)[] = [Date.now, Date.now],
+  /** What validator `from`'s consensus messages become on the wire (a byzantine sender). */
+  tamper: (bytes: Uint8Array, from: number) => Uint8Array = (bytes) => bytes,
 ): Promise<Replica[]> {
   const out: Replica[] = [];
   for (let i = 0; i < 2; i++) {
@@ -74,6 +83,12 @@ async function replicas(
     );
     const index = i;
     const commitLines: LogFields[] = [];
+    const rejectLines: LogFields[] = [];
+    const wire = pairTransport(
+      () => out,
+      index,
+      (from, hashes) => serve(from, hashes).map((b) => decodeSignedTx(b)),
+    );
     const driver = new PbftDriver(
       {
         genesis: chain.genesis,
@@ -91,15 +106,11 @@ async function replicas(
         signState,
         key: chain.validators[i] as never,
         // the wire's bytes, decoded as the network does (a forged signature decodes; it fails later)
-        transport: pairTransport(
-          () => out,
-          index,
-          (from, hashes) => serve(from, hashes).map((b) => decodeSignedTx(b)),
-        ),
-        log: commitLog(commitLines),
+        transport: { ...wire, send: (e) => wire.send({ ...e, bytes: tamper(e.bytes, index) }) },
+        log: commitLog(commitLines, rejectLines),
       },
     );
-    const r: Replica = { driver, pool, ledger, committed: [], commitLines };
+    const r: Replica = { driver, pool, ledger, committed: [], commitLines, rejectLines };
     driver.on("block:committed", (c) => r.committed.push(c));
     out.push(r);
     stops.push(async () => {
@@ -161,6 +172,44 @@ describe("proposals by transaction hashes", () => {
     // the replica fetched it and refused: the leader alone cannot reach n = 2
     await until(() => (a as Replica).driver.proposalsRefused === 1, 15_000);
     expect((a as Replica).driver.fetchedTxs).toBe(1);
+    expect((a as Replica).committed).toEqual([]);
+    expect((b as Replica).committed).toEqual([]);
+  });
+});
+
+describe("a proposal's txRoot", () => {
+  it("a leader whose header's txRoot is not the root of its proposal's hashes gets no vote", async () => {
+    const leader = chain.validators[1] as { privateKey: Uint8Array };
+    // validator 1 signs, as its own, a pre-prepare whose header names another txRoot (and so
+    // another block hash) over the same transactions: executing them reproduces every other field
+    const forge = (bytes: Uint8Array, from: number): Uint8Array => {
+      const env = decodeEnvelope(bytes, 64 * 1024 * 1024);
+      if (from !== 1 || env.body.kind !== "preprepare") return bytes;
+      const p = decodeProposal(env.body.block);
+      const headerBytes = encodeHeader({ ...p.header, txRoot: sm3(Uint8Array.of(1)) });
+      const body = encodeBody({
+        ...env.body,
+        blockHash: sm3(headerBytes),
+        block: encodeProposal(headerBytes, p.txHashes),
+      });
+      return encodeEnvelope(body, 1, sm2Sign(leader.privateKey, body));
+    };
+    const [a, b] = await replicas(
+      (from, hashes) =>
+        hashes.flatMap((h) => {
+          const t = (from === 1 ? b : a)?.pool.get(h);
+          return t ? [t.bytes] : [];
+        }),
+      undefined,
+      forge,
+    );
+    const t1 = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, "rc-txroot"]);
+    for (const r of [a, b] as Replica[]) await r.pool.add(t1.bytes);
+    await until(() => (a as Replica).rejectLines.length > 0, 15_000);
+    expect((a as Replica).rejectLines[0]).toMatchObject({
+      height: 1,
+      reason: "txRoot does not match its hashes",
+    });
     expect((a as Replica).committed).toEqual([]);
     expect((b as Replica).committed).toEqual([]);
   });
