@@ -57,6 +57,7 @@ const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
       warmup: o.args.includes("--warmup") ? Number(o.args[o.args.indexOf("--warmup") + 1]) : 8,
       keep: o.args.includes("--keep"),
       auditIndex: !o.args.includes("--no-audit-index"),
+      ...(o.args.includes("--queue-seconds") ? { queueSeconds: flag(o.args, "--queue-seconds", 1) } : {}),
       p2pSecure: secureFlag(o.args),
       workloads: workloads(o.args),
     }),
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot] [--dir DIR]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--queue-seconds S] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot] [--dir DIR]`,
     );
     process.exitCode = 2;
     return;

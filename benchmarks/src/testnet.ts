@@ -50,6 +50,8 @@ export interface TestnetBenchOptions {
   warmup: number;
   /** Run the nodes without their audit index (config audit.index false), to measure what it costs. */
   auditIndex?: boolean;
+  /** The nodes' pool.queueSeconds (admission control; the node's default, 1 s, when absent). */
+  queueSeconds?: number;
   /** Keep the testnet directory (nodes stopped) for its logs instead of removing it. */
   keep: boolean;
   /** How the nodes secure their connections (genesis p2p.secure): "sm" (default) or "noise". */
@@ -150,9 +152,14 @@ async function startTestnet(
     blockIntervalMs: number;
     maxBlockTxs?: number;
     auditIndex?: boolean;
+    queueSeconds?: number;
     p2pSecure: "sm" | "noise";
   },
 ): Promise<TestnetFile> {
+  const nodeConfig = {
+    ...(o.auditIndex === false ? { audit: { index: false } } : {}),
+    ...(o.queueSeconds === undefined ? {} : { pool: { queueSeconds: o.queueSeconds } }),
+  };
   // CUSTOS_BENCH_NODE_ARGS passes Node flags to the node processes only (e.g. --cpu-prof)
   const extra = (process.env.CUSTOS_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
   for (let attempt = 0; ; attempt++) {
@@ -165,7 +172,7 @@ async function startTestnet(
         command: [process.execPath, ...extra, BIN],
         blockIntervalMs: o.blockIntervalMs,
         ...(o.maxBlockTxs === undefined ? {} : { maxBlockTxs: o.maxBlockTxs }),
-        ...(o.auditIndex === false ? { nodeConfig: { audit: { index: false } } } : {}),
+        ...(Object.keys(nodeConfig).length > 0 ? { nodeConfig } : {}),
         p2pSecure: o.p2pSecure,
         reuse: false,
       });
@@ -479,6 +486,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         minBlockIntervalMs: o.blockIntervalMs,
         maxBlockTxs: o.maxBlockTxs ?? 5000,
         auditIndex: o.auditIndex !== false,
+        ...(o.queueSeconds === undefined ? {} : { queueSeconds: o.queueSeconds }),
         finalHeights: heights,
       },
       workload: `${[
@@ -516,7 +524,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
     else {
       const names = validators.map((v) => v.name.replace("validator-", "v"));
       const lines = [
-        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}; connections secured with ${o.p2pSecure === "sm" ? "national algorithms (sm-secure)" : "noise"}`,
+        `testnet benchmark: ${validators.length} validator processes on ${report.machine.cpus} x ${report.machine.model}, Node ${report.machine.node}; audit index ${o.auditIndex === false ? "off" : "on"}${o.queueSeconds === undefined ? "" : `; pool.queueSeconds ${o.queueSeconds}`}; connections secured with ${o.p2pSecure === "sm" ? "national algorithms (sm-secure)" : "noise"}`,
         report.workload,
         report.method,
         `ceiling (same run): SM2 verify ${ceiling.verifyPerCore}/s on one core, ${ceiling.verifyPool}/s with the verifier pool on ${ceiling.threads} threads; each of ${validators.length} validators verifies every tx: at most ${ceilingTps} TPS`,
