@@ -26,8 +26,13 @@ function list(args: string[], name: string, fallback: number[]): number[] {
 
 const BENCHMARKS: Record<string, (o: Opts) => Promise<unknown>> = {
   profile: (o) => {
+    const p = o.args.indexOf("--perf");
+    if (p >= 0 && o.args[p + 1]) return runProfileSummary({ perf: String(o.args[p + 1]), json: o.json });
     const i = o.args.indexOf("--dir");
-    if (i < 0 || !o.args[i + 1]) throw new Error("profile needs --dir DIR (where the .cpuprofile files are)");
+    if (i < 0 || !o.args[i + 1])
+      throw new Error(
+        "profile needs --dir DIR (where the .cpuprofile files are) or --perf FILE (perf script output)",
+      );
     return runProfileSummary({ dir: String(o.args[i + 1]), json: o.json });
   },
   crypto: runCryptoBench,
@@ -128,7 +133,7 @@ async function main(): Promise<void> {
   const run = name ? BENCHMARKS[name] : undefined;
   if (!run) {
     console.error(
-      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--queue-seconds S] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot] [--dir DIR]`,
+      `usage: npm run bench -- <${Object.keys(BENCHMARKS).join("|")}> [--json] [--runs N] [--ms N] [--rates R1,R2] [--seconds S] [--batch N] [--nodes N] [--block-interval MS] [--max-block-txs N] [--warmup S] [--keep] [--workload transfer,prepaid] [--p2p-secure sm|noise] [--blocks N] [--txs-per-block K] [--block-txs N] [--entries N] [--validators N] [--no-audit-index] [--queue-seconds S] [--minutes M] [--rate TPS] [--sample S] [--fault-every S] [--no-snapshot] [--dir DIR] [--perf FILE]`,
     );
     process.exitCode = 2;
     return;

@@ -1,5 +1,7 @@
 // `npm run bench -- profile --dir DIR`: where the validators' CPU went, from the V8 CPU profiles
 // a testnet benchmark run wrote (CUSTOS_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR").
+// `npm run bench -- profile --perf FILE`: the same components over `perf script` output, every
+// thread of the process (libuv's pool, LevelDB's, the kernel) and not only the main one.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -119,18 +121,95 @@ export function summarise(files: string[]): { totalMs: number; shares: ProfileSh
   return { totalMs: total, shares };
 }
 
-export async function runProfileSummary(o: { dir: string; json: boolean }): Promise<unknown> {
-  const files = readdirSync(o.dir)
+/** What the innermost frame is, for a `perf` sample that no component names. */
+const NATIVE: [string, RegExp][] = [
+  ["kernel (system calls, scheduling)", /\[kernel\.kallsyms\]/],
+  ["garbage collection", /Scaveng|Marking|Sweep|ArrayBufferSweeper|ConcurrentMark|Evacuat/],
+  ["V8's compiler", /compiler::|Compile|Turbofan|Maglev/],
+  [
+    "malloc and free",
+    /^\s*[0-9a-f]+ (?:_int_malloc|_int_free|malloc|free|cfree|unlink_chunk|malloc_consolidate)\b/,
+  ],
+];
+
+/** One frame of `perf script` text: a JIT'd function (--perf-basic-prof) or a native symbol. */
+function perfFrame(line: string): CallFrame {
+  const m = /^\s*[0-9a-f]+\s+(.*)\s+\((.*)\)$/.exec(line);
+  const symbol = (m?.[1] ?? line.trim()).replace(/\+0x[0-9a-f]+$/, "");
+  const js = /^JS:[*~^+-]?(\S*) (\S+):(\d+):\d+$/.exec(symbol);
+  // a native frame's url is its shared object: the addon, classic-level's LevelDB, node itself
+  if (!js) return { functionName: symbol, url: m?.[2] ?? "", lineNumber: 0 };
+  return { functionName: js[1] ?? "", url: js[2] ?? "", lineNumber: Number(js[3]) };
+}
+
+/**
+ * Samples per component in `perf script` output (`perf record -g` of node processes started with
+ * --perf-basic-prof): the innermost frame that a component names, as for V8 profiles; a sample
+ * that none names goes by its innermost frame (the kernel, the garbage collector, the compiler,
+ * malloc) or else to "other". `kernelLeaf` counts the samples whose innermost frame is the kernel's.
+ */
+export function summarisePerf(text: string): { samples: number; kernelLeaf: number; shares: ProfileShare[] } {
+  const by = new Map<string, number>();
+  let samples = 0;
+  let kernelLeaf = 0;
+  let frames: string[] | undefined;
+  const flush = () => {
+    if (!frames) return;
+    samples++;
+    const parsed = frames.map(perfFrame);
+    const leaf = frames[0] ?? "";
+    if (leaf.includes("[kernel.kallsyms]")) kernelLeaf++;
+    const component =
+      parsed.map((f) => COMPONENTS.find(([, m]) => m(f))?.[0]).find((c) => c !== undefined) ??
+      NATIVE.find(([, re]) => re.test(leaf))?.[0] ??
+      "other (Node internals, event loop, buffers)";
+    by.set(component, (by.get(component) ?? 0) + 1);
+    frames = undefined;
+  };
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") flush();
+    else if (/^\s/.test(line)) frames?.push(line);
+    else {
+      flush();
+      frames = [];
+    }
+  }
+  flush();
+  const shares = [...by]
+    .map(([component, n]) => ({ component, ms: n, share: samples > 0 ? n / samples : 0 }))
+    .sort((a, b) => b.ms - a.ms);
+  return { samples, kernelLeaf, shares };
+}
+
+export async function runProfileSummary(o: { dir?: string; perf?: string; json: boolean }): Promise<unknown> {
+  if (o.perf !== undefined) {
+    const r = summarisePerf(readFileSync(o.perf, "utf8"));
+    if (r.samples === 0) throw new Error(`no samples in ${o.perf} (perf script output expected)`);
+    if (o.json) console.log(JSON.stringify(r, null, 2));
+    else {
+      console.log(
+        `${r.samples} perf samples; the kernel is the innermost frame of ${pct(r.kernelLeaf / r.samples)} %`,
+      );
+      for (const s of r.shares) console.log(`${pct(s.share).padStart(5)} %  ${s.component}`);
+    }
+    return r;
+  }
+  const dir = o.dir as string;
+  const files = readdirSync(dir)
     .filter((f) => f.endsWith(".cpuprofile"))
-    .map((f) => join(o.dir, f));
-  if (files.length === 0) throw new Error(`no .cpuprofile files in ${o.dir}`);
+    .map((f) => join(dir, f));
+  if (files.length === 0) throw new Error(`no .cpuprofile files in ${dir}`);
   const r = summarise(files);
   if (o.json) console.log(JSON.stringify(r, null, 2));
   else {
     console.log(
       `${files.length} profiles, ${(r.totalMs / 1000).toFixed(1)} s of samples while transactions were admitted`,
     );
-    for (const s of r.shares) console.log(`${(100 * s.share).toFixed(1).padStart(5)} %  ${s.component}`);
+    for (const s of r.shares) console.log(`${pct(s.share).padStart(5)} %  ${s.component}`);
   }
   return r;
+}
+
+function pct(x: number): string {
+  return (100 * x).toFixed(1);
 }
