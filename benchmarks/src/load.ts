@@ -274,12 +274,13 @@ export function latencySummary(lat: number[]): LatencySummary {
 }
 
 /** Mean and median of the gaps between consecutive values (ms), 0 for fewer than two. */
-export function intervals(times: readonly number[]): { mean: number; median: number } {
+export function intervals(times: readonly number[]): { mean: number; median: number; max: number } {
   const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
-  if (gaps.length === 0) return { mean: 0, median: 0 };
+  if (gaps.length === 0) return { mean: 0, median: 0, max: 0 };
   return {
     mean: Math.round(gaps.reduce((a, b) => a + b, 0) / gaps.length),
     median: Math.round(median(gaps)),
+    max: Math.round(Math.max(...gaps)),
   };
 }
 

@@ -94,7 +94,9 @@ interface Phase {
   latencyMs: { p50: number; p95: number; p99: number };
   blocks: number;
   txsPerBlock: number;
-  blockIntervalMs: { mean: number; median: number };
+  /** The phase's largest block (transactions). */
+  maxBlockTxs: number;
+  blockIntervalMs: { mean: number; median: number; max: number };
   viewChanges: number;
   syncedBlocks: number;
   fetchedTxs: number;
@@ -414,6 +416,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         latencyMs: latencySummary(lat),
         blocks: blocks.length,
         txsPerBlock: blocks.length ? Math.round(committed / blocks.length) : 0,
+        maxBlockTxs: blocks.reduce((m, b) => Math.max(m, b.txs), 0),
         blockIntervalMs: intervals(blocks.map((b) => b.timestamp)),
         viewChanges: nodes.reduce((s, n) => s + n.viewChanges, 0),
         syncedBlocks: nodes.reduce((s, n) => s + n.syncedBlocks, 0),
@@ -429,7 +432,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       };
       if (!p.warmup) results.push(r);
       log(
-        `${label}: ${r.successTps} TPS, p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms, ${r.failed} failed, ${r.viewChanges} view changes (phase took ${((performance.now() - phaseStart) / 1000).toFixed(1)} s)`,
+        `${label}: ${r.successTps} TPS, p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms, ${r.blocks} blocks (largest ${r.maxBlockTxs} txs, longest interval ${r.blockIntervalMs.max} ms), ${r.failed} failed, ${r.viewChanges} view changes (phase took ${((performance.now() - phaseStart) / 1000).toFixed(1)} s)`,
       );
     }
     const heights = await Promise.all(
@@ -544,8 +547,10 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             "p99",
             "blocks",
             "tx/blk",
+            "blk max",
             "ivl mean",
             "ivl med",
+            "ivl max",
             "VCs",
             "synced",
             "fetched",
@@ -563,8 +568,10 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             r.latencyMs.p99,
             r.blocks,
             r.txsPerBlock,
+            r.maxBlockTxs,
             r.blockIntervalMs.mean,
             r.blockIntervalMs.median,
+            r.blockIntervalMs.max,
             r.viewChanges,
             r.syncedBlocks,
             r.fetchedTxs,
@@ -573,7 +580,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             `${r.tps.min}/${r.tps.median}/${r.tps.max}`,
             `   ${r.runsTps.map((x, i) => `${x}/${r.runsP99[i]}`).join(" ")}`,
           ]),
-          [20, 7, 8, 7, 7, 7, 8, 8, 10, 9, 5, 8, 9, 11, 7, 17, 0],
+          [20, 7, 8, 7, 7, 7, 8, 8, 8, 10, 9, 9, 5, 8, 9, 11, 7, 17, 0],
         ),
         "",
         "per node, in the run shown: CPU seconds (% of one core) / RSS MiB",
@@ -598,7 +605,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         ),
         `refused at admission, all phases: ${JSON.stringify(report.refusals)}; final heights: ${heights.join(" ")}`,
         `load average (1, 5, 15 min) before the run ${report.loadAverage.before.join(" ")}, after ${report.loadAverage.after.join(" ")}`,
-        "latency and block interval (ivl, from header timestamps) in ms; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; fetched: proposed txs validators' pools lacked (summed); cpu ms/tx: a validator's CPU per committed tx (mean); load%: this load generator's CPU (it shares the machine)",
+        "latency and block interval (ivl, from header timestamps) in ms; blk max: the largest block, ivl max: the longest interval; VCs: view changes summed over validators; synced: blocks validators fetched by block sync; fetched: proposed txs validators' pools lacked (summed); cpu ms/tx: a validator's CPU per committed tx (mean); load%: this load generator's CPU (it shares the machine)",
       ];
       process.stdout.write(`${lines.join("\n")}\n`);
     }
