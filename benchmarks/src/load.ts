@@ -273,7 +273,7 @@ export function latencySummary(lat: number[]): LatencySummary {
   };
 }
 
-/** Mean and median of the gaps between consecutive values (ms), 0 for fewer than two. */
+/** Mean, median and longest of the gaps between consecutive values (ms), 0 for fewer than two. */
 export function intervals(times: readonly number[]): { mean: number; median: number; max: number } {
   const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
   if (gaps.length === 0) return { mean: 0, median: 0, max: 0 };

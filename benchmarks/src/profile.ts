@@ -148,7 +148,11 @@ function perfFrame(line: string): CallFrame {
  * that none names goes by its innermost frame (the kernel, the garbage collector, the compiler,
  * malloc) or else to "other". `kernelLeaf` counts the samples whose innermost frame is the kernel's.
  */
-export function summarisePerf(text: string): { samples: number; kernelLeaf: number; shares: ProfileShare[] } {
+export function summarisePerf(text: string): {
+  samples: number;
+  kernelLeaf: number;
+  shares: { component: string; samples: number; share: number }[];
+} {
   const by = new Map<string, number>();
   let samples = 0;
   let kernelLeaf = 0;
@@ -176,8 +180,8 @@ export function summarisePerf(text: string): { samples: number; kernelLeaf: numb
   }
   flush();
   const shares = [...by]
-    .map(([component, n]) => ({ component, ms: n, share: samples > 0 ? n / samples : 0 }))
-    .sort((a, b) => b.ms - a.ms);
+    .map(([component, n]) => ({ component, samples: n, share: samples > 0 ? n / samples : 0 }))
+    .sort((a, b) => b.samples - a.samples);
   return { samples, kernelLeaf, shares };
 }
 

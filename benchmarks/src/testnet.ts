@@ -94,8 +94,8 @@ interface Phase {
   latencyMs: { p50: number; p95: number; p99: number };
   blocks: number;
   txsPerBlock: number;
-  /** The phase's largest block (transactions). */
-  maxBlockTxs: number;
+  /** Transactions in the phase's largest block (the genesis cap is the options' maxBlockTxs). */
+  largestBlockTxs: number;
   blockIntervalMs: { mean: number; median: number; max: number };
   viewChanges: number;
   syncedBlocks: number;
@@ -416,7 +416,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
         latencyMs: latencySummary(lat),
         blocks: blocks.length,
         txsPerBlock: blocks.length ? Math.round(committed / blocks.length) : 0,
-        maxBlockTxs: blocks.reduce((m, b) => Math.max(m, b.txs), 0),
+        largestBlockTxs: blocks.reduce((m, b) => Math.max(m, b.txs), 0),
         blockIntervalMs: intervals(blocks.map((b) => b.timestamp)),
         viewChanges: nodes.reduce((s, n) => s + n.viewChanges, 0),
         syncedBlocks: nodes.reduce((s, n) => s + n.syncedBlocks, 0),
@@ -432,7 +432,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
       };
       if (!p.warmup) results.push(r);
       log(
-        `${label}: ${r.successTps} TPS, p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms, ${r.blocks} blocks (largest ${r.maxBlockTxs} txs, longest interval ${r.blockIntervalMs.max} ms), ${r.failed} failed, ${r.viewChanges} view changes (phase took ${((performance.now() - phaseStart) / 1000).toFixed(1)} s)`,
+        `${label}: ${r.successTps} TPS, p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms, ${r.blocks} blocks (largest ${r.largestBlockTxs} txs, longest interval ${r.blockIntervalMs.max} ms), ${r.failed} failed, ${r.viewChanges} view changes (phase took ${((performance.now() - phaseStart) / 1000).toFixed(1)} s)`,
       );
     }
     const heights = await Promise.all(
@@ -568,7 +568,7 @@ export async function runTestnetBench(o: TestnetBenchOptions): Promise<Record<st
             r.latencyMs.p99,
             r.blocks,
             r.txsPerBlock,
-            r.maxBlockTxs,
+            r.largestBlockTxs,
             r.blockIntervalMs.mean,
             r.blockIntervalMs.median,
             r.blockIntervalMs.max,

@@ -39,7 +39,7 @@ describe("summarisePerf (perf script output, charged like V8 profiles)", () => {
     const r = summarisePerf(text);
     expect(r.samples).toBe(8);
     expect(r.kernelLeaf).toBe(2);
-    expect(Object.fromEntries(r.shares.map((s) => [s.component, s.ms]))).toEqual({
+    expect(Object.fromEntries(r.shares.map((s) => [s.component, s.samples]))).toEqual({
       "SM2 verify and sign": 1,
       "audit index": 1,
       "consensus (PBFT, votes, WAL)": 1,
