@@ -106,7 +106,9 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
    * Where the round of the block being decided spent its time (the "block committed" log line):
    * when this node built or received its proposal, and how long executing it took.
    */
-  private round: { hash: string; startedAt: number; executeMs: number } | undefined;
+  private round:
+    | { hash: string; startedAt: number; executeMs: number; fetched?: number; fetchMs?: number }
+    | undefined;
 
   /**
    * How many transactions the next block may take: genesis's maxBlockTxs, and no more than this
@@ -388,7 +390,10 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         }
         const leader = this.engine.leaderOf(e.height, e.view);
         const receivedAt = performance.now();
+        const fetchedBefore = this.fetchedTxs;
         void this.assemble(e.block, leader).then((assembled) => {
+          const assembledAt = performance.now();
+          const fetched = this.fetchedTxs - fetchedBefore;
           this.queue = this.queue
             .then(async () => {
               const started = performance.now();
@@ -397,6 +402,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
                 hash: toHex(e.blockHash),
                 startedAt: receivedAt,
                 executeMs: performance.now() - started,
+                // what this replica's pool lacked, and how long getting it took
+                ...(fetched > 0 ? { fetched, fetchMs: assembledAt - receivedAt } : {}),
               };
               await this.run({ type: "executed", height: e.height, blockHash: e.blockHash, valid });
             })
@@ -607,6 +614,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       // from this node's proposal (leader) or its arrival here (replica) to the decision, the
       // execution within that, and the ledger write after it
       ...(round ? { roundMs: ms(decidedAt - round.startedAt), executeMs: ms(round.executeMs) } : {}),
+      ...(round?.fetched ? { fetched: round.fetched, fetchMs: ms(round.fetchMs ?? 0) } : {}),
       writeMs: ms(performance.now() - decidedAt),
     });
     if (this.viewChangeSince !== undefined) {

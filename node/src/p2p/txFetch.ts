@@ -23,6 +23,7 @@ export async function fetchTxs(
     .map((p) => p.index);
   for (const peer of [from, ...others]) {
     if (want.size === 0 || signal.aborted) break;
+    const asked = performance.now();
     try {
       const frames = await net.request(
         peer,
@@ -42,7 +43,13 @@ export async function fetchTxs(
         }
       }
     } catch (err) {
-      log.debug("tx fetch failed", { peer, error: String(err) });
+      // a replica that cannot get a proposal's transactions does not vote for it: worth seeing
+      log.warn("could not fetch a proposal's transactions from a peer", {
+        peer,
+        wanted: want.size,
+        ms: Math.round(performance.now() - asked),
+        error: String(err),
+      });
     }
   }
   return got;

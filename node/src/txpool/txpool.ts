@@ -15,10 +15,13 @@ export interface TxPoolOptions {
   maxTxBytes: number;
   /**
    * Admission control for clients (RPC): at most this many seconds of the chain's measured
-   * throughput may wait in the pool (never fewer than `minQueue` transactions); beyond it a
-   * client's transaction is refused with the retryable TX_POOL_FULL instead of queueing into a
-   * latency spiral. Gossiped transactions (admitted by a peer) are bound by `maxTxs` alone, so
-   * that every validator holds what the leader may propose. 0 turns it off.
+   * throughput may wait in the pool (never fewer than `minQueue` transactions); beyond it, and
+   * once the oldest waiting transaction has waited this long, a client's transaction is refused
+   * with the retryable TX_POOL_FULL instead of queueing into a latency spiral. The age says
+   * whether the chain is behind: after a rise in load the measured throughput lags what the
+   * chain can do, and a queue that drains within the bound is not refused. Gossiped transactions
+   * (admitted by a peer) are bound by `maxTxs` alone, so that every validator holds what the
+   * leader may propose. 0 turns it off.
    */
   queueSeconds: number;
   minQueue: number;
@@ -73,6 +76,8 @@ interface Entry {
   sender: Address;
   /** When it was last announced to the peers (admission counts). */
   announcedAt: number;
+  /** When it was admitted. */
+  admittedAt: number;
 }
 
 function full(): CustosError {
@@ -151,6 +156,20 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     );
   }
 
+  /** How long the oldest pending transaction has waited, ms (0 for an empty pool). */
+  oldestWaitMs(now = Date.now()): number {
+    const first = this.pending.values().next();
+    return first.done ? 0 : Math.max(0, now - first.value.admittedAt);
+  }
+
+  /**
+   * A client's transaction waits behind more than queueSeconds of throughput and the oldest has
+   * waited queueSeconds: the chain is behind (see TxPoolOptions.queueSeconds).
+   */
+  private behind(): boolean {
+    return this.pending.size >= this.clientLimit && this.oldestWaitMs() >= this.opts.queueSeconds * 1000;
+  }
+
   private async admit(bytes: Uint8Array, source: TxSource): Promise<{ stx: SignedTx; sender: Address }> {
     if (bytes.byteLength > this.opts.maxTxBytes) {
       throw new CustosError(
@@ -161,7 +180,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     // a busy chain refuses a client before spending anything on the transaction: above
     // saturation every refusal's decode, hash and lookups come out of what commits. What is
     // wrong with it (encoding, chain, blockLimit, sender) is told on a retry when not busy.
-    if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
+    if (source === "rpc" && this.behind()) throw this.busy();
     let stx: SignedTx;
     try {
       stx = decodeSignedTx(bytes);
@@ -220,7 +239,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
         throw full();
       }
       // checked again: others may have been admitted while this one was awaited
-      if (source === "rpc" && this.pending.size >= this.clientLimit) throw this.busy();
+      if (source === "rpc" && this.behind()) throw this.busy();
       if ((this.perSender.get(sender) ?? 0) >= this.opts.maxPerSender) {
         throw refusal(
           "TX_SENDER_QUOTA",
@@ -248,7 +267,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
       // nor averages over the time nothing waited (after a pause, a burst is admitted at the
       // rate last measured, not at minQueue)
       if (this.pending.size === 0) this.rateAt = Math.max(this.rateAt, now);
-      this.pending.set(id, { tx: stx, sender, announcedAt: now });
+      this.pending.set(id, { tx: stx, sender, announcedAt: now, admittedAt: now });
       this.perSender.set(sender, (this.perSender.get(sender) ?? 0) + 1);
       this.totalBytes += bytes.byteLength;
       return { stx, sender };
@@ -261,7 +280,7 @@ export class TxPool extends EventEmitter<TxPoolEvents> {
     if (this.pending.size >= this.opts.maxTxs) return full();
     return refusal(
       "TX_POOL_FULL",
-      `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits); retry shortly`,
+      `the chain is busy: ${this.pending.size} transactions are waiting (about ${this.opts.queueSeconds} s of what it commits, the oldest for ${Math.round(this.oldestWaitMs())} ms); retry shortly`,
       { retryable: true },
     );
   }

@@ -153,6 +153,12 @@ describe("proposals by transaction hashes", () => {
       }
       expect(line?.executeMs as number).toBeLessThanOrEqual(line?.roundMs as number);
     }
+    // the replica also says what its pool lacked and how long getting it took; the leader lacked nothing
+    const fetchedLine = (a as Replica).commitLines[0];
+    expect(fetchedLine).toMatchObject({ fetched: 1 });
+    expect(fetchedLine?.fetchMs as number).toBeGreaterThanOrEqual(0);
+    expect(fetchedLine?.fetchMs as number).toBeLessThanOrEqual(fetchedLine?.roundMs as number);
+    expect((b as Replica).commitLines[0]).not.toHaveProperty("fetched");
   });
 
   it("a fetched transaction whose signature does not verify keeps the replica from preparing: nothing commits", async () => {

@@ -105,14 +105,17 @@ describe("tx pool limits", () => {
 
     it("refuses a client's tx beyond the queue with a retryable TX_POOL_FULL, still takes gossip, and measures throughput over busy time only", async () => {
       vi.useFakeTimers({ toFake: ["Date"] });
-      vi.setSystemTime(1_000_000);
+      vi.setSystemTime(990_000);
       const pool = poolWith({ minQueue: 3, queueSeconds: 10 });
       expect(pool.clientLimit).toBe(3); // nothing measured yet
       for (let i = 0; i < 3; i++) await pool.add(issue("operator", `ac-${i}`));
+      // the oldest has waited queueSeconds: the chain is behind
+      vi.setSystemTime(1_000_000);
+      expect(pool.oldestWaitMs()).toBe(10_000);
       await expect(pool.add(issue("operator", "ac-x"))).rejects.toMatchObject({
         code: "TX_POOL_FULL",
         meta: { retryable: true },
-        message: expect.stringMatching(/chain is busy/),
+        message: expect.stringMatching(/chain is busy: 3 transactions are waiting .*the oldest for 10000 ms/),
       });
       // refused before anything is spent on it: not decoded (garbage gets the same answer), not
       // looked up, not verified
@@ -130,21 +133,45 @@ describe("tx pool limits", () => {
       // what a peer admitted goes in (every validator must hold what a leader may propose)
       for (let i = 0; i < 47; i++) await pool.add(issue("bank", `ac-g${i}`), "gossip");
       expect(pool.size).toBe(50);
-      // 50 committed over the second the pool was busy: an estimate of 50 * (1 - e^-0.2) = 9.06/s
+      // 50 committed over the 11 s the pool was busy: an estimate of 50 / 11 * (1 - e^-2.2) per s
       vi.setSystemTime(1_001_000);
       pool.remove(pool.take(50, 1));
-      expect(pool.throughput).toBeCloseTo(50 * (1 - Math.exp(-0.2)), 6);
-      expect(pool.clientLimit).toBe(91);
+      const rate = (50 / 11) * (1 - Math.exp(-2.2));
+      expect(pool.throughput).toBeCloseTo(rate, 6);
+      const limit = Math.ceil(10 * rate);
+      expect(limit).toBe(41);
+      expect(pool.clientLimit).toBe(limit);
       // a minute idle changes nothing: an empty pool says nothing about the chain
       vi.setSystemTime(1_061_000);
-      expect(pool.clientLimit).toBe(91);
+      expect(pool.clientLimit).toBe(limit);
       await pool.add(issue("operator", "ac-y")); // busy again: the estimate decays from now
-      expect(pool.clientLimit).toBe(91);
+      expect(pool.clientLimit).toBe(limit);
       // five seconds of waiting with nothing committed: a stalled chain admits less
       vi.setSystemTime(1_066_000);
-      expect(pool.clientLimit).toBe(Math.ceil(10 * 50 * (1 - Math.exp(-0.2)) * Math.exp(-1)));
+      expect(pool.clientLimit).toBe(Math.ceil(10 * rate * Math.exp(-1)));
       vi.setSystemTime(1_200_000);
       expect(pool.clientLimit).toBe(3);
+    });
+
+    it("admits a client's tx beyond the queue while the oldest has waited less than queueSeconds (a rise in load the chain keeps up with)", async () => {
+      vi.useFakeTimers({ toFake: ["Date"] });
+      vi.setSystemTime(2_000_000);
+      const pool = poolWith({ minQueue: 3, queueSeconds: 1 });
+      for (let i = 0; i < 3; i++) await pool.add(issue("operator", `ay-${i}`));
+      vi.setSystemTime(2_000_999);
+      await pool.add(issue("operator", "ay-3")); // over the count, the oldest 999 ms old
+      expect(pool.size).toBe(4);
+      vi.setSystemTime(2_001_000);
+      await expect(pool.add(issue("operator", "ay-4"))).rejects.toMatchObject({ code: "TX_POOL_FULL" });
+      // a block takes the oldest: the next oldest (admitted at 2_000_000 too) is as old
+      pool.remove(pool.take(3, 1));
+      expect(pool.oldestWaitMs()).toBe(1);
+      await pool.add(issue("operator", "ay-4")); // one waits, under the count again
+      // over the count again (3 of throughput) but young: admitted
+      await pool.add(issue("operator", "ay-5"));
+      await pool.add(issue("operator", "ay-6"));
+      expect(pool.size).toBe(4);
+      expect(pool.clientLimit).toBeLessThanOrEqual(4);
     });
   });
 });
