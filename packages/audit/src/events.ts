@@ -209,8 +209,14 @@ function readMovement(emitter: string, name: string, d: unknown): Movement {
 export function auditEvents(tx: TxContext, events: readonly RawEvent[]): AuditEvent[] {
   const out: AuditEvent[] = events.map((e, index) => {
     const data = payload(e);
+    // the context's fields one by one, not spread: a spread followed by more properties missed
+    // V8's inline cache on every event (~1.5 % of a validator's CPU under load)
     return {
-      ...tx,
+      height: tx.height,
+      tx: tx.tx,
+      time: tx.time,
+      txHash: tx.txHash,
+      sender: tx.sender,
       index,
       emitter: e.emitter,
       name: e.name,
