@@ -33,6 +33,12 @@ export interface CommittedBlock {
  */
 const BLOCK_EXEC_SHARE_OF_TIMEOUT = 1 / 6;
 
+/** What a replica fetched of a proposal its pool lacked, and how long that took (ms). */
+interface Fetched {
+  txs: number;
+  ms: number;
+}
+
 export interface ChainEvents {
   "block:committed": [CommittedBlock];
   /** An unrecoverable local fault (ledger or WAL write): block production has stopped. */
@@ -106,9 +112,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
    * Where the round of the block being decided spent its time (the "block committed" log line):
    * when this node built or received its proposal, and how long executing it took.
    */
-  private round:
-    | { hash: string; startedAt: number; executeMs: number; fetched?: number; fetchMs?: number }
-    | undefined;
+  private round: { hash: string; startedAt: number; executeMs: number; fetch?: Fetched } | undefined;
 
   /**
    * How many transactions the next block may take: genesis's maxBlockTxs, and no more than this
@@ -390,10 +394,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
         }
         const leader = this.engine.leaderOf(e.height, e.view);
         const receivedAt = performance.now();
-        const fetchedBefore = this.fetchedTxs;
-        void this.assemble(e.block, leader).then((assembled) => {
-          const assembledAt = performance.now();
-          const fetched = this.fetchedTxs - fetchedBefore;
+        void this.assemble(e.block, leader).then(({ block: assembled, fetch }) => {
           this.queue = this.queue
             .then(async () => {
               const started = performance.now();
@@ -402,8 +403,7 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
                 hash: toHex(e.blockHash),
                 startedAt: receivedAt,
                 executeMs: performance.now() - started,
-                // what this replica's pool lacked, and how long getting it took
-                ...(fetched > 0 ? { fetched, fetchMs: assembledAt - receivedAt } : {}),
+                ...(fetch ? { fetch } : {}),
               };
               await this.run({ type: "executed", height: e.height, blockHash: e.blockHash, valid });
             })
@@ -475,40 +475,48 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
    * first). Undefined when it cannot be assembled (malformed, a tx nobody serves, a tx that is not
    * the one named): the replica then does not prepare it.
    */
-  private async assemble(payload: Uint8Array, leader: number): Promise<Block | undefined> {
+  private async assemble(payload: Uint8Array, leader: number): Promise<{ block?: Block; fetch?: Fetched }> {
     let p: Proposal;
     try {
       p = decodeProposal(payload);
     } catch (err) {
       this.log.warn("proposal rejected", { reason: errorMessage(err) });
-      return undefined;
+      return {};
     }
     if (!bytesEqual(merkleRoot(p.txHashes), p.header.txRoot)) {
       this.log.warn("proposal rejected", {
         height: p.header.height,
         reason: "txRoot does not match its hashes",
       });
-      return undefined;
+      return {};
     }
     const txs: (SignedTx | undefined)[] = p.txHashes.map((h) => this.pool.get(h));
     const missing = p.txHashes.filter((_, i) => txs[i] === undefined);
-    if (missing.length > 0) {
-      const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as SignedTx[]);
-      const byHash = new Map(got.map((t) => [toHex(t.hash), t]));
-      p.txHashes.forEach((h, i) => {
-        txs[i] ??= byHash.get(toHex(h));
-      });
-      this.fetchedTxs += byHash.size;
-      const still = txs.filter((t) => t === undefined).length;
-      if (still > 0) {
-        this.log.warn("proposal rejected", {
-          height: p.header.height,
-          reason: `${still} of its transactions could not be fetched`,
-        });
-        return undefined;
-      }
+    if (missing.length === 0) {
+      return {
+        block: { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] },
+      };
     }
-    return { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] };
+    const asked = performance.now();
+    const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as SignedTx[]);
+    const byHash = new Map(got.map((t) => [toHex(t.hash), t]));
+    p.txHashes.forEach((h, i) => {
+      txs[i] ??= byHash.get(toHex(h));
+    });
+    this.fetchedTxs += byHash.size;
+    const fetch = { txs: byHash.size, ms: performance.now() - asked };
+    const still = txs.filter((t) => t === undefined).length;
+    if (still > 0) {
+      this.log.warn("proposal rejected", {
+        height: p.header.height,
+        reason: `${still} of its transactions could not be fetched`,
+      });
+      return { fetch };
+    }
+    return {
+      block: { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] },
+      fetch,
+    };
   }
 
   /**
@@ -614,7 +622,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       // from this node's proposal (leader) or its arrival here (replica) to the decision, the
       // execution within that, and the ledger write after it
       ...(round ? { roundMs: ms(decidedAt - round.startedAt), executeMs: ms(round.executeMs) } : {}),
-      ...(round?.fetched ? { fetched: round.fetched, fetchMs: ms(round.fetchMs ?? 0) } : {}),
+      // what a replica's pool lacked of the proposal, and how long fetching it took
+      ...(round?.fetch ? { fetched: round.fetch.txs, fetchMs: ms(round.fetch.ms) } : {}),
       writeMs: ms(performance.now() - decidedAt),
     });
     if (this.viewChangeSince !== undefined) {

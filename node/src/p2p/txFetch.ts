@@ -43,6 +43,7 @@ export async function fetchTxs(
         }
       }
     } catch (err) {
+      if (signal.aborted) break; // the node is stopping
       // a replica that cannot get a proposal's transactions does not vote for it: worth seeing
       log.warn("could not fetch a proposal's transactions from a peer", {
         peer,

