@@ -50,7 +50,7 @@ export interface TestnetBenchOptions {
   warmup: number;
   /** Run the nodes without their audit index (config audit.index false), to measure what it costs. */
   auditIndex?: boolean;
-  /** The nodes' pool.queueSeconds (admission control; the node's default, 1 s, when absent). */
+  /** The nodes' pool.queueSeconds (admission control; the node's default, 0.75 s, when absent). */
   queueSeconds?: number;
   /** Keep the testnet directory (nodes stopped) for its logs instead of removing it. */
   keep: boolean;

@@ -279,6 +279,8 @@ export class CustosNode {
         // the last proposal's transactions back into the pool before consensus reads its WAL
         for (const bytes of await proposalTxs.load()) await pool.add(bytes, "gossip").catch(() => {});
       }
+      // made below, with the driver's view: a leader sends what waits for gossip before it proposes
+      let gossip: TxGossip | undefined;
       const driver =
         signing === undefined
           ? undefined
@@ -302,6 +304,7 @@ export class CustosNode {
                   },
                   fetchTxs: async (hashes, from) =>
                     net ? fetchTxs(net, hashes, from, controller.signal, log.child({ module: "p2p" })) : [],
+                  flushTxs: () => gossip?.flush(),
                 },
                 log: log.child({ module: "consensus" }),
                 ...(proposalTxs ? { proposalTxs } : {}),
@@ -316,7 +319,7 @@ export class CustosNode {
               log.child({ module: "p2p" }),
             )
           : undefined;
-      const gossip = net
+      gossip = net
         ? new TxGossip(
             {
               publish: (data) => net.publish(topics(genesis.chainId).txs, data),
@@ -491,8 +494,9 @@ export class CustosNode {
       if (net) {
         const t = topics(genesis.chainId);
         net.onGossip(t.blocks, (from, data) => sync.onAnnouncement(from, data));
-        if (driver && gossip) {
-          net.onGossip(t.txs, (_from, data) => gossip.receive(data));
+        const txs = gossip;
+        if (driver && txs) {
+          net.onGossip(t.txs, (_from, data) => txs.receive(data));
           net.onMessage((_channel, from, bytes) => driver.receive(bytes, from));
         }
         net.onRequest((from, request) => sync.serve(from, request));

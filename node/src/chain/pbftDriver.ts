@@ -62,6 +62,12 @@ export interface ConsensusTransport {
   penalize(peer: number, reason: string): void;
   /** Transactions by hash from peers, `from` first (exact signed bytes; what nobody has is left out). */
   fetchTxs(hashes: Uint8Array[], from: number): Promise<SignedTx[]>;
+  /**
+   * Sends now the transactions this node's clients gave it that wait for the next gossip batch:
+   * a proposal names its transactions by hash, and a replica that lacks one fetches it on the
+   * round's critical path.
+   */
+  flushTxs?(): void;
 }
 
 /** What the driver works with (js-libp2p style components: tests hand in their own). */
@@ -441,6 +447,8 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       await this.run({ type: "noProposal", height, view });
       return;
     }
+    // ahead of the proposal, and verified by the replicas while this node executes the block
+    this.transport.flushTxs?.();
     const head = this.ledger.head;
     const started = performance.now();
     const built = await buildBlock(this.genesis.chainId, head, txs, {
@@ -491,7 +499,21 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       return {};
     }
     const txs: (SignedTx | undefined)[] = p.txHashes.map((h) => this.pool.get(h));
-    const missing = p.txHashes.filter((_, i) => txs[i] === undefined);
+    let missing = p.txHashes.filter((_, i) => txs[i] === undefined);
+    if (missing.length > 0) {
+      // the gossip that carries them may be in, its signatures still being verified
+      const waits: Promise<void>[] = [];
+      p.txHashes.forEach((h, i) => {
+        if (txs[i] === undefined)
+          waits.push(
+            this.pool.settled(h).then((t) => {
+              txs[i] = t;
+            }),
+          );
+      });
+      await Promise.all(waits);
+      missing = p.txHashes.filter((_, i) => txs[i] === undefined);
+    }
     if (missing.length === 0) {
       return {
         block: { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] },

@@ -4,7 +4,7 @@ import { decodeEnvelope, encodeBody, encodeEnvelope } from "@custos/consensus";
 import { sm2Sign, sm3, VerifierPool } from "@custos/crypto";
 import { decodeSignedTx, encodeHeader, type SignedTx } from "@custos/types";
 import { type LogFields, type Logger, nullLogger, toHex } from "@custos/utils";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { openChainLedger } from "../../src/chain/openLedger.js";
 import { type CommittedBlock, PbftDriver } from "../../src/chain/pbftDriver.js";
 import { decodeProposal, encodeProposal } from "../../src/chain/proposal.js";
@@ -159,6 +159,47 @@ describe("proposals by transaction hashes", () => {
     expect(fetchedLine?.fetchMs as number).toBeGreaterThanOrEqual(0);
     expect(fetchedLine?.fetchMs as number).toBeLessThanOrEqual(fetchedLine?.roundMs as number);
     expect((b as Replica).commitLines[0]).not.toHaveProperty("fetched");
+  });
+
+  it("a replica still verifying a proposed transaction's gossip waits for it instead of fetching it", async () => {
+    const asked: string[] = [];
+    const [a, b] = (await replicas((from, hashes) => {
+      asked.push(...hashes.map(toHex));
+      return hashes.flatMap((h) => {
+        const t = (from === 1 ? b : a)?.pool.get(h);
+        return t ? [t.bytes] : [];
+      });
+    })) as [Replica, Replica];
+    const t1 = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, "rc-settle"]);
+    // the replica's check of the signature is held until the leader's proposal has come
+    const verify = verifier.verify.bind(verifier);
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const held = vi.spyOn(verifier, "verify").mockImplementationOnce(async (...args) => {
+      await gate;
+      return verify(...args);
+    });
+    const settled = vi.spyOn(a.pool, "settled");
+    try {
+      const admitting = a.pool.add(t1.bytes, "gossip");
+      await until(() => held.mock.calls.length === 1, 5_000);
+      await b.pool.add(t1.bytes); // the leader of height 1 has it and proposes
+      await until(() => settled.mock.calls.length > 0, 15_000);
+      expect(a.committed).toEqual([]);
+      release();
+      await admitting;
+      await until(() => a.committed.length === 1 && b.committed.length === 1, 15_000);
+    } finally {
+      release();
+      held.mockRestore();
+      settled.mockRestore();
+    }
+    expect(asked).toEqual([]);
+    expect(a.driver.fetchedTxs).toBe(0);
+    expect(a.commitLines[0]).not.toHaveProperty("fetched");
+    expect(toHex(a.ledger.head.hash)).toBe(toHex(b.ledger.head.hash));
   });
 
   it("a fetched transaction whose signature does not verify keeps the replica from preparing: nothing commits", async () => {

@@ -1,8 +1,9 @@
 import { VerifierPool } from "@custos/crypto";
+import { decodeSignedTx } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_POOL_OPTIONS, TxPool } from "../../src/txpool/txpool.js";
-import { testChain, tx } from "../helpers.js";
+import { testChain, tx, until } from "../helpers.js";
 
 const verifier = new VerifierPool();
 afterAll(() => verifier.close());
@@ -31,6 +32,57 @@ describe("tx pool admission", () => {
     // one that is not committed goes in
     await pool.add(tx(chain, "operator", "issue", [chain.keys.merchant?.address, 1n, "rc-2"]).bytes);
     expect(pool.size).toBe(1);
+  });
+
+  it("settled: waits for an admission under way (a tx being verified), and answers at once for one it does not know", async () => {
+    const chain = testChain();
+    const pool = new TxPool(
+      DEFAULT_POOL_OPTIONS,
+      {
+        chainId: chain.genesis.chainId,
+        blockLimitWindow: 600,
+        headHeight: () => 1,
+        isCommitted: async () => false,
+        isMember: async () => true,
+      },
+      verifier,
+      nullLogger,
+    );
+    const verify = verifier.verify.bind(verifier);
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const spy = vi.spyOn(verifier, "verify").mockImplementation(async (...args) => {
+      await gate;
+      return verify(...args);
+    });
+    try {
+      const good = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 1n, "st-1"]);
+      // the same body under another's signature: the admission ends without it
+      const other = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 1n, "st-2"]);
+      const forged = Uint8Array.from(other.bytes);
+      forged[forged.length - 5] = (forged[forged.length - 5] as number) ^ 0xff;
+      const adding = [pool.add(good.bytes, "gossip"), pool.add(forged, "gossip").catch((e) => e)];
+      await until(() => spy.mock.calls.length === 2, 5_000);
+      expect(pool.get(good.hash)).toBeUndefined(); // decoded, being verified
+      const waits = [pool.settled(good.hash), pool.settled(decodeSignedTx(forged).hash)];
+      let done = false;
+      void Promise.all(waits).then(() => {
+        done = true;
+      });
+      expect(await pool.settled(new Uint8Array(32).fill(7))).toBeUndefined(); // nothing by that hash: at once
+      expect(done).toBe(false);
+      release();
+      const [got, none] = await Promise.all(waits);
+      expect(got?.hash).toEqual(good.hash);
+      expect(none).toBeUndefined();
+      expect(await adding[1]).toMatchObject({ code: "TX_BAD_SIGNATURE" });
+      await adding[0];
+      expect(pool.size).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
