@@ -322,7 +322,7 @@ export class CustosNode {
       gossip = net
         ? new TxGossip(
             {
-              publish: (data) => net.publish(topics(genesis.chainId).txs, data),
+              publish: (data) => net.broadcastTxs(data, topics(genesis.chainId).txs),
               troubled: () => (driver?.view ?? 0) > 0 || Date.now() - (quorum?.changedAt ?? 0) < 10_000,
             },
             pool,
@@ -496,8 +496,18 @@ export class CustosNode {
         net.onGossip(t.blocks, (from, data) => sync.onAnnouncement(from, data));
         const txs = gossip;
         if (driver && txs) {
+          // validators of an earlier version still gossip their transactions
           net.onGossip(t.txs, (_from, data) => txs.receive(data));
-          net.onMessage((_channel, from, bytes) => driver.receive(bytes, from));
+          net.onMessage((channel, from, bytes) => {
+            if (channel === Channel.consensus) return driver.receive(bytes, from);
+            void txs.receive(bytes).then((verdict) => {
+              if (verdict !== "reject") return;
+              log
+                .child({ module: "p2p" })
+                .warn("peer sent invalid data; disconnecting", { peer: from, reason: "an invalid tx batch" });
+              void net.disconnect(from).catch(() => {});
+            });
+          });
         }
         net.onRequest((from, request) => sync.serve(from, request));
         net.onHealth(async () => encodeNodeHealth(await localHealth()));

@@ -31,8 +31,16 @@ export type P2pErrorCode =
   | "SYNC_UNSUPPORTED";
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
+/**
+ * The consensus stream that also carries transaction batches (Channel.txs). A node offers it
+ * first and 1.0.0 after it: a peer of an earlier version negotiates 1.0.0 and gets its batches by
+ * gossip instead (it would hang up on a frame of an unknown channel).
+ */
+export const CONSENSUS_TXS_PROTOCOL = "/custos/consensus/1.1.0";
 /** Frames queued for one peer at most (a PBFT round needs a handful). */
 const MAX_QUEUED = 1024;
+/** Transaction batches queued for one peer at most: what is left of MAX_QUEUED stays for consensus. */
+const MAX_QUEUED_TXS = 256;
 export const SYNC_PROTOCOL = "/custos/sync/1.0.0";
 /**
  * What costs a peer its connection: a CustosError from reading what it sent, except a stream that
@@ -51,8 +59,13 @@ function isInvalidData(err: unknown): err is CustosError {
  */
 export const HEALTH_PROTOCOL = "/custos/health/1.0.0";
 
-/** What a consensus-stream frame carries. One channel today; the byte leaves room for more. */
-export const Channel = { consensus: 1 } as const;
+/**
+ * What a consensus-stream frame carries: PBFT messages, or (on CONSENSUS_TXS_PROTOCOL) batches of
+ * signed transactions that a validator's clients gave it, `[txs, batch number]` as TxGossip makes
+ * them. Sent in order on one stream per peer, a leader's batch arrives before the proposal that
+ * names its transactions.
+ */
+export const Channel = { consensus: 1, txs: 2 } as const;
 export type ChannelId = (typeof Channel)[keyof typeof Channel];
 
 export interface NetworkPeer {
@@ -195,9 +208,11 @@ async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenera
  * key its connection proved (`peerOf`). The connection gater refuses any peer id not in `peers`
  * (and banned peers). Three ways to talk:
  * - consensus: one long-lived stream per peer of [u32 length][channel byte][message] frames,
- *   between validators only;
- * - gossip (gossipsub, unsigned messages with content ids): transactions and block
- *   announcements, relayed only after the topic's handler accepted them;
+ *   between validators only: PBFT messages, and the batches of transactions each validator's
+ *   clients gave it (one hop to every validator, in order with its proposals);
+ * - gossip (gossipsub, unsigned messages with content ids): block announcements, and
+ *   transactions to and from validators of an earlier version, relayed only after the topic's
+ *   handler accepted them;
  * - requests (block sync): a fresh stream per request, the answer is a run of frames.
  * A frame over `maxMessageBytes`, a frame on an unknown channel, a consensus frame from an
  * observer or a gossip message a handler rejects costs the sender its connection.
@@ -214,6 +229,12 @@ export class P2pNetwork {
   /** When each (code, remote host) refusal was last logged as a warning. */
   private readonly refusalLogged = new Map<string, number>();
   private readonly outbound = new Map<string, Stream>();
+  /** Peers whose consensus stream negotiated CONSENSUS_PROTOCOL (an earlier version): no txs channel. */
+  private readonly withoutTxs = new Set<string>();
+  /** The gossip topic a batch goes out on for peers `withoutTxs`. */
+  private txsTopic: string | undefined;
+  /** Tx batch frames queued per peer. */
+  private readonly queuedTxs = new Map<string, number>();
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly topics = new Map<string, GossipHandler>();
@@ -427,7 +448,7 @@ export class P2pNetwork {
         denyOutboundUpgradedConnection: async (p) => !this.peerOf(p.toString()),
       },
     });
-    await this.node.handle(CONSENSUS_PROTOCOL, (stream, connection) => {
+    await this.node.handle([CONSENSUS_TXS_PROTOCOL, CONSENSUS_PROTOCOL], (stream, connection) => {
       this.readConsensus(stream, connection).catch(async (err) => {
         const peer = this.peerOf(connection.remotePeer.toString());
         if (peer && isInvalidData(err)) await this.hangUp(peer, err.message);
@@ -525,13 +546,14 @@ export class P2pNetwork {
       throw new CustosError<P2pErrorCode>("P2P_NOT_VALIDATOR", "a consensus stream from a non-validator");
     const remote = connection.remotePeer.toString();
     for await (const frame of frames(stream, this.opts.maxMessageBytes)) {
-      if (frame.length < 1 || frame[0] !== Channel.consensus)
+      const channel = frame[0];
+      if (frame.length < 1 || (channel !== Channel.consensus && channel !== Channel.txs))
         throw new CustosError<P2pErrorCode>("P2P_BAD_FRAME", "a frame on an unknown channel");
       // looked up per frame: a validator-set change moves indices while the stream stays open
       const now = this.peerOf(remote);
       if (now?.role !== "validator")
         throw new CustosError<P2pErrorCode>("P2P_NOT_VALIDATOR", "no longer a validator");
-      this.handler(Channel.consensus, now.index, frame.subarray(1));
+      this.handler(channel as ChannelId, now.index, frame.subarray(1));
     }
   }
 
@@ -687,6 +709,16 @@ export class P2pNetwork {
       this.log.debug("send queue full; dropping a message", { peer: index });
       return;
     }
+    if (channel === Channel.txs) {
+      // a peer that reads slowly loses batches before it loses votes: it fetches what a proposal
+      // names and it lacks
+      const txs = this.queuedTxs.get(p.peerId) ?? 0;
+      if (txs >= MAX_QUEUED_TXS) {
+        this.log.debug("send queue full; dropping a tx batch", { peer: index });
+        return;
+      }
+      this.queuedTxs.set(p.peerId, txs + 1);
+    }
     this.queued.set(p.peerId, queued + 1);
     const next = (this.chains.get(p.peerId) ?? Promise.resolve())
       .then(() => this.sendTo(p, channel, bytes))
@@ -697,8 +729,27 @@ export class P2pNetwork {
         await this.sendTo(p, channel, bytes);
       })
       .catch((err) => this.log.debug("send failed", { peer: index, error: errorMessage(err) }))
-      .finally(() => this.queued.set(p.peerId, (this.queued.get(p.peerId) ?? 1) - 1));
+      .finally(() => {
+        this.queued.set(p.peerId, (this.queued.get(p.peerId) ?? 1) - 1);
+        if (channel === Channel.txs) this.queuedTxs.set(p.peerId, (this.queuedTxs.get(p.peerId) ?? 1) - 1);
+      });
     this.chains.set(p.peerId, next);
+  }
+
+  /**
+   * A batch of transactions to every other validator, on its consensus stream; one whose stream
+   * negotiated the earlier protocol gets it by gossip on `topic` (once for all of them). Observers
+   * get none: they take no writes and learn transactions from blocks.
+   */
+  broadcastTxs(bytes: Uint8Array, topic: string): void {
+    this.txsTopic = topic;
+    let gossip = false;
+    for (const p of this.peers) {
+      if (p.role !== "validator" || p.peerId === this.peerId) continue;
+      if (this.withoutTxs.has(p.peerId)) gossip = true;
+      else this.send(Channel.txs, p.index, bytes);
+    }
+    if (gossip) this.publish(topic, bytes);
   }
 
   /** Sends to every validator but this node. */
@@ -721,8 +772,15 @@ export class P2pNetwork {
         ?.getConnections()
         .find((c) => c.remotePeer.toString() === p.peerId && c.status === "open");
       if (!conn) return; // not connected: consensus re-sends what matters
-      stream = await conn.newStream(CONSENSUS_PROTOCOL);
+      stream = await conn.newStream([CONSENSUS_TXS_PROTOCOL, CONSENSUS_PROTOCOL]);
       this.outbound.set(p.peerId, stream);
+      if (stream.protocol === CONSENSUS_PROTOCOL) this.withoutTxs.add(p.peerId);
+      else this.withoutTxs.delete(p.peerId);
+    }
+    if (channel === Channel.txs && this.withoutTxs.has(p.peerId)) {
+      // found out with this batch: it goes by gossip (to everyone; the others drop a duplicate)
+      if (this.txsTopic) this.publish(this.txsTopic, bytes);
+      return;
     }
     if (!stream.send(frameOf(body))) await stream.onDrain({ signal: AbortSignal.timeout(10_000) });
   }

@@ -8,7 +8,7 @@ const SENDER_FAULT = new Set(["TX_MALFORMED", "TX_BAD_SIGNATURE", "TX_TOO_LARGE"
 const MAX_GOSSIP_TXS = 1024;
 
 export interface TxGossipOptions {
-  /** Publishes one batch on the chain's txs topic. */
+  /** Sends one batch to the other validators. */
   publish: (data: Uint8Array) => void;
   /**
    * Whether pending transactions should be announced again: consensus is changing views, or a
@@ -19,8 +19,9 @@ export interface TxGossipOptions {
 }
 
 /**
- * Signed transactions accepted over RPC go to the other nodes in batches on the txs topic: one
- * gossip message per `flushMs` or per MAX_GOSSIP_TXS transactions, `[txs, batch number]`. While
+ * Signed transactions accepted over RPC go to the other validators in batches: one message per
+ * `flushMs` or per MAX_GOSSIP_TXS transactions, `[txs, batch number]`, on each validator's
+ * consensus stream (P2pNetwork.broadcastTxs; the txs gossip topic for one of an earlier version). While
  * `troubled()`, what stays in the pool is announced again every 2 s (TxPool.dueForAnnouncement):
  * the peers that missed the first gossip get it, and whoever leads the next view can propose it.
  * In normal operation nothing is gossiped twice.
@@ -73,7 +74,7 @@ export class TxGossip {
     this.sequence = (this.sequence + 1) >>> 0;
   }
 
-  /** A batch from a peer: every tx goes to the pool; one a sender could only have forged rejects it all. */
+  /** A batch from a peer (either way): every tx goes to the pool; one a sender could only have forged rejects it all. */
   async receive(data: Uint8Array): Promise<GossipVerdict> {
     const pool = this.pool;
     let txs: Uint8Array[];

@@ -3,7 +3,13 @@ import { generateP2pKey } from "@custos/crypto";
 import { CustosError, freeListenPort, nullLogger } from "@custos/utils";
 import { afterAll, describe, expect, it } from "vitest";
 import { HEALTH_REQUEST } from "../../src/health.js";
-import { Channel, CONSENSUS_PROTOCOL, HEALTH_PROTOCOL, P2pNetwork } from "../../src/p2p/network.js";
+import {
+  Channel,
+  CONSENSUS_PROTOCOL,
+  CONSENSUS_TXS_PROTOCOL,
+  HEALTH_PROTOCOL,
+  P2pNetwork,
+} from "../../src/p2p/network.js";
 import { yamuxWindowPolicy } from "../../src/p2p/yamuxWindow.js";
 import { until } from "../helpers.js";
 
@@ -158,6 +164,49 @@ describe("requests (block sync) and gossip", () => {
     ).toEqual([]);
     await until(() => b.peersDisconnected === hungUp + 1, 15_000);
     expect(b.peersDisconnected).toBe(hungUp + 1);
+  }, 30_000);
+});
+
+describe("transaction batches on the consensus stream", () => {
+  it("reach every validator on its stream, in order with consensus frames; one of an earlier version gets them by gossip and never sees the channel", async () => {
+    const [a, b, old] = (await validatorNetworks(3)) as [P2pNetwork, P2pNetwork, P2pNetwork];
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    const atB: string[] = [];
+    b.onMessage((channel, from, bytes) => atB.push(`${channel}/${from}/${text(bytes)}`));
+    const atOld: string[] = [];
+    old.onMessage((channel, from, bytes) => atOld.push(`${channel}/${from}/${text(bytes)}`));
+    const gossipAtOld: string[] = [];
+    old.onGossip("/txs", (_from, data) => {
+      gossipAtOld.push(text(data));
+      return "accept";
+    });
+    b.onGossip("/txs", () => "accept");
+    await Promise.all([a.start(), b.start(), old.start()]);
+    // `old` predates the channel: it serves the first consensus protocol only
+    await (old as unknown as { node: { unhandle(p: string): Promise<void> } }).node.unhandle(
+      CONSENSUS_TXS_PROTOCOL,
+    );
+    await until(() => a.connected === 2 && b.connected === 2 && old.connected === 2);
+    const enc = (s: string) => new TextEncoder().encode(s);
+    let k = 0;
+    // sent again until all of it is in: right after start a stream may not be open yet
+    await until(async () => {
+      k++;
+      a.broadcast(Channel.consensus, enc(`prepare ${k}`));
+      a.broadcastTxs(enc(`txs ${k}`), "/txs");
+      a.broadcast(Channel.consensus, enc(`commit ${k}`));
+      await new Promise((r) => setTimeout(r, 200));
+      return (
+        atB.includes(`1/0/commit ${k}`) &&
+        gossipAtOld.includes(`txs ${k}`) &&
+        atOld.includes(`1/0/commit ${k}`)
+      );
+    }, 20_000);
+    const at = atB.indexOf(`1/0/prepare ${k}`);
+    expect(atB.slice(at, at + 3)).toEqual([`1/0/prepare ${k}`, `2/0/txs ${k}`, `1/0/commit ${k}`]);
+    expect(atOld.filter((m) => m.startsWith("2/"))).toEqual([]);
+    expect(atOld.slice(atOld.indexOf(`1/0/prepare ${k}`))).toEqual([`1/0/prepare ${k}`, `1/0/commit ${k}`]);
+    expect(b.peersDisconnected + old.peersDisconnected + a.peersDisconnected).toBe(0);
   }, 30_000);
 });
 

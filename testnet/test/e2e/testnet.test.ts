@@ -355,6 +355,22 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       }, 20_000);
       await expectHangUp();
 
+      // the same on the consensus stream's transactions channel, sent until it arrives (the
+      // impostor's stream to validator-0 opens with its first frame after the reconnection)
+      await until(async () => {
+        const stx = await wallet("consumer-1", 0).build({
+          to: "ecny",
+          method: "transfer",
+          args: [address("merchant-2"), 1n],
+        });
+        const sig = Uint8Array.from(stx.signature);
+        sig[5] = (sig[5] ?? 0) ^ 0xff;
+        impostor.send(Channel.txs, 0, encode([[encode([stx.body, sig])], 0]));
+        await new Promise((r) => setTimeout(r, 200));
+        return (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp;
+      }, 20_000);
+      await expectHangUp();
+
       // three honest validators still commit
       const r = await wallet("consumer-1", 0).send(
         { to: "ecny", method: "transfer", args: [address("merchant-2"), 2n] },
