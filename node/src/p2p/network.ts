@@ -32,15 +32,24 @@ export type P2pErrorCode =
 
 export const CONSENSUS_PROTOCOL = "/custos/consensus/1.0.0";
 /**
- * The consensus stream that also carries transaction batches (Channel.txs). A node offers it
+ * The consensus protocol whose streams may also carry transaction batches (Channel.txs). A node offers it
  * first and 1.0.0 after it: a peer of an earlier version negotiates 1.0.0 and gets its batches by
  * gossip instead (it would hang up on a frame of an unknown channel).
  */
 export const CONSENSUS_TXS_PROTOCOL = "/custos/consensus/1.1.0";
 /** Frames queued for one peer at most (a PBFT round needs a handful). */
 const MAX_QUEUED = 1024;
-/** Transaction batches queued for one peer at most: what is left of MAX_QUEUED stays for consensus. */
+/** Transaction batches queued for one peer at most (a peer that reads slowly fetches what it lacks). */
 const MAX_QUEUED_TXS = 256;
+
+/**
+ * Where frames to a peer queue and which stream they go on: consensus messages and transaction
+ * batches each have their own, so that a batch held up by a slow reader (its stream's window
+ * full) never holds up a vote.
+ */
+function lane(peerId: string, channel: ChannelId): string {
+  return channel === Channel.txs ? `${peerId}/txs` : peerId;
+}
 export const SYNC_PROTOCOL = "/custos/sync/1.0.0";
 /**
  * What costs a peer its connection: a CustosError from reading what it sent, except a stream that
@@ -62,8 +71,9 @@ export const HEALTH_PROTOCOL = "/custos/health/1.0.0";
 /**
  * What a consensus-stream frame carries: PBFT messages, or (on CONSENSUS_TXS_PROTOCOL) batches of
  * signed transactions that a validator's clients gave it, `[txs, batch number]` as TxGossip makes
- * them. Sent in order on one stream per peer, a leader's batch arrives before the proposal that
- * names its transactions.
+ * them. Each kind goes on a stream of its own to each peer (see `lane`); a leader sends its batch
+ * before it executes its block, so that the batch is ahead of the proposal that names its
+ * transactions (a replica that is still verifying it waits, one that lacks it fetches).
  */
 export const Channel = { consensus: 1, txs: 2 } as const;
 export type ChannelId = (typeof Channel)[keyof typeof Channel];
@@ -209,7 +219,8 @@ async function* frames(stream: AsyncIterable<unknown>, max: number): AsyncGenera
  * (and banned peers). Three ways to talk:
  * - consensus: one long-lived stream per peer of [u32 length][channel byte][message] frames,
  *   between validators only: PBFT messages, and the batches of transactions each validator's
- *   clients gave it (one hop to every validator, in order with its proposals);
+ *   clients gave it (one hop to every validator, on a stream of their own, sent before a
+ *   leader's proposal);
  * - gossip (gossipsub, unsigned messages with content ids): block announcements, and
  *   transactions to and from validators of an earlier version, relayed only after the topic's
  *   handler accepted them;
@@ -228,13 +239,12 @@ export class P2pNetwork {
   private readonly keyHexOf = new Map<string, string>();
   /** When each (code, remote host) refusal was last logged as a warning. */
   private readonly refusalLogged = new Map<string, number>();
+  /** Open outbound streams by lane (see `lane`). */
   private readonly outbound = new Map<string, Stream>();
   /** Peers whose consensus stream negotiated CONSENSUS_PROTOCOL (an earlier version): no txs channel. */
   private readonly withoutTxs = new Set<string>();
   /** The gossip topic a batch goes out on for peers `withoutTxs`. */
   private txsTopic: string | undefined;
-  /** Tx batch frames queued per peer. */
-  private readonly queuedTxs = new Map<string, number>();
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly topics = new Map<string, GossipHandler>();
@@ -304,8 +314,7 @@ export class P2pNetwork {
     for (const c of this.node?.getConnections() ?? []) {
       const id = c.remotePeer.toString();
       if (!this.peerOf(id)) {
-        this.outbound.get(id)?.abort(new Error("no longer a peer"));
-        this.outbound.delete(id);
+        this.dropStreams(id, new Error("no longer a peer"));
         // a close that times out (streams the peer keeps open) leaves it open: cut it then
         c.close().catch(() => c.abort(new Error("no longer a peer")));
       }
@@ -479,7 +488,7 @@ export class P2pNetwork {
     this.node.addEventListener("peer:disconnect", (e) => {
       const p = this.byId.get(e.detail.toString());
       if (!p || this.stopping) return;
-      this.outbound.delete(p.peerId); // its streams went with the connection
+      this.dropStreams(p.peerId); // its streams went with the connection
       const fields = { peer: p.name ?? p.index, role: p.role, connected: this.connected };
       if (p.role === "validator") this.log.warn("validator peer lost", fields);
       else this.log.info("observer peer lost", fields);
@@ -689,7 +698,16 @@ export class P2pNetwork {
     this.peersDisconnected++;
     const strikes = (this.bans.get(p.peerId)?.strikes ?? 0) + 1;
     this.bans.set(p.peerId, { strikes, until: Date.now() + Math.min(60_000, 1000 * 2 ** (strikes - 1)) });
-    this.outbound.delete(p.peerId);
+    this.dropStreams(p.peerId);
+  }
+
+  /** Forgets a peer's outbound streams (aborting them when `reason` is given). */
+  private dropStreams(peerId: string, reason?: Error): void {
+    for (const channel of Object.values(Channel)) {
+      const key = lane(peerId, channel);
+      if (reason) this.outbound.get(key)?.abort(reason);
+      this.outbound.delete(key);
+    }
   }
 
   private isBanned(peerId: string): boolean {
@@ -704,42 +722,30 @@ export class P2pNetwork {
   send(channel: ChannelId, index: number, bytes: Uint8Array): void {
     const p = this.peers.find((x) => x.index === index && x.peerId !== this.peerId);
     if (!p) return;
-    const queued = this.queued.get(p.peerId) ?? 0;
-    if (queued >= MAX_QUEUED) {
-      this.log.debug("send queue full; dropping a message", { peer: index });
+    const key = lane(p.peerId, channel);
+    const queued = this.queued.get(key) ?? 0;
+    if (queued >= (channel === Channel.txs ? MAX_QUEUED_TXS : MAX_QUEUED)) {
+      this.log.debug("send queue full; dropping a message", { peer: index, channel });
       return;
     }
-    if (channel === Channel.txs) {
-      // a peer that reads slowly loses batches before it loses votes: it fetches what a proposal
-      // names and it lacks
-      const txs = this.queuedTxs.get(p.peerId) ?? 0;
-      if (txs >= MAX_QUEUED_TXS) {
-        this.log.debug("send queue full; dropping a tx batch", { peer: index });
-        return;
-      }
-      this.queuedTxs.set(p.peerId, txs + 1);
-    }
-    this.queued.set(p.peerId, queued + 1);
-    const next = (this.chains.get(p.peerId) ?? Promise.resolve())
+    this.queued.set(key, queued + 1);
+    const next = (this.chains.get(key) ?? Promise.resolve())
       .then(() => this.sendTo(p, channel, bytes))
       .catch(async () => {
         // the stream broke or stalled: once more on a fresh one
-        this.outbound.get(p.peerId)?.abort(new Error("stalled or broken"));
-        this.outbound.delete(p.peerId);
+        this.outbound.get(key)?.abort(new Error("stalled or broken"));
+        this.outbound.delete(key);
         await this.sendTo(p, channel, bytes);
       })
       .catch((err) => this.log.debug("send failed", { peer: index, error: errorMessage(err) }))
-      .finally(() => {
-        this.queued.set(p.peerId, (this.queued.get(p.peerId) ?? 1) - 1);
-        if (channel === Channel.txs) this.queuedTxs.set(p.peerId, (this.queuedTxs.get(p.peerId) ?? 1) - 1);
-      });
-    this.chains.set(p.peerId, next);
+      .finally(() => this.queued.set(key, (this.queued.get(key) ?? 1) - 1));
+    this.chains.set(key, next);
   }
 
   /**
-   * A batch of transactions to every other validator, on its consensus stream; one whose stream
-   * negotiated the earlier protocol gets it by gossip on `topic` (once for all of them). Observers
-   * get none: they take no writes and learn transactions from blocks.
+   * A batch of transactions to every other validator, on a consensus stream of its own; one whose
+   * stream negotiated the earlier protocol gets it by gossip on `topic` (once for all of them).
+   * Observers get none: they take no writes and learn transactions from blocks.
    */
   broadcastTxs(bytes: Uint8Array, topic: string): void {
     this.txsTopic = topic;
@@ -765,7 +771,8 @@ export class P2pNetwork {
     const body = new Uint8Array(1 + bytes.byteLength);
     body[0] = channel;
     body.set(bytes, 1);
-    let stream = this.outbound.get(p.peerId);
+    const key = lane(p.peerId, channel);
+    let stream = this.outbound.get(key);
     // a stream of a connection that closed can still call itself writable: check both
     if (stream?.writeStatus !== "writable" || stream.status !== "open") {
       const conn = this.node
@@ -773,7 +780,7 @@ export class P2pNetwork {
         .find((c) => c.remotePeer.toString() === p.peerId && c.status === "open");
       if (!conn) return; // not connected: consensus re-sends what matters
       stream = await conn.newStream([CONSENSUS_TXS_PROTOCOL, CONSENSUS_PROTOCOL]);
-      this.outbound.set(p.peerId, stream);
+      this.outbound.set(key, stream);
       if (stream.protocol === CONSENSUS_PROTOCOL) this.withoutTxs.add(p.peerId);
       else this.withoutTxs.delete(p.peerId);
     }

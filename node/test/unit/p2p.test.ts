@@ -168,7 +168,7 @@ describe("requests (block sync) and gossip", () => {
 });
 
 describe("transaction batches on the consensus stream", () => {
-  it("reach every validator on its stream, in order with consensus frames; one of an earlier version gets them by gossip and never sees the channel", async () => {
+  it("reach every validator on a stream beside its consensus stream; one of an earlier version gets them by gossip and never sees the channel", async () => {
     const [a, b, old] = (await validatorNetworks(3)) as [P2pNetwork, P2pNetwork, P2pNetwork];
     const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
     const atB: string[] = [];
@@ -198,12 +198,14 @@ describe("transaction batches on the consensus stream", () => {
       await new Promise((r) => setTimeout(r, 200));
       return (
         atB.includes(`1/0/commit ${k}`) &&
+        atB.includes(`2/0/txs ${k}`) &&
         gossipAtOld.includes(`txs ${k}`) &&
         atOld.includes(`1/0/commit ${k}`)
       );
     }, 20_000);
+    // consensus frames in order on their stream; the batch on its own, from the same validator
     const at = atB.indexOf(`1/0/prepare ${k}`);
-    expect(atB.slice(at, at + 3)).toEqual([`1/0/prepare ${k}`, `2/0/txs ${k}`, `1/0/commit ${k}`]);
+    expect(atB.slice(at).filter((m) => m.startsWith("1/"))).toEqual([`1/0/prepare ${k}`, `1/0/commit ${k}`]);
     expect(atOld.filter((m) => m.startsWith("2/"))).toEqual([]);
     expect(atOld.slice(atOld.indexOf(`1/0/prepare ${k}`))).toEqual([`1/0/prepare ${k}`, `1/0/commit ${k}`]);
     expect(b.peersDisconnected + old.peersDisconnected + a.peersDisconnected).toBe(0);
