@@ -2,9 +2,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encode } from "@custos/codec";
-import { generateKeyPair, generateP2pKey, type Sm2KeyPair } from "@custos/crypto";
+import { generateKeyPair, generateP2pKey, type Sm2KeyPair, type VerifierPool } from "@custos/crypto";
 import { type Genesis, parseGenesis, type Role, type SignedTx, signTx } from "@custos/types";
 import { freePort, toHex, until as waitUntil } from "@custos/utils";
+import { vi } from "vitest";
 import { DEV_TIERS } from "../src/init.js";
 
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -131,5 +132,35 @@ export function pairTransport(
             const t = drivers()[from]?.pool.get(h);
             return t ? [t] : [];
           }),
+  };
+}
+
+/**
+ * Holds signature checks on `verifier` until `release()`: the next one (`once`) or all of them.
+ * `calls` counts the checks asked for; `restore` releases and puts the real method back.
+ */
+export function holdVerifications(
+  verifier: VerifierPool,
+  o: { once?: boolean } = {},
+): { calls: () => number; release: () => void; restore: () => void } {
+  const verify = verifier.verify.bind(verifier);
+  let release = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const held = async (...args: Parameters<VerifierPool["verify"]>) => {
+    await gate;
+    return verify(...args);
+  };
+  const spy = vi.spyOn(verifier, "verify");
+  if (o.once) spy.mockImplementationOnce(held);
+  else spy.mockImplementation(held);
+  return {
+    calls: () => spy.mock.calls.length,
+    release: () => release(),
+    restore: () => {
+      release();
+      spy.mockRestore();
+    },
   };
 }

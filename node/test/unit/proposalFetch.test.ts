@@ -13,7 +13,7 @@ import { SignState } from "../../src/consensus/signState.js";
 import { Executor } from "../../src/execution/executor.js";
 import type { Ledger } from "../../src/ledger/ledger.js";
 import { DEFAULT_POOL_OPTIONS, TxPool } from "../../src/txpool/txpool.js";
-import { pairTransport, tempDir, testChain, tx, until } from "../helpers.js";
+import { holdVerifications, pairTransport, tempDir, testChain, tx, until } from "../helpers.js";
 
 /**
  * Two validators in one process (n = 2: both must vote), wired by hand: proposals carry tx
@@ -172,28 +172,19 @@ describe("proposals by transaction hashes", () => {
     })) as [Replica, Replica];
     const t1 = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 5n, "rc-settle"]);
     // the replica's check of the signature is held until the leader's proposal has come
-    const verify = verifier.verify.bind(verifier);
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const held = vi.spyOn(verifier, "verify").mockImplementationOnce(async (...args) => {
-      await gate;
-      return verify(...args);
-    });
+    const held = holdVerifications(verifier, { once: true });
     const settled = vi.spyOn(a.pool, "settled");
     try {
       const admitting = a.pool.add(t1.bytes, "gossip");
-      await until(() => held.mock.calls.length === 1, 5_000);
+      await until(() => held.calls() === 1, 5_000);
       await b.pool.add(t1.bytes); // the leader of height 1 has it and proposes
       await until(() => settled.mock.calls.length > 0, 15_000);
       expect(a.committed).toEqual([]);
-      release();
+      held.release();
       await admitting;
       await until(() => a.committed.length === 1 && b.committed.length === 1, 15_000);
     } finally {
-      release();
-      held.mockRestore();
+      held.restore();
       settled.mockRestore();
     }
     expect(asked).toEqual([]);

@@ -3,7 +3,7 @@ import { decodeSignedTx } from "@custos/types";
 import { nullLogger } from "@custos/utils";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_POOL_OPTIONS, TxPool } from "../../src/txpool/txpool.js";
-import { testChain, tx, until } from "../helpers.js";
+import { holdVerifications, testChain, tx, until } from "../helpers.js";
 
 const verifier = new VerifierPool();
 afterAll(() => verifier.close());
@@ -48,15 +48,7 @@ describe("tx pool admission", () => {
       verifier,
       nullLogger,
     );
-    const verify = verifier.verify.bind(verifier);
-    let release = () => {};
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const spy = vi.spyOn(verifier, "verify").mockImplementation(async (...args) => {
-      await gate;
-      return verify(...args);
-    });
+    const held = holdVerifications(verifier);
     try {
       const good = tx(chain, "operator", "issue", [chain.keys.merchant?.address, 1n, "st-1"]);
       // the same body under another's signature: the admission ends without it
@@ -64,7 +56,7 @@ describe("tx pool admission", () => {
       const forged = Uint8Array.from(other.bytes);
       forged[forged.length - 5] = (forged[forged.length - 5] as number) ^ 0xff;
       const adding = [pool.add(good.bytes, "gossip"), pool.add(forged, "gossip").catch((e) => e)];
-      await until(() => spy.mock.calls.length === 2, 5_000);
+      await until(() => held.calls() === 2, 5_000);
       expect(pool.get(good.hash)).toBeUndefined(); // decoded, being verified
       const waits = [pool.settled(good.hash), pool.settled(decodeSignedTx(forged).hash)];
       let done = false;
@@ -73,7 +65,7 @@ describe("tx pool admission", () => {
       });
       expect(await pool.settled(new Uint8Array(32).fill(7))).toBeUndefined(); // nothing by that hash: at once
       expect(done).toBe(false);
-      release();
+      held.release();
       const [got, none] = await Promise.all(waits);
       expect(got?.hash).toEqual(good.hash);
       expect(none).toBeUndefined();
@@ -81,7 +73,7 @@ describe("tx pool admission", () => {
       await adding[0];
       expect(pool.size).toBe(1);
     } finally {
-      spy.mockRestore();
+      held.restore();
     }
   });
 });

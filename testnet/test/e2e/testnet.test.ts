@@ -338,38 +338,29 @@ describe("a 4-validator + 1-observer testnet of real processes", () => {
       impostor.send(Channel.consensus, 0, encodeEnvelope(body, 3, new Uint8Array(64).fill(1)));
       await expectHangUp();
 
-      // a gossiped transaction whose signature is forged, published until it arrives: gossip
-      // reaches a peer once the reconnected peers have exchanged their subscriptions, and drops a
-      // message it has seen (even one that reached nobody), so each try is a new transaction
-      await until(async () => {
-        const stx = await wallet("consumer-1", 0).build({
-          to: "ecny",
-          method: "transfer",
-          args: [address("merchant-2"), 1n],
-        });
-        const sig = Uint8Array.from(stx.signature);
-        sig[5] = (sig[5] ?? 0) ^ 0xff;
-        impostor.publish(`/custos/${chainId}/txs/1`, encode([[encode([stx.body, sig])], 0]));
-        await new Promise((r) => setTimeout(r, 200));
-        return (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp;
-      }, 20_000);
-      await expectHangUp();
-
-      // the same on the consensus stream's transactions channel, sent until it arrives (the
-      // impostor's stream to validator-0 opens with its first frame after the reconnection)
-      await until(async () => {
-        const stx = await wallet("consumer-1", 0).build({
-          to: "ecny",
-          method: "transfer",
-          args: [address("merchant-2"), 1n],
-        });
-        const sig = Uint8Array.from(stx.signature);
-        sig[5] = (sig[5] ?? 0) ^ 0xff;
-        impostor.send(Channel.txs, 0, encode([[encode([stx.body, sig])], 0]));
-        await new Promise((r) => setTimeout(r, 200));
-        return (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp;
-      }, 20_000);
-      await expectHangUp();
+      // a batch of one transaction whose signature is forged, sent until it arrives and each try
+      // a new transaction: gossip reaches a peer once the reconnected peers have exchanged their
+      // subscriptions and drops a message it has seen (even one that reached nobody); the
+      // impostor's stream opens with its first frame after the reconnection
+      const sendForged = async (send: (batch: Uint8Array) => void) => {
+        await until(async () => {
+          const stx = await wallet("consumer-1", 0).build({
+            to: "ecny",
+            method: "transfer",
+            args: [address("merchant-2"), 1n],
+          });
+          const sig = Uint8Array.from(stx.signature);
+          sig[5] = (sig[5] ?? 0) ^ 0xff;
+          send(encode([[encode([stx.body, sig])], 0]));
+          await new Promise((r) => setTimeout(r, 200));
+          return (await metric(0, "custos_p2p_peers_disconnected_total")) > hungUp;
+        }, 20_000);
+        await expectHangUp();
+      };
+      // gossiped (as a validator of an earlier version sends it) ...
+      await sendForged((batch) => impostor.publish(`/custos/${chainId}/txs/1`, batch));
+      // ... and on the consensus protocol's transactions channel
+      await sendForged((batch) => impostor.send(Channel.txs, 0, batch));
 
       // three honest validators still commit
       const r = await wallet("consumer-1", 0).send(
