@@ -499,45 +499,37 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       return {};
     }
     const txs: (SignedTx | undefined)[] = p.txHashes.map((h) => this.pool.get(h));
-    let missing = p.txHashes.filter((_, i) => txs[i] === undefined);
+    if (txs.includes(undefined)) {
+      // the batch that carries them may be in, its signatures still being verified
+      await Promise.all(
+        txs.map(async (t, i) => {
+          txs[i] = t ?? (await this.pool.settled(p.txHashes[i] as Uint8Array));
+        }),
+      );
+    }
+    let fetch: Fetched | undefined;
+    const missing = p.txHashes.filter((_, i) => txs[i] === undefined);
     if (missing.length > 0) {
-      // the gossip that carries them may be in, its signatures still being verified
-      const waits: Promise<void>[] = [];
+      const asked = performance.now();
+      const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as SignedTx[]);
+      const byHash = new Map(got.map((t) => [toHex(t.hash), t]));
       p.txHashes.forEach((h, i) => {
-        if (txs[i] === undefined)
-          waits.push(
-            this.pool.settled(h).then((t) => {
-              txs[i] = t;
-            }),
-          );
+        txs[i] ??= byHash.get(toHex(h));
       });
-      await Promise.all(waits);
-      missing = p.txHashes.filter((_, i) => txs[i] === undefined);
-    }
-    if (missing.length === 0) {
-      return {
-        block: { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] },
-      };
-    }
-    const asked = performance.now();
-    const got = await this.transport.fetchTxs(missing, leader).catch(() => [] as SignedTx[]);
-    const byHash = new Map(got.map((t) => [toHex(t.hash), t]));
-    p.txHashes.forEach((h, i) => {
-      txs[i] ??= byHash.get(toHex(h));
-    });
-    this.fetchedTxs += byHash.size;
-    const fetch = { txs: byHash.size, ms: performance.now() - asked };
-    const still = txs.filter((t) => t === undefined).length;
-    if (still > 0) {
-      this.log.warn("proposal rejected", {
-        height: p.header.height,
-        reason: `${still} of its transactions could not be fetched`,
-      });
-      return { fetch };
+      this.fetchedTxs += byHash.size;
+      fetch = { txs: byHash.size, ms: performance.now() - asked };
+      const still = txs.filter((t) => t === undefined).length;
+      if (still > 0) {
+        this.log.warn("proposal rejected", {
+          height: p.header.height,
+          reason: `${still} of its transactions could not be fetched`,
+        });
+        return { fetch };
+      }
     }
     return {
       block: { header: p.header, headerBytes: p.headerBytes, hash: p.hash, txs: txs as SignedTx[] },
-      fetch,
+      ...(fetch ? { fetch } : {}),
     };
   }
 
