@@ -35,7 +35,7 @@ export const DEFAULT_POOL_OPTIONS: TxPoolOptions = {
   maxTxBytes: 64 * 1024,
   // what is admitted waits this long at most, then a round or two: under 2 s above saturation
   // (at 1 s, p99 of four validators offered twice what they commit was 2.0-2.7 s in 9 runs of
-  // 10 on 2026-12-04; at 0.75 s, 1.4-2.5 s, 6 of 10 under 2 s; at 0.5 s, refusals at 1,000/s)
+  // 10 on 2026-12-04; at 0.75 s, 1.3-2.5 s, 6 of 10 under 2 s; at 0.5 s, refusals at 1,000/s)
   queueSeconds: 0.75,
   minQueue: 500,
 };
