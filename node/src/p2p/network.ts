@@ -243,8 +243,6 @@ export class P2pNetwork {
   private readonly outbound = new Map<string, Stream>();
   /** Peers whose consensus stream negotiated CONSENSUS_PROTOCOL (an earlier version): no txs channel. */
   private readonly withoutTxs = new Set<string>();
-  /** The gossip topic a batch goes out on for peers `withoutTxs`. */
-  private txsTopic: string | undefined;
   /** Per-peer send chains: one stream per peer, frames in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly topics = new Map<string, GossipHandler>();
@@ -717,9 +715,10 @@ export class P2pNetwork {
   /**
    * Queues a frame for a peer. A peer that does not read (hung, paused, hostile) gets at most
    * MAX_QUEUED frames queued and 10 s per stalled write; the rest is dropped, as consensus
-   * re-sends what matters.
+   * re-sends what matters. `gossipTopic`: where a batch of transactions goes instead if the
+   * peer turns out to speak only the earlier protocol (see broadcastTxs).
    */
-  send(channel: ChannelId, index: number, bytes: Uint8Array): void {
+  send(channel: ChannelId, index: number, bytes: Uint8Array, gossipTopic?: string): void {
     const p = this.peers.find((x) => x.index === index && x.peerId !== this.peerId);
     if (!p) return;
     const key = lane(p.peerId, channel);
@@ -730,12 +729,12 @@ export class P2pNetwork {
     }
     this.queued.set(key, queued + 1);
     const next = (this.chains.get(key) ?? Promise.resolve())
-      .then(() => this.sendTo(p, channel, bytes))
+      .then(() => this.sendTo(p, channel, bytes, gossipTopic))
       .catch(async () => {
         // the stream broke or stalled: once more on a fresh one
         this.outbound.get(key)?.abort(new Error("stalled or broken"));
         this.outbound.delete(key);
-        await this.sendTo(p, channel, bytes);
+        await this.sendTo(p, channel, bytes, gossipTopic);
       })
       .catch((err) => this.log.debug("send failed", { peer: index, error: errorMessage(err) }))
       .finally(() => this.queued.set(key, (this.queued.get(key) ?? 1) - 1));
@@ -748,12 +747,11 @@ export class P2pNetwork {
    * Observers get none: they take no writes and learn transactions from blocks.
    */
   broadcastTxs(bytes: Uint8Array, topic: string): void {
-    this.txsTopic = topic;
     let gossip = false;
     for (const p of this.peers) {
       if (p.role !== "validator" || p.peerId === this.peerId) continue;
       if (this.withoutTxs.has(p.peerId)) gossip = true;
-      else this.send(Channel.txs, p.index, bytes);
+      else this.send(Channel.txs, p.index, bytes, topic);
     }
     if (gossip) this.publish(topic, bytes);
   }
@@ -764,7 +762,12 @@ export class P2pNetwork {
       if (p.role === "validator" && p.peerId !== this.peerId) this.send(channel, p.index, bytes);
   }
 
-  private async sendTo(p: NetworkPeer, channel: ChannelId, bytes: Uint8Array): Promise<void> {
+  private async sendTo(
+    p: NetworkPeer,
+    channel: ChannelId,
+    bytes: Uint8Array,
+    gossipTopic: string | undefined,
+  ): Promise<void> {
     if (bytes.byteLength + 1 > this.opts.maxMessageBytes) {
       throw new CustosError<P2pErrorCode>("MESSAGE_TOO_LARGE", "message over the limit");
     }
@@ -786,7 +789,7 @@ export class P2pNetwork {
     }
     if (channel === Channel.txs && this.withoutTxs.has(p.peerId)) {
       // found out with this batch: it goes by gossip (to everyone; the others drop a duplicate)
-      if (this.txsTopic) this.publish(this.txsTopic, bytes);
+      if (gossipTopic !== undefined) this.publish(gossipTopic, bytes);
       return;
     }
     if (!stream.send(frameOf(body))) await stream.onDrain({ signal: AbortSignal.timeout(10_000) });

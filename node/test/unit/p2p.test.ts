@@ -188,6 +188,16 @@ describe("transaction batches on the consensus stream", () => {
     );
     await until(() => a.connected === 2 && b.connected === 2 && old.connected === 2);
     const enc = (s: string) => new TextEncoder().encode(s);
+    // gossip from a reaches `old` (probes until one arrives), while a has no stream to it yet
+    await until(async () => {
+      a.publish("/txs", enc(`probe ${Date.now()}`));
+      await new Promise((r) => setTimeout(r, 200));
+      return gossipAtOld.some((m) => m.startsWith("probe"));
+    }, 15_000);
+    // the first batch is what finds out that `old` speaks only the earlier protocol: that batch
+    // goes by gossip on the topic it was given
+    a.broadcastTxs(enc("txs first"), "/txs");
+    await until(() => gossipAtOld.includes("txs first"), 15_000);
     let k = 0;
     // sent again until all of it is in: right after start a stream may not be open yet
     await until(async () => {
