@@ -498,16 +498,9 @@ export class CustosNode {
         if (driver && txs) {
           // validators of an earlier version still gossip their transactions
           net.onGossip(t.txs, (_from, data) => txs.receive(data));
-          net.onMessage((channel, from, bytes) => {
-            if (channel === Channel.consensus) return driver.receive(bytes, from);
-            void txs.receive(bytes).then((verdict) => {
-              if (verdict !== "reject") return;
-              log
-                .child({ module: "p2p" })
-                .warn("peer sent invalid data; disconnecting", { peer: from, reason: "an invalid tx batch" });
-              void net.disconnect(from).catch(() => {});
-            });
-          });
+          net.onMessage((channel, from, bytes) =>
+            channel === Channel.consensus ? driver.receive(bytes, from) : txs.receive(bytes),
+          );
         }
         net.onRequest((from, request) => sync.serve(from, request));
         net.onHealth(async () => encodeNodeHealth(await localHealth()));

@@ -499,14 +499,17 @@ export class PbftDriver extends EventEmitter<ChainEvents> {
       return {};
     }
     const txs: (SignedTx | undefined)[] = p.txHashes.map((h) => this.pool.get(h));
-    if (txs.includes(undefined)) {
-      // the batch that carries them may be in, its signatures still being verified
-      await Promise.all(
-        txs.map(async (t, i) => {
-          txs[i] = t ?? (await this.pool.settled(p.txHashes[i] as Uint8Array));
-        }),
-      );
-    }
+    // the batch that carries the others may be in, its signatures still being verified
+    const settling: Promise<void>[] = [];
+    txs.forEach((t, i) => {
+      if (t === undefined)
+        settling.push(
+          this.pool.settled(p.txHashes[i] as Uint8Array).then((s) => {
+            txs[i] = s;
+          }),
+        );
+    });
+    if (settling.length > 0) await Promise.all(settling);
     let fetch: Fetched | undefined;
     const missing = p.txHashes.filter((_, i) => txs[i] === undefined);
     if (missing.length > 0) {

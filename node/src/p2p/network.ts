@@ -130,6 +130,17 @@ export interface NetworkOptions {
 /** What a gossip validator decides: deliver and relay, drop quietly, or drop and hang up. */
 export type GossipVerdict = "accept" | "ignore" | "reject";
 export type GossipHandler = (from: NetworkPeer, data: Uint8Array) => Promise<GossipVerdict> | GossipVerdict;
+/**
+ * What a consensus-stream frame goes to. A handler that judges its frame later returns the
+ * verdict's promise: "reject" (what only a faulty or malicious sender could send) costs the
+ * sender its connection, as a rejected gossip message does.
+ */
+export type MessageHandler = (
+  channel: ChannelId,
+  from: number,
+  bytes: Uint8Array,
+  // biome-ignore lint/suspicious/noConfusingVoidType: a handler that judges nothing returns whatever it likes
+) => Promise<GossipVerdict> | void;
 /** Answers one sync request with frames; throws a CustosError for a bad request. */
 export type RequestHandler = (from: NetworkPeer, request: Uint8Array) => AsyncIterable<Uint8Array>;
 
@@ -260,7 +271,7 @@ export class P2pNetwork {
   peersDisconnected = 0;
   /** Handshakes and records the national-algorithm transport refused, by code, since start. */
   readonly secureRefused = new Map<string, number>();
-  private handler: (channel: ChannelId, from: number, bytes: Uint8Array) => void = () => {};
+  private handler: MessageHandler = () => {};
 
   private peers: NetworkPeer[];
 
@@ -319,7 +330,7 @@ export class P2pNetwork {
     }
   }
 
-  onMessage(fn: (channel: ChannelId, from: number, bytes: Uint8Array) => void): void {
+  onMessage(fn: MessageHandler): void {
     this.handler = fn;
   }
 
@@ -560,7 +571,13 @@ export class P2pNetwork {
       const now = this.peerOf(remote);
       if (now?.role !== "validator")
         throw new CustosError<P2pErrorCode>("P2P_NOT_VALIDATOR", "no longer a validator");
-      this.handler(channel as ChannelId, now.index, frame.subarray(1));
+      const verdict = this.handler(channel as ChannelId, now.index, frame.subarray(1));
+      // judged while the next frames are read, as gossip is: a rejected one costs the connection
+      if (verdict instanceof Promise)
+        void verdict.then(
+          (v) => (v === "reject" ? this.hangUp(now, `an invalid message on channel ${channel}`) : undefined),
+          (err) => this.log.warn("message handler failed", { channel, error: errorMessage(err) }),
+        );
     }
   }
 
@@ -699,8 +716,12 @@ export class P2pNetwork {
     this.dropStreams(p.peerId);
   }
 
-  /** Forgets a peer's outbound streams (aborting them when `reason` is given). */
+  /**
+   * Forgets a peer's outbound streams (aborting them when `reason` is given), and what they
+   * negotiated: a peer that comes back may run another version.
+   */
   private dropStreams(peerId: string, reason?: Error): void {
+    this.withoutTxs.delete(peerId);
     for (const channel of Object.values(Channel)) {
       const key = lane(peerId, channel);
       if (reason) this.outbound.get(key)?.abort(reason);

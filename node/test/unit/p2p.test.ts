@@ -220,6 +220,30 @@ describe("transaction batches on the consensus stream", () => {
     expect(atOld.slice(atOld.indexOf(`1/0/prepare ${k}`))).toEqual([`1/0/prepare ${k}`, `1/0/commit ${k}`]);
     expect(b.peersDisconnected + old.peersDisconnected + a.peersDisconnected).toBe(0);
   }, 30_000);
+
+  it("a batch the receiver's handler rejects costs its sender the connection; accepted ones do not", async () => {
+    const [a, b] = (await validatorNetworks(2)) as [P2pNetwork, P2pNetwork];
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    const judged: string[] = [];
+    b.onMessage(async (channel, _from, bytes) => {
+      judged.push(`${channel}/${text(bytes)}`);
+      return text(bytes).startsWith("forged") ? "reject" : "accept";
+    });
+    await Promise.all([a.start(), b.start()]);
+    await until(() => a.connected === 1 && b.connected === 1);
+    const enc = (s: string) => new TextEncoder().encode(s);
+    let k = 0;
+    await until(async () => {
+      k++;
+      a.broadcastTxs(enc(`good ${k}`), "/txs");
+      await new Promise((r) => setTimeout(r, 100));
+      return judged.includes(`2/good ${k}`);
+    }, 15_000);
+    expect(b.peersDisconnected).toBe(0);
+    a.broadcastTxs(enc("forged"), "/txs");
+    await until(() => b.peersDisconnected === 1, 15_000);
+    expect(judged).toContain("2/forged");
+  }, 30_000);
 });
 
 describe("health on a protocol of its own (rolling upgrades)", () => {
