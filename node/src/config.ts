@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CustosError } from "@custos/utils";
+import { MAX_WRITE_BUFFER, MIN_WRITE_BUFFER } from "./ledger/writeBuffer.js";
 import type { ApiKey } from "./rpc/server.js";
 import { DEFAULT_POOL_OPTIONS, type TxPoolOptions } from "./txpool/txpool.js";
 
@@ -61,7 +62,15 @@ export interface NodeConfig {
    * `keepBlocks` (0: all): a validator deletes blocks older than that many below its head.
    * Observers keep every block (they serve audits), so they refuse it.
    */
-  ledger: { keepBlocks: number };
+  ledger: {
+    keepBlocks: number;
+    /**
+     * LevelDB's memtable for the ledger and the audit index, in bytes (1-256 MiB). Absent: 3-5
+     * MiB, fixed by this node's key (`writeBufferFor`), so that validators, which write the same
+     * blocks at the same heights, do not flush and compact all at the same moment.
+     */
+    writeBufferBytes?: number;
+  };
 }
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -160,6 +169,12 @@ function seconds(v: unknown, field: string, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 3600)
     throw bad(field, "expected a number of seconds from 0 to 3600");
+  return v;
+}
+
+function writeBufferBytes(v: unknown): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < MIN_WRITE_BUFFER || v > MAX_WRITE_BUFFER)
+    throw bad("ledger.writeBufferBytes", `expected bytes from ${MIN_WRITE_BUFFER} to ${MAX_WRITE_BUFFER}`);
   return v;
 }
 
@@ -290,6 +305,9 @@ export async function loadConfig(home: string): Promise<NodeConfig> {
     },
     ledger: {
       keepBlocks: posInt(ledgerIn.keepBlocks, "ledger.keepBlocks", DEFAULT_CONFIG.ledger.keepBlocks),
+      ...(ledgerIn.writeBufferBytes === undefined
+        ? {}
+        : { writeBufferBytes: writeBufferBytes(ledgerIn.writeBufferBytes) }),
     },
   };
 }

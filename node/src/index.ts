@@ -20,6 +20,7 @@ export { readGenesis } from "./home.js";
 export { type InitOptions, type InitResult, initHome } from "./init.js";
 export { Ledger } from "./ledger/ledger.js";
 export { type LedgerReset, resetLedger } from "./ledger/resetLedger.js";
+export { spreadWriteBuffers, writeBufferFor } from "./ledger/writeBuffer.js";
 export { CustosNode, causeChain, type StartOptions } from "./node.js";
 export { Channel, type NetworkPeer, P2pNetwork } from "./p2p/network.js";
 export { peersOf } from "./p2p/peers.js";

@@ -26,6 +26,7 @@ import {
 } from "./health.js";
 import { loadNodeKey, readGenesis, startFailed } from "./home.js";
 import type { Ledger } from "./ledger/ledger.js";
+import { writeBufferFor } from "./ledger/writeBuffer.js";
 import { openLogs } from "./logs.js";
 import { Metrics } from "./metrics.js";
 import { OpsLog } from "./opsLog.js";
@@ -177,15 +178,23 @@ export class CustosNode {
         !existsSync(paths.ledgerMark)
       )
         await ledgerFromSnapshot(genesis, config, paths.ledger, key, password, o, log, controller.signal);
+      // each node's own memtable size, so that validators do not compact in step (writeBuffer.ts)
+      const writeBufferBytes = config.ledger.writeBufferBytes ?? writeBufferFor(key.publicKey);
       const ledger = life.add(
-        await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" })),
+        await openChainLedger(
+          paths.ledger,
+          genesis,
+          log.child({ module: "ledger" }),
+          undefined,
+          writeBufferBytes,
+        ),
         (l) => l.close(),
       );
       // the audit index: caught up from the ledger in the background, then fed after each commit
       const auditIndex = config.audit.index
         ? life.add(
             await AuditIndex.open(
-              { dir: paths.audit, genesis },
+              { dir: paths.audit, genesis, writeBufferBytes },
               { chain: ledger, log: log.child({ module: "audit" }) },
             ),
             (i) => i.close(),

@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { CustosClient } from "@custos/client";
-import { createDevMembers, type DevAccount, devGenesis, initHome } from "@custos/node";
+import { createDevMembers, type DevAccount, devGenesis, initHome, spreadWriteBuffers } from "@custos/node";
 import { genesisToJson, type P2pSecure } from "@custos/types";
 import { CustosError, errorMessage, portFree, sleep } from "@custos/utils";
 import {
@@ -359,6 +359,9 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
   const chainId = o.chainId ?? "custos-testnet";
   const nodes: TestnetNode[] = [];
   const inits: Awaited<ReturnType<typeof initHome>>[] = [];
+  // the nodes share a machine and write the same blocks: memtables of different sizes keep their
+  // LevelDBs from flushing and compacting all at once (node/src/ledger/writeBuffer.ts)
+  const writeBuffers = spreadWriteBuffers(total);
   for (let i = 0; i < total; i++) {
     const role = i < o.nodes ? "validator" : "observer";
     const name = role === "validator" ? `validator-${i}` : `observer-${i - o.nodes}`;
@@ -374,6 +377,7 @@ export async function up(o: UpOptions): Promise<TestnetFile> {
     const cfgPath = join(home, "config.json");
     const cfg = { ...JSON.parse(await readFile(cfgPath, "utf8")), ...o.nodeConfig };
     cfg.nodeKey.passwordFile = "../password";
+    cfg.ledger = { writeBufferBytes: writeBuffers[i], ...(cfg.ledger ?? {}) };
     if (o.consensus) cfg.consensus = { ...(cfg.consensus ?? {}), ...o.consensus };
     await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`);
     inits.push(r);

@@ -50,6 +50,8 @@ export interface IndexedChain {
 export interface AuditIndexOptions {
   dir: string;
   genesis: Genesis;
+  /** LevelDB's memtable in bytes (ledger/writeBuffer.ts); LevelDB's default when absent. */
+  writeBufferBytes?: number;
 }
 
 export interface AuditIndexModules {
@@ -231,7 +233,7 @@ export class AuditIndex {
   /** Opens (or creates) the index; one of another chain, or ahead of the ledger, is rebuilt. */
   static async open(o: AuditIndexOptions, m: AuditIndexModules): Promise<AuditIndex> {
     const genesisHash = sm3(encodeGenesis(o.genesis));
-    let db = await AuditIndex.openDb(o.dir);
+    let db = await AuditIndex.openDb(o.dir, o.writeBufferBytes);
     const stored = await db.get(META_GENESIS);
     const format = await db.get(META_FORMAT);
     const heightRaw = await db.get(META_HEIGHT);
@@ -253,7 +255,7 @@ export class AuditIndex {
       m.log.warn("audit index dropped, rebuilding it from the ledger", { dir: o.dir, reason: why });
       await db.close();
       await rm(o.dir, { recursive: true, force: true });
-      db = await AuditIndex.openDb(o.dir);
+      db = await AuditIndex.openDb(o.dir, o.writeBufferBytes);
     }
     const index = new AuditIndex(db, m);
     if ((await db.get(META_GENESIS)) === undefined) {
@@ -291,8 +293,12 @@ export class AuditIndex {
     return index;
   }
 
-  private static async openDb(dir: string): Promise<Db> {
-    const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+  private static async openDb(dir: string, writeBufferBytes?: number): Promise<Db> {
+    const db = new Level<Uint8Array, Uint8Array>(dir, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+      ...(writeBufferBytes === undefined ? {} : { writeBufferSize: writeBufferBytes }),
+    });
     try {
       await db.open();
     } catch (cause) {

@@ -13,9 +13,10 @@ export function openChainLedger(
   genesis: Genesis,
   log: Logger,
   cacheEntries?: number,
+  writeBufferBytes?: number,
 ): Promise<Ledger> {
   const { opts, modules } = chainLedgerSpec(dir, genesis, log, cacheEntries);
-  return Ledger.open(opts, modules);
+  return Ledger.open(writeBufferBytes === undefined ? opts : { ...opts, writeBufferBytes }, modules);
 }
 
 /** What opening (or creating from a snapshot) a chain's ledger takes. */

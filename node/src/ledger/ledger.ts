@@ -93,6 +93,8 @@ export interface LedgerOptions {
   genesisWrites: WriteSet;
   /** State entries kept in memory. */
   cacheEntries?: number;
+  /** LevelDB's memtable in bytes (writeBuffer.ts); LevelDB's default (4 MiB) when absent. */
+  writeBufferBytes?: number;
 }
 
 export interface LedgerModules {
@@ -261,7 +263,11 @@ export class Ledger implements StateReader {
   static async open(opts: LedgerOptions, modules: LedgerModules): Promise<Ledger> {
     const { dir } = opts;
     const mark = await HeadMark.check(dir);
-    const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    const db = new Level<Uint8Array, Uint8Array>(dir, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+      ...(opts.writeBufferBytes === undefined ? {} : { writeBufferSize: opts.writeBufferBytes }),
+    });
     try {
       await db.open();
     } catch (cause) {
