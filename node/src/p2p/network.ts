@@ -597,7 +597,12 @@ export class P2pNetwork {
           throw new CustosError<P2pErrorCode>("SYNC_BAD_REQUEST", "more than one request on a stream");
         request = f;
       }
-      if (!request) throw new CustosError<P2pErrorCode>("SYNC_BAD_REQUEST", "no request");
+      if (!request) {
+        // a stream that ends before its request frame is an asker that gave up (timed out, shut
+        // down, killed): nothing it sent was wrong, so it keeps its connection
+        stream.abort(new Error("no request"));
+        return;
+      }
       for await (const reply of this.requestHandler(peer, request)) {
         if (!stream.send(frameOf(reply))) await stream.onDrain();
       }

@@ -9,6 +9,7 @@ import {
   CONSENSUS_TXS_PROTOCOL,
   HEALTH_PROTOCOL,
   P2pNetwork,
+  SYNC_PROTOCOL,
 } from "../../src/p2p/network.js";
 import { yamuxWindowPolicy } from "../../src/p2p/yamuxWindow.js";
 import { until } from "../helpers.js";
@@ -164,6 +165,31 @@ describe("requests (block sync) and gossip", () => {
     ).toEqual([]);
     await until(() => b.peersDisconnected === hungUp + 1, 15_000);
     expect(b.peersDisconnected).toBe(hungUp + 1);
+  }, 30_000);
+});
+
+describe("a request stream that ends before its request", () => {
+  it("is an asker that gave up (timed out, shut down): it keeps its connection", async () => {
+    const [a, b] = (await validatorNetworks(2)) as [P2pNetwork, P2pNetwork];
+    b.onRequest(async function* (_from, req) {
+      yield req;
+    });
+    await Promise.all([a.start(), b.start()]);
+    await until(() => a.connected === 1 && b.connected === 1);
+    type Conn = {
+      remotePeer: { toString(): string };
+      status: string;
+      newStream(p: string): Promise<{ close(): Promise<void> }>;
+    };
+    const node = (a as unknown as { node: { getConnections(): Conn[] } }).node;
+    const conn = node.getConnections().find((x) => x.remotePeer.toString() === keys[1]?.peerId);
+    for (let i = 0; i < 3; i++) await (await conn?.newStream(SYNC_PROTOCOL))?.close();
+    // b has read each stream to its end by the time it answers a request sent after them
+    expect(await a.request(1, new Uint8Array([7]), 1, { signal: AbortSignal.timeout(10_000) })).toEqual([
+      new Uint8Array([7]),
+    ]);
+    expect(b.peersDisconnected).toBe(0);
+    expect(conn?.status).toBe("open");
   }, 30_000);
 });
 
