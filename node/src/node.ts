@@ -181,13 +181,7 @@ export class CustosNode {
       // each node's own memtable size, so that validators do not compact in step (writeBuffer.ts)
       const writeBufferBytes = config.ledger.writeBufferBytes ?? writeBufferFor(key.publicKey);
       const ledger = life.add(
-        await openChainLedger(
-          paths.ledger,
-          genesis,
-          log.child({ module: "ledger" }),
-          undefined,
-          writeBufferBytes,
-        ),
+        await openChainLedger(paths.ledger, genesis, log.child({ module: "ledger" }), { writeBufferBytes }),
         (l) => l.close(),
       );
       // the audit index: caught up from the ledger in the background, then fed after each commit

@@ -18,6 +18,7 @@ import { Level } from "level";
 import { crashPoint } from "../crashPoint.js";
 import { senderAddress } from "../execution/senders.js";
 import { SlabBatch } from "../ledger/repository.js";
+import { levelOptions } from "../ledger/writeBuffer.js";
 
 /**
  * The audit index (DESIGN.md §7a): every committed transaction and event by account, contract,
@@ -294,11 +295,7 @@ export class AuditIndex {
   }
 
   private static async openDb(dir: string, writeBufferBytes?: number): Promise<Db> {
-    const db = new Level<Uint8Array, Uint8Array>(dir, {
-      keyEncoding: "view",
-      valueEncoding: "view",
-      ...(writeBufferBytes === undefined ? {} : { writeBufferSize: writeBufferBytes }),
-    });
+    const db = new Level<Uint8Array, Uint8Array>(dir, levelOptions(writeBufferBytes));
     try {
       await db.open();
     } catch (cause) {

@@ -12,11 +12,10 @@ export function openChainLedger(
   dir: string,
   genesis: Genesis,
   log: Logger,
-  cacheEntries?: number,
-  writeBufferBytes?: number,
+  tuning: Pick<LedgerOptions, "cacheEntries" | "writeBufferBytes"> = {},
 ): Promise<Ledger> {
-  const { opts, modules } = chainLedgerSpec(dir, genesis, log, cacheEntries);
-  return Ledger.open(writeBufferBytes === undefined ? opts : { ...opts, writeBufferBytes }, modules);
+  const { opts, modules } = chainLedgerSpec(dir, genesis, log);
+  return Ledger.open({ ...opts, ...tuning }, modules);
 }
 
 /** What opening (or creating from a snapshot) a chain's ledger takes. */
@@ -24,12 +23,11 @@ export function chainLedgerSpec(
   dir: string,
   genesis: Genesis,
   log: Logger,
-  cacheEntries?: number,
 ): { opts: LedgerOptions; modules: LedgerModules } {
   const genesisWrites: WriteSet = new Map();
   genesisMemberWrites(genesis, genesisWrites);
   return {
-    opts: { dir, genesis, genesisWrites, ...(cacheEntries === undefined ? {} : { cacheEntries }) },
+    opts: { dir, genesis, genesisWrites },
     modules: { log, sets: validatorSetTracker(genesis) },
   };
 }

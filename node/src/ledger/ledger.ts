@@ -46,6 +46,7 @@ import {
   SlabBatch,
   type ValueCodec,
 } from "./repository.js";
+import { levelOptions } from "./writeBuffer.js";
 
 /** Who signs the next block and who may connect, as the state after a block says. */
 export interface HeadSets {
@@ -263,11 +264,7 @@ export class Ledger implements StateReader {
   static async open(opts: LedgerOptions, modules: LedgerModules): Promise<Ledger> {
     const { dir } = opts;
     const mark = await HeadMark.check(dir);
-    const db = new Level<Uint8Array, Uint8Array>(dir, {
-      keyEncoding: "view",
-      valueEncoding: "view",
-      ...(opts.writeBufferBytes === undefined ? {} : { writeBufferSize: opts.writeBufferBytes }),
-    });
+    const db = new Level<Uint8Array, Uint8Array>(dir, levelOptions(opts.writeBufferBytes));
     try {
       await db.open();
     } catch (cause) {

@@ -21,9 +21,18 @@ const STEP = 64 * 1024;
  */
 export function writeBufferFor(publicKey: Uint8Array): number {
   const d = sm3(publicKey);
-  const steps = (2 * MIB) / STEP; // 32 steps either side of none: 3 MiB .. 5 MiB
+  const steps = (2 * MIB) / STEP; // 33 sizes from 3 MiB to 5 MiB
   const k = (((d[0] ?? 0) << 8) | (d[1] ?? 0)) % (steps + 1);
   return LEVELDB_DEFAULT - MIB + k * STEP;
+}
+
+/** Options for a LevelDB of Uint8Array keys and values, with this memtable size if one is given. */
+export function levelOptions(writeBufferBytes?: number) {
+  return {
+    keyEncoding: "view",
+    valueEncoding: "view",
+    ...(writeBufferBytes === undefined ? {} : { writeBufferSize: writeBufferBytes }),
+  } as const;
 }
 
 /**

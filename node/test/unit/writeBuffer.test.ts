@@ -61,7 +61,7 @@ describe("LevelDB memtable sizes (validators that write the same blocks do not c
     const t = await tempDir("custos-wbuf-");
     try {
       const chain = testChain();
-      const ledger = await openChainLedger(t.dir, chain.genesis, nullLogger, undefined, MIB);
+      const ledger = await openChainLedger(t.dir, chain.genesis, nullLogger, { writeBufferBytes: MIB });
       const tables = async () => (await readdir(t.dir)).filter((f) => f.endsWith(".ldb"));
       const logBytes = async () => {
         let n = 0;
@@ -90,7 +90,7 @@ describe("LevelDB memtable sizes (validators that write the same blocks do not c
       expect(largestLog).toBeLessThan(2 * MIB);
       const head = ledger.head;
       await ledger.close();
-      const again = await openChainLedger(t.dir, chain.genesis, nullLogger, undefined, 2 * MIB);
+      const again = await openChainLedger(t.dir, chain.genesis, nullLogger, { writeBufferBytes: 2 * MIB });
       expect(again.head.height).toBe(head.height);
       expect(Buffer.from(again.head.hash).equals(Buffer.from(head.hash))).toBe(true);
       await again.close();
